@@ -1,0 +1,2 @@
+//! `stack serve` (stub).
+fn main() {}

@@ -1,0 +1,1 @@
+//! Typed clients for the query APIs of Loki, Prometheus/Mimir and Tempo (stub).

@@ -1,0 +1,37 @@
+//! What the embedded HTTP servers share: serving a router with graceful shutdown, and the
+//! request-body limit that turns an oversized body into a 413.
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Serves `router` on `listener` until `shutdown` turns true.
+pub fn spawn_http(
+    listener: TcpListener,
+    router: Router,
+    mut shutdown: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let stop = async move {
+            let _ = shutdown.wait_for(|s| *s).await;
+        };
+        if let Err(e) = axum::serve(listener, router)
+            .with_graceful_shutdown(stop)
+            .await
+        {
+            tracing::error!(error = %e, "embedded HTTP server failed");
+        }
+    })
+}
+
+/// The body-size layer: a body over `max` bytes is answered with 413 before it is read whole.
+pub fn body_limit(max: usize) -> DefaultBodyLimit {
+    DefaultBodyLimit::max(max)
+}
+
+/// Reads a header as a string, if present and valid.
+pub fn header<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}

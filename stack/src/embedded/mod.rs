@@ -1,0 +1,225 @@
+//! The embedded stack: Loki, Mimir and Tempo as in-process servers on 127.0.0.1, each API on its
+//! own port as the real servers have them, speaking their public write and query APIs (same
+//! paths, status codes, JSON shapes, label rules). Queries outside the documented subset get a
+//! 400 that says so. Memory is bounded per backend by `retention_bytes`; evictions are counted on
+//! each server's own `/metrics`.
+//!
+//! | backend | module | default port (`stack serve`) |
+//! |---|---|---|
+//! | Loki | [`loki`] | 3100 |
+//! | Mimir (and Prometheus' API) | [`mimir`] | 9009 |
+//! | Tempo query | [`tempo`] | 3200 |
+//! | Tempo OTLP/HTTP, OTLP/gRPC | [`tempo`] | 4318, 4317 |
+
+pub mod http;
+pub mod loki;
+pub mod metrics;
+pub mod mimir;
+pub mod tempo;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use url::Url;
+
+use crate::endpoints::{Auth, Endpoints};
+
+/// Ports of the embedded servers; 0 picks a free one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ports {
+    pub loki: u16,
+    pub mimir: u16,
+    pub tempo: u16,
+    pub otlp_http: u16,
+    pub otlp_grpc: u16,
+}
+
+impl Ports {
+    /// Every port picked by the OS: what tests use.
+    pub const EPHEMERAL: Ports = Ports {
+        loki: 0,
+        mimir: 0,
+        tempo: 0,
+        otlp_http: 0,
+        otlp_grpc: 0,
+    };
+    /// The real servers' usual ports.
+    pub const STANDARD: Ports = Ports {
+        loki: 3100,
+        mimir: 9009,
+        tempo: 3200,
+        otlp_http: 4318,
+        otlp_grpc: 4317,
+    };
+}
+
+/// How to run the embedded stack.
+#[derive(Clone, Debug)]
+pub struct EmbeddedConfig {
+    /// Address to listen on; 127.0.0.1 unless the user asks otherwise.
+    pub host: IpAddr,
+    pub ports: Ports,
+    /// Bytes of data each backend keeps before evicting its oldest.
+    pub retention_bytes: usize,
+    /// Largest request body accepted (compressed, as sent); larger gets 413.
+    pub max_body_bytes: usize,
+    /// Largest decompressed body accepted; larger gets 400.
+    pub max_decompressed_bytes: usize,
+    /// Loki's `max_line_size`: a longer log line is refused with 400 (0 disables the check).
+    pub max_line_size: usize,
+}
+
+impl Default for EmbeddedConfig {
+    fn default() -> Self {
+        EmbeddedConfig {
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            ports: Ports::EPHEMERAL,
+            retention_bytes: 256 << 20,
+            max_body_bytes: 32 << 20,
+            max_decompressed_bytes: wire::DEFAULT_MAX_DECOMPRESSED,
+            max_line_size: 256 * 1024,
+        }
+    }
+}
+
+/// Why the embedded stack could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EmbeddedError {
+    #[error("cannot listen on {addr} for {what}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// The running embedded stack. Dropping it stops the servers.
+pub struct EmbeddedStack {
+    endpoints: Endpoints,
+    addrs: Addrs,
+    pub loki: Arc<loki::Loki>,
+    pub mimir: Arc<mimir::Mimir>,
+    pub tempo: Arc<tempo::Tempo>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// The bound socket addresses.
+#[derive(Clone, Copy, Debug)]
+pub struct Addrs {
+    pub loki: SocketAddr,
+    pub mimir: SocketAddr,
+    pub tempo: SocketAddr,
+    pub otlp_http: SocketAddr,
+    pub otlp_grpc: SocketAddr,
+}
+
+impl EmbeddedStack {
+    /// Binds every port, then serves until dropped or [`EmbeddedStack::shutdown`].
+    pub async fn start(cfg: EmbeddedConfig) -> Result<Self, EmbeddedError> {
+        let loki = loki::Loki::new(loki::LokiConfig::from(&cfg));
+        let mimir = mimir::Mimir::new(mimir::MimirConfig::from(&cfg));
+        let tempo = tempo::Tempo::new(tempo::TempoConfig::from(&cfg));
+
+        let bind = |what: &'static str, port: u16| {
+            let addr = SocketAddr::new(cfg.host, port);
+            async move {
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| EmbeddedError::Bind { what, addr, source })
+            }
+        };
+        let l_loki = bind("Loki", cfg.ports.loki).await?;
+        let l_mimir = bind("Mimir", cfg.ports.mimir).await?;
+        let l_tempo = bind("Tempo query", cfg.ports.tempo).await?;
+        let l_otlp_http = bind("Tempo OTLP/HTTP", cfg.ports.otlp_http).await?;
+        let l_otlp_grpc = bind("Tempo OTLP/gRPC", cfg.ports.otlp_grpc).await?;
+        let local = |l: &TcpListener| {
+            l.local_addr().map_err(|source| EmbeddedError::Bind {
+                what: "local address",
+                addr: SocketAddr::new(cfg.host, 0),
+                source,
+            })
+        };
+        let addrs = Addrs {
+            loki: local(&l_loki)?,
+            mimir: local(&l_mimir)?,
+            tempo: local(&l_tempo)?,
+            otlp_http: local(&l_otlp_http)?,
+            otlp_grpc: local(&l_otlp_grpc)?,
+        };
+
+        let (shutdown, rx) = watch::channel(false);
+        let tasks = vec![
+            http::spawn_http(l_loki, loki::router(loki.clone()), rx.clone()),
+            http::spawn_http(l_mimir, mimir::router(mimir.clone()), rx.clone()),
+            http::spawn_http(l_tempo, tempo::router(tempo.clone()), rx.clone()),
+            http::spawn_http(
+                l_otlp_http,
+                tempo::otlp_http_router(tempo.clone()),
+                rx.clone(),
+            ),
+            tempo::spawn_grpc(l_otlp_grpc, tempo.clone(), rx),
+        ];
+        tracing::info!(?addrs, "embedded stack listening");
+        Ok(EmbeddedStack {
+            endpoints: endpoints_for(&addrs),
+            addrs,
+            loki,
+            mimir,
+            tempo,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// Where the APIs are.
+    pub fn endpoints(&self) -> &Endpoints {
+        &self.endpoints
+    }
+
+    /// The bound addresses.
+    pub fn addrs(&self) -> Addrs {
+        self.addrs
+    }
+
+    /// Stops the servers and waits for them to finish their in-flight requests.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks.drain(..) {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for EmbeddedStack {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+fn url(addr: SocketAddr, path: &str) -> Url {
+    // A formatted socket address always makes a valid URL.
+    Url::parse(&format!("http://{addr}{path}")).unwrap_or_else(|_| unreachable_url())
+}
+
+fn unreachable_url() -> Url {
+    Url::parse("http://127.0.0.1:1/").unwrap_or_else(|_| panic!("constant URL parses"))
+}
+
+fn endpoints_for(a: &Addrs) -> Endpoints {
+    Endpoints {
+        loki: url(a.loki, "/"),
+        prometheus_write: url(a.mimir, "/api/v1/push"),
+        prometheus_query: url(a.mimir, "/prometheus"),
+        tempo_otlp_http: url(a.otlp_http, "/"),
+        tempo_otlp_grpc: Some(url(a.otlp_grpc, "/")),
+        tempo_query: url(a.tempo, "/"),
+        grafana: None,
+        tenant: None,
+        auth: Auth::None,
+    }
+}

@@ -1,0 +1,1 @@
+//! Prometheus text exposition format 0.0.4 (placeholder until filled in).
