@@ -1,2 +1,240 @@
-//! `stack serve` (stub).
-fn main() {}
+//! `stack`: runs the embedded Loki + Mimir + Tempo as one process (`stack serve`), so any agent
+//! (Alloy, Vector, Prometheus, our collector) can be pointed at it and queried back with curl.
+
+use std::net::IpAddr;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use stack::embedded::{EmbeddedConfig, EmbeddedStack, Ports};
+
+#[derive(Parser)]
+#[command(name = "stack", version, about = "Loki, Mimir and Tempo compatible endpoints in one binary")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the embedded stack until Ctrl-C or SIGTERM.
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on. Keep 127.0.0.1 unless other hosts must reach it.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// Pick free ports instead of the standard ones (the chosen ports are printed).
+    #[arg(long)]
+    ephemeral: bool,
+    /// Loki port (push and query API).
+    #[arg(long, default_value_t = Ports::STANDARD.loki)]
+    loki_port: u16,
+    /// Mimir port (remote write and Prometheus query API).
+    #[arg(long, default_value_t = Ports::STANDARD.mimir)]
+    mimir_port: u16,
+    /// Tempo query API port.
+    #[arg(long, default_value_t = Ports::STANDARD.tempo)]
+    tempo_port: u16,
+    /// Tempo OTLP/HTTP receiver port.
+    #[arg(long, default_value_t = Ports::STANDARD.otlp_http)]
+    otlp_http_port: u16,
+    /// Tempo OTLP/gRPC receiver port.
+    #[arg(long, default_value_t = Ports::STANDARD.otlp_grpc)]
+    otlp_grpc_port: u16,
+    /// Data each backend keeps before evicting its oldest (e.g. 256MiB, 1GiB, 500MB).
+    #[arg(long, default_value = "256MiB", value_parser = parse_bytes)]
+    retention: usize,
+    /// Largest request body accepted; larger gets 413.
+    #[arg(long, default_value = "32MiB", value_parser = parse_bytes)]
+    max_body: usize,
+    /// Loki's max_line_size: longer log lines are refused with 400 (0 = no limit).
+    #[arg(long, default_value = "256KiB", value_parser = parse_bytes)]
+    max_line_size: usize,
+    /// Print the endpoints as one JSON line instead of the human-readable guide.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let ports = if args.ephemeral {
+        Ports::EPHEMERAL
+    } else {
+        Ports {
+            loki: args.loki_port,
+            mimir: args.mimir_port,
+            tempo: args.tempo_port,
+            otlp_http: args.otlp_http_port,
+            otlp_grpc: args.otlp_grpc_port,
+        }
+    };
+    let cfg = EmbeddedConfig {
+        host: args.host,
+        ports,
+        retention_bytes: args.retention,
+        max_body_bytes: args.max_body,
+        max_line_size: args.max_line_size,
+        ..EmbeddedConfig::default()
+    };
+    let stack = EmbeddedStack::start(cfg)
+        .await
+        .context("starting the embedded stack (another process may hold a port: try --ephemeral or the --*-port flags)")?;
+    if args.json {
+        println!("{}", endpoints_json(&stack));
+    } else {
+        println!("{}", guide(&stack));
+    }
+    wait_for_signal().await?;
+    eprintln!("stopping: finishing in-flight requests");
+    stack.shutdown().await;
+    eprintln!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}
+
+fn endpoints_json(stack: &EmbeddedStack) -> serde_json::Value {
+    let e = stack.endpoints();
+    let a = stack.addrs();
+    serde_json::json!({
+        "loki": e.loki.as_str(),
+        "prometheus_write": e.prometheus_write.as_str(),
+        "prometheus_query": e.prometheus_query.as_str(),
+        "tempo_otlp_http": e.tempo_otlp_http.as_str(),
+        "tempo_otlp_grpc": e.tempo_otlp_grpc.as_ref().map(|u| u.as_str()),
+        "tempo_query": e.tempo_query.as_str(),
+        "addrs": {
+            "loki": a.loki.to_string(),
+            "mimir": a.mimir.to_string(),
+            "tempo": a.tempo.to_string(),
+            "otlp_http": a.otlp_http.to_string(),
+            "otlp_grpc": a.otlp_grpc.to_string(),
+        }
+    })
+}
+
+fn guide(stack: &EmbeddedStack) -> String {
+    let a = stack.addrs();
+    let (loki, mimir, tempo, otlp_http, otlp_grpc) =
+        (a.loki, a.mimir, a.tempo, a.otlp_http, a.otlp_grpc);
+    format!(
+        r#"Embedded stack is ready. Ctrl-C stops it.
+
+  Loki        http://{loki}        push /loki/api/v1/push · query /loki/api/v1/query_range · /metrics
+  Mimir       http://{mimir}        remote write /api/v1/push · query /prometheus/api/v1/query · /metrics
+  Tempo       http://{tempo}        /api/traces/<id> · /api/search · /metrics
+  Tempo OTLP  http://{otlp_http}/v1/traces (HTTP) · {otlp_grpc} (gRPC)
+
+Environment for loadgen and the scenarios (--stack external):
+  export LOKI_URL=http://{loki}
+  export MIMIR_WRITE_URL=http://{mimir}/api/v1/push
+  export MIMIR_QUERY_URL=http://{mimir}/prometheus
+  export TEMPO_OTLP_URL=http://{otlp_http}
+  export TEMPO_OTLP_GRPC_URL=http://{otlp_grpc}
+  export TEMPO_QUERY_URL=http://{tempo}
+
+Grafana Alloy:
+  loki.write "stack" {{ endpoint {{ url = "http://{loki}/loki/api/v1/push" }} }}
+  prometheus.remote_write "stack" {{ endpoint {{ url = "http://{mimir}/api/v1/push" }} }}
+  otelcol.exporter.otlphttp "stack" {{ client {{ endpoint = "http://{otlp_http}" }} }}
+
+Prometheus (prometheus.yml):
+  remote_write:
+    - url: http://{mimir}/api/v1/push
+
+OpenTelemetry Collector:
+  exporters:
+    otlphttp: {{ endpoint: http://{otlp_http} }}
+    otlp: {{ endpoint: {otlp_grpc}, tls: {{ insecure: true }} }}
+
+Try it:
+  curl -sS -H 'Content-Type: application/json' http://{loki}/loki/api/v1/push \
+    --data-raw '{{"streams":[{{"stream":{{"job":"demo"}},"values":[["'"$(date +%s%N)"'","hello"]]}}]}}'
+  curl -sS -G http://{loki}/loki/api/v1/query_range --data-urlencode 'query={{job="demo"}}'
+  curl -sS -G http://{mimir}/prometheus/api/v1/query --data-urlencode 'query=up'
+  curl -sS http://{tempo}/api/search"#
+    )
+}
+
+/// Parses a size such as `256MiB`, `1GiB`, `500MB`, `64k` or a plain number of bytes.
+fn parse_bytes(s: &str) -> Result<usize, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let num: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (examples: 256MiB, 1GiB, 500MB, 65536)"))?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "ki" | "kib" => 1024.0,
+        "m" | "mb" => 1e6,
+        "mi" | "mib" => 1024.0 * 1024.0,
+        "g" | "gb" => 1e9,
+        "gi" | "gib" => 1024.0 * 1024.0 * 1024.0,
+        other => return Err(format!("unknown size unit {other:?} in {s:?} (use B, KB, KiB, MB, MiB, GB, GiB)")),
+    };
+    let bytes = num * mult;
+    if !bytes.is_finite() || bytes < 0.0 || bytes > usize::MAX as f64 {
+        return Err(format!("{s:?} is out of range"));
+    }
+    Ok(bytes as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_bytes;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_bytes("256MiB"), Ok(256 << 20));
+        assert_eq!(parse_bytes("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_bytes("500MB"), Ok(500_000_000));
+        assert_eq!(parse_bytes("65536"), Ok(65536));
+        assert_eq!(parse_bytes("1.5KiB"), Ok(1536));
+        assert!(parse_bytes("lots").is_err());
+        assert!(parse_bytes("5 parsecs").is_err());
+    }
+}
