@@ -172,7 +172,9 @@ mod tests {
     fn bad_values_name_the_flag() {
         let err = parse(&["--loki-url", "not a url"]).endpoints().unwrap_err();
         assert!(err.to_string().starts_with("--loki-url:"), "{err}");
-        let err = parse(&["--tempo-query-url", "ftp://x"]).endpoints().unwrap_err();
+        let err = parse(&["--tempo-query-url", "ftp://x"])
+            .endpoints()
+            .unwrap_err();
         assert!(err.to_string().contains("--tempo-query-url"), "{err}");
         let err = parse(&["--username", "u"]).endpoints().unwrap_err();
         assert!(err.to_string().contains("--password"), "{err}");

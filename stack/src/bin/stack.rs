@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand};
 use stack::embedded::{EmbeddedConfig, EmbeddedStack, Ports};
 
 #[derive(Parser)]
-#[command(name = "stack", version, about = "Loki, Mimir and Tempo compatible endpoints in one binary")]
+#[command(
+    name = "stack",
+    version,
+    about = "Loki, Mimir and Tempo compatible endpoints in one binary"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -214,7 +218,11 @@ fn parse_bytes(s: &str) -> Result<usize, String> {
         "mi" | "mib" => 1024.0 * 1024.0,
         "g" | "gb" => 1e9,
         "gi" | "gib" => 1024.0 * 1024.0 * 1024.0,
-        other => return Err(format!("unknown size unit {other:?} in {s:?} (use B, KB, KiB, MB, MiB, GB, GiB)")),
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?} in {s:?} (use B, KB, KiB, MB, MiB, GB, GiB)"
+            ));
+        }
     };
     let bytes = num * mult;
     if !bytes.is_finite() || bytes < 0.0 || bytes > usize::MAX as f64 {
