@@ -2,6 +2,9 @@
 //! API, Loki's validation errors, malformed bodies, metric queries with hand-checked numbers,
 //! tenant isolation and retention eviction.
 
+// Test helpers outside `#[test]` functions: a failed request should fail the test loudly.
+#![allow(clippy::unwrap_used)]
+
 use serde_json::{Value, json};
 use stack::{EmbeddedConfig, EmbeddedStack};
 use wire::loki::{Entry, LabelPair, PushRequest, Stream};
@@ -63,7 +66,12 @@ impl Loki {
         .await
     }
 
-    async fn get(&self, tenant: Option<&str>, path: &str, params: &[(&str, &str)]) -> (u16, String) {
+    async fn get(
+        &self,
+        tenant: Option<&str>,
+        path: &str,
+        params: &[(&str, &str)],
+    ) -> (u16, String) {
         let url = url::Url::parse_with_params(&format!("{}{path}", self.base), params).unwrap();
         let mut req = self.http.get(url);
         if let Some(t) = tenant {
@@ -135,7 +143,9 @@ async fn push_in_every_encoding_and_read_back() {
     ))
     .unwrap();
     assert_eq!(
-        loki.push_raw(None, "application/json", None, json_body).await.0,
+        loki.push_raw(None, "application/json", None, json_body)
+            .await
+            .0,
         204
     );
     let gz = wire::compression::gzip_compress(
@@ -146,7 +156,9 @@ async fn push_in_every_encoding_and_read_back() {
         .unwrap(),
     );
     assert_eq!(
-        loki.push_raw(None, "application/json", Some("gzip"), gz).await.0,
+        loki.push_raw(None, "application/json", Some("gzip"), gz)
+            .await
+            .0,
         204
     );
     // The legacy path takes pushes too.
@@ -166,7 +178,11 @@ async fn push_in_every_encoding_and_read_back() {
     let data = loki
         .query_range(
             None,
-            &[("query", r#"{job="enc"}"#), ("start", &s(T0)), ("end", &s(T0 + 10 * S))],
+            &[
+                ("query", r#"{job="enc"}"#),
+                ("start", &s(T0)),
+                ("end", &s(T0 + 10 * S)),
+            ],
         )
         .await;
     assert_eq!(data["resultType"], "streams");
@@ -196,7 +212,13 @@ async fn push_in_every_encoding_and_read_back() {
         .as_array()
         .unwrap()
         .iter()
-        .flat_map(|s| s["values"].as_array().unwrap().iter().map(|v| v[1].as_str().unwrap()))
+        .flat_map(|s| {
+            s["values"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v[1].as_str().unwrap())
+        })
         .collect();
     assert_eq!(lines.len(), 2);
     assert!(lines.contains(&"from protobuf") && lines.contains(&"from json"));
@@ -225,8 +247,13 @@ async fn push_in_every_encoding_and_read_back() {
     let range: Vec<(&str, &str)> = range.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let labels = loki.json(None, "/loki/api/v1/labels", &range).await;
     assert_eq!(labels["data"], json!(["job", "via"]));
-    let values = loki.json(None, "/loki/api/v1/label/via/values", &range).await;
-    assert_eq!(values["data"], json!(["gzip", "json", "legacy", "protobuf"]));
+    let values = loki
+        .json(None, "/loki/api/v1/label/via/values", &range)
+        .await;
+    assert_eq!(
+        values["data"],
+        json!(["gzip", "json", "legacy", "protobuf"])
+    );
     let mut series_params = range.clone();
     series_params.push(("match[]", r#"{via="json"}"#));
     series_params.push(("match[]", r#"{via=~"g.*"}"#));
@@ -237,7 +264,11 @@ async fn push_in_every_encoding_and_read_back() {
     );
     // Outside the time range there is nothing.
     let empty = loki
-        .json(None, "/loki/api/v1/labels", &[("start", "1600000000"), ("end", "1600000100")])
+        .json(
+            None,
+            "/loki/api/v1/labels",
+            &[("start", "1600000000"), ("end", "1600000100")],
+        )
         .await;
     assert_eq!(empty["data"], json!([]));
 }
@@ -257,7 +288,9 @@ async fn defaults_to_the_last_hour() {
         ],
     );
     assert_eq!(loki.push(None, &req).await.0, 204);
-    let data = loki.query_range(None, &[("query", r#"{job="recent"}"#)]).await;
+    let data = loki
+        .query_range(None, &[("query", r#"{job="recent"}"#)])
+        .await;
     assert_eq!(data["result"][0]["values"].as_array().unwrap().len(), 1);
     assert_eq!(data["result"][0]["values"][0][1], "a minute ago");
     let data = loki
@@ -265,7 +298,11 @@ async fn defaults_to_the_last_hour() {
         .await;
     assert_eq!(data["result"][0]["values"].as_array().unwrap().len(), 2);
     let v = loki
-        .json(None, "/loki/api/v1/query", &[("query", r#"count_over_time({job="recent"}[5m])"#)])
+        .json(
+            None,
+            "/loki/api/v1/query",
+            &[("query", r#"count_over_time({job="recent"}[5m])"#)],
+        )
         .await;
     assert_eq!(v["data"]["resultType"], "vector");
     assert_eq!(v["data"]["result"][0]["value"][1], "1");
@@ -280,7 +317,12 @@ async fn structured_metadata_splits_streams_and_is_filterable() {
         value: "abc".into(),
     });
     let e2 = Entry::new(T0 + 2 * S, "two");
-    assert_eq!(loki.push(None, &stream(r#"{job="md"}"#, vec![e1, e2])).await.0, 204);
+    assert_eq!(
+        loki.push(None, &stream(r#"{job="md"}"#, vec![e1, e2]))
+            .await
+            .0,
+        204
+    );
     let range = [("start", s(T0)), ("end", s(T0 + 10 * S))];
     let mut p: Vec<(&str, &str)> = range.iter().map(|(k, v)| (*k, v.as_str())).collect();
     p.push(("query", r#"{job="md"}"#));
@@ -321,7 +363,11 @@ async fn parsers_and_label_filters() {
     );
     assert_eq!(loki.push(None, &req).await.0, 204);
     let q = |query: &'static str| {
-        [("query", query), ("start", "1700000000"), ("end", "1700000010")]
+        [
+            ("query", query),
+            ("start", "1700000000"),
+            ("end", "1700000010"),
+        ]
     };
     let data = loki
         .query_range(None, &q(r#"{job="parse"} | json | status >= 500"#))
@@ -341,15 +387,25 @@ async fn parsers_and_label_filters() {
     assert_eq!(errored[0]["values"][0][1], "not json");
     assert!(errored[0]["stream"]["__error_details__"].is_string());
     let data = loki
-        .query_range(None, &q(r#"{job="parse"} |= "level" | json | __error__="" | level=~"err.*""#))
+        .query_range(
+            None,
+            &q(r#"{job="parse"} |= "level" | json | __error__="" | level=~"err.*""#),
+        )
         .await;
     assert_eq!(data["result"].as_array().unwrap().len(), 1);
     // A metric query over lines that fail to parse is Loki's pipeline error...
     let (status, body) = loki
-        .get(None, "/loki/api/v1/query_range", &q(r#"sum(count_over_time({job="parse"} | json [1m]))"#))
+        .get(
+            None,
+            "/loki/api/v1/query_range",
+            &q(r#"sum(count_over_time({job="parse"} | json [1m]))"#),
+        )
         .await;
     assert_eq!(status, 400);
-    assert!(body.starts_with("pipeline error: 'JSONParserErr' for series: "), "{body}");
+    assert!(
+        body.starts_with("pipeline error: 'JSONParserErr' for series: "),
+        "{body}"
+    );
     // ...unless the errors are filtered out.
     let (status, _) = loki
         .get(
@@ -404,24 +460,36 @@ async fn metric_queries_with_hand_checked_numbers() {
         json!([{"metric": {"job": "m"}, "values": [[1700000005, "1.4"], [1700000010, "1.6"]]}])
     );
     let data = loki
-        .query_range(None, &range(r#"sum(bytes_over_time({job="m", app="a"}[5s]))"#))
+        .query_range(
+            None,
+            &range(r#"sum(bytes_over_time({job="m", app="a"}[5s]))"#),
+        )
         .await;
     assert_eq!(
         data["result"],
         json!([{"metric": {}, "values": [[1700000005, "45"], [1700000010, "45"]]}])
     );
     let data = loki
-        .query_range(None, &range(r#"count(count_over_time({job="m"} |= "-0" [5s]))"#))
+        .query_range(
+            None,
+            &range(r#"count(count_over_time({job="m"} |= "-0" [5s]))"#),
+        )
         .await;
     // "-0" matches a-01..a-09 and b-01..b-05: at T0+10s, a has 06..09 and b has 03..05 → 2 series.
-    assert_eq!(data["result"][0]["values"], json!([[1700000005, "2"], [1700000010, "2"]]));
+    assert_eq!(
+        data["result"][0]["values"],
+        json!([[1700000005, "2"], [1700000010, "2"]])
+    );
     // Instant query at T0+10s over 10s: a 10 lines, b 5.
     let v = loki
         .json(
             None,
             "/loki/api/v1/query",
             &[
-                ("query", r#"sum without (app) (count_over_time({job="m"}[10s]))"#),
+                (
+                    "query",
+                    r#"sum without (app) (count_over_time({job="m"}[10s]))"#,
+                ),
                 ("time", "1700000010"),
             ],
         )
@@ -442,7 +510,10 @@ async fn metric_queries_with_hand_checked_numbers() {
             ],
         )
         .await;
-    assert_eq!(data["result"][0]["values"], json!([[1700000001.5, "1"], [1700000002.5, "1"]]));
+    assert_eq!(
+        data["result"][0]["values"],
+        json!([[1700000001.5, "1"], [1700000002.5, "1"]])
+    );
 }
 
 #[tokio::test]
@@ -456,21 +527,32 @@ async fn validation_errors_as_loki_words_them() {
     let (status, body) = loki.push(None, &stream("{}", one.clone())).await;
     assert_eq!(
         (status, body.as_str()),
-        (400, "error at least one label pair is required per stream\n")
+        (
+            400,
+            "error at least one label pair is required per stream\n"
+        )
     );
-    let (status, body) = loki.push(None, &stream(r#"{a="b", c=""}"#, one.clone())).await;
+    let (status, body) = loki
+        .push(None, &stream(r#"{a="b", c=""}"#, one.clone()))
+        .await;
     assert_eq!(status, 204, "{body}");
     let (status, body) = loki.push(None, &stream(r#"{a=""}"#, one.clone())).await;
     assert_eq!(status, 400, "{body}");
     let (status, body) = loki.push(None, &stream("{a=b}", one.clone())).await;
     assert_eq!(status, 400);
-    assert!(body.starts_with("Error parsing labels '{a=b}' with error: "), "{body}");
+    assert!(
+        body.starts_with("Error parsing labels '{a=b}' with error: "),
+        "{body}"
+    );
     let (status, body) = loki
         .push(
             None,
             &stream(
                 r#"{job="long"}"#,
-                vec![Entry::new(T0, "short"), Entry::new(T0 + 1, "this line is far too long")],
+                vec![
+                    Entry::new(T0, "short"),
+                    Entry::new(T0 + 1, "this line is far too long"),
+                ],
             ),
         )
         .await;
@@ -481,21 +563,47 @@ async fn validation_errors_as_loki_words_them() {
     );
     // The valid entry of that push was kept, as Loki's distributor keeps it.
     let data = loki
-        .query_range(None, &[("query", r#"{job="long"}"#), ("start", &s(T0 - S)), ("end", &s(T0 + S))])
+        .query_range(
+            None,
+            &[
+                ("query", r#"{job="long"}"#),
+                ("start", &s(T0 - S)),
+                ("end", &s(T0 + S)),
+            ],
+        )
         .await;
     assert_eq!(data["result"][0]["values"], json!([[s(T0), "short"]]));
     // Streams without entries, and empty pushes, are accepted and ignored.
     assert_eq!(loki.push(None, &stream("{}", vec![])).await.0, 204);
     assert_eq!(
-        loki.push_raw(None, "application/json", None, br#"{"streams":[]}"#.to_vec()).await.0,
+        loki.push_raw(
+            None,
+            "application/json",
+            None,
+            br#"{"streams":[]}"#.to_vec()
+        )
+        .await
+        .0,
         204
     );
     let samples = loki.metric("loki_discarded_samples_total{").await;
-    assert!(samples.contains(r#"loki_discarded_samples_total{reason="missing_labels",tenant="fake"} 2"#), "{samples}");
-    assert!(samples.contains(r#"loki_discarded_samples_total{reason="invalid_labels",tenant="fake"} 1"#));
-    assert!(samples.contains(r#"loki_discarded_samples_total{reason="line_too_long",tenant="fake"} 1"#));
+    assert!(
+        samples
+            .contains(r#"loki_discarded_samples_total{reason="missing_labels",tenant="fake"} 2"#),
+        "{samples}"
+    );
+    assert!(
+        samples
+            .contains(r#"loki_discarded_samples_total{reason="invalid_labels",tenant="fake"} 1"#)
+    );
+    assert!(
+        samples.contains(r#"loki_discarded_samples_total{reason="line_too_long",tenant="fake"} 1"#)
+    );
     let bytes = loki.metric("loki_discarded_bytes_total{").await;
-    assert!(bytes.contains(r#"loki_discarded_bytes_total{reason="line_too_long",tenant="fake"} 25"#), "{bytes}");
+    assert!(
+        bytes.contains(r#"loki_discarded_bytes_total{reason="line_too_long",tenant="fake"} 25"#),
+        "{bytes}"
+    );
 }
 
 #[tokio::test]
@@ -506,11 +614,27 @@ async fn malformed_requests_get_4xx_and_the_server_keeps_serving() {
     })
     .await;
     let cases: Vec<(&str, Option<&str>, Vec<u8>)> = vec![
-        ("application/x-protobuf", None, b"definitely not snappy".to_vec()),
-        ("application/x-protobuf", None, wire::compression::snappy_compress(b"\xff\xff\xff garbage")),
+        (
+            "application/x-protobuf",
+            None,
+            b"definitely not snappy".to_vec(),
+        ),
+        (
+            "application/x-protobuf",
+            None,
+            wire::compression::snappy_compress(b"\xff\xff\xff garbage"),
+        ),
         ("application/json", None, b"{\"streams\": [".to_vec()),
-        ("application/json", None, br#"{"streams":[{"stream":{"a":"b"},"values":[["soon","x"]]}]}"#.to_vec()),
-        ("application/json", Some("gzip"), b"not gzip at all".to_vec()),
+        (
+            "application/json",
+            None,
+            br#"{"streams":[{"stream":{"a":"b"},"values":[["soon","x"]]}]}"#.to_vec(),
+        ),
+        (
+            "application/json",
+            Some("gzip"),
+            b"not gzip at all".to_vec(),
+        ),
         ("application/json", Some("br"), b"{}".to_vec()),
         ("text/plain", None, b"hello".to_vec()),
     ];
@@ -534,17 +658,59 @@ async fn malformed_requests_get_4xx_and_the_server_keeps_serving() {
 async fn query_errors() {
     let loki = Loki::default().await;
     let cases: &[(&[(&str, &str)], &str)] = &[
-        (&[("query", r#"{a="b"} |= "x" | "#)], "parse error at line 1, col 18: syntax error"),
-        (&[("query", r#"{a=~".*"}"#)], "parse error : queries require at least one regexp or equality matcher that does not have an empty-compatible value."),
-        (&[("query", r#"{a="b"} | pattern "<x>""#)], "not supported by the embedded Loki: the pattern stage"),
-        (&[("query", r#"sum(rate({a="b"}[1m])) / 2"#)], "not supported by the embedded Loki: "),
-        (&[("query", r#"{a="b"}"#), ("start", "yesterday")], "strconv.ParseInt: parsing \"yesterday\": invalid syntax"),
-        (&[("query", r#"{a="b"}"#), ("limit", "0")], "limit must be a positive value"),
-        (&[("query", r#"{a="b"}"#), ("direction", "sideways")], "invalid direction 'sideways'"),
-        (&[("query", r#"{a="b"}"#), ("start", "1700000010"), ("end", "1700000000")], "end timestamp must not be before or equal to start time"),
-        (&[("query", r#"rate({a="b"}[1m])"#), ("step", "0")], "zero or negative query resolution step widths are not accepted"),
-        (&[("query", r#"rate({a="b"}[1m])"#), ("start", "1600000000"), ("end", "1700000000"), ("step", "1")], "exceeded maximum resolution of 11,000 points"),
-        (&[("query", r#"{a="b"}"#), ("limit", "5001")], "max entries limit per query exceeded, limit > max_entries_limit_per_query (5001 > 5000)"),
+        (
+            &[("query", r#"{a="b"} |= "x" | "#)],
+            "parse error at line 1, col 18: syntax error",
+        ),
+        (
+            &[("query", r#"{a=~".*"}"#)],
+            "parse error : queries require at least one regexp or equality matcher that does not have an empty-compatible value.",
+        ),
+        (
+            &[("query", r#"{a="b"} | pattern "<x>""#)],
+            "not supported by the embedded Loki: the pattern stage",
+        ),
+        (
+            &[("query", r#"sum(rate({a="b"}[1m])) / 2"#)],
+            "not supported by the embedded Loki: ",
+        ),
+        (
+            &[("query", r#"{a="b"}"#), ("start", "yesterday")],
+            "strconv.ParseInt: parsing \"yesterday\": invalid syntax",
+        ),
+        (
+            &[("query", r#"{a="b"}"#), ("limit", "0")],
+            "limit must be a positive value",
+        ),
+        (
+            &[("query", r#"{a="b"}"#), ("direction", "sideways")],
+            "invalid direction 'sideways'",
+        ),
+        (
+            &[
+                ("query", r#"{a="b"}"#),
+                ("start", "1700000010"),
+                ("end", "1700000000"),
+            ],
+            "end timestamp must not be before or equal to start time",
+        ),
+        (
+            &[("query", r#"rate({a="b"}[1m])"#), ("step", "0")],
+            "zero or negative query resolution step widths are not accepted",
+        ),
+        (
+            &[
+                ("query", r#"rate({a="b"}[1m])"#),
+                ("start", "1600000000"),
+                ("end", "1700000000"),
+                ("step", "1"),
+            ],
+            "exceeded maximum resolution of 11,000 points",
+        ),
+        (
+            &[("query", r#"{a="b"}"#), ("limit", "5001")],
+            "max entries limit per query exceeded, limit > max_entries_limit_per_query (5001 > 5000)",
+        ),
     ];
     for (params, expected) in cases {
         let (status, body) = loki.get(None, "/loki/api/v1/query_range", params).await;
@@ -560,7 +726,10 @@ async fn query_errors() {
         "log queries are not supported as an instant query type, please change your query to a range query type\n"
     );
     let (status, body) = loki.get(None, "/loki/api/v1/series", &[]).await;
-    assert_eq!((status, body.as_str()), (400, "0 matcher groups supplied\n"));
+    assert_eq!(
+        (status, body.as_str()),
+        (400, "0 matcher groups supplied\n")
+    );
     loki.assert_ready().await;
 }
 
@@ -571,14 +740,29 @@ async fn tenants_are_isolated() {
     assert_eq!(loki.push(Some("team-a"), &req("for a")).await.0, 204);
     assert_eq!(loki.push(Some("team-b"), &req("for b")).await.0, 204);
     assert_eq!(loki.push(None, &req("for fake")).await.0, 204);
-    let p = [("query", r#"{job="t"}"#), ("start", "1699999999"), ("end", "1700000001")];
-    for (tenant, line) in [(Some("team-a"), "for a"), (Some("team-b"), "for b"), (None, "for fake"), (Some("fake"), "for fake")] {
+    let p = [
+        ("query", r#"{job="t"}"#),
+        ("start", "1699999999"),
+        ("end", "1700000001"),
+    ];
+    for (tenant, line) in [
+        (Some("team-a"), "for a"),
+        (Some("team-b"), "for b"),
+        (None, "for fake"),
+        (Some("fake"), "for fake"),
+    ] {
         let data = loki.query_range(tenant, &p).await;
-        assert_eq!(data["result"][0]["values"], json!([[s(T0), line]]), "{tenant:?}");
+        assert_eq!(
+            data["result"][0]["values"],
+            json!([[s(T0), line]]),
+            "{tenant:?}"
+        );
     }
     let data = loki.query_range(Some("team-c"), &p).await;
     assert_eq!(data["result"], json!([]));
-    let labels = loki.json(Some("team-c"), "/loki/api/v1/labels", &p[1..]).await;
+    let labels = loki
+        .json(Some("team-c"), "/loki/api/v1/labels", &p[1..])
+        .await;
     assert_eq!(labels["data"], json!([]));
 }
 
@@ -599,12 +783,21 @@ async fn duplicates_are_dropped_and_out_of_order_entries_sorted() {
     let data = loki
         .query_range(
             None,
-            &[("query", r#"{job="dup"}"#), ("start", "1700000000"), ("end", "1700000010"), ("direction", "forward")],
+            &[
+                ("query", r#"{job="dup"}"#),
+                ("start", "1700000000"),
+                ("end", "1700000010"),
+                ("direction", "forward"),
+            ],
         )
         .await;
     assert_eq!(
         data["result"][0]["values"],
-        json!([[s(T0 + S), "a"], [s(T0 + 2 * S), "b"], [s(T0 + 2 * S), "b2"]])
+        json!([
+            [s(T0 + S), "a"],
+            [s(T0 + 2 * S), "b"],
+            [s(T0 + 2 * S), "b2"]
+        ])
     );
 }
 
@@ -624,7 +817,12 @@ async fn retention_evicts_the_oldest_and_counts_it() {
     let data = loki
         .query_range(
             None,
-            &[("query", r#"{job="ret"}"#), ("start", "1700000000"), ("end", "1700000100"), ("direction", "forward")],
+            &[
+                ("query", r#"{job="ret"}"#),
+                ("start", "1700000000"),
+                ("end", "1700000100"),
+                ("direction", "forward"),
+            ],
         )
         .await;
     let values = data["result"][0]["values"].as_array().unwrap();
@@ -638,6 +836,13 @@ async fn retention_evicts_the_oldest_and_counts_it() {
         loki.metric("loki_embedded_evicted_bytes_total").await,
         "loki_embedded_evicted_bytes_total 500"
     );
-    assert_eq!(loki.metric("loki_embedded_stored_bytes ").await, "loki_embedded_stored_bytes 1000");
-    assert!(loki.metric("loki_embedded_ingested_entries_total").await.ends_with(" 15"));
+    assert_eq!(
+        loki.metric("loki_embedded_stored_bytes ").await,
+        "loki_embedded_stored_bytes 1000"
+    );
+    assert!(
+        loki.metric("loki_embedded_ingested_entries_total")
+            .await
+            .ends_with(" 15")
+    );
 }

@@ -34,7 +34,10 @@ pub fn router(state: Arc<Loki>) -> Router {
     Router::new()
         .route("/loki/api/v1/push", post(push))
         .route("/api/prom/push", post(push))
-        .route("/loki/api/v1/query_range", get(query_range).post(query_range))
+        .route(
+            "/loki/api/v1/query_range",
+            get(query_range).post(query_range),
+        )
         .route("/loki/api/v1/query", get(query).post(query))
         .route("/loki/api/v1/labels", get(labels).post(labels))
         .route(
@@ -170,13 +173,19 @@ impl Params {
             LokiError::BadRequest(format!("strconv.Atoi: parsing {v:?}: invalid syntax"))
         })?;
         if n <= 0 {
-            return Err(LokiError::BadRequest("limit must be a positive value".into()));
+            return Err(LokiError::BadRequest(
+                "limit must be a positive value".into(),
+            ));
         }
         Ok(n as usize)
     }
 
     fn direction(&self) -> Result<Direction, LokiError> {
-        match self.get("direction").map(str::to_ascii_uppercase).as_deref() {
+        match self
+            .get("direction")
+            .map(str::to_ascii_uppercase)
+            .as_deref()
+        {
             None | Some("BACKWARD") => Ok(Direction::Backward),
             Some("FORWARD") => Ok(Direction::Forward),
             Some(_) => Err(LokiError::BadRequest(format!(
@@ -296,8 +305,9 @@ async fn query_range(
                 ("streams", streams_json(streams), n)
             }
             Expr::Metric(m) => {
-                let matrix = eval::eval_metric(tenant.as_deref(), m, start, end, step, &mut processed)
-                    .map_err(|e| LokiError::BadRequest(e.to_string()))?;
+                let matrix =
+                    eval::eval_metric(tenant.as_deref(), m, start, end, step, &mut processed)
+                        .map_err(|e| LokiError::BadRequest(e.to_string()))?;
                 let n = matrix.iter().map(|s| s.1.len()).sum();
                 let series: Vec<Value> = matrix
                     .into_iter()
@@ -311,7 +321,11 @@ async fn query_range(
                 ("matrix", Value::Array(series), n)
             }
         };
-        Ok(success(result_type, result, stats(processed, returned, started)))
+        Ok(success(
+            result_type,
+            result,
+            stats(processed, returned, started),
+        ))
     })();
     finish(&loki, "query_range", result)
 }
@@ -346,7 +360,11 @@ async fn query(
                 Some(json!({"metric": labels_json(&labels), "value": [ts_json(*ts), value_string(*v)]}))
             })
             .collect();
-        Ok(success("vector", Value::Array(vector), stats(processed, n, started)))
+        Ok(success(
+            "vector",
+            Value::Array(vector),
+            stats(processed, n, started),
+        ))
     })();
     finish(&loki, "query", result)
 }
@@ -440,7 +458,11 @@ async fn series(
         let p = Params::new(q.as_deref(), &headers, &body);
         let (start, end) = p.bounds(6 * HOUR_NS)?;
         let groups = p.all("match[]");
-        let groups = if groups.is_empty() { p.all("match") } else { groups };
+        let groups = if groups.is_empty() {
+            p.all("match")
+        } else {
+            groups
+        };
         if groups.is_empty() {
             return Err(LokiError::BadRequest("0 matcher groups supplied".into()));
         }
@@ -450,7 +472,7 @@ async fn series(
             .collect::<Result<Vec<_>, ParseError>>()?;
         let data: Vec<Value> = stream_label_sets(&loki, &headers, &selectors, start, end)
             .iter()
-            .map(|l| labels_json(l))
+            .map(labels_json)
             .collect();
         Ok(axum::Json(json!({"status": "success", "data": data})).into_response())
     })();
@@ -504,7 +526,11 @@ fn value_string(v: f64) -> String {
     if v.is_nan() {
         "NaN".into()
     } else if v.is_infinite() {
-        if v > 0.0 { "+Inf".into() } else { "-Inf".into() }
+        if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        }
     } else {
         format!("{v}")
     }
@@ -512,7 +538,13 @@ fn value_string(v: f64) -> String {
 
 fn stats(p: Processed, returned: usize, started: Instant) -> Value {
     let secs = started.elapsed().as_secs_f64();
-    let per_sec = |n: u64| if secs > 0.0 { (n as f64 / secs) as u64 } else { 0 };
+    let per_sec = |n: u64| {
+        if secs > 0.0 {
+            (n as f64 / secs) as u64
+        } else {
+            0
+        }
+    };
     let counts = json!({
         "totalChunksRef": 0, "totalChunksDownloaded": 0, "chunksDownloadTime": 0,
         "queryReferencedStructured": false,
@@ -556,9 +588,18 @@ mod tests {
     #[test]
     fn times_as_loki_reads_them() {
         assert_eq!(parse_time("1700000000").unwrap(), 1_700_000_000_000_000_000);
-        assert_eq!(parse_time("1700000000000000001").unwrap(), 1_700_000_000_000_000_001);
-        assert_eq!(parse_time("1700000000.5").unwrap(), 1_700_000_000_500_000_000);
-        assert_eq!(parse_time("1700000000.0004").unwrap(), 1_700_000_000_000_000_000);
+        assert_eq!(
+            parse_time("1700000000000000001").unwrap(),
+            1_700_000_000_000_000_001
+        );
+        assert_eq!(
+            parse_time("1700000000.5").unwrap(),
+            1_700_000_000_500_000_000
+        );
+        assert_eq!(
+            parse_time("1700000000.0004").unwrap(),
+            1_700_000_000_000_000_000
+        );
         assert_eq!(
             parse_time("2023-11-14T22:13:20.000000001Z").unwrap(),
             1_700_000_000_000_000_001

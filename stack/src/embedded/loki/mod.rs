@@ -83,6 +83,9 @@ pub enum LokiError {
     Query(#[from] logql::ParseError),
 }
 
+/// Discarded (samples, bytes) by (reason, tenant).
+type Discards = BTreeMap<(&'static str, String), (u64, u64)>;
+
 /// Counters shown on `/metrics`.
 #[derive(Debug, Default)]
 struct Metrics {
@@ -92,7 +95,7 @@ struct Metrics {
     evicted_entries: Counter,
     evicted_bytes: Counter,
     /// (reason, tenant) -> (samples, bytes)
-    discarded: Mutex<BTreeMap<(&'static str, String), (u64, u64)>>,
+    discarded: Mutex<Discards>,
     /// (route, status) -> count
     requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
 }
@@ -145,9 +148,13 @@ impl Loki {
                 continue;
             }
             match self.validate_labels(&stream.labels) {
-                Ok((key, labels)) => {
-                    prepared.push(self.prepare_entries(tenant, key, labels, stream.entries, &mut errors))
-                }
+                Ok((key, labels)) => prepared.push(self.prepare_entries(
+                    tenant,
+                    key,
+                    labels,
+                    stream.entries,
+                    &mut errors,
+                )),
                 Err((reason, msg)) => {
                     let bytes = stream.entries.iter().map(entry_bytes).sum();
                     self.discard(reason, tenant, stream.entries.len() as u64, bytes);
@@ -390,7 +397,10 @@ impl Loki {
             .iter()
             .map(|(k, t)| {
                 let t = t.lock();
-                (k.clone(), (t.lines_received, t.bytes_received, t.streams.len()))
+                (
+                    k.clone(),
+                    (t.lines_received, t.bytes_received, t.streams.len()),
+                )
             })
             .collect();
         for (name, kind, help, pick) in [
@@ -426,20 +436,63 @@ impl Loki {
         }
         let streams: usize = per_tenant.values().map(|v| v.2).sum();
         for (name, kind, help, value) in [
-            ("loki_embedded_ingested_entries_total", "counter", "Entries stored.", m.ingested_entries.get() as f64),
-            ("loki_embedded_ingested_bytes_total", "counter", "Bytes of log lines stored.", m.ingested_bytes.get() as f64),
-            ("loki_embedded_duplicate_entries_total", "counter", "Entries dropped as exact duplicates (same timestamp and line) of stored ones.", m.duplicate_entries.get() as f64),
-            ("loki_embedded_evicted_entries_total", "counter", "Entries evicted to stay within retention_bytes.", m.evicted_entries.get() as f64),
-            ("loki_embedded_evicted_bytes_total", "counter", "Bytes evicted to stay within retention_bytes.", m.evicted_bytes.get() as f64),
-            ("loki_embedded_stored_bytes", "gauge", "Bytes held, as counted against retention_bytes.", self.stored_bytes() as f64),
-            ("loki_embedded_retention_bytes", "gauge", "The configured bound on stored bytes.", self.config.retention_bytes as f64),
-            ("loki_embedded_streams", "gauge", "Streams held, all tenants.", streams as f64),
+            (
+                "loki_embedded_ingested_entries_total",
+                "counter",
+                "Entries stored.",
+                m.ingested_entries.get() as f64,
+            ),
+            (
+                "loki_embedded_ingested_bytes_total",
+                "counter",
+                "Bytes of log lines stored.",
+                m.ingested_bytes.get() as f64,
+            ),
+            (
+                "loki_embedded_duplicate_entries_total",
+                "counter",
+                "Entries dropped as exact duplicates (same timestamp and line) of stored ones.",
+                m.duplicate_entries.get() as f64,
+            ),
+            (
+                "loki_embedded_evicted_entries_total",
+                "counter",
+                "Entries evicted to stay within retention_bytes.",
+                m.evicted_entries.get() as f64,
+            ),
+            (
+                "loki_embedded_evicted_bytes_total",
+                "counter",
+                "Bytes evicted to stay within retention_bytes.",
+                m.evicted_bytes.get() as f64,
+            ),
+            (
+                "loki_embedded_stored_bytes",
+                "gauge",
+                "Bytes held, as counted against retention_bytes.",
+                self.stored_bytes() as f64,
+            ),
+            (
+                "loki_embedded_retention_bytes",
+                "gauge",
+                "The configured bound on stored bytes.",
+                self.config.retention_bytes as f64,
+            ),
+            (
+                "loki_embedded_streams",
+                "gauge",
+                "Streams held, all tenants.",
+                streams as f64,
+            ),
         ] {
             write_metric(&mut out, name, kind, help, &[], value);
         }
         let requests = m.requests.lock().clone();
         let name = "loki_embedded_requests_total";
-        let _ = writeln!(out, "# HELP {name} HTTP requests served, by route and status code.");
+        let _ = writeln!(
+            out,
+            "# HELP {name} HTTP requests served, by route and status code."
+        );
         let _ = writeln!(out, "# TYPE {name} counter");
         for ((route, status), n) in requests {
             let status = status.to_string();
@@ -471,7 +524,13 @@ fn sanitize_label_name(name: String) -> String {
     }
     let mut out: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if out.starts_with(|c: char| c.is_ascii_digit()) {
         out.insert_str(0, "key_");
@@ -515,11 +574,17 @@ mod tests {
         let err = loki
             .ingest("t", push("{a=}", vec![Entry::new(1, "x")]))
             .unwrap_err();
-        assert!(err.to_string().starts_with("Error parsing labels '{a=}' with error: "));
+        assert!(
+            err.to_string()
+                .starts_with("Error parsing labels '{a=}' with error: ")
+        );
         let err = loki
             .ingest(
                 "t",
-                push("{a=\"b\"}", vec![Entry::new(1, "ok"), Entry::new(2, "toolong")]),
+                push(
+                    "{a=\"b\"}",
+                    vec![Entry::new(1, "ok"), Entry::new(2, "toolong")],
+                ),
             )
             .unwrap_err();
         assert_eq!(
@@ -531,8 +596,12 @@ mod tests {
         loki.ingest("t", push("{}", vec![])).unwrap();
         loki.ingest("t", PushRequest::default()).unwrap();
         let m = loki.render_metrics();
-        assert!(m.contains("loki_discarded_samples_total{reason=\"line_too_long\",tenant=\"t\"} 1"));
-        assert!(m.contains("loki_discarded_samples_total{reason=\"missing_labels\",tenant=\"t\"} 1"));
+        assert!(
+            m.contains("loki_discarded_samples_total{reason=\"line_too_long\",tenant=\"t\"} 1")
+        );
+        assert!(
+            m.contains("loki_discarded_samples_total{reason=\"missing_labels\",tenant=\"t\"} 1")
+        );
     }
 
     #[test]
@@ -548,7 +617,9 @@ mod tests {
             ..LokiConfig::default()
         });
         for tenant in ["a", "b"] {
-            let entries = (0..8).map(|i| Entry::new(i * 2 + (tenant == "b") as i64, "0123456789")).collect();
+            let entries = (0..8)
+                .map(|i| Entry::new(i * 2 + (tenant == "b") as i64, "0123456789"))
+                .collect();
             loki.ingest(tenant, push("{j=\"x\"}", entries)).unwrap();
         }
         assert_eq!(loki.stored_bytes(), 10 * one);

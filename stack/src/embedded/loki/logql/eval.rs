@@ -132,7 +132,12 @@ impl Builder {
 }
 
 /// Runs a pipeline over one entry; `None` when the line is filtered out, else its label set.
-pub fn run_pipeline(stages: &[Stage], line: &str, stream: &Labels, metadata: &Labels) -> Option<Labels> {
+pub fn run_pipeline(
+    stages: &[Stage],
+    line: &str,
+    stream: &Labels,
+    metadata: &Labels,
+) -> Option<Labels> {
     let mut b: Option<Builder> = None;
     for stage in stages {
         match stage {
@@ -559,7 +564,9 @@ mod tests {
 
     const S: i64 = 1_000_000_000;
 
-    fn tenant(streams: &[(&[(&str, &str)], &[(i64, &str)])]) -> Tenant {
+    type Fixture<'a> = (&'a [(&'a str, &'a str)], &'a [(i64, &'a str)]);
+
+    fn tenant(streams: &[Fixture]) -> Tenant {
         let mut t = Tenant::default();
         for (labels, entries) in streams {
             let labels: Labels = labels
@@ -622,7 +629,10 @@ mod tests {
             ])
         );
         let bad = run_pipeline(&l.stages, "not json", &labels(&[("a", "b")]), &Vec::new()).unwrap();
-        assert!(bad.iter().any(|(k, v)| k == "__error__" && v == "JSONParserErr"));
+        assert!(
+            bad.iter()
+                .any(|(k, v)| k == "__error__" && v == "JSONParserErr")
+        );
         let l = log(r#"{a="b"} | json | __error__="""#);
         assert!(run_pipeline(&l.stages, "not json", &labels(&[("a", "b")]), &Vec::new()).is_none());
     }
@@ -636,7 +646,10 @@ mod tests {
         assert!(keep("level=info status=503 took=2s").is_none());
         assert!(keep("level=error status=503 took=20ms").is_none());
         let e = keep("level=error status=oops took=2s").unwrap();
-        assert!(e.iter().any(|(k, v)| k == "__error__" && v == "LabelFilterErr"));
+        assert!(
+            e.iter()
+                .any(|(k, v)| k == "__error__" && v == "LabelFilterErr")
+        );
         assert_eq!(logfmt_pairs("a=1 b=\"x y\" c").unwrap().len(), 3);
         assert!(logfmt_pairs("a=\"open").is_err());
         assert!(logfmt_pairs("=x").is_err());
@@ -649,11 +662,27 @@ mod tests {
             (&[("app", "y")], &[(2, "b2"), (4, "b4")]),
         ]);
         let mut p = Processed::default();
-        let r = eval_log(&t, &log(r#"{app=~"x|y"}"#), 0, 5, 3, Direction::Backward, &mut p);
+        let r = eval_log(
+            &t,
+            &log(r#"{app=~"x|y"}"#),
+            0,
+            5,
+            3,
+            Direction::Backward,
+            &mut p,
+        );
         assert_eq!(r.len(), 2);
         assert_eq!(r[0].1, vec![(3, "a3".to_string())]);
         assert_eq!(r[1].1, vec![(4, "b4".to_string()), (2, "b2".to_string())]);
-        let r = eval_log(&t, &log(r#"{app="x"} != "a3""#), 0, 10, 10, Direction::Forward, &mut p);
+        let r = eval_log(
+            &t,
+            &log(r#"{app="x"} != "a3""#),
+            0,
+            10,
+            10,
+            Direction::Forward,
+            &mut p,
+        );
         assert_eq!(r[0].1.iter().map(|e| e.0).collect::<Vec<_>>(), vec![1, 5]);
     }
 
@@ -673,10 +702,7 @@ mod tests {
             &mut p,
         )
         .unwrap();
-        assert_eq!(
-            m[0].1,
-            vec![(10 * S, 1.0), (20 * S, 1.0), (30 * S, 1.0)]
-        );
+        assert_eq!(m[0].1, vec![(10 * S, 1.0), (20 * S, 1.0), (30 * S, 1.0)]);
         let m = eval_metric(
             Some(&t),
             &metric(r#"sum(bytes_over_time({app="x"}[20s]))"#),
@@ -702,9 +728,9 @@ mod tests {
     #[test]
     fn aggregations() {
         let t = tenant(&[
-            (&[("app", "x"), ("env", "p")], &[(1 * S, "a"), (2 * S, "b")]),
-            (&[("app", "y"), ("env", "p")], &[(1 * S, "c")]),
-            (&[("app", "z"), ("env", "d")], &[(1 * S, "d")]),
+            (&[("app", "x"), ("env", "p")], &[(S, "a"), (2 * S, "b")]),
+            (&[("app", "y"), ("env", "p")], &[(S, "c")]),
+            (&[("app", "z"), ("env", "d")], &[(S, "d")]),
         ]);
         let mut p = Processed::default();
         let run = |q: &str, p: &mut Processed| {
@@ -718,7 +744,10 @@ mod tests {
                 (labels(&[("env", "p")]), vec![(5 * S, 3.0)])
             ]
         );
-        let m = run(r#"count without (app) (count_over_time({app=~".+"}[1m]))"#, &mut p);
+        let m = run(
+            r#"count without (app) (count_over_time({app=~".+"}[1m]))"#,
+            &mut p,
+        );
         assert_eq!(m[1], (labels(&[("env", "p")]), vec![(5 * S, 2.0)]));
         let m = run(r#"max(count_over_time({app=~".+"}[1m]))"#, &mut p);
         assert_eq!(m, vec![(Vec::new(), vec![(5 * S, 2.0)])]);
@@ -726,7 +755,7 @@ mod tests {
 
     #[test]
     fn pipeline_errors_fail_metric_queries() {
-        let t = tenant(&[(&[("app", "x")], &[(1 * S, "not json")])]);
+        let t = tenant(&[(&[("app", "x")], &[(S, "not json")])]);
         let mut p = Processed::default();
         let e = eval_metric(
             Some(&t),
@@ -737,7 +766,10 @@ mod tests {
             &mut p,
         )
         .unwrap_err();
-        assert!(e.to_string().starts_with("pipeline error: 'JSONParserErr' for series: "));
+        assert!(
+            e.to_string()
+                .starts_with("pipeline error: 'JSONParserErr' for series: ")
+        );
         let ok = eval_metric(
             Some(&t),
             &metric(r#"count_over_time({app="x"} | json | __error__="" [1m])"#),

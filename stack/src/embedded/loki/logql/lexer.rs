@@ -144,9 +144,8 @@ pub fn lex(input: &str) -> Result<Vec<Spanned>, ParseError> {
             ('<', _) => (Tok::Lt, 1),
             ('+' | '-' | '*' | '/' | '%' | '^', _) => (Tok::Arith(c), 1),
             ('"' | '`', _) => {
-                let (s, consumed, lines) = string(&chars[i..]).map_err(|msg| {
-                    ParseError::at(start_line, start_col, msg.to_string())
-                })?;
+                let (s, consumed, lines) = string(&chars[i..])
+                    .map_err(|msg| ParseError::at(start_line, start_col, msg.to_string()))?;
                 out.push(at(Tok::Str(s)));
                 i += consumed;
                 if lines > 0 {
@@ -157,7 +156,9 @@ pub fn lex(input: &str) -> Result<Vec<Spanned>, ParseError> {
                 }
                 continue;
             }
-            (c, _) if c.is_ascii_digit() || (c == '.' && next.is_some_and(|n| n.is_ascii_digit())) => {
+            (c, _)
+                if c.is_ascii_digit() || (c == '.' && next.is_some_and(|n| n.is_ascii_digit())) =>
+            {
                 let len = chars[i..]
                     .iter()
                     .take_while(|c| c.is_ascii_alphanumeric() || **c == '.' || **c == 'µ')
@@ -290,6 +291,9 @@ mod tests {
     #[test]
     fn positions() {
         let t = lex("{a=\"b\"}\n  |= \"x").unwrap_err();
-        assert_eq!(t.to_string(), "parse error at line 2, col 6: literal not terminated");
+        assert_eq!(
+            t.to_string(),
+            "parse error at line 2, col 6: literal not terminated"
+        );
     }
 }

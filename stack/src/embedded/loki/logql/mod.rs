@@ -20,7 +20,11 @@ pub use parser::parse;
 pub enum ParseError {
     /// Loki's `parse error at line L, col C: msg` (or `parse error : msg` without a position).
     #[error("{}", render_parse_error(*.line, *.col, .msg))]
-    Syntax { line: usize, col: usize, msg: String },
+    Syntax {
+        line: usize,
+        col: usize,
+        msg: String,
+    },
     /// Valid LogQL the embedded Loki does not evaluate.
     #[error("not supported by the embedded Loki: {0}")]
     Unsupported(String),

@@ -142,7 +142,8 @@ impl Parser {
             };
             let at = self.here();
             let value = self.string()?;
-            matchers.push(Matcher::new(name, op, value).map_err(|m| ParseError::at(at.0, at.1, m))?);
+            matchers
+                .push(Matcher::new(name, op, value).map_err(|m| ParseError::at(at.0, at.1, m))?);
             match self.next() {
                 Tok::Comma => {}
                 Tok::RBrace => break,
@@ -195,7 +196,8 @@ impl Parser {
                 if matches!(self.peek(), Tok::Ident(s) if s == "or") {
                     return Err(ParseError::Unsupported("`or` in line filters".into()));
                 }
-                log.stages.push(Stage::LineFilter(LineFilter { negate, needle, re }));
+                log.stages
+                    .push(Stage::LineFilter(LineFilter { negate, needle, re }));
                 continue;
             }
             match self.peek().clone() {
@@ -203,17 +205,18 @@ impl Parser {
                     self.next();
                     match self.peek() {
                         Tok::Ident(_) => {
-                            return Err(ParseError::Unsupported(format!(
-                                "{s} with parameters"
-                            )));
+                            return Err(ParseError::Unsupported(format!("{s} with parameters")));
                         }
                         Tok::Arith('-') => {
                             return Err(ParseError::Unsupported(format!("{s} flags")));
                         }
                         _ => {}
                     }
-                    log.stages
-                        .push(if s == "json" { Stage::Json } else { Stage::Logfmt });
+                    log.stages.push(if s == "json" {
+                        Stage::Json
+                    } else {
+                        Stage::Logfmt
+                    });
                 }
                 Tok::Ident(s) if UNSUPPORTED_STAGES.contains(&s.as_str()) => {
                     return Err(ParseError::Unsupported(format!("the {s} stage")));
@@ -274,7 +277,10 @@ impl Parser {
                     Matcher::new(name, op, v).map_err(|m| ParseError::at(at.0, at.1, m))?,
                 ))
             }
-            (op @ (Tok::Eq | Tok::EqEq | Tok::Neq | Tok::Gt | Tok::Gte | Tok::Lt | Tok::Lte), Tok::Num(n)) => {
+            (
+                op @ (Tok::Eq | Tok::EqEq | Tok::Neq | Tok::Gt | Tok::Gte | Tok::Lt | Tok::Lte),
+                Tok::Num(n),
+            ) => {
                 self.next();
                 let op = match op {
                     Tok::Eq | Tok::EqEq => CmpOp::Eq,
@@ -466,15 +472,18 @@ mod tests {
 
     #[test]
     fn log_queries() {
-        let Expr::Log(l) =
-            parse(r#"{app="a", env=~"p.*"} |= "x" != "y" |~ "z+" | json | level="error" and n >= 2"#)
-                .unwrap()
-        else {
+        let Expr::Log(l) = parse(
+            r#"{app="a", env=~"p.*"} |= "x" != "y" |~ "z+" | json | level="error" and n >= 2"#,
+        )
+        .unwrap() else {
             panic!()
         };
         assert_eq!(l.matchers.len(), 2);
         assert_eq!(l.stages.len(), 5);
-        assert!(matches!(l.stages[4], Stage::LabelFilter(LabelFilter::And(..))));
+        assert!(matches!(
+            l.stages[4],
+            Stage::LabelFilter(LabelFilter::And(..))
+        ));
         assert!(parse(r#"{a="b"} | logfmt | d > 250ms, size < 1KB or x!~"q""#).is_ok());
     }
 
@@ -518,10 +527,16 @@ mod tests {
     #[test]
     fn errors() {
         let e = parse(r#"{a=~".*"}"#).unwrap_err().to_string();
-        assert!(e.starts_with("parse error : queries require at least one regexp"), "{e}");
+        assert!(
+            e.starts_with("parse error : queries require at least one regexp"),
+            "{e}"
+        );
         assert!(parse(r#"{a!="x"}"#).is_err());
         let e = parse(r#"{a="b"} |= "x" | "#).unwrap_err().to_string();
-        assert!(e.starts_with("parse error at line 1, col 18: syntax error"), "{e}");
+        assert!(
+            e.starts_with("parse error at line 1, col 18: syntax error"),
+            "{e}"
+        );
         let e = parse(r#"{a="b"} | line_format "x""#).unwrap_err();
         assert_eq!(
             e.to_string(),
@@ -536,7 +551,9 @@ mod tests {
             Err(ParseError::Unsupported(_))
         ));
         assert_eq!(
-            parse(r#"rate({a="b"}[1m]) by (x)"#).unwrap_err().to_string(),
+            parse(r#"rate({a="b"}[1m]) by (x)"#)
+                .unwrap_err()
+                .to_string(),
             "parse error : grouping not allowed for rate aggregation"
         );
         assert!(parse("").is_err());
