@@ -130,7 +130,7 @@ fn s(ns: i64) -> String {
 }
 
 #[tokio::test]
-async fn push_in_every_encoding_and_read_back() {
+async fn loki_push_in_every_encoding_and_read_back() {
     let loki = Loki::default().await;
     let pb = stream(
         r#"{job="enc", via="protobuf"}"#,
@@ -274,7 +274,7 @@ async fn push_in_every_encoding_and_read_back() {
 }
 
 #[tokio::test]
-async fn defaults_to_the_last_hour() {
+async fn loki_defaults_to_the_last_hour() {
     let loki = Loki::default().await;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -309,7 +309,7 @@ async fn defaults_to_the_last_hour() {
 }
 
 #[tokio::test]
-async fn structured_metadata_splits_streams_and_is_filterable() {
+async fn loki_structured_metadata_splits_streams_and_is_filterable() {
     let loki = Loki::default().await;
     let mut e1 = Entry::new(T0 + S, "one");
     e1.structured_metadata.push(LabelPair {
@@ -346,7 +346,7 @@ async fn structured_metadata_splits_streams_and_is_filterable() {
 }
 
 #[tokio::test]
-async fn parsers_and_label_filters() {
+async fn loki_parsers_and_label_filters() {
     let loki = Loki::default().await;
     let lines = [
         r#"{"level":"error","status":503,"req":{"path":"/a"}}"#,
@@ -418,7 +418,7 @@ async fn parsers_and_label_filters() {
 }
 
 #[tokio::test]
-async fn metric_queries_with_hand_checked_numbers() {
+async fn loki_metric_queries_with_hand_checked_numbers() {
     let loki = Loki::default().await;
     // app=a: one 9-byte line every second from T0+1s to T0+10s; app=b: every other second.
     let a = stream(
@@ -517,7 +517,7 @@ async fn metric_queries_with_hand_checked_numbers() {
 }
 
 #[tokio::test]
-async fn validation_errors_as_loki_words_them() {
+async fn loki_validation_errors_as_loki_words_them() {
     let loki = Loki::start(EmbeddedConfig {
         max_line_size: 16,
         ..EmbeddedConfig::default()
@@ -607,7 +607,7 @@ async fn validation_errors_as_loki_words_them() {
 }
 
 #[tokio::test]
-async fn malformed_requests_get_4xx_and_the_server_keeps_serving() {
+async fn loki_malformed_requests_get_4xx_and_the_server_keeps_serving() {
     let loki = Loki::start(EmbeddedConfig {
         max_body_bytes: 4096,
         ..EmbeddedConfig::default()
@@ -655,7 +655,7 @@ async fn malformed_requests_get_4xx_and_the_server_keeps_serving() {
 }
 
 #[tokio::test]
-async fn query_errors() {
+async fn loki_query_errors() {
     let loki = Loki::default().await;
     let cases: &[(&[(&str, &str)], &str)] = &[
         (
@@ -734,7 +734,7 @@ async fn query_errors() {
 }
 
 #[tokio::test]
-async fn tenants_are_isolated() {
+async fn loki_tenants_are_isolated() {
     let loki = Loki::default().await;
     let req = |line: &str| stream(r#"{job="t"}"#, vec![Entry::new(T0, line)]);
     assert_eq!(loki.push(Some("team-a"), &req("for a")).await.0, 204);
@@ -767,7 +767,7 @@ async fn tenants_are_isolated() {
 }
 
 #[tokio::test]
-async fn duplicates_are_dropped_and_out_of_order_entries_sorted() {
+async fn loki_duplicates_are_dropped_and_out_of_order_entries_sorted() {
     let loki = Loki::default().await;
     let req = stream(
         r#"{job="dup"}"#,
@@ -802,7 +802,7 @@ async fn duplicates_are_dropped_and_out_of_order_entries_sorted() {
 }
 
 #[tokio::test]
-async fn retention_evicts_the_oldest_and_counts_it() {
+async fn loki_retention_evicts_the_oldest_and_counts_it() {
     // 64 bytes of overhead + 36 of line = 100 bytes an entry; room for 10.
     let loki = Loki::start(EmbeddedConfig {
         retention_bytes: 1000,
