@@ -248,7 +248,9 @@ pub fn parse_seconds_or_duration(v: &str) -> Result<i64, LokiError> {
 
 /// Loki's default step: `max(floor(range in seconds / 250), 1)` seconds.
 pub fn default_step(start: i64, end: i64) -> i64 {
-    let secs = ((end - start) as f64 / 1e9 / 250.0).floor().max(1.0);
+    let secs = (end.saturating_sub(start) as f64 / 1e9 / 250.0)
+        .floor()
+        .max(1.0);
     secs as i64 * 1_000_000_000
 }
 
@@ -282,7 +284,7 @@ async fn query_range(
                 "zero or negative query resolution step widths are not accepted. Try a positive integer".into(),
             ));
         }
-        if (end - start) / step > MAX_POINTS {
+        if end.saturating_sub(start) / step > MAX_POINTS {
             return Err(LokiError::BadRequest(
                 "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)".into(),
             ));
