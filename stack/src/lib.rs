@@ -22,6 +22,8 @@ pub use embedded::{EmbeddedConfig, EmbeddedStack};
 pub use endpoints::{Auth, Endpoints};
 
 /// A stack the harness runs against.
+// One value per process, never moved in a hot path: boxing the embedded variant buys nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Stack {
     /// In-process servers, started by us and stopped on drop.
     Embedded(EmbeddedStack),

@@ -1,38 +1,640 @@
-//! Embedded Loki (stub, filled in by its own change).
+//! Embedded Loki: Loki's push and query HTTP APIs over an in-memory, per-tenant store.
+//!
+//! | module | role |
+//! |---|---|
+//! | this file | [`LokiConfig`], the shared state [`Loki`], push validation as Loki's distributor does it, eviction, self-metrics |
+//! | [`store`] | streams and entries of one tenant |
+//! | [`logql`] | the LogQL subset: lexer, parser, evaluator |
+//! | [`api`] | HTTP handlers, parameter parsing and response JSON as Loki writes them |
+//!
+//! Tenancy: `X-Scope-OrgID` names the tenant (as Loki with `auth_enabled: true`); without it the
+//! tenant is `fake`, Loki's single-tenant id. Memory is bounded by `retention_bytes`: past it the
+//! oldest entries (by timestamp, across tenants) are evicted and counted on `/metrics`.
 
+pub mod api;
+pub mod logql;
+pub mod store;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::Router;
-use axum::routing::get;
+use parking_lot::{Mutex, RwLock};
 
 use super::EmbeddedConfig;
+use super::metrics::{Counter, write_metric, write_sample};
+use store::{Labels, StoredEntry, Stream, Tenant};
+
+/// Loki's tenant id when none is given.
+pub const DEFAULT_TENANT: &str = "fake";
 
 /// Settings of the embedded Loki.
 #[derive(Clone, Debug)]
 pub struct LokiConfig {
+    /// Bytes of log data kept (lines, metadata and a per-entry overhead) before the oldest is evicted.
     pub retention_bytes: usize,
+    /// Loki's `max_line_size`: longer lines are refused (0 disables).
+    pub max_line_size: usize,
+    /// Largest decompressed push body.
+    pub max_decompressed_bytes: usize,
+    /// Largest push body as sent; larger gets 413.
+    pub max_body_bytes: usize,
+    /// Loki's `max_label_names_per_series` (default 15).
+    pub max_label_names_per_series: usize,
+    /// Loki's `max_entries_limit_per_query` (default 5000).
+    pub max_entries_limit_per_query: usize,
 }
 
 impl From<&EmbeddedConfig> for LokiConfig {
     fn from(c: &EmbeddedConfig) -> Self {
         LokiConfig {
             retention_bytes: c.retention_bytes,
+            max_line_size: c.max_line_size,
+            max_decompressed_bytes: c.max_decompressed_bytes,
+            max_body_bytes: c.max_body_bytes,
+            max_label_names_per_series: 15,
+            max_entries_limit_per_query: 5000,
         }
     }
+}
+
+impl Default for LokiConfig {
+    fn default() -> Self {
+        LokiConfig::from(&EmbeddedConfig::default())
+    }
+}
+
+/// Why a request failed; each maps to Loki's status code and message.
+#[derive(Debug, thiserror::Error)]
+pub enum LokiError {
+    /// Push validation (Loki's distributor): 400, valid parts of the push are still stored.
+    #[error("{0}")]
+    Validation(String),
+    /// Undecodable push body: 400.
+    #[error("{0}")]
+    Decode(#[from] wire::WireError),
+    /// A bad query or parameter: 400.
+    #[error("{0}")]
+    BadRequest(String),
+    /// A LogQL parse error, or LogQL outside the embedded subset: 400.
+    #[error("{0}")]
+    Query(#[from] logql::ParseError),
+}
+
+/// Discarded (samples, bytes) by (reason, tenant).
+type Discards = BTreeMap<(&'static str, String), (u64, u64)>;
+
+/// Counters shown on `/metrics`.
+#[derive(Debug, Default)]
+struct Metrics {
+    ingested_entries: Counter,
+    ingested_bytes: Counter,
+    duplicate_entries: Counter,
+    evicted_entries: Counter,
+    evicted_bytes: Counter,
+    /// (reason, tenant) -> (samples, bytes)
+    discarded: Mutex<Discards>,
+    /// (route, status) -> count
+    requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
 }
 
 /// The embedded Loki's state.
 pub struct Loki {
     pub config: LokiConfig,
+    tenants: RwLock<HashMap<String, Arc<Mutex<Tenant>>>>,
+    stored_bytes: AtomicUsize,
+    evicting: Mutex<()>,
+    metrics: Metrics,
+}
+
+/// Loki's discard reasons (the `reason` label of `loki_discarded_samples_total`).
+mod reason {
+    pub const INVALID_LABELS: &str = "invalid_labels";
+    pub const MISSING_LABELS: &str = "missing_labels";
+    pub const DUPLICATE_LABEL_NAMES: &str = "duplicate_label_names";
+    pub const MAX_LABEL_NAMES: &str = "max_label_names_per_series";
+    pub const LINE_TOO_LONG: &str = "line_too_long";
+}
+
+/// A validated stream, ready to store.
+struct Prepared {
+    key: String,
+    labels: Labels,
+    entries: Vec<StoredEntry>,
 }
 
 impl Loki {
     pub fn new(config: LokiConfig) -> Arc<Self> {
-        Arc::new(Loki { config })
+        Arc::new(Loki {
+            config,
+            tenants: RwLock::new(HashMap::new()),
+            stored_bytes: AtomicUsize::new(0),
+            evicting: Mutex::new(()),
+            metrics: Metrics::default(),
+        })
+    }
+
+    /// Stores a push for `tenant`, validating it as Loki's distributor does: streams without
+    /// entries are skipped; a stream with bad labels, or an entry over `max_line_size`, is refused
+    /// and counted as discarded while the rest of the push is stored; all refusals are reported
+    /// together in one [`LokiError::Validation`].
+    pub fn ingest(&self, tenant: &str, req: wire::loki::PushRequest) -> Result<(), LokiError> {
+        let mut errors: Vec<String> = Vec::new();
+        let mut prepared = Vec::with_capacity(req.streams.len());
+        for stream in req.streams {
+            if stream.entries.is_empty() {
+                continue;
+            }
+            match self.validate_labels(&stream.labels) {
+                Ok((key, labels)) => prepared.push(self.prepare_entries(
+                    tenant,
+                    key,
+                    labels,
+                    stream.entries,
+                    &mut errors,
+                )),
+                Err((reason, msg)) => {
+                    let bytes = stream.entries.iter().map(entry_bytes).sum();
+                    self.discard(reason, tenant, stream.entries.len() as u64, bytes);
+                    errors.push(msg);
+                }
+            }
+        }
+        if !prepared.is_empty() {
+            self.store(tenant, prepared);
+        }
+        match errors.len() {
+            0 => Ok(()),
+            1 => Err(LokiError::Validation(errors.remove(0))),
+            n => Err(LokiError::Validation(format!(
+                "{n} errors: {}",
+                errors.join("; ")
+            ))),
+        }
+    }
+
+    /// Parses and checks a stream's labels; returns its key and sorted labels, or the discard
+    /// reason and Loki's message.
+    fn validate_labels(&self, raw: &str) -> Result<(String, Labels), (&'static str, String)> {
+        let mut labels = match wire::labels::parse_label_set(raw) {
+            Ok(l) => l,
+            Err(wire::labels::LabelError::Duplicate(name)) => {
+                return Err((
+                    reason::DUPLICATE_LABEL_NAMES,
+                    format!("stream '{raw}' has duplicate label name: '{name}'"),
+                ));
+            }
+            Err(e) => {
+                return Err((
+                    reason::INVALID_LABELS,
+                    format!("Error parsing labels '{raw}' with error: {e}"),
+                ));
+            }
+        };
+        // Loki drops labels with empty values.
+        labels.retain(|(_, v)| !v.is_empty());
+        if labels.is_empty() {
+            return Err((
+                reason::MISSING_LABELS,
+                "error at least one label pair is required per stream".to_string(),
+            ));
+        }
+        let key = wire::labels::format_label_set(&labels);
+        let max = self.config.max_label_names_per_series;
+        if max > 0 && labels.len() > max {
+            return Err((
+                reason::MAX_LABEL_NAMES,
+                format!(
+                    "entry for stream '{key}' has {} label names; limit {max}",
+                    labels.len()
+                ),
+            ));
+        }
+        Ok((key, labels))
+    }
+
+    fn prepare_entries(
+        &self,
+        tenant: &str,
+        key: String,
+        labels: Labels,
+        entries: Vec<wire::loki::Entry>,
+        errors: &mut Vec<String>,
+    ) -> Prepared {
+        let max = self.config.max_line_size;
+        let mut out = Vec::with_capacity(entries.len());
+        for e in entries {
+            if max > 0 && e.line.len() > max {
+                self.discard(reason::LINE_TOO_LONG, tenant, 1, entry_bytes(&e));
+                errors.push(format!(
+                    "Max entry size '{max}' bytes exceeded for stream '{key}' while adding an entry with length '{}' bytes",
+                    e.line.len()
+                ));
+                continue;
+            }
+            let ts = e.timestamp_ns();
+            out.push(StoredEntry {
+                ts,
+                line: e.line,
+                metadata: e
+                    .structured_metadata
+                    .into_iter()
+                    .map(|p| (sanitize_label_name(p.name), p.value))
+                    .collect(),
+            });
+        }
+        Prepared {
+            key,
+            labels,
+            entries: out,
+        }
+    }
+
+    fn store(&self, tenant: &str, prepared: Vec<Prepared>) {
+        let t = self.tenant_or_create(tenant);
+        let (mut entries, mut line_bytes, mut stored, mut dups) = (0u64, 0u64, 0usize, 0u64);
+        {
+            let mut t = t.lock();
+            for p in prepared {
+                let stream = t
+                    .streams
+                    .entry(p.key)
+                    .or_insert_with(|| Stream::new(p.labels));
+                for e in p.entries {
+                    let size = e.size();
+                    let len = e.line.len() as u64;
+                    if stream.push(e) {
+                        entries += 1;
+                        line_bytes += len;
+                        stored += size;
+                    } else {
+                        dups += 1;
+                    }
+                }
+            }
+            t.bytes += stored;
+            t.lines_received += entries + dups;
+            t.bytes_received += line_bytes;
+        }
+        self.metrics.ingested_entries.add(entries);
+        self.metrics.ingested_bytes.add(line_bytes);
+        self.metrics.duplicate_entries.add(dups);
+        let total = self.stored_bytes.fetch_add(stored, Ordering::Relaxed) + stored;
+        if total > self.config.retention_bytes {
+            self.evict();
+        }
+    }
+
+    /// Evicts the oldest entries until the store is within `retention_bytes`.
+    fn evict(&self) {
+        // One evictor at a time; a push arriving meanwhile leaves the work to it.
+        let Some(_guard) = self.evicting.try_lock() else {
+            return;
+        };
+        loop {
+            let stored = self.stored_bytes.load(Ordering::Relaxed);
+            if stored <= self.config.retention_bytes {
+                return;
+            }
+            let need = stored - self.config.retention_bytes;
+            let tenants: Vec<Arc<Mutex<Tenant>>> = self.tenants.read().values().cloned().collect();
+            let mut oldest: Vec<(i64, usize)> = tenants
+                .iter()
+                .enumerate()
+                .filter_map(|(i, t)| t.lock().oldest().map(|ts| (ts, i)))
+                .collect();
+            oldest.sort_unstable();
+            let Some(&(_, first)) = oldest.first() else {
+                return;
+            };
+            let upto = oldest.get(1).map(|o| o.0).unwrap_or(i64::MAX);
+            let freed = tenants[first].lock().evict(upto, need);
+            if freed.entries == 0 {
+                return;
+            }
+            self.stored_bytes.fetch_sub(freed.bytes, Ordering::Relaxed);
+            self.metrics.evicted_entries.add(freed.entries);
+            self.metrics.evicted_bytes.add(freed.bytes as u64);
+        }
+    }
+
+    fn tenant_or_create(&self, tenant: &str) -> Arc<Mutex<Tenant>> {
+        if let Some(t) = self.tenants.read().get(tenant) {
+            return t.clone();
+        }
+        self.tenants
+            .write()
+            .entry(tenant.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// The tenant's store, if it ever received data.
+    pub(crate) fn tenant(&self, tenant: &str) -> Option<Arc<Mutex<Tenant>>> {
+        self.tenants.read().get(tenant).cloned()
+    }
+
+    fn discard(&self, reason: &'static str, tenant: &str, samples: u64, bytes: u64) {
+        let mut d = self.metrics.discarded.lock();
+        let slot = d.entry((reason, tenant.to_string())).or_default();
+        slot.0 += samples;
+        slot.1 += bytes;
+    }
+
+    /// Counts a finished HTTP request.
+    pub(crate) fn count_request(&self, route: &'static str, status: u16) {
+        *self
+            .metrics
+            .requests
+            .lock()
+            .entry((route, status))
+            .or_default() += 1;
+    }
+
+    /// Bytes currently stored, as counted against `retention_bytes`.
+    pub fn stored_bytes(&self) -> usize {
+        self.stored_bytes.load(Ordering::Relaxed)
+    }
+
+    /// The self-metrics in the Prometheus text format.
+    pub fn render_metrics(&self) -> String {
+        let mut out = String::new();
+        let m = &self.metrics;
+        let discarded = m.discarded.lock().clone();
+        for (name, help, pick) in [
+            (
+                "loki_discarded_samples_total",
+                "The total number of samples that were discarded.",
+                0,
+            ),
+            (
+                "loki_discarded_bytes_total",
+                "The total number of bytes that were discarded.",
+                1,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} counter");
+            for ((reason, tenant), v) in &discarded {
+                let value = if pick == 0 { v.0 } else { v.1 };
+                write_sample(
+                    &mut out,
+                    name,
+                    &[("reason", reason), ("tenant", tenant)],
+                    value as f64,
+                );
+            }
+        }
+        let tenants: Vec<(String, Arc<Mutex<Tenant>>)> = self
+            .tenants
+            .read()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let per_tenant: BTreeMap<String, (u64, u64, usize)> = tenants
+            .iter()
+            .map(|(k, t)| {
+                let t = t.lock();
+                (
+                    k.clone(),
+                    (t.lines_received, t.bytes_received, t.streams.len()),
+                )
+            })
+            .collect();
+        for (name, kind, help, pick) in [
+            (
+                "loki_distributor_lines_received_total",
+                "counter",
+                "The total number of lines received per tenant.",
+                0,
+            ),
+            (
+                "loki_distributor_bytes_received_total",
+                "counter",
+                "The total number of uncompressed bytes received per tenant.",
+                1,
+            ),
+            (
+                "loki_ingester_memory_streams",
+                "gauge",
+                "The total number of streams in memory per tenant.",
+                2,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            for (tenant, v) in &per_tenant {
+                let value = match pick {
+                    0 => v.0 as f64,
+                    1 => v.1 as f64,
+                    _ => v.2 as f64,
+                };
+                write_sample(&mut out, name, &[("tenant", tenant)], value);
+            }
+        }
+        let streams: usize = per_tenant.values().map(|v| v.2).sum();
+        for (name, kind, help, value) in [
+            (
+                "loki_embedded_ingested_entries_total",
+                "counter",
+                "Entries stored.",
+                m.ingested_entries.get() as f64,
+            ),
+            (
+                "loki_embedded_ingested_bytes_total",
+                "counter",
+                "Bytes of log lines stored.",
+                m.ingested_bytes.get() as f64,
+            ),
+            (
+                "loki_embedded_duplicate_entries_total",
+                "counter",
+                "Entries dropped as exact duplicates (same timestamp and line) of stored ones.",
+                m.duplicate_entries.get() as f64,
+            ),
+            (
+                "loki_embedded_evicted_entries_total",
+                "counter",
+                "Entries evicted to stay within retention_bytes.",
+                m.evicted_entries.get() as f64,
+            ),
+            (
+                "loki_embedded_evicted_bytes_total",
+                "counter",
+                "Bytes evicted to stay within retention_bytes.",
+                m.evicted_bytes.get() as f64,
+            ),
+            (
+                "loki_embedded_stored_bytes",
+                "gauge",
+                "Bytes held, as counted against retention_bytes.",
+                self.stored_bytes() as f64,
+            ),
+            (
+                "loki_embedded_retention_bytes",
+                "gauge",
+                "The configured bound on stored bytes.",
+                self.config.retention_bytes as f64,
+            ),
+            (
+                "loki_embedded_streams",
+                "gauge",
+                "Streams held, all tenants.",
+                streams as f64,
+            ),
+        ] {
+            write_metric(&mut out, name, kind, help, &[], value);
+        }
+        let requests = m.requests.lock().clone();
+        let name = "loki_embedded_requests_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} HTTP requests served, by route and status code."
+        );
+        let _ = writeln!(out, "# TYPE {name} counter");
+        for ((route, status), n) in requests {
+            let status = status.to_string();
+            write_sample(
+                &mut out,
+                name,
+                &[("route", route), ("status_code", &status)],
+                n as f64,
+            );
+        }
+        out
     }
 }
 
+/// Loki's size of an entry for discard accounting: line plus structured metadata.
+fn entry_bytes(e: &wire::loki::Entry) -> u64 {
+    (e.line.len()
+        + e.structured_metadata
+            .iter()
+            .map(|p| p.name.len() + p.value.len())
+            .sum::<usize>()) as u64
+}
+
+/// Structured metadata names are normalised as Loki's distributor does: characters outside
+/// `[a-zA-Z0-9_]` become `_`, and a leading digit gets a `key_` prefix.
+fn sanitize_label_name(name: String) -> String {
+    if wire::labels::is_valid_label_name(&name) {
+        return name;
+    }
+    let mut out: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert_str(0, "key_");
+    }
+    out
+}
+
 /// The HTTP API.
-pub fn router(_state: Arc<Loki>) -> Router {
-    Router::new().route("/ready", get(|| async { "ready" }))
+pub fn router(state: Arc<Loki>) -> Router {
+    api::router(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wire::loki::{Entry, PushRequest, Stream as WStream};
+
+    fn push(labels: &str, entries: Vec<Entry>) -> PushRequest {
+        PushRequest {
+            streams: vec![WStream {
+                labels: labels.into(),
+                entries,
+                hash: 0,
+            }],
+        }
+    }
+
+    #[test]
+    fn validation_messages() {
+        let loki = Loki::new(LokiConfig {
+            max_line_size: 5,
+            ..LokiConfig::default()
+        });
+        let err = loki
+            .ingest("t", push("{}", vec![Entry::new(1, "x")]))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "error at least one label pair is required per stream"
+        );
+        let err = loki
+            .ingest("t", push("{a=}", vec![Entry::new(1, "x")]))
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("Error parsing labels '{a=}' with error: ")
+        );
+        let err = loki
+            .ingest(
+                "t",
+                push(
+                    "{a=\"b\"}",
+                    vec![Entry::new(1, "ok"), Entry::new(2, "toolong")],
+                ),
+            )
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Max entry size '5' bytes exceeded for stream '{a=\"b\"}' while adding an entry with length '7' bytes"
+        );
+        // The valid entry was stored anyway; empty streams and pushes are fine.
+        assert_eq!(loki.metrics.ingested_entries.get(), 1);
+        loki.ingest("t", push("{}", vec![])).unwrap();
+        loki.ingest("t", PushRequest::default()).unwrap();
+        let m = loki.render_metrics();
+        assert!(
+            m.contains("loki_discarded_samples_total{reason=\"line_too_long\",tenant=\"t\"} 1")
+        );
+        assert!(
+            m.contains("loki_discarded_samples_total{reason=\"missing_labels\",tenant=\"t\"} 1")
+        );
+    }
+
+    #[test]
+    fn eviction_keeps_the_bound() {
+        let one = StoredEntry {
+            ts: 0,
+            line: "0123456789".into(),
+            metadata: vec![],
+        }
+        .size();
+        let loki = Loki::new(LokiConfig {
+            retention_bytes: 10 * one,
+            ..LokiConfig::default()
+        });
+        for tenant in ["a", "b"] {
+            let entries = (0..8)
+                .map(|i| Entry::new(i * 2 + (tenant == "b") as i64, "0123456789"))
+                .collect();
+            loki.ingest(tenant, push("{j=\"x\"}", entries)).unwrap();
+        }
+        assert_eq!(loki.stored_bytes(), 10 * one);
+        assert_eq!(loki.metrics.evicted_entries.get(), 6);
+        // The six oldest went: timestamps 0..=5, three per tenant.
+        let a = loki.tenant("a").unwrap();
+        assert_eq!(a.lock().oldest(), Some(6));
+        let b = loki.tenant("b").unwrap();
+        assert_eq!(b.lock().oldest(), Some(7));
+    }
+
+    #[test]
+    fn sanitizes_metadata_names() {
+        assert_eq!(sanitize_label_name("trace.id".into()), "trace_id");
+        assert_eq!(sanitize_label_name("1x".into()), "key_1x");
+        assert_eq!(sanitize_label_name("ok_1".into()), "ok_1");
+    }
 }
