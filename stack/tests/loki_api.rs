@@ -9,9 +9,43 @@ use serde_json::{Value, json};
 use stack::{EmbeddedConfig, EmbeddedStack};
 use wire::loki::{Entry, LabelPair, PushRequest, Stream};
 
-/// 2023-11-14T22:13:20Z: fixed times keep the numbers hand-checkable.
-const T0: i64 = 1_700_000_000_000_000_000;
 const S: i64 = 1_000_000_000;
+
+/// The test's time zero, in seconds: two hours ago rounded down to 100 s, so it lies inside real
+/// Loki's ingestion window (a week back) and offsets from it keep the numbers hand-checkable.
+static BASE_S: std::sync::LazyLock<i64> = std::sync::LazyLock::new(|| {
+    let now = chrono::Utc::now().timestamp();
+    (now - 7200) / 100 * 100
+});
+
+/// Time zero in nanoseconds.
+fn t0() -> i64 {
+    *BASE_S * S
+}
+
+/// Time zero plus `off` seconds, as a query parameter in float seconds.
+fn secs(off: f64) -> &'static str {
+    Box::leak(format!("{}", *BASE_S as f64 + off).into_boxed_str())
+}
+
+/// Time zero plus `off` seconds, as Loki prints a matrix/vector timestamp (a JSON number).
+fn ts(off: f64) -> Value {
+    let v = *BASE_S as f64 + off;
+    if v.fract() == 0.0 {
+        json!(v as i64)
+    } else {
+        json!(v)
+    }
+}
+
+/// Time zero plus `off` seconds in RFC3339.
+fn rfc3339(off: i64) -> &'static str {
+    let t = chrono::DateTime::from_timestamp(*BASE_S + off, 0).expect("valid time");
+    Box::leak(
+        t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            .into_boxed_str(),
+    )
+}
 
 struct Loki {
     _stack: EmbeddedStack,
@@ -134,12 +168,12 @@ async fn loki_push_in_every_encoding_and_read_back() {
     let loki = Loki::default().await;
     let pb = stream(
         r#"{job="enc", via="protobuf"}"#,
-        vec![Entry::new(T0 + S, "from protobuf")],
+        vec![Entry::new(t0() + S, "from protobuf")],
     );
     assert_eq!(loki.push(None, &pb).await, (204, String::new()));
     let json_body = wire::loki::encode_json(&stream(
         r#"{job="enc", via="json"}"#,
-        vec![Entry::new(T0 + 2 * S, "from json")],
+        vec![Entry::new(t0() + 2 * S, "from json")],
     ))
     .unwrap();
     assert_eq!(
@@ -151,7 +185,7 @@ async fn loki_push_in_every_encoding_and_read_back() {
     let gz = wire::compression::gzip_compress(
         &wire::loki::encode_json(&stream(
             r#"{job="enc", via="gzip"}"#,
-            vec![Entry::new(T0 + 3 * S, "from gzip")],
+            vec![Entry::new(t0() + 3 * S, "from gzip")],
         ))
         .unwrap(),
     );
@@ -168,7 +202,7 @@ async fn loki_push_in_every_encoding_and_read_back() {
         .header("Content-Type", "application/x-protobuf")
         .body(wire::loki::encode_protobuf(&stream(
             r#"{job="enc", via="legacy"}"#,
-            vec![Entry::new(T0 + 4 * S, "from legacy")],
+            vec![Entry::new(t0() + 4 * S, "from legacy")],
         )))
         .send()
         .await
@@ -180,8 +214,8 @@ async fn loki_push_in_every_encoding_and_read_back() {
             None,
             &[
                 ("query", r#"{job="enc"}"#),
-                ("start", &s(T0)),
-                ("end", &s(T0 + 10 * S)),
+                ("start", &s(t0())),
+                ("end", &s(t0() + 10 * S)),
             ],
         )
         .await;
@@ -191,7 +225,7 @@ async fn loki_push_in_every_encoding_and_read_back() {
     // Streams sorted by label set.
     assert_eq!(
         result[0],
-        json!({"stream": {"job": "enc", "via": "gzip"}, "values": [[s(T0 + 3 * S), "from gzip"]]})
+        json!({"stream": {"job": "enc", "via": "gzip"}, "values": [[s(t0() + 3 * S), "from gzip"]]})
     );
     assert_eq!(result[1]["stream"]["via"], "json");
     assert_eq!(result[3]["values"][0][1], "from protobuf");
@@ -201,8 +235,8 @@ async fn loki_push_in_every_encoding_and_read_back() {
     let q = |dir: &'static str| {
         [
             ("query", r#"{job="enc"} != "legacy""#),
-            ("start", "1700000000"),
-            ("end", "2023-11-14T22:13:30Z"),
+            ("start", secs(0.0)),
+            ("end", rfc3339(10)),
             ("limit", "2"),
             ("direction", dir),
         ]
@@ -233,8 +267,8 @@ async fn loki_push_in_every_encoding_and_read_back() {
         .header("Content-Type", "application/x-www-form-urlencoded")
         .body(format!(
             "query=%7Bvia%3D%22json%22%7D&start={}&end={}",
-            T0,
-            T0 + 10 * S
+            t0(),
+            t0() + 10 * S
         ))
         .send()
         .await
@@ -243,7 +277,7 @@ async fn loki_push_in_every_encoding_and_read_back() {
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["data"]["result"][0]["values"][0][1], "from json");
 
-    let range = [("start", s(T0)), ("end", s(T0 + 10 * S))];
+    let range = [("start", s(t0())), ("end", s(t0() + 10 * S))];
     let range: Vec<(&str, &str)> = range.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let labels = loki.json(None, "/loki/api/v1/labels", &range).await;
     assert_eq!(labels["data"], json!(["job", "via"]));
@@ -311,19 +345,19 @@ async fn loki_defaults_to_the_last_hour() {
 #[tokio::test]
 async fn loki_structured_metadata_splits_streams_and_is_filterable() {
     let loki = Loki::default().await;
-    let mut e1 = Entry::new(T0 + S, "one");
+    let mut e1 = Entry::new(t0() + S, "one");
     e1.structured_metadata.push(LabelPair {
         name: "trace_id".into(),
         value: "abc".into(),
     });
-    let e2 = Entry::new(T0 + 2 * S, "two");
+    let e2 = Entry::new(t0() + 2 * S, "two");
     assert_eq!(
         loki.push(None, &stream(r#"{job="md"}"#, vec![e1, e2]))
             .await
             .0,
         204
     );
-    let range = [("start", s(T0)), ("end", s(T0 + 10 * S))];
+    let range = [("start", s(t0())), ("end", s(t0() + 10 * S))];
     let mut p: Vec<(&str, &str)> = range.iter().map(|(k, v)| (*k, v.as_str())).collect();
     p.push(("query", r#"{job="md"}"#));
     let data = loki.query_range(None, &p).await;
@@ -331,8 +365,8 @@ async fn loki_structured_metadata_splits_streams_and_is_filterable() {
     assert_eq!(
         data["result"],
         json!([
-            {"stream": {"job": "md", "trace_id": "abc"}, "values": [[s(T0 + S), "one"]]},
-            {"stream": {"job": "md"}, "values": [[s(T0 + 2 * S), "two"]]},
+            {"stream": {"job": "md", "trace_id": "abc"}, "values": [[s(t0() + S), "one"]]},
+            {"stream": {"job": "md"}, "values": [[s(t0() + 2 * S), "two"]]},
         ])
     );
     p.pop();
@@ -358,17 +392,11 @@ async fn loki_parsers_and_label_filters() {
         lines
             .iter()
             .enumerate()
-            .map(|(i, l)| Entry::new(T0 + (i as i64 + 1) * S, *l))
+            .map(|(i, l)| Entry::new(t0() + (i as i64 + 1) * S, *l))
             .collect(),
     );
     assert_eq!(loki.push(None, &req).await.0, 204);
-    let q = |query: &'static str| {
-        [
-            ("query", query),
-            ("start", "1700000000"),
-            ("end", "1700000010"),
-        ]
-    };
+    let q = |query: &'static str| [("query", query), ("start", secs(0.0)), ("end", secs(10.0))];
     let data = loki
         .query_range(None, &q(r#"{job="parse"} | json | status >= 500"#))
         .await;
@@ -420,26 +448,26 @@ async fn loki_parsers_and_label_filters() {
 #[tokio::test]
 async fn loki_metric_queries_with_hand_checked_numbers() {
     let loki = Loki::default().await;
-    // app=a: one 9-byte line every second from T0+1s to T0+10s; app=b: every other second.
+    // app=a: one 9-byte line every second from t0()+1s to t0()+10s; app=b: every other second.
     let a = stream(
         r#"{job="m", app="a"}"#,
-        entries(10, |i| (T0 + i * S, format!("line-a-{i:02}"))),
+        entries(10, |i| (t0() + i * S, format!("line-a-{i:02}"))),
     );
     let b = stream(
         r#"{job="m", app="b"}"#,
-        entries(5, |i| (T0 + 2 * i * S, format!("line-b-{i:02}"))),
+        entries(5, |i| (t0() + 2 * i * S, format!("line-b-{i:02}"))),
     );
     assert_eq!(loki.push(None, &a).await.0, 204);
     assert_eq!(loki.push(None, &b).await.0, 204);
     let range = |query: &'static str| {
         [
             ("query", query),
-            ("start", "1700000005"),
-            ("end", "1700000010"),
+            ("start", secs(5.0)),
+            ("end", secs(10.0)),
             ("step", "5s"),
         ]
     };
-    // Windows are (t-5s, t]: at T0+5s a has 1..5 (5 lines), b has 2,4 (2); at T0+10s a has
+    // Windows are (t-5s, t]: at t0()+5s a has 1..5 (5 lines), b has 2,4 (2); at t0()+10s a has
     // 6..10 (5), b has 6,8,10 (3).
     let data = loki
         .query_range(None, &range(r#"count_over_time({job="m"}[5s])"#))
@@ -448,8 +476,8 @@ async fn loki_metric_queries_with_hand_checked_numbers() {
     assert_eq!(
         data["result"],
         json!([
-            {"metric": {"app": "a", "job": "m"}, "values": [[1700000005, "5"], [1700000010, "5"]]},
-            {"metric": {"app": "b", "job": "m"}, "values": [[1700000005, "2"], [1700000010, "3"]]},
+            {"metric": {"app": "a", "job": "m"}, "values": [[ts(5.0), "5"], [ts(10.0), "5"]]},
+            {"metric": {"app": "b", "job": "m"}, "values": [[ts(5.0), "2"], [ts(10.0), "3"]]},
         ])
     );
     let data = loki
@@ -457,7 +485,7 @@ async fn loki_metric_queries_with_hand_checked_numbers() {
         .await;
     assert_eq!(
         data["result"],
-        json!([{"metric": {"job": "m"}, "values": [[1700000005, "1.4"], [1700000010, "1.6"]]}])
+        json!([{"metric": {"job": "m"}, "values": [[ts(5.0), "1.4"], [ts(10.0), "1.6"]]}])
     );
     let data = loki
         .query_range(
@@ -467,7 +495,7 @@ async fn loki_metric_queries_with_hand_checked_numbers() {
         .await;
     assert_eq!(
         data["result"],
-        json!([{"metric": {}, "values": [[1700000005, "45"], [1700000010, "45"]]}])
+        json!([{"metric": {}, "values": [[ts(5.0), "45"], [ts(10.0), "45"]]}])
     );
     let data = loki
         .query_range(
@@ -475,12 +503,12 @@ async fn loki_metric_queries_with_hand_checked_numbers() {
             &range(r#"count(count_over_time({job="m"} |= "-0" [5s]))"#),
         )
         .await;
-    // "-0" matches a-01..a-09 and b-01..b-05: at T0+10s, a has 06..09 and b has 03..05 → 2 series.
+    // "-0" matches a-01..a-09 and b-01..b-05: at t0()+10s, a has 06..09 and b has 03..05 → 2 series.
     assert_eq!(
         data["result"][0]["values"],
-        json!([[1700000005, "2"], [1700000010, "2"]])
+        json!([[ts(5.0), "2"], [ts(10.0), "2"]])
     );
-    // Instant query at T0+10s over 10s: a 10 lines, b 5.
+    // Instant query at t0()+10s over 10s: a 10 lines, b 5.
     let v = loki
         .json(
             None,
@@ -490,13 +518,13 @@ async fn loki_metric_queries_with_hand_checked_numbers() {
                     "query",
                     r#"sum without (app) (count_over_time({job="m"}[10s]))"#,
                 ),
-                ("time", "1700000010"),
+                ("time", secs(10.0)),
             ],
         )
         .await;
     assert_eq!(
         v["data"]["result"],
-        json!([{"metric": {"job": "m"}, "value": [1700000010, "15"]}])
+        json!([{"metric": {"job": "m"}, "value": [ts(10.0), "15"]}])
     );
     // Fractional step times are written as fractional seconds.
     let data = loki
@@ -504,15 +532,15 @@ async fn loki_metric_queries_with_hand_checked_numbers() {
             None,
             &[
                 ("query", r#"count_over_time({app="a"}[1s])"#),
-                ("start", "1700000001.5"),
-                ("end", "1700000002.5"),
+                ("start", secs(1.5)),
+                ("end", secs(2.5)),
                 ("step", "1"),
             ],
         )
         .await;
     assert_eq!(
         data["result"][0]["values"],
-        json!([[1700000001.5, "1"], [1700000002.5, "1"]])
+        json!([[ts(1.5), "1"], [ts(2.5), "1"]])
     );
 }
 
@@ -523,7 +551,7 @@ async fn loki_validation_errors_as_loki_words_them() {
         ..EmbeddedConfig::default()
     })
     .await;
-    let one = vec![Entry::new(T0, "x")];
+    let one = vec![Entry::new(t0(), "x")];
     let (status, body) = loki.push(None, &stream("{}", one.clone())).await;
     assert_eq!(
         (status, body.as_str()),
@@ -550,8 +578,8 @@ async fn loki_validation_errors_as_loki_words_them() {
             &stream(
                 r#"{job="long"}"#,
                 vec![
-                    Entry::new(T0, "short"),
-                    Entry::new(T0 + 1, "this line is far too long"),
+                    Entry::new(t0(), "short"),
+                    Entry::new(t0() + 1, "this line is far too long"),
                 ],
             ),
         )
@@ -567,12 +595,12 @@ async fn loki_validation_errors_as_loki_words_them() {
             None,
             &[
                 ("query", r#"{job="long"}"#),
-                ("start", &s(T0 - S)),
-                ("end", &s(T0 + S)),
+                ("start", &s(t0() - S)),
+                ("end", &s(t0() + S)),
             ],
         )
         .await;
-    assert_eq!(data["result"][0]["values"], json!([[s(T0), "short"]]));
+    assert_eq!(data["result"][0]["values"], json!([[s(t0()), "short"]]));
     // Streams without entries, and empty pushes, are accepted and ignored.
     assert_eq!(loki.push(None, &stream("{}", vec![])).await.0, 204);
     assert_eq!(
@@ -689,8 +717,8 @@ async fn loki_query_errors() {
         (
             &[
                 ("query", r#"{a="b"}"#),
-                ("start", "1700000010"),
-                ("end", "1700000000"),
+                ("start", secs(10.0)),
+                ("end", secs(0.0)),
             ],
             "end timestamp must not be before or equal to start time",
         ),
@@ -702,7 +730,7 @@ async fn loki_query_errors() {
             &[
                 ("query", r#"rate({a="b"}[1m])"#),
                 ("start", "1600000000"),
-                ("end", "1700000000"),
+                ("end", secs(0.0)),
                 ("step", "1"),
             ],
             "exceeded maximum resolution of 11,000 points",
@@ -736,14 +764,14 @@ async fn loki_query_errors() {
 #[tokio::test]
 async fn loki_tenants_are_isolated() {
     let loki = Loki::default().await;
-    let req = |line: &str| stream(r#"{job="t"}"#, vec![Entry::new(T0, line)]);
+    let req = |line: &str| stream(r#"{job="t"}"#, vec![Entry::new(t0(), line)]);
     assert_eq!(loki.push(Some("team-a"), &req("for a")).await.0, 204);
     assert_eq!(loki.push(Some("team-b"), &req("for b")).await.0, 204);
     assert_eq!(loki.push(None, &req("for fake")).await.0, 204);
     let p = [
         ("query", r#"{job="t"}"#),
         ("start", "1699999999"),
-        ("end", "1700000001"),
+        ("end", secs(1.0)),
     ];
     for (tenant, line) in [
         (Some("team-a"), "for a"),
@@ -754,7 +782,7 @@ async fn loki_tenants_are_isolated() {
         let data = loki.query_range(tenant, &p).await;
         assert_eq!(
             data["result"][0]["values"],
-            json!([[s(T0), line]]),
+            json!([[s(t0()), line]]),
             "{tenant:?}"
         );
     }
@@ -772,10 +800,10 @@ async fn loki_duplicates_are_dropped_and_out_of_order_entries_sorted() {
     let req = stream(
         r#"{job="dup"}"#,
         vec![
-            Entry::new(T0 + 2 * S, "b"),
-            Entry::new(T0 + S, "a"),
-            Entry::new(T0 + 2 * S, "b"),
-            Entry::new(T0 + 2 * S, "b2"),
+            Entry::new(t0() + 2 * S, "b"),
+            Entry::new(t0() + S, "a"),
+            Entry::new(t0() + 2 * S, "b"),
+            Entry::new(t0() + 2 * S, "b2"),
         ],
     );
     assert_eq!(loki.push(None, &req).await.0, 204);
@@ -785,8 +813,8 @@ async fn loki_duplicates_are_dropped_and_out_of_order_entries_sorted() {
             None,
             &[
                 ("query", r#"{job="dup"}"#),
-                ("start", "1700000000"),
-                ("end", "1700000010"),
+                ("start", secs(0.0)),
+                ("end", secs(10.0)),
                 ("direction", "forward"),
             ],
         )
@@ -794,9 +822,9 @@ async fn loki_duplicates_are_dropped_and_out_of_order_entries_sorted() {
     assert_eq!(
         data["result"][0]["values"],
         json!([
-            [s(T0 + S), "a"],
-            [s(T0 + 2 * S), "b"],
-            [s(T0 + 2 * S), "b2"]
+            [s(t0() + S), "a"],
+            [s(t0() + 2 * S), "b"],
+            [s(t0() + 2 * S), "b2"]
         ])
     );
 }
@@ -811,7 +839,7 @@ async fn loki_retention_evicts_the_oldest_and_counts_it() {
     .await;
     let req = stream(
         r#"{job="ret"}"#,
-        entries(15, |i| (T0 + i * S, format!("{i:036}"))),
+        entries(15, |i| (t0() + i * S, format!("{i:036}"))),
     );
     assert_eq!(loki.push(None, &req).await.0, 204);
     let data = loki
@@ -819,15 +847,15 @@ async fn loki_retention_evicts_the_oldest_and_counts_it() {
             None,
             &[
                 ("query", r#"{job="ret"}"#),
-                ("start", "1700000000"),
-                ("end", "1700000100"),
+                ("start", secs(0.0)),
+                ("end", secs(100.0)),
                 ("direction", "forward"),
             ],
         )
         .await;
     let values = data["result"][0]["values"].as_array().unwrap();
     assert_eq!(values.len(), 10);
-    assert_eq!(values[0][0], s(T0 + 6 * S));
+    assert_eq!(values[0][0], s(t0() + 6 * S));
     assert_eq!(
         loki.metric("loki_embedded_evicted_entries_total").await,
         "loki_embedded_evicted_entries_total 5"

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use super::logql::eval::{self, Direction, Processed};
 use super::logql::{self, Expr, ParseError};
 use super::store::Labels;
-use super::{DEFAULT_TENANT, Loki, LokiError};
+use super::{DEFAULT_TENANT, Loki, LokiError, now_ns};
 use crate::embedded::http::{body_limit, header as header_str};
 use crate::embedded::metrics::TEXT_CONTENT_TYPE;
 
@@ -80,13 +80,6 @@ fn tenant(headers: &HeaderMap) -> String {
         Some(t) if !t.is_empty() => t.to_string(),
         _ => DEFAULT_TENANT.to_string(),
     }
-}
-
-fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos().min(i64::MAX as u128) as i64)
-        .unwrap_or(0)
 }
 
 async fn push(State(loki): State<Arc<Loki>>, headers: HeaderMap, body: Bytes) -> Response {

@@ -45,6 +45,11 @@ pub struct LokiConfig {
     pub max_label_names_per_series: usize,
     /// Loki's `max_entries_limit_per_query` (default 5000).
     pub max_entries_limit_per_query: usize,
+    /// Loki's `reject_old_samples_max_age` (default 168h): older entries are refused with 400.
+    /// `None` is `reject_old_samples: false`.
+    pub reject_old_samples_max_age: Option<std::time::Duration>,
+    /// Loki's `creation_grace_period` (default 10m): entries further in the future are refused.
+    pub creation_grace_period: std::time::Duration,
 }
 
 impl From<&EmbeddedConfig> for LokiConfig {
@@ -56,6 +61,8 @@ impl From<&EmbeddedConfig> for LokiConfig {
             max_body_bytes: c.max_body_bytes,
             max_label_names_per_series: 15,
             max_entries_limit_per_query: 5000,
+            reject_old_samples_max_age: Some(std::time::Duration::from_secs(168 * 3600)),
+            creation_grace_period: std::time::Duration::from_secs(600),
         }
     }
 }
@@ -116,6 +123,18 @@ mod reason {
     pub const DUPLICATE_LABEL_NAMES: &str = "duplicate_label_names";
     pub const MAX_LABEL_NAMES: &str = "max_label_names_per_series";
     pub const LINE_TOO_LONG: &str = "line_too_long";
+    pub const TOO_OLD: &str = "greater_than_max_sample_age";
+    pub const TOO_NEW: &str = "too_far_in_future";
+}
+
+/// Now, in nanoseconds since the epoch.
+pub(crate) fn now_ns() -> i64 {
+    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
+}
+
+/// A time as Go's `time.Time` prints with RFC3339 (what Loki's messages show).
+fn rfc3339(ns: i64) -> String {
+    chrono::DateTime::from_timestamp_nanos(ns).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// A validated stream, ready to store.
@@ -224,8 +243,37 @@ impl Loki {
         errors: &mut Vec<String>,
     ) -> Prepared {
         let max = self.config.max_line_size;
+        let now = now_ns();
+        let oldest = self
+            .config
+            .reject_old_samples_max_age
+            .map(|age| now.saturating_sub(age.as_nanos().min(i64::MAX as u128) as i64));
+        let newest = now.saturating_add(
+            self.config
+                .creation_grace_period
+                .as_nanos()
+                .min(i64::MAX as u128) as i64,
+        );
         let mut out = Vec::with_capacity(entries.len());
         for e in entries {
+            let ts = e.timestamp_ns();
+            if let Some(oldest) = oldest.filter(|o| ts < *o) {
+                self.discard(reason::TOO_OLD, tenant, 1, entry_bytes(&e));
+                errors.push(format!(
+                    "entry for stream '{key}' has timestamp too old: {}, oldest acceptable timestamp is: {}",
+                    rfc3339(ts),
+                    rfc3339(oldest)
+                ));
+                continue;
+            }
+            if ts > newest {
+                self.discard(reason::TOO_NEW, tenant, 1, entry_bytes(&e));
+                errors.push(format!(
+                    "entry for stream '{key}' has timestamp too new: {}",
+                    rfc3339(ts)
+                ));
+                continue;
+            }
             if max > 0 && e.line.len() > max {
                 self.discard(reason::LINE_TOO_LONG, tenant, 1, entry_bytes(&e));
                 errors.push(format!(
@@ -234,7 +282,6 @@ impl Loki {
                 ));
                 continue;
             }
-            let ts = e.timestamp_ns();
             out.push(StoredEntry {
                 ts,
                 line: e.line,
@@ -548,6 +595,11 @@ mod tests {
     use super::*;
     use wire::loki::{Entry, PushRequest, Stream as WStream};
 
+    /// An hour ago plus `i` ns: inside Loki's accepted window.
+    fn recent(i: i64) -> i64 {
+        now_ns() - 3_600_000_000_000 + i
+    }
+
     fn push(labels: &str, entries: Vec<Entry>) -> PushRequest {
         PushRequest {
             streams: vec![WStream {
@@ -565,14 +617,14 @@ mod tests {
             ..LokiConfig::default()
         });
         let err = loki
-            .ingest("t", push("{}", vec![Entry::new(1, "x")]))
+            .ingest("t", push("{}", vec![Entry::new(recent(1), "x")]))
             .unwrap_err();
         assert_eq!(
             err.to_string(),
             "error at least one label pair is required per stream"
         );
         let err = loki
-            .ingest("t", push("{a=}", vec![Entry::new(1, "x")]))
+            .ingest("t", push("{a=}", vec![Entry::new(recent(1), "x")]))
             .unwrap_err();
         assert!(
             err.to_string()
@@ -583,13 +635,47 @@ mod tests {
                 "t",
                 push(
                     "{a=\"b\"}",
-                    vec![Entry::new(1, "ok"), Entry::new(2, "toolong")],
+                    vec![
+                        Entry::new(recent(1), "ok"),
+                        Entry::new(recent(2), "toolong"),
+                    ],
                 ),
             )
             .unwrap_err();
         assert_eq!(
             err.to_string(),
             "Max entry size '5' bytes exceeded for stream '{a=\"b\"}' while adding an entry with length '7' bytes"
+        );
+        // Loki's ingestion window: a week back, ten minutes ahead.
+        let week = 168 * 3_600_000_000_000i64;
+        let err = loki
+            .ingest(
+                "t",
+                push(
+                    "{a=\"b\"}",
+                    vec![Entry::new(now_ns() - week - 60_000_000_000, "ok")],
+                ),
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("entry for stream '{a=\"b\"}' has timestamp too old: ")
+                && err.contains(", oldest acceptable timestamp is: "),
+            "{err}"
+        );
+        let err = loki
+            .ingest(
+                "t",
+                push(
+                    "{a=\"b\"}",
+                    vec![Entry::new(now_ns() + 3_600_000_000_000, "ok")],
+                ),
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("entry for stream '{a=\"b\"}' has timestamp too new: "),
+            "{err}"
         );
         // The valid entry was stored anyway; empty streams and pushes are fine.
         assert_eq!(loki.metrics.ingested_entries.get(), 1);
@@ -616,9 +702,10 @@ mod tests {
             retention_bytes: 10 * one,
             ..LokiConfig::default()
         });
+        let base = recent(0);
         for tenant in ["a", "b"] {
             let entries = (0..8)
-                .map(|i| Entry::new(i * 2 + (tenant == "b") as i64, "0123456789"))
+                .map(|i| Entry::new(base + i * 2 + (tenant == "b") as i64, "0123456789"))
                 .collect();
             loki.ingest(tenant, push("{j=\"x\"}", entries)).unwrap();
         }
@@ -626,9 +713,9 @@ mod tests {
         assert_eq!(loki.metrics.evicted_entries.get(), 6);
         // The six oldest went: timestamps 0..=5, three per tenant.
         let a = loki.tenant("a").unwrap();
-        assert_eq!(a.lock().oldest(), Some(6));
+        assert_eq!(a.lock().oldest(), Some(base + 6));
         let b = loki.tenant("b").unwrap();
-        assert_eq!(b.lock().oldest(), Some(7));
+        assert_eq!(b.lock().oldest(), Some(base + 7));
     }
 
     #[test]
