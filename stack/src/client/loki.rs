@@ -1,0 +1,1 @@
+//! Loki client (being written).

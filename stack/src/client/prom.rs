@@ -1,0 +1,1 @@
+//! Prometheus client (being written).
