@@ -11,6 +11,8 @@ pub mod loki;
 pub mod prom;
 pub mod tempo;
 
+pub use loki::LokiClient;
+pub use prom::PromClient;
 use std::sync::OnceLock;
 
 use bytes::Bytes;
@@ -177,6 +179,26 @@ impl Http {
                 pairs.append_pair(k, v);
             }
         }
+        Ok(url)
+    }
+
+    /// `base` followed by path segments, each percent-encoded (label names, tag names), and
+    /// query parameters.
+    pub fn url_segments(
+        &self,
+        base: &Url,
+        segments: &[&str],
+        query: &[(&str, String)],
+    ) -> Result<Url, ClientError> {
+        let mut url = self.url(base, "", query)?;
+        url.path_segments_mut()
+            .map_err(|()| ClientError::Url {
+                base: redact(base),
+                path: segments.join("/"),
+                reason: "the base URL cannot have a path".into(),
+            })?
+            .pop_if_empty()
+            .extend(segments);
         Ok(url)
     }
 

@@ -369,7 +369,7 @@ impl TempoClient {
 
     /// `GET /api/search/tag/{tag}/values`.
     pub async fn tag_values(&self, tag: &str) -> Result<Vec<String>, ClientError> {
-        let url = self.tag_url("api/search/tag", tag, None)?;
+        let url = self.tag_url("search", tag, None)?;
         Ok(self.http.get_json::<TagValuesResponse>(url).await?.tag_values)
     }
 
@@ -380,7 +380,7 @@ impl TempoClient {
         tag: &str,
         q: Option<&str>,
     ) -> Result<Vec<TypedTagValue>, ClientError> {
-        let url = self.tag_url("api/v2/search/tag", tag, q)?;
+        let url = self.tag_url("v2", tag, q)?;
         Ok(self
             .http
             .get_json::<TypedTagValuesResponse>(url)
@@ -388,20 +388,14 @@ impl TempoClient {
             .tag_values)
     }
 
-    fn tag_url(&self, prefix: &str, tag: &str, q: Option<&str>) -> Result<url::Url, ClientError> {
+    fn tag_url(&self, version: &str, tag: &str, q: Option<&str>) -> Result<url::Url, ClientError> {
         let query: Vec<(&str, String)> = q.map(|q| ("q", q.to_string())).into_iter().collect();
-        let mut url = self.query_url(prefix, &query)?;
-        let base = url.to_string();
-        url.path_segments_mut()
-            .map_err(|()| ClientError::Url {
-                base,
-                path: tag.to_string(),
-                reason: "the base URL cannot have a path".into(),
-            })?
-            .pop_if_empty()
-            .push(tag)
-            .push("values");
-        Ok(url)
+        let segments: &[&str] = match version {
+            "v2" => &["api", "v2", "search", "tag", tag, "values"],
+            _ => &["api", "search", "tag", tag, "values"],
+        };
+        self.http
+            .url_segments(&self.http.endpoints.tempo_query, segments, &query)
     }
 
     /// `GET /ready`: `Ok` once Tempo answers 200.

@@ -106,13 +106,20 @@ async fn export_http(State(tempo): State<Arc<Tempo>>, headers: HeaderMap, body: 
         Err(e) => return bad_request(e, encoding),
     };
     match tempo.ingest(&tenant, req) {
-        Ok(_) => encoded(
-            StatusCode::OK,
-            &ExportTraceServiceResponse {
-                partial_success: None,
-            },
-            encoding,
-        ),
+        // No partial success to report: `{}` in JSON, an empty message in protobuf.
+        Ok(_) => match encoding {
+            Encoding::Json => (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, encoding.content_type())],
+                "{}",
+            )
+                .into_response(),
+            Encoding::Protobuf => encoded(
+                StatusCode::OK,
+                &ExportTraceServiceResponse::default(),
+                encoding,
+            ),
+        },
         Err(e) => bad_request(e, encoding),
     }
 }
