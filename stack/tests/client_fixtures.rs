@@ -3,6 +3,9 @@
 //! sent (paths, parameters, tenant and credentials, push and remote-write bodies). The end-to-end
 //! test against the embedded Loki and Mimir comes with them.
 
+// Test code through and through (clippy.toml only exempts `#[test]` fns, not helpers).
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -84,12 +87,10 @@ const PROM_SPECIALS: &str = r#"{
       ]
    }
 }"#;
-const PROM_SCALAR: &str =
-    r#"{ "status" : "success", "data" : { "resultType" : "scalar", "result" : [ 1435781451.781, "2.5" ] } }"#;
+const PROM_SCALAR: &str = r#"{ "status" : "success", "data" : { "resultType" : "scalar", "result" : [ 1435781451.781, "2.5" ] } }"#;
 
 /// Prometheus docs, error format.
-const PROM_ERROR: &str =
-    r#"{ "status": "error", "errorType": "bad_data", "error": "parse error at char 4: unclosed left parenthesis" }"#;
+const PROM_ERROR: &str = r#"{ "status": "error", "errorType": "bad_data", "error": "parse error at char 4: unclosed left parenthesis" }"#;
 
 /// Loki docs, `GET /loki/api/v1/query` log query example.
 const LOKI_STREAMS: &str = r#"{
@@ -220,7 +221,10 @@ async fn serve() -> (Endpoints, Log) {
                 let mut query: BTreeMap<String, Vec<String>> = BTreeMap::new();
                 let url = Url::parse(&format!("http://x{uri}")).unwrap();
                 for (k, v) in url.query_pairs() {
-                    query.entry(k.into_owned()).or_default().push(v.into_owned());
+                    query
+                        .entry(k.into_owned())
+                        .or_default()
+                        .push(v.into_owned());
                 }
                 let (status, body_out) = answer(uri.path(), &query);
                 seen.lock().unwrap().push(Seen {
@@ -276,7 +280,11 @@ async fn prom_client_reads_the_documented_shapes() {
     assert_eq!(v.len(), 2);
     assert_eq!(
         v[0].metric,
-        labels(&[("__name__", "up"), ("job", "prometheus"), ("instance", "localhost:9090")])
+        labels(&[
+            ("__name__", "up"),
+            ("job", "prometheus"),
+            ("instance", "localhost:9090")
+        ])
     );
     assert_eq!(
         v[1].sample,
@@ -297,11 +305,19 @@ async fn prom_client_reads_the_documented_shapes() {
     );
 
     let m = prom
-        .query_range("up", 1435781430.781, 1435781460.781, Duration::from_secs(15))
+        .query_range(
+            "up",
+            1435781430.781,
+            1435781460.781,
+            Duration::from_secs(15),
+        )
         .await
         .unwrap();
     let m = m.matrix().unwrap();
-    assert_eq!(m[1].samples.iter().map(|s| s.value).collect::<Vec<_>>(), [0.0, 0.0, 1.0]);
+    assert_eq!(
+        m[1].samples.iter().map(|s| s.value).collect::<Vec<_>>(),
+        [0.0, 0.0, 1.0]
+    );
     assert_eq!(last(&log).query["step"], ["15s"]);
 
     let specials = prom.query("specials", None).await.unwrap();
@@ -310,17 +326,31 @@ async fn prom_client_reads_the_documented_shapes() {
     assert_eq!(s[1].sample.value, f64::INFINITY);
     assert_eq!(s[2].sample.value, f64::NEG_INFINITY);
     assert_eq!(
-        prom.query("scalar", None).await.unwrap().scalar().unwrap().value,
+        prom.query("scalar", None)
+            .await
+            .unwrap()
+            .scalar()
+            .unwrap()
+            .value,
         2.5
     );
 
-    let series = prom.series(&["up", "process_start_time_seconds{job=\"prometheus\"}"], Some((1.0, 2.0))).await.unwrap();
+    let series = prom
+        .series(
+            &["up", "process_start_time_seconds{job=\"prometheus\"}"],
+            Some((1.0, 2.0)),
+        )
+        .await
+        .unwrap();
     assert_eq!(series.len(), 3);
     assert_eq!(series[2]["__name__"], "process_start_time_seconds");
     assert_eq!(last(&log).query["match[]"].len(), 2);
 
     assert_eq!(prom.labels().await.unwrap()[0], "__name__");
-    assert_eq!(prom.label_values("job").await.unwrap(), ["node", "prometheus"]);
+    assert_eq!(
+        prom.label_values("job").await.unwrap(),
+        ["node", "prometheus"]
+    );
     prom.ready().await.unwrap();
 }
 
@@ -332,7 +362,10 @@ async fn prom_errors_say_what_was_sent_and_what_came_back() {
     let err = prom.query("bad(", None).await.unwrap_err();
     assert_eq!(err.status(), Some(reqwest::StatusCode::BAD_REQUEST));
     let msg = err.to_string();
-    assert!(msg.contains("/prometheus/api/v1/query?query=bad%28"), "{msg}");
+    assert!(
+        msg.contains("/prometheus/api/v1/query?query=bad%28"),
+        "{msg}"
+    );
     assert!(msg.contains("unclosed left parenthesis"), "{msg}");
     assert!(!msg.contains("hunter2"), "{msg}");
 
@@ -347,7 +380,10 @@ async fn prom_errors_say_what_was_sent_and_what_came_back() {
         prometheus_query: Url::parse("http://user:hunter2@127.0.0.1:1/prometheus").unwrap(),
         ..endpoints
     };
-    let err = PromClient::new(&unreachable).query("up", None).await.unwrap_err();
+    let err = PromClient::new(&unreachable)
+        .query("up", None)
+        .await
+        .unwrap_err();
     assert!(matches!(err, ClientError::Transport { .. }), "{err}");
     assert!(!err.to_string().contains("hunter2"), "{err}");
 }
@@ -391,7 +427,11 @@ async fn loki_client_reads_the_documented_shapes() {
     let streams = r.streams().unwrap();
     assert_eq!(
         streams[0].labels,
-        labels(&[("filename", "/var/log/myproject.log"), ("job", "varlogs"), ("level", "info")])
+        labels(&[
+            ("filename", "/var/log/myproject.log"),
+            ("job", "varlogs"),
+            ("level", "info")
+        ])
     );
     assert_eq!(
         streams[0].entries,
@@ -442,7 +482,10 @@ async fn loki_client_reads_the_documented_shapes() {
         ["cortex-ops", "default"]
     );
     let series = loki.series(&["{app=\"loki\"}"], None).await.unwrap();
-    assert_eq!(series[0]["statefulset_kubernetes_io_pod_name"], "loki-stack-0");
+    assert_eq!(
+        series[0]["statefulset_kubernetes_io_pod_name"],
+        "loki-stack-0"
+    );
     loki.ready().await.unwrap();
 }
 
@@ -462,7 +505,10 @@ async fn loki_push_sends_protobuf_snappy_and_json() {
     assert_eq!(seen.path, "/loki/api/v1/push");
     assert_eq!(seen.headers["content-type"], "application/x-protobuf");
     assert_eq!(seen.headers["x-scope-orgid"], "tenant-1");
-    assert_eq!(wire::loki::decode_protobuf(&seen.body, 1 << 20).unwrap(), req);
+    assert_eq!(
+        wire::loki::decode_protobuf(&seen.body, 1 << 20).unwrap(),
+        req
+    );
 
     loki.push_json(&req).await.unwrap();
     let seen = last(&log);

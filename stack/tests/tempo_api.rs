@@ -2,6 +2,9 @@
 //! trace by id (v1, v2), search, tags and tag values out, through [`TempoClient`] and raw HTTP
 //! for the shapes and the error paths.
 
+// Test code through and through (clippy.toml only exempts `#[test]` fns, not helpers).
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use prost::Message as _;
@@ -83,7 +86,9 @@ fn span_names(batches: &[ResourceSpans]) -> Vec<String> {
 }
 
 async fn start() -> EmbeddedStack {
-    EmbeddedStack::start(EmbeddedConfig::default()).await.unwrap()
+    EmbeddedStack::start(EmbeddedConfig::default())
+        .await
+        .unwrap()
 }
 
 fn otlp_url(stack: &EmbeddedStack) -> String {
@@ -154,12 +159,13 @@ async fn push_http_and_read_back_by_id() {
     assert!(client.trace_by_id(&hex_id(9)).await.unwrap().is_none());
 
     // v1 JSON, as Tempo writes it
-    let v: serde_json::Value = reqwest::get(query_url(&stack, &format!("/api/traces/{}", hex_id(1))))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: serde_json::Value =
+        reqwest::get(query_url(&stack, &format!("/api/traces/{}", hex_id(1))))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
     let spans = &v["batches"][0]["scopeSpans"][0]["spans"];
     assert_eq!(spans.as_array().unwrap().len(), 2);
     assert_eq!(spans[0]["kind"], "SPAN_KIND_SERVER");
@@ -184,20 +190,32 @@ async fn push_http_and_read_back_by_id() {
     );
 
     // short ids are left-padded: 0x...01 is not trace 1, so 404
-    let r = reqwest::get(query_url(&stack, "/api/traces/1")).await.unwrap();
+    let r = reqwest::get(query_url(&stack, "/api/traces/1"))
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 
     // start/end outside the trace: not found
     let r = reqwest::get(query_url(
         &stack,
-        &format!("/api/traces/{}?start={}&end={}", hex_id(1), T0 + 500, T0 + 600),
+        &format!(
+            "/api/traces/{}?start={}&end={}",
+            hex_id(1),
+            T0 + 500,
+            T0 + 600
+        ),
     ))
     .await
     .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     let r = reqwest::get(query_url(
         &stack,
-        &format!("/api/traces/{}?start={}&end={}", hex_id(1), T0 - 10, T0 + 10),
+        &format!(
+            "/api/traces/{}?start={}&end={}",
+            hex_id(1),
+            T0 - 10,
+            T0 + 10
+        ),
     ))
     .await
     .unwrap();
@@ -259,7 +277,14 @@ async fn push_grpc_with_tenant_and_refusals() {
     assert_eq!(span_names(&t), ["rpc"]);
     let default = TempoClient::new(stack.endpoints());
     assert!(default.trace_by_id(&hex_id(7)).await.unwrap().is_none());
-    assert!(default.search(&SearchQuery::default()).await.unwrap().traces.is_empty());
+    assert!(
+        default
+            .search(&SearchQuery::default())
+            .await
+            .unwrap()
+            .traces
+            .is_empty()
+    );
 
     // grpc keeps serving after a refusal
     grpc.export(export("grpc-svc", vec![span(9, 1, None, "again", 0, 5)]))
@@ -308,7 +333,11 @@ async fn search_by_tags_traceql_time_and_duration() {
         ("{ span.http.status_code >= 500 }", vec![hex_id(1)]),
         ("{ kind = client }", vec![]),
     ] {
-        assert_eq!(ids(client.search(&SearchQuery::traceql(q)).await.unwrap()), want, "{q}");
+        assert_eq!(
+            ids(client.search(&SearchQuery::traceql(q)).await.unwrap()),
+            want,
+            "{q}"
+        );
     }
 
     let q = SearchQuery::default().range(T0 + 50, T0 + 200);
@@ -317,7 +346,13 @@ async fn search_by_tags_traceql_time_and_duration() {
     assert_eq!(ids(client.search(&q).await.unwrap()), [hex_id(1)]);
     let q = SearchQuery::default().max_duration(Duration::from_millis(100));
     assert_eq!(ids(client.search(&q).await.unwrap()), [hex_id(2)]);
-    assert_eq!(ids(client.search(&SearchQuery::default().limit(1)).await.unwrap()), [hex_id(2)]);
+    assert_eq!(
+        ids(client
+            .search(&SearchQuery::default().limit(1))
+            .await
+            .unwrap()),
+        [hex_id(2)]
+    );
 }
 
 #[tokio::test]
@@ -335,8 +370,14 @@ async fn tags_and_tag_values() {
     assert_eq!(names, ["resource", "span", "intrinsic"]);
     assert!(scopes[2].tags.contains(&"status".to_string()));
 
-    assert_eq!(client.tag_values("service.name").await.unwrap(), ["pos", "web"]);
-    assert_eq!(client.tag_values("http.status_code").await.unwrap(), ["500"]);
+    assert_eq!(
+        client.tag_values("service.name").await.unwrap(),
+        ["pos", "web"]
+    );
+    assert_eq!(
+        client.tag_values("http.status_code").await.unwrap(),
+        ["500"]
+    );
     assert!(client.tag_values("nope").await.unwrap().is_empty());
 
     let typed = |kind: &str, value: &str| TypedTagValue {
@@ -344,7 +385,10 @@ async fn tags_and_tag_values() {
         value: value.into(),
     };
     assert_eq!(
-        client.tag_values_v2("resource.service.name", None).await.unwrap(),
+        client
+            .tag_values_v2("resource.service.name", None)
+            .await
+            .unwrap(),
         [typed("string", "pos"), typed("string", "web")]
     );
     assert_eq!(
@@ -355,14 +399,20 @@ async fn tags_and_tag_values() {
         [typed("string", "web")]
     );
     assert_eq!(
-        client.tag_values_v2("span.http.status_code", None).await.unwrap(),
+        client
+            .tag_values_v2("span.http.status_code", None)
+            .await
+            .unwrap(),
         [typed("int", "500")]
     );
     assert_eq!(
         client.tag_values_v2("status", None).await.unwrap(),
         [typed("keyword", "error"), typed("keyword", "unset")]
     );
-    let err = client.tag_values_v2("service.name", None).await.unwrap_err();
+    let err = client
+        .tag_values_v2("service.name", None)
+        .await
+        .unwrap_err();
     assert_eq!(err.status(), Some(StatusCode::BAD_REQUEST));
 }
 
@@ -391,7 +441,13 @@ async fn bad_input_gets_4xx_and_the_server_keeps_serving() {
     assert!(v["message"].as_str().unwrap().contains("json"), "{v}");
 
     // gzip that is not gzip, and an unknown encoding
-    let r = post_otlp(&stack, "application/x-protobuf", Some("gzip"), b"nope".to_vec()).await;
+    let r = post_otlp(
+        &stack,
+        "application/x-protobuf",
+        Some("gzip"),
+        b"nope".to_vec(),
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let r = post_otlp(&stack, "application/x-protobuf", Some("br"), vec![]).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
@@ -416,7 +472,13 @@ async fn bad_input_gets_4xx_and_the_server_keeps_serving() {
     zero.trace_id = vec![0; 16];
     let good = span(2, 1, None, "good", 0, 1);
     let body = export("svc", vec![good, zero]);
-    let r = post_otlp(&stack, "application/json", None, serde_json::to_vec(&body).unwrap()).await;
+    let r = post_otlp(
+        &stack,
+        "application/json",
+        None,
+        serde_json::to_vec(&body).unwrap(),
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["message"], "trace ids must be 128 bit, received 128 bits");
@@ -443,11 +505,17 @@ async fn bad_input_gets_4xx_and_the_server_keeps_serving() {
     // query API: bad ids, unknown trace, bad params, unsupported TraceQL
     for (path, want) in [
         ("/api/traces/xyz", StatusCode::BAD_REQUEST),
-        (&format!("/api/traces/{}", "1".repeat(33)), StatusCode::BAD_REQUEST),
+        (
+            &format!("/api/traces/{}", "1".repeat(33)),
+            StatusCode::BAD_REQUEST,
+        ),
         ("/api/traces/0", StatusCode::BAD_REQUEST),
         ("/api/v2/traces/zz", StatusCode::BAD_REQUEST),
         (&format!("/api/traces/{}", hex_id(2)), StatusCode::NOT_FOUND),
-        (&format!("/api/v2/traces/{}", hex_id(2)), StatusCode::NOT_FOUND),
+        (
+            &format!("/api/v2/traces/{}", hex_id(2)),
+            StatusCode::NOT_FOUND,
+        ),
         ("/api/search?limit=abc", StatusCode::BAD_REQUEST),
         ("/api/search?minDuration=10", StatusCode::BAD_REQUEST),
         ("/api/search?start=10&end=5", StatusCode::BAD_REQUEST),
@@ -464,15 +532,24 @@ async fn bad_input_gets_4xx_and_the_server_keeps_serving() {
         .unwrap_err();
     assert_eq!(err.status(), Some(StatusCode::BAD_REQUEST));
     let msg = err.to_string();
-    assert!(msg.contains("not supported by the embedded Tempo: pipelines"), "{msg}");
-    assert!(msg.contains("/api/search?q="), "the message shows the request: {msg}");
+    assert!(
+        msg.contains("not supported by the embedded Tempo: pipelines"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("/api/search?q="),
+        "the message shows the request: {msg}"
+    );
 
     // still serving
     client.ready().await.unwrap();
     let echo = reqwest::get(query_url(&stack, "/api/echo")).await.unwrap();
     assert_eq!(echo.text().await.unwrap(), "echo");
     client
-        .push(&export("svc", vec![span(4, 1, None, "after", 0, 1)]), Encoding::Protobuf)
+        .push(
+            &export("svc", vec![span(4, 1, None, "after", 0, 1)]),
+            Encoding::Protobuf,
+        )
         .await
         .unwrap();
     assert!(client.trace_by_id(&hex_id(4)).await.unwrap().is_some());
@@ -482,8 +559,14 @@ async fn bad_input_gets_4xx_and_the_server_keeps_serving() {
         .text()
         .await
         .unwrap();
-    assert!(metrics.contains("tempo_embedded_refused_exports_total 2\n"), "{metrics}");
-    assert!(metrics.contains("tempo_embedded_ingested_spans_total 1\n"), "{metrics}");
+    assert!(
+        metrics.contains("tempo_embedded_refused_exports_total 2\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tempo_embedded_ingested_spans_total 1\n"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -498,7 +581,10 @@ async fn retention_evicts_oldest_and_counts_it() {
     let client = TempoClient::new(stack.endpoints());
     for t in 1..=6 {
         client
-            .push(&export("svc", vec![span(t, 1, None, "x", u64::from(t), 1)]), Encoding::Protobuf)
+            .push(
+                &export("svc", vec![span(t, 1, None, "x", u64::from(t), 1)]),
+                Encoding::Protobuf,
+            )
             .await
             .unwrap();
     }
@@ -515,6 +601,12 @@ async fn retention_evicts_oldest_and_counts_it() {
         .lines()
         .find(|l| l.starts_with("tempo_embedded_evicted_traces_total "))
         .unwrap();
-    assert_eq!(line, format!("tempo_embedded_evicted_traces_total {}", stack.tempo.evicted_traces()));
+    assert_eq!(
+        line,
+        format!(
+            "tempo_embedded_evicted_traces_total {}",
+            stack.tempo.evicted_traces()
+        )
+    );
     stack.shutdown().await;
 }

@@ -272,7 +272,10 @@ mod tests {
             "values": [["2", "two"], ["1", "one", {"trace_id": "x"}]]
         }]))
         .unwrap();
-        assert_eq!(s[0].entries, [(2, "two".to_string()), (1, "one".to_string())]);
+        assert_eq!(
+            s[0].entries,
+            [(2, "two".to_string()), (1, "one".to_string())]
+        );
         assert!(parse_streams(serde_json::json!([{"values": [[1, "x"]]}])).is_err());
         assert!(parse_streams(serde_json::json!([{"values": [["x", "y"]]}])).is_err());
     }

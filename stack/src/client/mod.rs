@@ -22,8 +22,6 @@ use url::Url;
 
 use crate::endpoints::Endpoints;
 
-
-
 pub use tempo::TempoClient;
 
 /// How much of a response body an error message keeps.
@@ -159,7 +157,12 @@ impl Http {
     }
 
     /// `base` joined with a relative `path` (the base's own path is kept) and query parameters.
-    pub fn url(&self, base: &Url, path: &str, query: &[(&str, String)]) -> Result<Url, ClientError> {
+    pub fn url(
+        &self,
+        base: &Url,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<Url, ClientError> {
         let err = |reason: String| ClientError::Url {
             base: redact(base),
             path: path.to_string(),
@@ -285,7 +288,11 @@ mod tests {
             .url(&base, "/api/v1/query", &[("query", "up{a=\"b c\"}".into())])
             .unwrap();
         assert_eq!(url.path(), "/prometheus/api/v1/query");
-        assert!(url.query().unwrap().starts_with("query=up%7Ba%3D%22b+c%22%7D"));
+        assert!(
+            url.query()
+                .unwrap()
+                .starts_with("query=up%7Ba%3D%22b+c%22%7D")
+        );
         assert!(!redact(&url).contains("secret"));
     }
 

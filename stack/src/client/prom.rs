@@ -116,7 +116,12 @@ pub(crate) fn parse_result(result_type: &str, result: Json) -> Result<QueryResul
             QueryResult::Vector(
                 raw.into_iter()
                     .filter_map(|s| s.value.map(|v| (s.metric, v)))
-                    .map(|(metric, v)| Ok(InstantSample { metric, sample: sample(v)? }))
+                    .map(|(metric, v)| {
+                        Ok(InstantSample {
+                            metric,
+                            sample: sample(v)?,
+                        })
+                    })
                     .collect::<Result<_, String>>()?,
             )
         }
@@ -127,7 +132,11 @@ pub(crate) fn parse_result(result_type: &str, result: Json) -> Result<QueryResul
                     .map(|s| {
                         Ok(RangeSeries {
                             metric: s.metric,
-                            samples: s.values.into_iter().map(sample).collect::<Result<_, String>>()?,
+                            samples: s
+                                .values
+                                .into_iter()
+                                .map(sample)
+                                .collect::<Result<_, String>>()?,
                         })
                     })
                     .collect::<Result<_, String>>()?,
@@ -289,7 +298,10 @@ pub(crate) fn match_params(
     matchers: &[&str],
     range: Option<(f64, f64)>,
 ) -> Vec<(&'static str, String)> {
-    let mut params: Vec<(&str, String)> = matchers.iter().map(|m| ("match[]", m.to_string())).collect();
+    let mut params: Vec<(&str, String)> = matchers
+        .iter()
+        .map(|m| ("match[]", m.to_string()))
+        .collect();
     if let Some((start, end)) = range {
         params.push(("start", seconds_param(start)));
         params.push(("end", seconds_param(end)));
@@ -319,7 +331,13 @@ mod tests {
         .unwrap();
         assert_eq!(v.vector().unwrap()[0].sample.value, f64::NEG_INFINITY);
         let s = parse_result("scalar", serde_json::json!([2, "3"])).unwrap();
-        assert_eq!(s.scalar(), Some(Sample { timestamp: 2.0, value: 3.0 }));
+        assert_eq!(
+            s.scalar(),
+            Some(Sample {
+                timestamp: 2.0,
+                value: 3.0
+            })
+        );
         let st = parse_result("string", serde_json::json!([2, "x"])).unwrap();
         assert_eq!(
             st,

@@ -281,8 +281,7 @@ impl TempoClient {
     }
 
     fn query_url(&self, path: &str, query: &[(&str, String)]) -> Result<url::Url, ClientError> {
-        self.http
-            .url(&self.http.endpoints.tempo_query, path, query)
+        self.http.url(&self.http.endpoints.tempo_query, path, query)
     }
 
     /// Pushes spans to `/v1/traces` in the given encoding; returns the receiver's response
@@ -313,7 +312,10 @@ impl TempoClient {
 
     /// `GET /api/traces/{id}` as protobuf: the trace's `ResourceSpans`, `None` when Tempo
     /// answers 404.
-    pub async fn trace_by_id(&self, trace_id: &str) -> Result<Option<Vec<ResourceSpans>>, ClientError> {
+    pub async fn trace_by_id(
+        &self,
+        trace_id: &str,
+    ) -> Result<Option<Vec<ResourceSpans>>, ClientError> {
         let url = self.query_url(&format!("api/traces/{trace_id}"), &[])?;
         let Some(reply) = self.get_protobuf(url).await? else {
             return Ok(None);
@@ -334,13 +336,17 @@ impl TempoClient {
         };
         let resp: TraceByIdResponse =
             prost::Message::decode(reply.body.as_ref()).map_err(|e| reply.decode_error(e))?;
-        Ok(Some(resp.trace.map(|t| t.resource_spans).unwrap_or_default()))
+        Ok(Some(
+            resp.trace.map(|t| t.resource_spans).unwrap_or_default(),
+        ))
     }
 
     async fn get_protobuf(&self, url: url::Url) -> Result<Option<super::Reply>, ClientError> {
         match self
             .http
-            .send(Method::GET, url, |rb| rb.header(ACCEPT, "application/protobuf"))
+            .send(Method::GET, url, |rb| {
+                rb.header(ACCEPT, "application/protobuf")
+            })
             .await
         {
             Ok(r) => Ok(Some(r)),
@@ -370,7 +376,11 @@ impl TempoClient {
     /// `GET /api/search/tag/{tag}/values`.
     pub async fn tag_values(&self, tag: &str) -> Result<Vec<String>, ClientError> {
         let url = self.tag_url("search", tag, None)?;
-        Ok(self.http.get_json::<TagValuesResponse>(url).await?.tag_values)
+        Ok(self
+            .http
+            .get_json::<TagValuesResponse>(url)
+            .await?
+            .tag_values)
     }
 
     /// `GET /api/v2/search/tag/{tag}/values` (`tag` is a TraceQL identifier such as

@@ -25,7 +25,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use prost::Message as _;
 use serde_json::{Value as Json, json};
-use wire::otlp::proto::trace::v1::{ResourceSpans, TracesData, span::SpanKind, status::StatusCode as OtlpStatus};
+use wire::otlp::proto::trace::v1::{
+    ResourceSpans, TracesData, span::SpanKind, status::StatusCode as OtlpStatus,
+};
 
 use super::search::{self, ParamError, Scopes, SearchParams, TimeRange};
 use super::store::{StoredTrace, TraceId};
@@ -220,11 +222,14 @@ fn tempo_style(v: &mut Json) {
 
 /// Standard base64 with padding.
 fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -327,9 +332,15 @@ mod tests {
     fn trace_ids() {
         assert_eq!(parse_trace_id("1").unwrap()[15], 1);
         let full = "0123456789abcdef0123456789ABCDEF";
-        assert_eq!(hex::encode(parse_trace_id(full).unwrap()), full.to_lowercase());
+        assert_eq!(
+            hex::encode(parse_trace_id(full).unwrap()),
+            full.to_lowercase()
+        );
         for bad in ["", "0", "00000", "xyz", &"1".repeat(33), "12 4"] {
-            assert!(matches!(parse_trace_id(bad), Err(ApiError::BadTraceId(_))), "{bad:?}");
+            assert!(
+                matches!(parse_trace_id(bad), Err(ApiError::BadTraceId(_))),
+                "{bad:?}"
+            );
         }
     }
 

@@ -149,12 +149,42 @@ impl Tempo {
         let m = &self.metrics;
         let mut out = String::new();
         for (name, kind, help, value) in [
-            ("tempo_embedded_ingested_spans_total", "counter", "Spans accepted.", m.spans.get() as f64),
-            ("tempo_embedded_ingested_bytes_total", "counter", "Encoded bytes of spans accepted.", m.bytes.get() as f64),
-            ("tempo_embedded_evicted_traces_total", "counter", "Traces evicted to stay within retention_bytes.", m.evicted.get() as f64),
-            ("tempo_embedded_refused_exports_total", "counter", "Exports refused for invalid trace or span ids.", m.refused.get() as f64),
-            ("tempo_embedded_traces", "gauge", "Traces kept.", traces as f64),
-            ("tempo_embedded_stored_bytes", "gauge", "Encoded bytes of spans kept.", bytes as f64),
+            (
+                "tempo_embedded_ingested_spans_total",
+                "counter",
+                "Spans accepted.",
+                m.spans.get() as f64,
+            ),
+            (
+                "tempo_embedded_ingested_bytes_total",
+                "counter",
+                "Encoded bytes of spans accepted.",
+                m.bytes.get() as f64,
+            ),
+            (
+                "tempo_embedded_evicted_traces_total",
+                "counter",
+                "Traces evicted to stay within retention_bytes.",
+                m.evicted.get() as f64,
+            ),
+            (
+                "tempo_embedded_refused_exports_total",
+                "counter",
+                "Exports refused for invalid trace or span ids.",
+                m.refused.get() as f64,
+            ),
+            (
+                "tempo_embedded_traces",
+                "gauge",
+                "Traces kept.",
+                traces as f64,
+            ),
+            (
+                "tempo_embedded_stored_bytes",
+                "gauge",
+                "Encoded bytes of spans kept.",
+                bytes as f64,
+            ),
         ] {
             write_metric(&mut out, name, kind, help, &[], value);
         }
@@ -234,14 +264,20 @@ mod tests {
         assert_eq!(tenant_from(Some("")).unwrap(), "single-tenant");
         assert_eq!(tenant_from(Some("team-a")).unwrap(), "team-a");
         assert_eq!(tenant_from(Some("a b")), Err(TenantError::BadChar(' ')));
-        assert_eq!(tenant_from(Some(&"x".repeat(151))), Err(TenantError::TooLong));
+        assert_eq!(
+            tenant_from(Some(&"x".repeat(151))),
+            Err(TenantError::TooLong)
+        );
     }
 
     #[test]
     fn ingest_counts_and_metrics() {
         let t = Tempo::new(TempoConfig::default());
         let got = t
-            .ingest("a", export("svc", vec![span(1, 1, None, "x"), span(1, 2, Some(1), "y")]))
+            .ingest(
+                "a",
+                export("svc", vec![span(1, 1, None, "x"), span(1, 2, Some(1), "y")]),
+            )
             .unwrap();
         assert_eq!(got.spans, 2);
         let mut bad = span(2, 1, None, "x");

@@ -64,7 +64,12 @@ fn encoded<M: prost::Message + serde::Serialize>(
     encoding: Encoding,
 ) -> Response {
     match wire::otlp::encode(msg, encoding) {
-        Ok(body) => (status, [(header::CONTENT_TYPE, encoding.content_type())], body).into_response(),
+        Ok(body) => (
+            status,
+            [(header::CONTENT_TYPE, encoding.content_type())],
+            body,
+        )
+            .into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }
@@ -78,8 +83,8 @@ fn bad_request(message: impl ToString, encoding: Encoding) -> Response {
 }
 
 async fn export_http(State(tempo): State<Arc<Tempo>>, headers: HeaderMap, body: Bytes) -> Response {
-    let Some(encoding) = header(&headers, header::CONTENT_TYPE.as_str())
-        .and_then(Encoding::from_content_type)
+    let Some(encoding) =
+        header(&headers, header::CONTENT_TYPE.as_str()).and_then(Encoding::from_content_type)
     else {
         return (StatusCode::UNSUPPORTED_MEDIA_TYPE, UNSUPPORTED_MEDIA_TYPE).into_response();
     };
@@ -92,13 +97,12 @@ async fn export_http(State(tempo): State<Arc<Tempo>>, headers: HeaderMap, body: 
         .unwrap_or_default();
     let raw = match content_encoding.as_str() {
         "" | "identity" => body.to_vec(),
-        "gzip" => match wire::compression::gzip_decompress(
-            &body,
-            tempo.config.max_decompressed_bytes,
-        ) {
-            Ok(b) => b,
-            Err(e) => return bad_request(e, encoding),
-        },
+        "gzip" => {
+            match wire::compression::gzip_decompress(&body, tempo.config.max_decompressed_bytes) {
+                Ok(b) => b,
+                Err(e) => return bad_request(e, encoding),
+            }
+        }
         other => return bad_request(format!("unsupported Content-Encoding {other:?}"), encoding),
     };
     let req: ExportTraceServiceRequest = match wire::otlp::decode(&raw, encoding) {

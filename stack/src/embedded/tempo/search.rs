@@ -148,13 +148,13 @@ impl SearchParams {
         let tags = p.get("tags").map(|t| t.trim()).filter(|t| !t.is_empty());
         let matcher = match (q, tags) {
             (Some(q), _) => Matcher::TraceQl(Query::parse(q)?),
-            (None, Some(t)) => Matcher::Tags(parse_logfmt(t).map_err(|reason| {
-                ParamError::Invalid {
+            (None, Some(t)) => {
+                Matcher::Tags(parse_logfmt(t).map_err(|reason| ParamError::Invalid {
                     name: "tags",
                     value: t.to_string(),
                     reason,
-                }
-            })?),
+                })?)
+            }
             (None, None) => Matcher::All,
         };
         let limit = match param::<usize>(p, "limit")? {
@@ -261,7 +261,9 @@ fn span_summary(s: &SpanRef<'_>, q: &Query) -> SpanSummary {
         .filter(|c| seen.insert(c.field.key().to_string()))
         .filter_map(|c| {
             let v = match &c.field {
-                Field::Any(k) => attr_value(&span.attributes, k).or_else(|| attr_value(s.resource, k)),
+                Field::Any(k) => {
+                    attr_value(&span.attributes, k).or_else(|| attr_value(s.resource, k))
+                }
                 f => s.get(f),
             }?;
             Some(KeyValue {
@@ -275,7 +277,9 @@ fn span_summary(s: &SpanRef<'_>, q: &Query) -> SpanSummary {
         span_id: hex::encode(&span.span_id),
         name: span.name.clone(),
         start_time_unix_nano: span.start_time_unix_nano,
-        duration_nanos: span.end_time_unix_nano.saturating_sub(span.start_time_unix_nano),
+        duration_nanos: span
+            .end_time_unix_nano
+            .saturating_sub(span.start_time_unix_nano),
         attributes,
     }
 }
@@ -473,7 +477,10 @@ mod tests {
     use wire::otlp::proto::common::v1::any_value::Value as V;
 
     fn params(pairs: &[(&str, &str)]) -> Params {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn store() -> Store {
@@ -487,7 +494,10 @@ mod tests {
         store.write("t", split_by_trace(export("pos", vec![a])));
         store.write("t", split_by_trace(export("web", vec![b])));
         store.write("t", split_by_trace(export("web", vec![orphan])));
-        store.write("other", split_by_trace(export("secret", vec![span(4, 4, None, "x")])));
+        store.write(
+            "other",
+            split_by_trace(export("secret", vec![span(4, 4, None, "x")])),
+        );
         store
     }
 
@@ -512,13 +522,19 @@ mod tests {
         assert_eq!(ids(&[("maxDuration", "10ms")]), ["03", "01"]);
         assert_eq!(ids(&[("start", "2"), ("end", "2")]), ["02"]);
         assert_eq!(ids(&[("q", "{ span.http.status_code = 500 }")]), ["01"]);
-        assert_eq!(ids(&[("q", r#"{ resource.service.name = "web" && duration > 1s }"#)]), ["02"]);
+        assert_eq!(
+            ids(&[("q", r#"{ resource.service.name = "web" && duration > 1s }"#)]),
+            ["02"]
+        );
     }
 
     #[test]
     fn search_response_shape() {
-        let p = SearchParams::parse(&params(&[("q", "{ status = unset && .http.status_code >= 500 }")]))
-            .unwrap();
+        let p = SearchParams::parse(&params(&[(
+            "q",
+            "{ status = unset && .http.status_code >= 500 }",
+        )]))
+        .unwrap();
         let r = search(&store(), "t", &p);
         let v = serde_json::to_value(&r).unwrap();
         let t = &v["traces"][0];
@@ -583,7 +599,13 @@ mod tests {
         assert_eq!(tag_values(&s, "t", all, "service.name"), ["pos", "web"]);
         assert_eq!(tag_values(&s, "t", all, "http.status_code"), ["500"]);
         let typed = |f: &str, q: &str| {
-            typed_tag_values(&s, "t", all, &Field::parse(f).unwrap(), &Query::parse(q).unwrap())
+            typed_tag_values(
+                &s,
+                "t",
+                all,
+                &Field::parse(f).unwrap(),
+                &Query::parse(q).unwrap(),
+            )
         };
         assert_eq!(
             typed("span.http.status_code", "{}"),
@@ -592,7 +614,10 @@ mod tests {
                 value: "500".into()
             }]
         );
-        assert_eq!(typed("resource.service.name", "{ name = \"browse\" }").len(), 1);
+        assert_eq!(
+            typed("resource.service.name", "{ name = \"browse\" }").len(),
+            1
+        );
         assert_eq!(typed("status", "{}")[0].kind, "keyword");
         assert!(Scopes::parse(&params(&[("scope", "bogus")]), false).is_err());
     }

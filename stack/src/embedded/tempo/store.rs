@@ -408,7 +408,10 @@ pub(crate) mod tests {
         let size = one[0].1.encoded_len();
         let mut store = Store::new(size * 2);
         for t in 1..=5u8 {
-            let w = store.write("t", split_by_trace(export("svc", vec![span(t, 1, None, "a")])));
+            let w = store.write(
+                "t",
+                split_by_trace(export("svc", vec![span(t, 1, None, "a")])),
+            );
             assert_eq!(w.evicted, usize::from(t > 2));
         }
         assert_eq!(store.len(), 2);
@@ -421,7 +424,10 @@ pub(crate) mod tests {
     #[test]
     fn a_single_oversized_trace_is_kept() {
         let mut store = Store::new(1);
-        let w = store.write("t", split_by_trace(export("svc", vec![span(1, 1, None, "a")])));
+        let w = store.write(
+            "t",
+            split_by_trace(export("svc", vec![span(1, 1, None, "a")])),
+        );
         assert_eq!(w.evicted, 0);
         assert_eq!(store.len(), 1);
     }

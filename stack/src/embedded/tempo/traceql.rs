@@ -229,9 +229,7 @@ impl Value {
                 .is_some_and(|o| op.holds(o)),
             (Duration(a), Duration(b)) => op.holds(a.cmp(b)),
             (Bool(a), Bool(b)) if op.is_equality() => op.holds(a.cmp(b)),
-            (Status(a), Status(b)) | (Kind(a), Kind(b)) if op.is_equality() => {
-                op.holds(a.cmp(b))
-            }
+            (Status(a), Status(b)) | (Kind(a), Kind(b)) if op.is_equality() => op.holds(a.cmp(b)),
             _ => false,
         }
     }
@@ -274,9 +272,12 @@ impl SpanRef<'_> {
             }
             Field::Name => Value::Str(s.name.clone()),
             Field::Status => Value::Status(s.status.as_ref().map_or(0, |st| st.code)),
-            Field::StatusMessage => {
-                Value::Str(s.status.as_ref().map(|st| st.message.clone()).unwrap_or_default())
-            }
+            Field::StatusMessage => Value::Str(
+                s.status
+                    .as_ref()
+                    .map(|st| st.message.clone())
+                    .unwrap_or_default(),
+            ),
             Field::Kind => Value::Kind(s.kind),
             Field::Duration => {
                 Value::Duration(s.end_time_unix_nano.saturating_sub(s.start_time_unix_nano))
@@ -685,9 +686,17 @@ mod tests {
         let (_, trace) = store.traces("t").next().unwrap();
         let mut out = Vec::new();
         for rs in &trace.batches {
-            let resource = rs.resource.as_ref().map(|r| r.attributes.as_slice()).unwrap_or(&[]);
+            let resource = rs
+                .resource
+                .as_ref()
+                .map(|r| r.attributes.as_slice())
+                .unwrap_or(&[]);
             for s in rs.scope_spans.iter().flat_map(|ss| &ss.spans) {
-                if query.matches(&SpanRef { span: s, resource, trace }) {
+                if query.matches(&SpanRef {
+                    span: s,
+                    resource,
+                    trace,
+                }) {
                     out.push(s.name.clone());
                 }
             }
@@ -705,7 +714,10 @@ mod tests {
         assert_eq!(spans_matching("{}"), both);
         assert_eq!(spans_matching("{ true }"), both);
         assert_eq!(spans_matching(r#"{ resource.service.name = "pos" }"#), both);
-        assert_eq!(spans_matching(r#"{ resource.service.name = "nope" }"#), none);
+        assert_eq!(
+            spans_matching(r#"{ resource.service.name = "nope" }"#),
+            none
+        );
         assert_eq!(spans_matching(r#"{ span.http.method = "GET" }"#), one);
         assert_eq!(spans_matching(r#"{ .service.name = "pos" }"#), both);
         assert_eq!(spans_matching(r#"{ .http.method != "POST" }"#), one);
@@ -723,10 +735,15 @@ mod tests {
         assert_eq!(spans_matching(r#"{ name =~ "check" }"#), none);
         assert_eq!(spans_matching(r#"{ name !~ "check.*" }"#), db);
         assert_eq!(spans_matching(r#"{ statusMessage = "boom" }"#), one);
-        assert_eq!(spans_matching(r#"{ rootName = "checkout" && name = "db" }"#), db);
+        assert_eq!(
+            spans_matching(r#"{ rootName = "checkout" && name = "db" }"#),
+            db
+        );
         assert_eq!(spans_matching("{ traceDuration > 100ms }"), both);
         assert_eq!(
-            spans_matching(r#"{ resource.service.name = "pos" && status = error && duration < 1s }"#),
+            spans_matching(
+                r#"{ resource.service.name = "pos" && status = error && duration < 1s }"#
+            ),
             one
         );
         // a missing attribute never matches, not even with !=
@@ -754,7 +771,10 @@ mod tests {
             ("rate()", "unexpected"),
         ] {
             let e = Query::parse(q).unwrap_err().to_string();
-            assert!(e.starts_with("not supported by the embedded Tempo: "), "{e}");
+            assert!(
+                e.starts_with("not supported by the embedded Tempo: "),
+                "{e}"
+            );
             assert!(e.contains(why), "{q}: {e}");
         }
     }
@@ -765,7 +785,10 @@ mod tests {
         assert_eq!(one("{ .a = -3 }"), Value::Int(-3));
         assert_eq!(one("{ .a = 2.5 }"), Value::Float(2.5));
         assert_eq!(one(r#"{ .a = "q\"\\n" }"#), Value::Str("q\"\\n".into()));
-        assert_eq!(one("{ duration > 1h30m }"), Value::Duration(5_400_000_000_000));
+        assert_eq!(
+            one("{ duration > 1h30m }"),
+            Value::Duration(5_400_000_000_000)
+        );
         assert_eq!(one("{ duration > 1.5s }"), Value::Duration(1_500_000_000));
         assert_eq!(one("{ duration > 10µs }"), Value::Duration(10_000));
         assert_eq!(one("{ kind = client }"), Value::Kind(3));
