@@ -610,3 +610,89 @@ async fn retention_evicts_oldest_and_counts_it() {
     );
     stack.shutdown().await;
 }
+
+/// The OTLP/JSON example of the OTLP specification (uppercase hex ids, 64-bit integers as
+/// strings, kind as a number), plus an int attribute.
+const OTLP_JSON_EXAMPLE: &str = r#"{
+  "resourceSpans": [{
+    "resource": { "attributes": [{ "key": "service.name", "value": { "stringValue": "my.service" } }] },
+    "scopeSpans": [{
+      "scope": { "name": "my.library", "version": "1.0.0" },
+      "spans": [{
+        "traceId": "5B8EFFF798038103D269B633813FC60C",
+        "spanId": "EEE19B7EC3C1B174",
+        "parentSpanId": "EEE19B7EC3C1B173",
+        "name": "I'm a server span",
+        "startTimeUnixNano": "1544712660000000000",
+        "endTimeUnixNano": "1544712661000000000",
+        "kind": 2,
+        "attributes": [
+          { "key": "my.span.attr", "value": { "stringValue": "some value" } },
+          { "key": "http.status_code", "value": { "intValue": "500" } }
+        ]
+      }]
+    }]
+  }]
+}"#;
+
+#[tokio::test]
+async fn the_spec_json_example_is_accepted_and_searchable() {
+    let stack = start().await;
+    let r = post_otlp(
+        &stack,
+        "application/json",
+        None,
+        OTLP_JSON_EXAMPLE.as_bytes().to_vec(),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let client = TempoClient::new(stack.endpoints());
+    let t = client
+        .trace_by_id("5b8efff798038103d269b633813fc60c")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(span_names(&t), ["I'm a server span"]);
+    let r = client
+        .search(&SearchQuery::traceql("{ span.http.status_code = 500 }"))
+        .await
+        .unwrap();
+    assert_eq!(r.traces.len(), 1);
+    // the root span (no parent) has not been received
+    assert_eq!(
+        r.traces[0].root_service_name,
+        "<root span not yet received>"
+    );
+    assert_eq!(r.traces[0].duration_ms, 1000);
+}
+
+#[tokio::test]
+async fn grpc_messages_over_the_limit_are_refused_and_serving_goes_on() {
+    let stack = EmbeddedStack::start(EmbeddedConfig {
+        max_decompressed_bytes: 4 * 1024,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut grpc = TraceServiceClient::connect(format!("http://{}", stack.addrs().otlp_grpc))
+        .await
+        .unwrap();
+    let mut big = span(1, 1, None, "big", 0, 1);
+    big.attributes = vec![str_kv("blob", &"x".repeat(8 * 1024))];
+    let err = grpc.export(export("svc", vec![big])).await.unwrap_err();
+    // tonic says OUT_OF_RANGE where Go gRPC (real Tempo) says RESOURCE_EXHAUSTED
+    assert!(
+        matches!(
+            err.code(),
+            tonic::Code::OutOfRange | tonic::Code::ResourceExhausted
+        ),
+        "{err:?}"
+    );
+    grpc.export(export("svc", vec![span(2, 1, None, "small", 0, 1)]))
+        .await
+        .unwrap();
+    let client = TempoClient::new(stack.endpoints());
+    assert!(client.trace_by_id(&hex_id(1)).await.unwrap().is_none());
+    assert!(client.trace_by_id(&hex_id(2)).await.unwrap().is_some());
+    stack.shutdown().await;
+}

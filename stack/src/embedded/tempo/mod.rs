@@ -42,7 +42,8 @@ pub struct TempoConfig {
     pub max_body_bytes: usize,
     /// Largest decompressed OTLP/HTTP body; larger gets 400.
     pub max_decompressed_bytes: usize,
-    /// Largest gRPC message decoded; larger gets `RESOURCE_EXHAUSTED`.
+    /// Largest gRPC message decoded; larger is refused (tonic answers `OUT_OF_RANGE`, where
+    /// Tempo's Go gRPC server answers `RESOURCE_EXHAUSTED`).
     pub max_grpc_message_bytes: usize,
 }
 
