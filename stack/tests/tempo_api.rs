@@ -146,7 +146,7 @@ async fn seed(client: &TempoClient) {
 }
 
 #[tokio::test]
-async fn push_http_and_read_back_by_id() {
+async fn tempo_push_http_and_read_back_by_id() {
     let stack = start().await;
     let client = TempoClient::new(stack.endpoints());
     client.ready().await.unwrap();
@@ -223,7 +223,7 @@ async fn push_http_and_read_back_by_id() {
 }
 
 #[tokio::test]
-async fn success_bodies_follow_the_request_encoding() {
+async fn tempo_success_bodies_follow_the_request_encoding() {
     let stack = start().await;
     let body = export("a", vec![span(1, 1, None, "x", 0, 1)]);
     let r = post_otlp(
@@ -250,7 +250,7 @@ async fn success_bodies_follow_the_request_encoding() {
 }
 
 #[tokio::test]
-async fn push_grpc_with_tenant_and_refusals() {
+async fn tempo_push_grpc_with_tenant_and_refusals() {
     let stack = start().await;
     let mut grpc = TraceServiceClient::connect(format!("http://{}", stack.addrs().otlp_grpc))
         .await
@@ -294,7 +294,7 @@ async fn push_grpc_with_tenant_and_refusals() {
 }
 
 #[tokio::test]
-async fn search_by_tags_traceql_time_and_duration() {
+async fn tempo_search_by_tags_traceql_time_and_duration() {
     let stack = start().await;
     let client = TempoClient::new(stack.endpoints());
     seed(&client).await;
@@ -356,7 +356,7 @@ async fn search_by_tags_traceql_time_and_duration() {
 }
 
 #[tokio::test]
-async fn tags_and_tag_values() {
+async fn tempo_tags_and_tag_values() {
     let stack = start().await;
     let client = TempoClient::new(stack.endpoints());
     seed(&client).await;
@@ -417,7 +417,7 @@ async fn tags_and_tag_values() {
 }
 
 #[tokio::test]
-async fn bad_input_gets_4xx_and_the_server_keeps_serving() {
+async fn tempo_bad_input_gets_4xx_and_the_server_keeps_serving() {
     let stack = EmbeddedStack::start(EmbeddedConfig {
         max_body_bytes: 64 * 1024,
         ..Default::default()
@@ -570,7 +570,7 @@ async fn bad_input_gets_4xx_and_the_server_keeps_serving() {
 }
 
 #[tokio::test]
-async fn retention_evicts_oldest_and_counts_it() {
+async fn tempo_retention_evicts_oldest_and_counts_it() {
     let one = export("svc", vec![span(1, 1, None, "x", 0, 1)]).encoded_len();
     let stack = EmbeddedStack::start(EmbeddedConfig {
         retention_bytes: one * 3,
@@ -636,7 +636,7 @@ const OTLP_JSON_EXAMPLE: &str = r#"{
 }"#;
 
 #[tokio::test]
-async fn the_spec_json_example_is_accepted_and_searchable() {
+async fn tempo_the_spec_json_example_is_accepted_and_searchable() {
     let stack = start().await;
     let r = post_otlp(
         &stack,
@@ -667,7 +667,7 @@ async fn the_spec_json_example_is_accepted_and_searchable() {
 }
 
 #[tokio::test]
-async fn grpc_messages_over_the_limit_are_refused_and_serving_goes_on() {
+async fn tempo_grpc_messages_over_the_limit_are_refused_and_serving_goes_on() {
     let stack = EmbeddedStack::start(EmbeddedConfig {
         max_decompressed_bytes: 4 * 1024,
         ..Default::default()

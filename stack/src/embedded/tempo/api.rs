@@ -188,6 +188,7 @@ fn tempo_style(v: &mut Json) {
     match v {
         Json::Array(items) => items.iter_mut().for_each(tempo_style),
         Json::Object(map) => {
+            map.retain(|k, v| !is_default(k, v));
             for (k, val) in map.iter_mut() {
                 match (k.as_str(), &mut *val) {
                     ("traceId" | "spanId" | "parentSpanId", Json::String(h)) => {
@@ -217,6 +218,27 @@ fn tempo_style(v: &mut Json) {
             }
         }
         _ => {}
+    }
+}
+
+/// Would `jsonpb` leave this field out? It omits zero scalars, empty strings and empty
+/// repeated fields, but never the value a `oneof` (an `AnyValue`) holds.
+fn is_default(key: &str, v: &Json) -> bool {
+    const ONEOF: [&str; 5] = [
+        "stringValue",
+        "intValue",
+        "doubleValue",
+        "boolValue",
+        "bytesValue",
+    ];
+    match v {
+        Json::Null => true,
+        Json::Array(a) => a.is_empty(),
+        _ if ONEOF.contains(&key) => false,
+        Json::String(s) => s.is_empty() || s == "0",
+        Json::Number(n) => n.as_f64() == Some(0.0),
+        Json::Bool(b) => !b,
+        Json::Object(_) => false,
     }
 }
 
@@ -370,5 +392,24 @@ mod tests {
         assert_eq!(span["kind"], "SPAN_KIND_SERVER");
         assert_eq!(span["status"]["code"], "STATUS_CODE_ERROR");
         assert_eq!(span["startTimeUnixNano"], "1000000000");
+        // defaults are left out, as jsonpb does, but not the values of attributes
+        for absent in [
+            "parentSpanId",
+            "traceState",
+            "droppedAttributesCount",
+            "events",
+            "flags",
+        ] {
+            assert!(span.get(absent).is_none(), "{absent}: {span}");
+        }
+        let zero = tempo_style_of(json!({"key": "k", "value": {"intValue": "0"}}));
+        assert_eq!(zero["value"]["intValue"], "0");
+        let empty = tempo_style_of(json!({"value": {"stringValue": ""}}));
+        assert_eq!(empty["value"]["stringValue"], "");
+    }
+
+    fn tempo_style_of(mut v: Json) -> Json {
+        tempo_style(&mut v);
+        v
     }
 }
