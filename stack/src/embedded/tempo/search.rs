@@ -6,6 +6,7 @@
 //! - `q`: the TraceQL subset of [`super::traceql`]; a trace matches when one of its spans
 //!   satisfies every condition; the matching spans are returned as the trace's span set (at most
 //!   `spss`, default 3), with the attributes the query looked at;
+//! - with both `q` and `tags`, `q` is used;
 //! - `minDuration`/`maxDuration` (Go durations) bound the trace duration;
 //! - `start`/`end` (unix seconds) keep traces overlapping the range;
 //! - `limit` (default 20) keeps the most recent traces.
