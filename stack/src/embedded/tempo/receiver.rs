@@ -1,0 +1,178 @@
+//! The OTLP receivers, as the OTLP specification and Tempo's distributor define them.
+//!
+//! OTLP/HTTP, `POST /v1/traces`:
+//! - `Content-Type: application/x-protobuf` or `application/json`, anything else 415;
+//! - `Content-Encoding: gzip` (or none/`identity`); another encoding or a bad gzip stream 400;
+//! - a body over `max_body_bytes` 413, decompressed over `max_decompressed_bytes` 400;
+//! - success 200 with an `ExportTraceServiceResponse`, a refused payload 400 with a
+//!   `google.rpc.Status`, both in the request's encoding.
+//!
+//! Tempo refuses a whole export when one span has an invalid trace or span id, so there is no
+//! partial success here: an export is either stored whole or refused with 400 /
+//! `INVALID_ARGUMENT`.
+//!
+//! OTLP/gRPC: `opentelemetry.proto.collector.trace.v1.TraceService/Export`, tenant from the
+//! `x-scope-orgid` metadata, messages up to `max_grpc_message_bytes`.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use wire::otlp::grpc::{TraceService, TraceServiceServer};
+use wire::otlp::{Encoding, ExportTraceServiceRequest, ExportTraceServiceResponse};
+
+use super::{Tempo, tenant_from};
+use crate::embedded::http::{body_limit, header};
+use crate::endpoints::TENANT_HEADER;
+
+/// `google.rpc.Status`, the body of an OTLP/HTTP error (details are never sent).
+#[derive(Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize)]
+pub struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    pub code: i32,
+    #[prost(string, tag = "2")]
+    #[serde(default)]
+    pub message: String,
+}
+
+/// gRPC `INVALID_ARGUMENT`.
+const INVALID_ARGUMENT: i32 = 3;
+
+/// The body of a 415, as the OpenTelemetry Collector's OTLP receiver words it.
+const UNSUPPORTED_MEDIA_TYPE: &str =
+    "415 unsupported media type, supported: [application/json, application/x-protobuf]";
+
+/// The OTLP/HTTP router.
+pub fn http_router(state: Arc<Tempo>) -> Router {
+    let limit = state.config.max_body_bytes;
+    Router::new()
+        .route("/v1/traces", post(export_http))
+        .layer(body_limit(limit))
+        .with_state(state)
+}
+
+fn encoded<M: prost::Message + serde::Serialize>(
+    status: StatusCode,
+    msg: &M,
+    encoding: Encoding,
+) -> Response {
+    match wire::otlp::encode(msg, encoding) {
+        Ok(body) => (
+            status,
+            [(header::CONTENT_TYPE, encoding.content_type())],
+            body,
+        )
+            .into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+fn bad_request(message: impl ToString, encoding: Encoding) -> Response {
+    let status = RpcStatus {
+        code: INVALID_ARGUMENT,
+        message: message.to_string(),
+    };
+    encoded(StatusCode::BAD_REQUEST, &status, encoding)
+}
+
+async fn export_http(State(tempo): State<Arc<Tempo>>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(encoding) =
+        header(&headers, header::CONTENT_TYPE.as_str()).and_then(Encoding::from_content_type)
+    else {
+        return (StatusCode::UNSUPPORTED_MEDIA_TYPE, UNSUPPORTED_MEDIA_TYPE).into_response();
+    };
+    let tenant = match tenant_from(header(&headers, TENANT_HEADER)) {
+        Ok(t) => t,
+        Err(e) => return bad_request(e, encoding),
+    };
+    let content_encoding = header(&headers, header::CONTENT_ENCODING.as_str())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let raw = match content_encoding.as_str() {
+        "" | "identity" => body.to_vec(),
+        "gzip" => {
+            match wire::compression::gzip_decompress(&body, tempo.config.max_decompressed_bytes) {
+                Ok(b) => b,
+                Err(e) => return bad_request(e, encoding),
+            }
+        }
+        other => return bad_request(format!("unsupported Content-Encoding {other:?}"), encoding),
+    };
+    let req: ExportTraceServiceRequest = match wire::otlp::decode(&raw, encoding) {
+        Ok(r) => r,
+        Err(e) => return bad_request(e, encoding),
+    };
+    match tempo.ingest(&tenant, req) {
+        // No partial success to report: `{}` in JSON, an empty message in protobuf.
+        Ok(_) => match encoding {
+            Encoding::Json => (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, encoding.content_type())],
+                "{}",
+            )
+                .into_response(),
+            Encoding::Protobuf => encoded(
+                StatusCode::OK,
+                &ExportTraceServiceResponse::default(),
+                encoding,
+            ),
+        },
+        Err(e) => bad_request(e, encoding),
+    }
+}
+
+/// The gRPC `TraceService`.
+struct GrpcReceiver(Arc<Tempo>);
+
+#[tonic::async_trait]
+impl TraceService for GrpcReceiver {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let tenant = tenant_from(
+            request
+                .metadata()
+                .get("x-scope-orgid")
+                .and_then(|v| v.to_str().ok()),
+        )
+        .map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
+        self.0
+            .ingest(&tenant, request.into_inner())
+            .map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
+        Ok(tonic::Response::new(ExportTraceServiceResponse {
+            partial_success: None,
+        }))
+    }
+}
+
+/// Serves the OTLP/gRPC receiver on `listener` until `shutdown` turns true, then lets in-flight
+/// calls finish.
+pub fn spawn_grpc(
+    listener: TcpListener,
+    state: Arc<Tempo>,
+    mut shutdown: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let max = state.config.max_grpc_message_bytes;
+        let service = TraceServiceServer::new(GrpcReceiver(state)).max_decoding_message_size(max);
+        let stop = async move {
+            let _ = shutdown.wait_for(|s| *s).await;
+        };
+        let incoming = tonic::transport::server::TcpIncoming::from(listener);
+        if let Err(e) = tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming_shutdown(incoming, stop)
+            .await
+        {
+            tracing::error!(error = %e, "embedded Tempo OTLP/gRPC server failed");
+        }
+    })
+}
