@@ -2,6 +2,10 @@
 //! `logs.json`, `metrics.json`, copied into `tests/fixtures/` from the proto sources vendored in
 //! opentelemetry-proto 0.33) decode to what they say, and survive JSON and protobuf round trips.
 
+
+// Test code: a failed unwrap is a failed test (clippy.toml allows it only inside #[test] fns).
+#![allow(clippy::unwrap_used)]
+
 use wire::otlp::proto::common::v1::any_value::Value as AnyV;
 use wire::otlp::proto::metrics::v1::{metric::Data, number_data_point};
 use wire::otlp::{
