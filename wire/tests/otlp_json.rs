@@ -2,7 +2,6 @@
 //! `logs.json`, `metrics.json`, copied into `tests/fixtures/` from the proto sources vendored in
 //! opentelemetry-proto 0.33) decode to what they say, and survive JSON and protobuf round trips.
 
-
 // Test code: a failed unwrap is a failed test (clippy.toml allows it only inside #[test] fns).
 #![allow(clippy::unwrap_used)]
 
