@@ -16,10 +16,14 @@
 //!   `KeyValue`'s `value`, `partialSuccess`, a histogram's `sum`/`min`/`max`) are printed as
 //!   `null`. Receivers may refuse that; we omit them.
 //! - **Non-finite doubles.** serde_json prints NaN and ±Infinity as `null`, so the value is lost;
-//!   on input the strings `"NaN"`, `"Infinity"`, `"-Infinity"` are refused for `doubleValue` and,
-//!   worse, silently turn `asDouble` into "no value". We write and read the proto3 JSON strings
-//!   for every double field (through finite stand-in values while the message is a
-//!   `serde_json::Value`, which cannot hold non-finite numbers).
+//!   on input the strings `"NaN"`, `"Infinity"`, `"-Infinity"` are refused for `doubleValue` and
+//!   `sum`/`min`/`max`. We write and read the proto3 JSON strings for every double field (through
+//!   finite stand-in values while the message is a `serde_json::Value`, which cannot hold
+//!   non-finite numbers).
+//! - **Silent loss in flattened oneofs.** Whatever the crate cannot read inside a metric's data
+//!   (`gauge`, `histogram`, ...) or a point's `asDouble`/`asInt` (`"NaN"`, `"1.5"`, `"junk"`)
+//!   becomes "absent" with no error: the metric or the value just disappears. We read such
+//!   messages through the rewriting path, where these are converted or refused.
 //! - **Response counters.** `rejectedSpans`/`rejectedLogRecords`/`rejectedDataPoints` are int64
 //!   but printed as numbers; we print them as strings.
 //! - **Valid proto3 JSON input the crate refuses:** `null` for any field (repeated ones too), enum
@@ -101,6 +105,15 @@ pub trait OtlpMessage:
     /// Calls `f` on every `double` field of the message (how the JSON mapping reaches NaN and
     /// the infinities, which serde_json cannot hold).
     fn for_each_double(&mut self, f: &mut dyn FnMut(&mut f64));
+
+    /// Could the crate's own serde have dropped something silently? It reads a flattened oneof
+    /// it cannot parse (a metric's `gauge`/`sum`/`histogram`/... with e.g. `"explicitBounds":
+    /// ["NaN"]`, a data point's `asDouble: "NaN"` or `asInt: "junk"`) as "absent" instead of
+    /// failing, so a metrics message with a metric, data point or exemplar without its oneof is
+    /// read again the careful way.
+    fn maybe_lossy_json(&self) -> bool {
+        false
+    }
 }
 
 /// Encodes an OTLP message, in JSON without `null`s and with non-finite doubles as the proto3
@@ -117,7 +130,15 @@ pub fn encode<M: OtlpMessage>(msg: &M, encoding: Encoding) -> Result<Vec<u8>, Wi
 pub fn decode<M: OtlpMessage>(body: &[u8], encoding: Encoding) -> Result<M, WireError> {
     match encoding {
         Encoding::Protobuf => Ok(M::decode(body)?),
-        Encoding::Json => from_json_value(serde_json::from_slice(body)?),
+        Encoding::Json => {
+            // Fast path: the crate's serde reads spec-conforming JSON right (and refuses what it
+            // cannot read, except the case `maybe_lossy_json` catches). Only bodies it refuses or
+            // may have misread pay for the `Value` rewriting, which is about twice as slow.
+            match serde_json::from_slice::<M>(body) {
+                Ok(m) if !m.maybe_lossy_json() => Ok(m),
+                _ => from_json_value(serde_json::from_slice(body)?),
+            }
+        }
     }
 }
 
@@ -299,6 +320,15 @@ fn normalize_field(key: &str, x: &mut Value, specials: &mut bool) -> Result<(), 
                 }
             }
         }
+    } else if key == "asInt" {
+        // Flattened: the crate would read junk as "no value" instead of failing.
+        if let Value::String(s) = x {
+            let n: i64 = s.parse().map_err(|_| WireError::Invalid {
+                field: "asInt",
+                reason: format!("{s:?} is not an integer"),
+            })?;
+            *x = Value::from(n);
+        }
     } else if INT_KEYS.contains(&key) {
         if let Value::String(s) = x {
             *x = Value::from(int_from_str(key, s)?);
@@ -464,6 +494,32 @@ impl OtlpMessage for ExportLogsServiceRequest {
 }
 
 impl OtlpMessage for ExportMetricsServiceRequest {
+    fn maybe_lossy_json(&self) -> bool {
+        use proto::metrics::v1::metric::Data;
+        let exemplars = |es: &[proto::metrics::v1::Exemplar]| es.iter().any(|e| e.value.is_none());
+        self.resource_metrics
+            .iter()
+            .flat_map(|rm| &rm.scope_metrics)
+            .flat_map(|sm| &sm.metrics)
+            .any(|m| match &m.data {
+                Some(Data::Gauge(g)) => g
+                    .data_points
+                    .iter()
+                    .any(|p| p.value.is_none() || exemplars(&p.exemplars)),
+                Some(Data::Sum(s)) => s
+                    .data_points
+                    .iter()
+                    .any(|p| p.value.is_none() || exemplars(&p.exemplars)),
+                Some(Data::Histogram(h)) => h.data_points.iter().any(|p| exemplars(&p.exemplars)),
+                Some(Data::ExponentialHistogram(h)) => {
+                    h.data_points.iter().any(|p| exemplars(&p.exemplars))
+                }
+                Some(Data::Summary(_)) => false,
+                // `data` is flattened too: a gauge/sum/histogram it could not read is dropped.
+                None => true,
+            })
+    }
+
     fn for_each_double(&mut self, f: &mut dyn FnMut(&mut f64)) {
         use proto::metrics::v1::{exemplar, metric::Data, number_data_point};
         let exemplars = |es: &mut [proto::metrics::v1::Exemplar], f: F| {
@@ -787,6 +843,23 @@ mod tests {
 
         let bad = br#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"gauge":{"dataPoints":[{"asDouble":"lots"}]}}]}]}]}"#;
         assert!(decode::<ExportMetricsServiceRequest>(bad, Encoding::Json).is_err());
+        let bad = br#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"sum":{"dataPoints":[{"asInt":"12x"}]}}]}]}]}"#;
+        assert!(decode::<ExportMetricsServiceRequest>(bad, Encoding::Json).is_err());
+        let nan = br#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"gauge":{"dataPoints":[{"asDouble":"NaN"},{"asDouble":"2.5"},{}]}}]}]}]}"#;
+        let m: ExportMetricsServiceRequest = decode(nan, Encoding::Json).unwrap();
+        let Some(metric::Data::Gauge(g)) = &m.resource_metrics[0].scope_metrics[0].metrics[0].data
+        else {
+            panic!("gauge expected")
+        };
+        assert!(matches!(
+            g.data_points[0].value,
+            Some(number_data_point::Value::AsDouble(d)) if d.is_nan()
+        ));
+        assert_eq!(
+            g.data_points[1].value,
+            Some(number_data_point::Value::AsDouble(2.5))
+        );
+        assert_eq!(g.data_points[2].value, None);
         let b64 = br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"AQIDBAUGBwgJCgsMDQ4PEA=="}]}]}]}"#;
         assert!(decode::<ExportTraceServiceRequest>(b64, Encoding::Json).is_err());
         let kind = br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"kind":"SERVER"}]}]}]}"#;
