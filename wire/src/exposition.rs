@@ -19,6 +19,10 @@
 //! counters, `_created` for all three, `_gsum`/`_gcount` for gauge histograms, `_info` for info
 //! metrics); a sample of no declared family starts an untyped family of its own name.
 //!
+//! Not supported: the protobuf exposition format, native histograms, and the quoted UTF-8 metric
+//! and label names of Prometheus 3 (sent only to scrapers that ask with `escaping=allow-utf-8`,
+//! which [`Format::ACCEPT`] does not).
+//!
 //! Unknown escape sequences are kept literally (as Prometheus' own parser does), so the parser is
 //! lenient there; structural errors (bad names, unterminated strings, unparsable values, duplicate
 //! labels, a second `# TYPE` for a family) are [`WireError::Exposition`] with a 1-based line.
@@ -228,6 +232,55 @@ pub fn samples(families: &[MetricFamily]) -> impl Iterator<Item = FlatSample> + 
             timestamp_ms: s.timestamp_ms,
         }
     })
+}
+
+/// Turns a scrape into a remote-write request, as a scraper forwarding to Mimir does: one series
+/// per sample (labels sorted, `__name__` included), `scrape_ts_ms` for samples without their own
+/// timestamp, and one metadata entry per family that has samples.
+pub fn to_remote_write(
+    families: &[MetricFamily],
+    scrape_ts_ms: i64,
+) -> crate::remote_write::WriteRequest {
+    use crate::remote_write::{
+        Label, MetricMetadata, MetricType, Sample, TimeSeries, WriteRequest,
+    };
+    let timeseries = samples(families)
+        .map(|s| TimeSeries {
+            labels: s
+                .labels
+                .into_iter()
+                .map(|(name, value)| Label { name, value })
+                .collect(),
+            samples: vec![Sample {
+                value: s.value,
+                timestamp: s.timestamp_ms.unwrap_or(scrape_ts_ms),
+            }],
+            exemplars: Vec::new(),
+        })
+        .collect();
+    let metadata = families
+        .iter()
+        .filter(|f| !f.samples.is_empty())
+        .map(|f| MetricMetadata {
+            r#type: match f.kind {
+                MetricKind::Counter => MetricType::Counter,
+                MetricKind::Gauge => MetricType::Gauge,
+                MetricKind::Histogram => MetricType::Histogram,
+                MetricKind::Summary => MetricType::Summary,
+                MetricKind::Info => MetricType::Info,
+                MetricKind::StateSet => MetricType::Stateset,
+                MetricKind::GaugeHistogram => MetricType::Gaugehistogram,
+                MetricKind::Untyped | MetricKind::Unknown => MetricType::Unknown,
+            } as i32,
+            metric_family_name: f.name.clone(),
+            help: f.help.clone().unwrap_or_default(),
+            unit: f.unit.clone().unwrap_or_default(),
+        })
+        .collect();
+    WriteRequest {
+        timeseries,
+        metadata,
+    }
 }
 
 /// Parses a scrape body, in OpenMetrics when its last non-blank line is `# EOF`, else in 0.0.4.
@@ -1170,6 +1223,40 @@ q_gsum 7
         let keys: Vec<&str> = fs.labels.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(keys, ["__name__", "device", "fstype", "mountpoint"]);
         assert_eq!(fs.labels[0].1, "node_filesystem_avail_bytes");
+    }
+
+    #[test]
+    fn scrape_to_remote_write() {
+        let req = to_remote_write(&parse(NODE).unwrap(), 1_700_000_099_000);
+        assert_eq!(req.timeseries.len(), 20);
+        for ts in &req.timeseries {
+            assert_eq!(
+                crate::remote_write::check_series(&ts.labels),
+                Ok(()),
+                "{ts:?}"
+            );
+        }
+        let cpu = &req.timeseries[8];
+        assert_eq!(cpu.metric_name(), Some("node_cpu_seconds_total"));
+        let names: Vec<&str> = cpu.labels.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["__name__", "cpu", "mode"]);
+        assert_eq!(cpu.samples[0].timestamp, 1_700_000_099_000);
+        let proc = req
+            .timeseries
+            .iter()
+            .find(|t| t.metric_name() == Some("process_start_time_seconds"))
+            .unwrap();
+        assert_eq!(proc.samples[0].timestamp, 1_700_000_000_123);
+        assert_eq!(req.metadata.len(), 8);
+        assert_eq!(
+            req.metadata[0].r#type,
+            crate::remote_write::MetricType::Summary as i32
+        );
+        assert_eq!(req.metadata[0].metric_family_name, "go_gc_duration_seconds");
+        assert_eq!(
+            req.metadata[7].r#type,
+            crate::remote_write::MetricType::Unknown as i32
+        );
     }
 
     #[test]
