@@ -152,7 +152,7 @@ fn trace_request() -> ExportTraceServiceRequest {
 }
 
 /// A node_exporter-like page: Go runtime summary, CPU seconds per cpu x mode, filesystem and
-/// network gauges/counters per device, a histogram. About 1,300 samples.
+/// network gauges/counters per device, a histogram: 951 samples, 64 KB.
 fn node_page() -> String {
     let mut s = String::new();
     s.push_str("# HELP go_gc_duration_seconds A summary of the wall-time pause (stop-the-world) duration in garbage collection cycles.\n# TYPE go_gc_duration_seconds summary\n");
