@@ -21,4 +21,6 @@ pub enum WireError {
     Invalid { field: &'static str, reason: String },
     #[error("line {line}: {reason}")]
     Exposition { line: usize, reason: String },
+    #[error("{0}")]
+    Id(#[from] crate::otlp::IdError),
 }

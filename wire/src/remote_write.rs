@@ -5,7 +5,7 @@
 //!
 //! Series rules the receivers enforce (Mimir, Prometheus): labels sorted by name with no
 //! duplicates, a `__name__`, legal names; see [`check_series`]. A sample whose value has the bits
-//! of [`STALE_NAN`] is a staleness marker, not a number.
+//! of [`STALE_NAN_BITS`] is a staleness marker, not a number.
 
 use crate::WireError;
 use crate::compression::{snappy_compress, snappy_decompress};
