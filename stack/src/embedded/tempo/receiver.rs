@@ -58,12 +58,19 @@ pub fn http_router(state: Arc<Tempo>) -> Router {
         .with_state(state)
 }
 
+/// A response body in the request's encoding. Only for the small messages this receiver writes
+/// itself (`google.rpc.Status`, an empty export response), which have no fields the OTLP JSON
+/// fix-ups in `wire::otlp` are about.
 fn encoded<M: prost::Message + serde::Serialize>(
     status: StatusCode,
     msg: &M,
     encoding: Encoding,
 ) -> Response {
-    match wire::otlp::encode(msg, encoding) {
+    let body = match encoding {
+        Encoding::Protobuf => Ok(msg.encode_to_vec()),
+        Encoding::Json => serde_json::to_vec(msg),
+    };
+    match body {
         Ok(body) => (
             status,
             [(header::CONTENT_TYPE, encoding.content_type())],
