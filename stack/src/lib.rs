@@ -22,6 +22,8 @@ pub use embedded::{EmbeddedConfig, EmbeddedStack};
 pub use endpoints::{Auth, Endpoints};
 
 /// A stack the harness runs against.
+// Few `Stack`s exist at a time, so the size difference of the variants does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Stack {
     /// In-process servers, started by us and stopped on drop.
     Embedded(EmbeddedStack),
