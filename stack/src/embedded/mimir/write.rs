@@ -249,7 +249,7 @@ mod tests {
 
     #[test]
     fn formats_like_go() {
-        assert_eq!(rfc3339_millis(1_543_969), "1970-01-19T05:52:49.969Z");
+        assert_eq!(rfc3339_millis(1_543_969), "1970-01-01T00:25:43.969Z");
         assert_eq!(rfc3339_millis(1_960), "1970-01-01T00:00:01.96Z");
         assert_eq!(rfc3339_millis(0), "1970-01-01T00:00:00Z");
         let l = vec![Label::new("__name__", "up"), Label::new("b", "2"), Label::new("a", "1")];
