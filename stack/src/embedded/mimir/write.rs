@@ -243,6 +243,26 @@ pub async fn write(State(m): State<Arc<Mimir>>, headers: HeaderMap, body: Bytes)
     respond(&m, &headers, &body, StatusCode::NO_CONTENT)
 }
 
+/// A remote-write body (protobuf + snappy) for `series`, each given by its labels in the order
+/// to send them (so tests can send them unsorted) and its samples as (ms, value).
+pub fn encode_series(series: &[(Vec<(&str, &str)>, Vec<(i64, f64)>)]) -> Vec<u8> {
+    let req = wire::remote_write::WriteRequest {
+        timeseries: series
+            .iter()
+            .map(|(labels, samples)| wire::remote_write::TimeSeries {
+                labels: labels.iter().map(|(k, v)| Label::new(*k, *v)).collect(),
+                samples: samples
+                    .iter()
+                    .map(|&(timestamp, value)| wire::remote_write::Sample { value, timestamp })
+                    .collect(),
+                exemplars: Vec::new(),
+            })
+            .collect(),
+        metadata: Vec::new(),
+    };
+    wire::remote_write::encode(&req)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
