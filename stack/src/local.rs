@@ -397,7 +397,10 @@ mod tests {
             parse_version("prometheus, version 2.42.0+ds (branch: debian/sid)"),
             Some((2, 42, 0))
         );
-        assert_eq!(parse_version("prometheus, version 3.1.0 (branch"), Some((3, 1, 0)));
+        assert_eq!(
+            parse_version("prometheus, version 3.1.0 (branch"),
+            Some((3, 1, 0))
+        );
         assert_eq!(parse_version("nothing"), None);
     }
 

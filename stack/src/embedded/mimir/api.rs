@@ -66,8 +66,7 @@ impl Params {
     pub fn parse(query: Option<&str>, body: &[u8]) -> Self {
         let mut out: Vec<(String, String)> = Vec::new();
         out.extend(
-            url::form_urlencoded::parse(body)
-                .map(|(k, v)| (k.into_owned(), v.into_owned())),
+            url::form_urlencoded::parse(body).map(|(k, v)| (k.into_owned(), v.into_owned())),
         );
         if let Some(q) = query {
             out.extend(
@@ -190,7 +189,11 @@ pub fn format_value(v: f64) -> String {
 
 /// Prometheus' `MarshalTimestamp`: seconds, then `.` and three digits of milliseconds if any.
 pub fn format_timestamp(out: &mut String, t: i64) {
-    let (neg, t) = if t < 0 { (true, t.unsigned_abs()) } else { (false, t as u64) };
+    let (neg, t) = if t < 0 {
+        (true, t.unsigned_abs())
+    } else {
+        (false, t as u64)
+    };
     if neg {
         out.push('-');
     }
@@ -311,7 +314,12 @@ fn parse_query(q: &str) -> Result<Expr, ApiError> {
 }
 
 impl Mimir {
-    fn context<'a>(&self, tenant: Option<&'a super::store::Tenant>, start: i64, end: i64) -> Context<'a> {
+    fn context<'a>(
+        &self,
+        tenant: Option<&'a super::store::Tenant>,
+        start: i64,
+        end: i64,
+    ) -> Context<'a> {
         Context {
             tenant,
             semantics: self.config.semantics,
@@ -356,7 +364,9 @@ impl Mimir {
                     .to_string(),
             ));
         }
-        let step = i64::try_from(step_ns / 1_000_000).unwrap_or(i64::MAX).max(1);
+        let step = i64::try_from(step_ns / 1_000_000)
+            .unwrap_or(i64::MAX)
+            .max(1);
         let expr = parse_query(p.get("query"))?;
         let store = self.store.read();
         let ctx = self.context(store.tenant(tenant), start, end);
@@ -386,7 +396,9 @@ impl Mimir {
         let (start, end) = Self::time_range(p)?;
         let selectors = p.all("match[]");
         if selectors.is_empty() && required {
-            return Err(ApiError::BadData("no match[] parameter provided".to_string()));
+            return Err(ApiError::BadData(
+                "no match[] parameter provided".to_string(),
+            ));
         }
         let mut sets: Vec<Vec<Matcher>> = Vec::new();
         for s in &selectors {
@@ -437,7 +449,12 @@ impl Mimir {
     }
 
     /// `GET /api/v1/label/<name>/values`.
-    pub fn api_label_values(&self, tenant: &str, name: &str, p: &Params) -> Result<String, ApiError> {
+    pub fn api_label_values(
+        &self,
+        tenant: &str,
+        name: &str,
+        p: &Params,
+    ) -> Result<String, ApiError> {
         if !wire::labels::is_valid_label_name(name) {
             return Err(ApiError::BadData(format!("invalid label name: {name:?}")));
         }
@@ -550,7 +567,10 @@ mod tests {
     #[test]
     fn times_and_durations() {
         assert_eq!(parse_time("1700000000.123"), Ok(1_700_000_000_123));
-        assert_eq!(parse_time("2015-07-01T20:10:51.781Z"), Ok(1_435_781_451_781));
+        assert_eq!(
+            parse_time("2015-07-01T20:10:51.781Z"),
+            Ok(1_435_781_451_781)
+        );
         assert!(parse_time("x").is_err());
         assert_eq!(parse_duration_ns("15"), Ok(15_000_000_000));
         assert_eq!(parse_duration_ns("1m30s"), Ok(90_000_000_000));

@@ -166,13 +166,24 @@ pub fn router(state: Arc<Mimir>) -> Router {
         .route("/api/v1/push", post(write::push))
         .route("/api/v1/write", post(write::write))
         .route("/ready", get(|| async { "ready" }))
-        .route("/-/ready", get(|| async { "Prometheus Server is Ready.\n" }))
-        .route("/-/healthy", get(|| async { "Prometheus Server is Healthy.\n" }))
+        .route(
+            "/-/ready",
+            get(|| async { "Prometheus Server is Ready.\n" }),
+        )
+        .route(
+            "/-/healthy",
+            get(|| async { "Prometheus Server is Healthy.\n" }),
+        )
         .route(
             "/metrics",
-            get(|axum::extract::State(m): axum::extract::State<Arc<Mimir>>| async move {
-                ([(header::CONTENT_TYPE, TEXT_CONTENT_TYPE)], m.render_metrics())
-            }),
+            get(
+                |axum::extract::State(m): axum::extract::State<Arc<Mimir>>| async move {
+                    (
+                        [(header::CONTENT_TYPE, TEXT_CONTENT_TYPE)],
+                        m.render_metrics(),
+                    )
+                },
+            ),
         );
     for prefix in ["", "/prometheus"] {
         r = r

@@ -151,7 +151,13 @@ impl Store {
     }
 
     /// Appends one sample to the series `labels` (sorted, validated) of `tenant`.
-    pub fn append(&mut self, tenant: &str, labels: &Labels, t: i64, v: f64) -> Result<(), AppendError> {
+    pub fn append(
+        &mut self,
+        tenant: &str,
+        labels: &Labels,
+        t: i64,
+        v: f64,
+    ) -> Result<(), AppendError> {
         let ten = self.tenants.entry(tenant.to_string()).or_default();
         let id = match ten.ids.get(labels) {
             Some(id) => *id,
@@ -316,7 +322,10 @@ mod tests {
     use promql_parser::label::MatchOp;
 
     fn l(pairs: &[(&str, &str)]) -> Labels {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -325,7 +334,10 @@ mod tests {
         let a = l(&[("__name__", "up"), ("job", "a")]);
         assert_eq!(s.append("t", &a, 10, 1.0), Ok(()));
         assert_eq!(s.append("t", &a, 10, 1.0), Ok(()));
-        assert_eq!(s.append("t", &a, 10, 2.0), Err(AppendError::DuplicateTimestamp));
+        assert_eq!(
+            s.append("t", &a, 10, 2.0),
+            Err(AppendError::DuplicateTimestamp)
+        );
         assert_eq!(s.append("t", &a, 5, 2.0), Err(AppendError::OutOfOrder));
         assert_eq!(s.append("t", &a, 20, 2.0), Ok(()));
         assert_eq!(s.sample_count(), 2);
@@ -335,8 +347,10 @@ mod tests {
     #[test]
     fn select_by_matchers() {
         let mut s = Store::default();
-        s.append("t", &l(&[("__name__", "up"), ("job", "a")]), 1, 1.0).unwrap();
-        s.append("t", &l(&[("__name__", "up"), ("job", "b")]), 1, 1.0).unwrap();
+        s.append("t", &l(&[("__name__", "up"), ("job", "a")]), 1, 1.0)
+            .unwrap();
+        s.append("t", &l(&[("__name__", "up"), ("job", "b")]), 1, 1.0)
+            .unwrap();
         s.append("t", &l(&[("__name__", "down")]), 1, 1.0).unwrap();
         let ten = s.tenant("t").unwrap();
         let eq = Matcher::new(MatchOp::Equal, "__name__", "up");
@@ -363,7 +377,12 @@ mod tests {
         assert!(ev.samples > 0);
         assert!(s.bytes() <= before - 200);
         let ten = s.tenant("t").unwrap();
-        let first = ten.all_series().filter_map(|x| x.samples.first()).map(|x| x.0).min().unwrap();
+        let first = ten
+            .all_series()
+            .filter_map(|x| x.samples.first())
+            .map(|x| x.0)
+            .min()
+            .unwrap();
         assert!(first > 0);
         // Evicting everything drops series too.
         let ev = s.evict_to(0);

@@ -70,7 +70,11 @@ pub fn metric_string(labels: &[Label]) -> String {
         }
     }
     if rest.is_empty() {
-        return if name.is_empty() { "{}".to_string() } else { name.to_string() };
+        return if name.is_empty() {
+            "{}".to_string()
+        } else {
+            name.to_string()
+        };
     }
     let pairs: Vec<(String, String)> = rest
         .into_iter()
@@ -218,7 +222,8 @@ impl Mimir {
         if !discards.is_empty() {
             let mut d = self.metrics.discarded.lock();
             for (reason, n) in discards {
-                *d.entry((reason.to_string(), tenant.to_string())).or_default() += n;
+                *d.entry((reason.to_string(), tenant.to_string()))
+                    .or_default() += n;
             }
         }
         out
@@ -272,7 +277,11 @@ mod tests {
         assert_eq!(rfc3339_millis(1_543_969), "1970-01-01T00:25:43.969Z");
         assert_eq!(rfc3339_millis(1_960), "1970-01-01T00:00:01.96Z");
         assert_eq!(rfc3339_millis(0), "1970-01-01T00:00:00Z");
-        let l = vec![Label::new("__name__", "up"), Label::new("b", "2"), Label::new("a", "1")];
+        let l = vec![
+            Label::new("__name__", "up"),
+            Label::new("b", "2"),
+            Label::new("a", "1"),
+        ];
         assert_eq!(metric_string(&l), r#"up{a="1", b="2"}"#);
         assert_eq!(metric_string(&[Label::new("a", "1")]), r#"{a="1"}"#);
         assert_eq!(metric_string(&[Label::new("__name__", "up")]), "up");

@@ -12,8 +12,7 @@ use super::{Context, QueryError, Sample, Value};
 use crate::embedded::mimir::store::Labels;
 
 const SUPPORTED: &[&str] = &[
-    "sum", "avg", "min", "max", "count", "group", "stddev", "stdvar", "quantile", "topk",
-    "bottomk",
+    "sum", "avg", "min", "max", "count", "group", "stddev", "stdvar", "quantile", "topk", "bottomk",
 ];
 
 /// Refuses aggregations this server does not evaluate.
@@ -91,14 +90,14 @@ fn reduce(op: &str, vals: &[f64], param: Option<f64>) -> Result<f64, QueryError>
         "avg" => super::functions::kahan_sum(vals.iter().copied()) / n,
         "count" => n,
         "group" => 1.0,
-        "min" => vals
-            .iter()
-            .copied()
-            .fold(f64::NAN, |acc, v| if acc.is_nan() || v < acc { v } else { acc }),
-        "max" => vals
-            .iter()
-            .copied()
-            .fold(f64::NAN, |acc, v| if acc.is_nan() || v > acc { v } else { acc }),
+        "min" => vals.iter().copied().fold(
+            f64::NAN,
+            |acc, v| if acc.is_nan() || v < acc { v } else { acc },
+        ),
+        "max" => vals.iter().copied().fold(
+            f64::NAN,
+            |acc, v| if acc.is_nan() || v > acc { v } else { acc },
+        ),
         "stddev" | "stdvar" => {
             let (mut count, mut mean, mut value) = (0.0, 0.0, 0.0);
             for &v in vals {
@@ -150,7 +149,10 @@ mod tests {
             value: v,
         };
         let got = select_k(vec![s(f64::NAN), s(1.0), s(3.0), s(2.0)], 2.0, true);
-        assert_eq!(got.iter().map(|x| x.value).collect::<Vec<_>>(), vec![3.0, 2.0]);
+        assert_eq!(
+            got.iter().map(|x| x.value).collect::<Vec<_>>(),
+            vec![3.0, 2.0]
+        );
         let got = select_k(vec![s(f64::NAN), s(1.0), s(3.0)], 5.0, false);
         assert_eq!(got[0].value, 1.0);
         assert!(got[2].value.is_nan());

@@ -57,7 +57,9 @@ pub fn eval_vector(ctx: &Context<'_>, expr: &Expr, t: i64) -> Result<Vec<Sample>
 pub fn eval_scalar(ctx: &Context<'_>, expr: &Expr, t: i64) -> Result<f64, QueryError> {
     match eval(ctx, expr, t)? {
         Value::Scalar(v) => Ok(v),
-        _ => Err(QueryError::BadData(format!("expected a scalar, got {expr}"))),
+        _ => Err(QueryError::BadData(format!(
+            "expected a scalar, got {expr}"
+        ))),
     }
 }
 

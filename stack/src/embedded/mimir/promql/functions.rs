@@ -108,7 +108,11 @@ pub fn call(ctx: &Context<'_>, c: &Call, t: i64) -> Result<Value, QueryError> {
         }])),
         "scalar" => {
             let v = eval_vector(ctx, arg(c, 0)?, t)?;
-            Ok(Value::Scalar(if v.len() == 1 { v[0].value } else { f64::NAN }))
+            Ok(Value::Scalar(if v.len() == 1 {
+                v[0].value
+            } else {
+                f64::NAN
+            }))
         }
         "round" => {
             let v = eval_vector(ctx, arg(c, 0)?, t)?;
@@ -152,12 +156,20 @@ pub fn call(ctx: &Context<'_>, c: &Call, t: i64) -> Result<Value, QueryError> {
 
 /// Go's `math.Max`: NaN wins.
 fn go_max(a: f64, b: f64) -> f64 {
-    if a.is_nan() || b.is_nan() { f64::NAN } else { a.max(b) }
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.max(b)
+    }
 }
 
 /// Go's `math.Min`: NaN wins.
 fn go_min(a: f64, b: f64) -> f64 {
-    if a.is_nan() || b.is_nan() { f64::NAN } else { a.min(b) }
+    if a.is_nan() || b.is_nan() {
+        f64::NAN
+    } else {
+        a.min(b)
+    }
 }
 
 fn map_values(v: Vec<Sample>, f: impl Fn(f64) -> Option<f64>) -> Result<Value, QueryError> {
@@ -210,9 +222,7 @@ fn range_function(
             "irate" => instant_value(p, true),
             "idelta" => instant_value(p, false),
             "changes" => Some(changes(p)),
-            "resets" => Some(
-                p.windows(2).filter(|w| w[1].1 < w[0].1).count() as f64,
-            ),
+            "resets" => Some(p.windows(2).filter(|w| w[1].1 < w[0].1).count() as f64),
             "avg_over_time" => Some(kahan_sum(p.iter().map(|x| x.1)) / p.len() as f64),
             "min_over_time" => Some(fold_first(p, |acc, v| v < acc || acc.is_nan())),
             "max_over_time" => Some(fold_first(p, |acc, v| v > acc || acc.is_nan())),

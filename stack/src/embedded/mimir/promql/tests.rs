@@ -23,13 +23,18 @@ fn store() -> Store {
     let mut s = Store::default();
     let c = labels(&[("__name__", "c"), ("job", "a")]);
     for i in 0..=10 {
-        let v = if i <= 5 { 10.0 * i as f64 } else { 5.0 + 10.0 * (i - 6) as f64 };
+        let v = if i <= 5 {
+            10.0 * i as f64
+        } else {
+            5.0 + 10.0 * (i - 6) as f64
+        };
         s.append("t", &c, i * MIN, v).unwrap();
     }
     let ga = labels(&[("__name__", "g"), ("job", "a")]);
     s.append("t", &ga, 0, 1.0).unwrap();
     s.append("t", &ga, MIN, 2.0).unwrap();
-    s.append("t", &ga, 3 * MIN, wire::remote_write::stale_nan()).unwrap();
+    s.append("t", &ga, 3 * MIN, wire::remote_write::stale_nan())
+        .unwrap();
     let gb = labels(&[("__name__", "g"), ("job", "b")]);
     for i in 0..=10 {
         s.append("t", &gb, i * MIN, 7.0).unwrap();
@@ -82,7 +87,10 @@ fn close(a: f64, b: f64) -> bool {
 #[test]
 fn instant_selector_lookback_and_staleness() {
     let s = store();
-    assert_eq!(vector(&s, "g", 2 * MIN), vec![("a".into(), 2.0), ("b".into(), 7.0)]);
+    assert_eq!(
+        vector(&s, "g", 2 * MIN),
+        vec![("a".into(), 2.0), ("b".into(), 7.0)]
+    );
     // Stale from minute 3 on, even within the lookback of the minute-1 sample.
     assert_eq!(vector(&s, "g", 3 * MIN + 1), vec![("b".into(), 7.0)]);
     // 5m lookback: the last sample of c is at minute 10.
@@ -102,8 +110,16 @@ fn instant_selector_lookback_and_staleness() {
 fn range_windows_follow_the_version() {
     let s = store();
     // (5m, 10m] holds minutes 6..=10 under Prometheus 3; [5m, 10m] also minute 5.
-    assert_eq!(vector(&s, "count_over_time(c[5m])", 10 * MIN), vec![("a".into(), 5.0)]);
-    match run(&s, Semantics::Prometheus2, "count_over_time(c[5m])", 10 * MIN) {
+    assert_eq!(
+        vector(&s, "count_over_time(c[5m])", 10 * MIN),
+        vec![("a".into(), 5.0)]
+    );
+    match run(
+        &s,
+        Semantics::Prometheus2,
+        "count_over_time(c[5m])",
+        10 * MIN,
+    ) {
         Ok(QueryResult::Vector { samples, .. }) => assert_eq!(samples[0].value, 6.0),
         other => panic!("{other:?}"),
     }
@@ -128,14 +144,20 @@ fn rate_increase_and_resets() {
     assert!(close(inc[0].1, 54.0), "{inc:?}");
     let rate = vector(&s, "rate(c[6m])", 10 * MIN);
     assert!(close(rate[0].1, 54.0 / 360.0), "{rate:?}");
-    assert_eq!(vector(&s, "resets(c[6m])", 10 * MIN), vec![("a".into(), 1.0)]);
+    assert_eq!(
+        vector(&s, "resets(c[6m])", 10 * MIN),
+        vec![("a".into(), 1.0)]
+    );
     // delta is not counter-aware: 45 - 50 = -5, same factor.
     let d = vector(&s, "delta(c[6m])", 10 * MIN);
     assert!(close(d[0].1, -6.0), "{d:?}");
     // irate at the reset: the last value over the interval.
     let ir = vector(&s, "irate(c[2m])", 6 * MIN);
     assert!(close(ir[0].1, 5.0 / 60.0), "{ir:?}");
-    assert_eq!(vector(&s, "idelta(c[2m])", 6 * MIN), vec![("a".into(), -45.0)]);
+    assert_eq!(
+        vector(&s, "idelta(c[2m])", 6 * MIN),
+        vec![("a".into(), -45.0)]
+    );
     // One sample is not enough.
     assert!(vector(&s, "rate(c[1m])", 10 * MIN).is_empty());
 }
@@ -147,8 +169,22 @@ fn rate_zero_point_differs_between_versions() {
     // factor (120 + 30 + 30) / 120 = 1.5 → 30. Prometheus 2: zero point first: min(480, 60)
     // = 60 s, which is under the 66 s threshold → kept: (120 + 60 + 30) / 120 → 35.
     let p = [(MIN * 3, 10.0), (MIN * 4, 20.0), (MIN * 5, 30.0)];
-    let r3 = functions::extrapolated_rate(Semantics::Prometheus3, &p, -5 * MIN, 5 * MIN + 30_000, true, false);
-    let r2 = functions::extrapolated_rate(Semantics::Prometheus2, &p, -5 * MIN, 5 * MIN + 30_000, true, false);
+    let r3 = functions::extrapolated_rate(
+        Semantics::Prometheus3,
+        &p,
+        -5 * MIN,
+        5 * MIN + 30_000,
+        true,
+        false,
+    );
+    let r2 = functions::extrapolated_rate(
+        Semantics::Prometheus2,
+        &p,
+        -5 * MIN,
+        5 * MIN + 30_000,
+        true,
+        false,
+    );
     assert!(close(r3.unwrap(), 30.0), "{r3:?}");
     assert!(close(r2.unwrap(), 35.0), "{r2:?}");
 }
@@ -157,13 +193,34 @@ fn rate_zero_point_differs_between_versions() {
 fn over_time_functions() {
     let s = store();
     let t = 4 * MIN; // (-1m, 4m] of c: 0,10,20,30,40
-    assert_eq!(vector(&s, "sum_over_time(c[5m])", t), vec![("a".into(), 100.0)]);
-    assert_eq!(vector(&s, "avg_over_time(c[5m])", t), vec![("a".into(), 20.0)]);
-    assert_eq!(vector(&s, "min_over_time(c[5m])", t), vec![("a".into(), 0.0)]);
-    assert_eq!(vector(&s, "max_over_time(c[5m])", t), vec![("a".into(), 40.0)]);
-    assert_eq!(vector(&s, "last_over_time(c[5m])", t), vec![("a".into(), 40.0)]);
-    assert_eq!(vector(&s, "quantile_over_time(0.5, c[5m])", t), vec![("a".into(), 20.0)]);
-    assert_eq!(vector(&s, "quantile_over_time(0.25, c[5m])", t), vec![("a".into(), 10.0)]);
+    assert_eq!(
+        vector(&s, "sum_over_time(c[5m])", t),
+        vec![("a".into(), 100.0)]
+    );
+    assert_eq!(
+        vector(&s, "avg_over_time(c[5m])", t),
+        vec![("a".into(), 20.0)]
+    );
+    assert_eq!(
+        vector(&s, "min_over_time(c[5m])", t),
+        vec![("a".into(), 0.0)]
+    );
+    assert_eq!(
+        vector(&s, "max_over_time(c[5m])", t),
+        vec![("a".into(), 40.0)]
+    );
+    assert_eq!(
+        vector(&s, "last_over_time(c[5m])", t),
+        vec![("a".into(), 40.0)]
+    );
+    assert_eq!(
+        vector(&s, "quantile_over_time(0.5, c[5m])", t),
+        vec![("a".into(), 20.0)]
+    );
+    assert_eq!(
+        vector(&s, "quantile_over_time(0.25, c[5m])", t),
+        vec![("a".into(), 10.0)]
+    );
     let sd = vector(&s, "stddev_over_time(c[5m])", t);
     assert!(close(sd[0].1, 200f64.sqrt()), "{sd:?}");
     // last_over_time keeps the name, the others drop it.
@@ -185,8 +242,14 @@ fn aggregations() {
     let s = store();
     let t = 2 * MIN;
     assert_eq!(vector(&s, "sum(g)", t), vec![("".into(), 9.0)]);
-    assert_eq!(vector(&s, "sum by (job) (g)", t), vec![("a".into(), 2.0), ("b".into(), 7.0)]);
-    assert_eq!(vector(&s, "avg without (job) (g)", t), vec![("".into(), 4.5)]);
+    assert_eq!(
+        vector(&s, "sum by (job) (g)", t),
+        vec![("a".into(), 2.0), ("b".into(), 7.0)]
+    );
+    assert_eq!(
+        vector(&s, "avg without (job) (g)", t),
+        vec![("".into(), 4.5)]
+    );
     assert_eq!(vector(&s, "count(g)", t), vec![("".into(), 2.0)]);
     assert_eq!(vector(&s, "min(g)", t), vec![("".into(), 2.0)]);
     assert_eq!(vector(&s, "max(g)", t), vec![("".into(), 7.0)]);
@@ -200,18 +263,36 @@ fn aggregations() {
 fn binary_operators() {
     let s = store();
     let t = 2 * MIN;
-    assert_eq!(vector(&s, "g * 2", t), vec![("a".into(), 4.0), ("b".into(), 14.0)]);
-    assert_eq!(vector(&s, "10 - g", t), vec![("a".into(), 8.0), ("b".into(), 3.0)]);
+    assert_eq!(
+        vector(&s, "g * 2", t),
+        vec![("a".into(), 4.0), ("b".into(), 14.0)]
+    );
+    assert_eq!(
+        vector(&s, "10 - g", t),
+        vec![("a".into(), 8.0), ("b".into(), 3.0)]
+    );
     assert_eq!(vector(&s, "g > 5", t), vec![("b".into(), 7.0)]);
     assert_eq!(vector(&s, "5 < g", t), vec![("b".into(), 7.0)]);
-    assert_eq!(vector(&s, "g > bool 5", t), vec![("a".into(), 0.0), ("b".into(), 1.0)]);
+    assert_eq!(
+        vector(&s, "g > bool 5", t),
+        vec![("a".into(), 0.0), ("b".into(), 1.0)]
+    );
     assert_eq!(vector(&s, "c / g", t), vec![("a".into(), 10.0)]);
     assert_eq!(vector(&s, "c - on(job) g", t), vec![("a".into(), 18.0)]);
     assert_eq!(vector(&s, "g and c", t), vec![("a".into(), 2.0)]);
     assert_eq!(vector(&s, "g unless c", t), vec![("b".into(), 7.0)]);
-    assert_eq!(vector(&s, "-g", t), vec![("a".into(), -2.0), ("b".into(), -7.0)]);
-    assert_eq!(vector(&s, "g % 4", t), vec![("a".into(), 2.0), ("b".into(), 3.0)]);
-    assert_eq!(vector(&s, "g ^ 2", t), vec![("a".into(), 4.0), ("b".into(), 49.0)]);
+    assert_eq!(
+        vector(&s, "-g", t),
+        vec![("a".into(), -2.0), ("b".into(), -7.0)]
+    );
+    assert_eq!(
+        vector(&s, "g % 4", t),
+        vec![("a".into(), 2.0), ("b".into(), 3.0)]
+    );
+    assert_eq!(
+        vector(&s, "g ^ 2", t),
+        vec![("a".into(), 4.0), ("b".into(), 49.0)]
+    );
     match run(&s, Semantics::Prometheus3, "1 + 2 * 3", t) {
         Ok(QueryResult::Scalar { v, .. }) => assert_eq!(v, 7.0),
         other => panic!("{other:?}"),
@@ -232,9 +313,15 @@ fn binary_operators() {
 fn histogram_quantile_classic_buckets() {
     let s = store();
     // 10 observations; rank 5 lies in (0.5, 1] holding 4: 0.5 + 0.5 * (1 / 4) = 0.625.
-    assert_eq!(vector(&s, "histogram_quantile(0.5, h_bucket)", 0), vec![("".into(), 0.625)]);
+    assert_eq!(
+        vector(&s, "histogram_quantile(0.5, h_bucket)", 0),
+        vec![("".into(), 0.625)]
+    );
     // Rank 9.5 is in +Inf: the highest finite bound.
-    assert_eq!(vector(&s, "histogram_quantile(0.95, h_bucket)", 0), vec![("".into(), 1.0)]);
+    assert_eq!(
+        vector(&s, "histogram_quantile(0.95, h_bucket)", 0),
+        vec![("".into(), 1.0)]
+    );
     let nan = vector(&s, "histogram_quantile(0.5, g)", 0);
     assert!(nan.is_empty());
     let mut b = vec![(1.0, 1.0), (2.0, 2.0)];
@@ -245,10 +332,22 @@ fn histogram_quantile_classic_buckets() {
 fn functions_and_scalars() {
     let s = store();
     let t = 2 * MIN;
-    assert_eq!(vector(&s, "abs(-g)", t), vec![("a".into(), 2.0), ("b".into(), 7.0)]);
-    assert_eq!(vector(&s, "clamp_max(g, 5)", t), vec![("a".into(), 2.0), ("b".into(), 5.0)]);
-    assert_eq!(vector(&s, "clamp_min(g, 5)", t), vec![("a".into(), 5.0), ("b".into(), 7.0)]);
-    assert_eq!(vector(&s, "round(g / 4)", t), vec![("a".into(), 1.0), ("b".into(), 2.0)]);
+    assert_eq!(
+        vector(&s, "abs(-g)", t),
+        vec![("a".into(), 2.0), ("b".into(), 7.0)]
+    );
+    assert_eq!(
+        vector(&s, "clamp_max(g, 5)", t),
+        vec![("a".into(), 2.0), ("b".into(), 5.0)]
+    );
+    assert_eq!(
+        vector(&s, "clamp_min(g, 5)", t),
+        vec![("a".into(), 5.0), ("b".into(), 7.0)]
+    );
+    assert_eq!(
+        vector(&s, "round(g / 4)", t),
+        vec![("a".into(), 1.0), ("b".into(), 2.0)]
+    );
     assert_eq!(vector(&s, "vector(time())", t), vec![("".into(), 120.0)]);
     match run(&s, Semantics::Prometheus3, r#"scalar(g{job="b"})"#, t) {
         Ok(QueryResult::Scalar { v, .. }) => assert_eq!(v, 7.0),
@@ -299,7 +398,10 @@ fn unsupported_is_refused() {
     ] {
         match parse(q) {
             Err(e @ QueryError::Unsupported(_)) => {
-                assert!(e.to_string().starts_with("not supported by the embedded Mimir: "))
+                assert!(
+                    e.to_string()
+                        .starts_with("not supported by the embedded Mimir: ")
+                )
             }
             other => panic!("{q}: {other:?}"),
         }
