@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use stack::embedded::mimir::write::encode_series;
+use stack::embedded::mimir::write::{SeriesSpec, encode_series};
 use stack::embedded::mimir::{self, MimirConfig, Semantics};
 use stack::local;
 use tokio::net::TcpListener;
@@ -185,7 +185,7 @@ fn secs(ms: i64) -> String {
 }
 
 /// The data both servers get, relative to `t0` (ms, on a 15 s boundary), `n` steps of 15 s.
-fn payload(t0: i64, n: i64) -> Vec<(Vec<(&'static str, &'static str)>, Vec<(i64, f64)>)> {
+fn payload(t0: i64, n: i64) -> Vec<SeriesSpec<'static>> {
     let ts = |i: i64| t0 + i * STEP;
     let mut out = Vec::new();
     // Gauges.

@@ -248,9 +248,12 @@ pub async fn write(State(m): State<Arc<Mimir>>, headers: HeaderMap, body: Bytes)
     respond(&m, &headers, &body, StatusCode::NO_CONTENT)
 }
 
+/// One series to send: labels in sending order and samples as (ms, value).
+pub type SeriesSpec<'a> = (Vec<(&'a str, &'a str)>, Vec<(i64, f64)>);
+
 /// A remote-write body (protobuf + snappy) for `series`, each given by its labels in the order
 /// to send them (so tests can send them unsorted) and its samples as (ms, value).
-pub fn encode_series(series: &[(Vec<(&str, &str)>, Vec<(i64, f64)>)]) -> Vec<u8> {
+pub fn encode_series(series: &[SeriesSpec<'_>]) -> Vec<u8> {
     let req = wire::remote_write::WriteRequest {
         timeseries: series
             .iter()
