@@ -9,6 +9,9 @@
 //! (2.x: closed range windows; 3.x: left-open), see `stack::embedded::mimir::Semantics`.
 //! Skipped with a notice when `prometheus` is not installed (unless `REQUIRE_LOCAL_SERVERS=1`).
 
+// The whole file is test code; clippy.toml allows unwrap in tests, but only sees #[test] fns.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,10 +82,10 @@ async fn get(
                 parse_point(p).1
             };
             series.insert(
-                format!(
-                    "{}",
-                    p[1].as_str().filter(|_| kind == "string").unwrap_or("")
-                ),
+                p[1].as_str()
+                    .filter(|_| kind == "string")
+                    .unwrap_or("")
+                    .to_string(),
                 vec![((t * 1000.0).round() as i64, val)],
             );
         }
