@@ -576,7 +576,8 @@ async fn bad_writes(t: &Targets, last: i64) {
     );
 
     // Duplicate label names: Mimir 400 (err-mimir-duplicate-label-names); Prometheus' TSDB
-    // refuses the series as an invalid sample, which its receiver answers with a 5xx/4xx.
+    // refuses the series as an invalid sample, which the 2.42 receiver answers with 500
+    // (`label name "a" is not unique: invalid sample`); newer receivers may say 400.
     let body = encode_series(&[(
         vec![("__name__", "conf_bad"), ("a", "1"), ("a", "2")],
         vec![(at, 1.0)],
@@ -590,6 +591,7 @@ async fn bad_writes(t: &Targets, last: i64) {
         p.0,
         p.1
     );
+    let dup_status = format!("{} {}", p.0, p.1.trim());
 
     // Missing metric name: Mimir 400 (err-mimir-missing-metric-name); Prometheus' receiver does
     // not require a metric name and stores the series.
@@ -650,6 +652,38 @@ async fn bad_writes(t: &Targets, last: i64) {
         "Prometheus refuses a new value for a timestamp: {}",
         p.1
     );
+
+    // A partly bad request: a new sample for a fresh series plus an out-of-order one. Mimir
+    // ingests the valid series and answers 400 with the first error; Prometheus' receiver rolls
+    // the whole request back (its appender is committed all or nothing), so it stores nothing.
+    let body = encode_series(&[
+        (
+            vec![("__name__", "conf_partial"), ("job", "conf")],
+            vec![(at, 7.0)],
+        ),
+        (
+            vec![
+                ("__name__", "conf_gauge"),
+                ("instance", "i1"),
+                ("job", "conf"),
+            ],
+            vec![(last - 120_000, 1.0)],
+        ),
+    ]);
+    let (e, p) = t.write_both(&body).await;
+    assert_eq!((e.0, p.0), (400, 400), "{} / {}", e.1, p.1);
+    let params = [("query", "conf_partial".to_string()), ("time", secs(at))];
+    let (e, p) = t.both("api/v1/query", &params).await;
+    assert_eq!(
+        e.series.len(),
+        1,
+        "Mimir keeps the valid part of a request: {e:?}"
+    );
+    assert!(
+        p.series.is_empty(),
+        "Prometheus rolls the whole request back: {p:?}"
+    );
+    eprintln!("duplicate labels: Prometheus answered {dup_status}");
 
     // Garbage: both 400.
     let (e, p) = t.write_both(b"this is not snappy").await;
