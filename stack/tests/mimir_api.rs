@@ -3,6 +3,9 @@
 //! malformed bodies, 413, unknown paths, `/metrics`, eviction, and the server still serving after
 //! all of it.
 
+// The whole file is test code; clippy.toml allows unwrap in tests, but only sees #[test] fns.
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use stack::embedded::mimir::write::{SeriesSpec, encode_series};
