@@ -219,7 +219,7 @@ async fn validation_errors_like_mimir() {
 
     // Samples: out of order and duplicate timestamps, in later requests.
     let ok = series(&[("__name__", "m"), ("job", "x")], &[(T, 1.0)]);
-    assert_eq!(api.push(None, &[ok.clone()]).await.0, 200);
+    assert_eq!(api.push(None, std::slice::from_ref(&ok)).await.0, 200);
     assert_eq!(
         api.push(None, &[ok]).await.0,
         200,
