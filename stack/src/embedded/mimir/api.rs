@@ -588,4 +588,84 @@ mod tests {
         assert_eq!(p.all("match[]").len(), 2);
         assert_eq!(p.get("nope"), "");
     }
+
+    fn mimir_with_data() -> Arc<Mimir> {
+        let m = Mimir::new(super::super::MimirConfig::default());
+        let body = super::super::write::encode_series(&[
+            (
+                vec![("__name__", "up"), ("job", "a")],
+                (0..20).map(|i| (i * 15_000, i as f64)).collect(),
+            ),
+            (
+                vec![("__name__", "h_bucket"), ("le", "+Inf")],
+                vec![(0, 1.0), (15_000, f64::NAN)],
+            ),
+        ]);
+        assert!(m.ingest("anonymous", &body).error.is_none());
+        m
+    }
+
+    /// PromQL-looking text: tokens glued together at random.
+    fn promql_ish() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let token = prop_oneof![
+            Just("up".to_string()),
+            Just("h_bucket".to_string()),
+            Just("rate(".to_string()),
+            Just("sum by (job) (".to_string()),
+            Just("topk(".to_string()),
+            Just("histogram_quantile(".to_string()),
+            Just("[5m]".to_string()),
+            Just("[1s:1s]".to_string()),
+            Just(" offset -1y".to_string()),
+            Just(" @ 1e18".to_string()),
+            Just(")".to_string()),
+            Just(",".to_string()),
+            Just(" / on(job) ".to_string()),
+            Just(" > bool ".to_string()),
+            Just(" and ".to_string()),
+            Just("{job=~\"(a\"}".to_string()),
+            Just("-".to_string()),
+            (-1e20f64..1e20).prop_map(|f| f.to_string()),
+            "\\PC{0,4}",
+        ];
+        proptest::collection::vec(token, 0..8).prop_map(|v| v.concat())
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn query_handlers_never_panic(q in promql_ish(), t in "\\PC{0,12}", step in "\\PC{0,6}") {
+            let m = mimir_with_data();
+            let p = Params(vec![
+                ("query".into(), q.clone()),
+                ("time".into(), "100".into()),
+                ("start".into(), "0".into()),
+                ("end".into(), "300".into()),
+                ("step".into(), "15".into()),
+            ]);
+            let _ = m.api_query("anonymous", &p);
+            let _ = m.api_query_range("anonymous", &p);
+            let odd = Params(vec![
+                ("query".into(), q.clone()),
+                ("time".into(), t.clone()),
+                ("start".into(), t.clone()),
+                ("end".into(), t),
+                ("step".into(), step),
+                ("match[]".into(), q),
+            ]);
+            let _ = m.api_query("anonymous", &odd);
+            let _ = m.api_query_range("anonymous", &odd);
+            let _ = m.api_series("anonymous", &odd);
+            let _ = m.api_labels("anonymous", &odd);
+        }
+
+        #[test]
+        fn ingest_never_panics(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
+            let m = mimir_with_data();
+            let _ = m.ingest("anonymous", &body);
+            let _ = m.ingest("anonymous", &wire::compression::snappy_compress(&body));
+        }
+    }
 }
