@@ -124,7 +124,7 @@ impl Tenant {
             .collect()
     }
 
-    /// Every label name in use by the series with ids `ids` (all series when `None`).
+    /// Every series of the tenant.
     pub fn all_series(&self) -> impl Iterator<Item = &Series> {
         self.series.values()
     }
