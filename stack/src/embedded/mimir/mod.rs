@@ -1,38 +1,214 @@
-//! Embedded Mimir (stub, filled in by its own change).
+//! Embedded Mimir: Prometheus remote write in, the Prometheus query API out, as real Mimir (and
+//! Prometheus) answer them.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`write`] | `POST /api/v1/push` (200) and `/api/v1/write` (204), Mimir's validation and messages |
+//! | [`store`] | per-tenant series index, postings and samples, bounded by `retention_bytes` |
+//! | [`promql`] | the PromQL subset, evaluated with Prometheus' semantics |
+//! | [`api`] | `/api/v1/{query,query_range,series,labels,label/<name>/values}`, also under `/prometheus` |
+//!
+//! Tenants come from `X-Scope-OrgID` ("anonymous" without it). `/metrics` exposes Mimir's
+//! `cortex_discarded_samples_total{reason,user}` plus ingested samples, in-memory series and
+//! evictions.
 
+pub mod api;
+pub mod promql;
+pub mod store;
+pub mod write;
+
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::get;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use parking_lot::{Mutex, RwLock};
 
 use super::EmbeddedConfig;
+use super::metrics::{Counter, TEXT_CONTENT_TYPE, write_metric, write_sample};
+pub use promql::Semantics;
 
 /// Settings of the embedded Mimir.
 #[derive(Clone, Debug)]
 pub struct MimirConfig {
+    /// Bytes of samples and series kept before the oldest are evicted.
     pub retention_bytes: usize,
+    /// Largest request body (as sent); larger gets 413.
+    pub max_body_bytes: usize,
+    /// Largest decompressed remote-write body; larger gets 400.
+    pub max_decompressed_bytes: usize,
+    /// Which Prometheus version's PromQL rules to follow where 2.x and 3.x differ.
+    pub semantics: Semantics,
+    /// The lookback delta of instant vector selectors (Prometheus' default: 5m).
+    pub lookback_ms: i64,
 }
 
 impl From<&EmbeddedConfig> for MimirConfig {
     fn from(c: &EmbeddedConfig) -> Self {
         MimirConfig {
             retention_bytes: c.retention_bytes,
+            max_body_bytes: c.max_body_bytes,
+            max_decompressed_bytes: c.max_decompressed_bytes,
+            semantics: Semantics::default(),
+            lookback_ms: promql::DEFAULT_LOOKBACK_MS,
         }
     }
+}
+
+impl Default for MimirConfig {
+    fn default() -> Self {
+        MimirConfig::from(&EmbeddedConfig::default())
+    }
+}
+
+/// Counters shown on `/metrics`.
+#[derive(Debug, Default)]
+pub struct MimirMetrics {
+    pub ingested_samples: Counter,
+    pub evicted_samples: Counter,
+    pub evicted_series: Counter,
+    /// Discarded samples by (reason, user).
+    pub discarded: Mutex<BTreeMap<(String, String), u64>>,
 }
 
 /// The embedded Mimir's state.
 pub struct Mimir {
     pub config: MimirConfig,
+    pub store: RwLock<store::Store>,
+    pub metrics: MimirMetrics,
 }
 
 impl Mimir {
     pub fn new(config: MimirConfig) -> Arc<Self> {
-        Arc::new(Mimir { config })
+        Arc::new(Mimir {
+            config,
+            store: RwLock::new(store::Store::default()),
+            metrics: MimirMetrics::default(),
+        })
+    }
+
+    /// The text exposition of `/metrics`.
+    pub fn render_metrics(&self) -> String {
+        let mut out = String::new();
+        let m = &self.metrics;
+        write_metric(
+            &mut out,
+            "cortex_ingester_ingested_samples_total",
+            "counter",
+            "The total number of samples ingested.",
+            &[],
+            m.ingested_samples.get() as f64,
+        );
+        let (series, samples, bytes) = {
+            let s = self.store.read();
+            (s.series_count(), s.sample_count(), s.bytes())
+        };
+        write_metric(
+            &mut out,
+            "cortex_ingester_memory_series",
+            "gauge",
+            "The current number of series in memory.",
+            &[],
+            series as f64,
+        );
+        write_metric(
+            &mut out,
+            "mimir_embedded_samples",
+            "gauge",
+            "Samples held in memory by the embedded Mimir.",
+            &[],
+            samples as f64,
+        );
+        write_metric(
+            &mut out,
+            "mimir_embedded_bytes",
+            "gauge",
+            "Estimated bytes held by the embedded Mimir (bounded by retention_bytes).",
+            &[],
+            bytes as f64,
+        );
+        write_metric(
+            &mut out,
+            "mimir_embedded_evicted_samples_total",
+            "counter",
+            "Samples evicted to stay within retention_bytes.",
+            &[],
+            m.evicted_samples.get() as f64,
+        );
+        write_metric(
+            &mut out,
+            "mimir_embedded_evicted_series_total",
+            "counter",
+            "Series evicted to stay within retention_bytes.",
+            &[],
+            m.evicted_series.get() as f64,
+        );
+        out.push_str("# HELP cortex_discarded_samples_total The total number of samples that were discarded.\n");
+        out.push_str("# TYPE cortex_discarded_samples_total counter\n");
+        for ((reason, user), n) in m.discarded.lock().iter() {
+            write_sample(
+                &mut out,
+                "cortex_discarded_samples_total",
+                &[("reason", reason), ("user", user)],
+                *n as f64,
+            );
+        }
+        out
     }
 }
 
 /// The HTTP API.
-pub fn router(_state: Arc<Mimir>) -> Router {
-    Router::new().route("/ready", get(|| async { "ready" }))
+pub fn router(state: Arc<Mimir>) -> Router {
+    let limit = state.config.max_body_bytes;
+    let mut r = Router::new()
+        .route("/api/v1/push", post(write::push))
+        .route("/api/v1/write", post(write::write))
+        .route("/ready", get(|| async { "ready" }))
+        .route(
+            "/-/ready",
+            get(|| async { "Prometheus Server is Ready.\n" }),
+        )
+        .route(
+            "/-/healthy",
+            get(|| async { "Prometheus Server is Healthy.\n" }),
+        )
+        .route(
+            "/metrics",
+            get(
+                |axum::extract::State(m): axum::extract::State<Arc<Mimir>>| async move {
+                    (
+                        [(header::CONTENT_TYPE, TEXT_CONTENT_TYPE)],
+                        m.render_metrics(),
+                    )
+                },
+            ),
+        );
+    for prefix in ["", "/prometheus"] {
+        r = r
+            .route(
+                &format!("{prefix}/api/v1/query"),
+                get(api::query).post(api::query),
+            )
+            .route(
+                &format!("{prefix}/api/v1/query_range"),
+                get(api::query_range).post(api::query_range),
+            )
+            .route(
+                &format!("{prefix}/api/v1/series"),
+                get(api::series).post(api::series),
+            )
+            .route(
+                &format!("{prefix}/api/v1/labels"),
+                get(api::labels).post(api::labels),
+            )
+            .route(
+                &format!("{prefix}/api/v1/label/{{name}}/values"),
+                get(api::label_values),
+            );
+    }
+    r.fallback(|| async { (StatusCode::NOT_FOUND, "404 page not found\n").into_response() })
+        .layer(super::http::body_limit(limit))
+        .with_state(state)
 }

@@ -1,0 +1,292 @@
+//! Remote write: `POST /api/v1/push` (Mimir, 200 on success) and `POST /api/v1/write`
+//! (Prometheus' receiver, 204 on success), protobuf in snappy block format.
+//!
+//! Validation follows Mimir's distributor and ingester: a series with unsorted or duplicate
+//! label names, no or an invalid metric name, or an invalid label name is refused with 400 and
+//! Mimir's message (with its `err-mimir-...` id); labels with empty values are dropped first
+//! (Prometheus treats them as absent). A sample older than the series' newest is out of order,
+//! one with the same timestamp and other value a duplicate; both 400. As in Mimir, the valid
+//! series and samples of a partly bad request are ingested and the first error is returned.
+//! Every refused sample is counted in `cortex_discarded_samples_total{reason,user}`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use wire::remote_write::{Label, SeriesProblem, check_series};
+
+use super::Mimir;
+use super::store::{AppendError, Labels};
+
+/// The tenant header and the tenant used without it.
+pub const TENANT_HEADER: &str = "X-Scope-OrgID";
+pub const DEFAULT_TENANT: &str = "anonymous";
+
+/// Why (part of) a write request was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum WriteError {
+    #[error("{0}")]
+    Decode(String),
+    #[error("{message}")]
+    Series {
+        message: String,
+        reason: &'static str,
+    },
+    #[error("{message}")]
+    Sample {
+        message: String,
+        reason: &'static str,
+    },
+}
+
+/// What one write request did.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct WriteOutcome {
+    pub ingested: u64,
+    /// The first problem met, if any (the rest of the request was still ingested).
+    pub error: Option<WriteError>,
+}
+
+/// The tenant of a request.
+pub fn tenant(headers: &HeaderMap) -> String {
+    match crate::embedded::http::header(headers, TENANT_HEADER).map(str::trim) {
+        Some(t) if !t.is_empty() => t.to_string(),
+        _ => DEFAULT_TENANT.to_string(),
+    }
+}
+
+/// `model.Metric.String()` as Mimir prints a series in its messages: `name{a="b", c="d"}`.
+pub fn metric_string(labels: &[Label]) -> String {
+    let mut name = "";
+    let mut rest: BTreeMap<&str, &str> = BTreeMap::new();
+    for l in labels {
+        if l.name == "__name__" {
+            name = &l.value;
+        } else {
+            rest.insert(&l.name, &l.value);
+        }
+    }
+    if rest.is_empty() {
+        return if name.is_empty() {
+            "{}".to_string()
+        } else {
+            name.to_string()
+        };
+    }
+    let pairs: Vec<(String, String)> = rest
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    format!("{name}{}", wire::labels::format_label_set(&pairs))
+}
+
+/// Go's `%.200s`: at most 200 characters.
+fn trunc200(s: &str) -> String {
+    s.chars().take(200).collect()
+}
+
+/// Mimir's message and discard reason for a series problem.
+pub fn series_error(p: &SeriesProblem, labels: &[Label]) -> WriteError {
+    let series = trunc200(&metric_string(labels));
+    let (message, reason) = match p {
+        SeriesProblem::MissingMetricName => (
+            "received series has no metric name (err-mimir-missing-metric-name)".to_string(),
+            "missing_metric_name",
+        ),
+        SeriesProblem::InvalidMetricName(n) => (
+            format!(
+                "received a series with invalid metric name: '{}' (err-mimir-metric-name-invalid)",
+                trunc200(n)
+            ),
+            "metric_name_invalid",
+        ),
+        SeriesProblem::InvalidLabelName(n) => (
+            format!(
+                "received a series with an invalid label: '{}' series: '{series}' (err-mimir-label-invalid)",
+                trunc200(n)
+            ),
+            "label_invalid",
+        ),
+        SeriesProblem::DuplicateLabel(n) => (
+            format!(
+                "received a series with duplicate label name, label: '{}' series: '{series}' (err-mimir-duplicate-label-names)",
+                trunc200(n)
+            ),
+            "duplicate_label_names",
+        ),
+        SeriesProblem::LabelsNotSorted(n) => (
+            format!(
+                "received a series where the label names are not sorted, label: '{}' series: '{series}' (err-mimir-labels-not-sorted)",
+                trunc200(n)
+            ),
+            "labels_not_sorted",
+        ),
+        SeriesProblem::EmptyLabelValue(n) => (
+            format!(
+                "received a series with an invalid label: '{}' series: '{series}' (err-mimir-label-invalid)",
+                trunc200(n)
+            ),
+            "label_invalid",
+        ),
+    };
+    WriteError::Series { message, reason }
+}
+
+/// Go's `time.RFC3339Nano` of a millisecond timestamp (trailing zeros of the fraction trimmed).
+pub fn rfc3339_millis(t: i64) -> String {
+    let Some(dt) = chrono::DateTime::from_timestamp_millis(t) else {
+        return t.to_string();
+    };
+    let base = dt.format("%Y-%m-%dT%H:%M:%S").to_string();
+    let ms = t.rem_euclid(1000);
+    if ms == 0 {
+        format!("{base}Z")
+    } else {
+        let frac = format!("{ms:03}");
+        format!("{base}.{}Z", frac.trim_end_matches('0'))
+    }
+}
+
+fn sample_error(e: AppendError, t: i64, labels: &Labels) -> WriteError {
+    let (what, id, reason) = match e {
+        AppendError::OutOfOrder => (
+            "the sample has been rejected because another sample with a more recent timestamp has already been ingested and out-of-order samples are not allowed",
+            "sample-out-of-order",
+            "sample-out-of-order",
+        ),
+        AppendError::DuplicateTimestamp => (
+            "the sample has been rejected because another sample with the same timestamp, but a different value, has already been ingested",
+            "sample-duplicate-timestamp",
+            "new-value-for-timestamp",
+        ),
+    };
+    WriteError::Sample {
+        message: format!(
+            "{what} (err-mimir-{id}). The affected sample has timestamp {} and is from series {}",
+            rfc3339_millis(t),
+            super::promql::format_labels(labels)
+        ),
+        reason,
+    }
+}
+
+impl Mimir {
+    /// Decodes, validates and ingests one remote-write body for `tenant`.
+    pub fn ingest(&self, tenant: &str, body: &[u8]) -> WriteOutcome {
+        let req = match wire::remote_write::decode(body, self.config.max_decompressed_bytes) {
+            Ok(r) => r,
+            Err(e) => {
+                return WriteOutcome {
+                    ingested: 0,
+                    error: Some(WriteError::Decode(e.to_string())),
+                };
+            }
+        };
+        let mut out = WriteOutcome::default();
+        let mut discards: BTreeMap<&'static str, u64> = BTreeMap::new();
+        {
+            let mut store = self.store.write();
+            for mut ts in req.timeseries {
+                ts.labels.retain(|l| !l.value.is_empty());
+                if let Err(p) = check_series(&ts.labels) {
+                    let err = series_error(&p, &ts.labels);
+                    if let WriteError::Series { reason, .. } = &err {
+                        *discards.entry(reason).or_default() += ts.samples.len() as u64;
+                    }
+                    out.error.get_or_insert(err);
+                    continue;
+                }
+                let labels: Labels = ts.labels.into_iter().map(|l| (l.name, l.value)).collect();
+                for s in &ts.samples {
+                    match store.append(tenant, &labels, s.timestamp, s.value) {
+                        Ok(()) => out.ingested += 1,
+                        Err(e) => {
+                            let err = sample_error(e, s.timestamp, &labels);
+                            if let WriteError::Sample { reason, .. } = &err {
+                                *discards.entry(reason).or_default() += 1;
+                            }
+                            out.error.get_or_insert(err);
+                        }
+                    }
+                }
+                store.drop_if_empty(tenant, &labels);
+            }
+            let ev = store.evict_to(self.config.retention_bytes);
+            self.metrics.evicted_samples.add(ev.samples);
+            self.metrics.evicted_series.add(ev.series);
+        }
+        self.metrics.ingested_samples.add(out.ingested);
+        if !discards.is_empty() {
+            let mut d = self.metrics.discarded.lock();
+            for (reason, n) in discards {
+                *d.entry((reason.to_string(), tenant.to_string()))
+                    .or_default() += n;
+            }
+        }
+        out
+    }
+}
+
+fn respond(m: &Mimir, headers: &HeaderMap, body: &[u8], ok: StatusCode) -> Response {
+    let out = m.ingest(&tenant(headers), body);
+    match out.error {
+        None => ok.into_response(),
+        Some(e) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+    }
+}
+
+/// `POST /api/v1/push`: Mimir's endpoint, 200 on success.
+pub async fn push(State(m): State<Arc<Mimir>>, headers: HeaderMap, body: Bytes) -> Response {
+    respond(&m, &headers, &body, StatusCode::OK)
+}
+
+/// `POST /api/v1/write`: Prometheus' receiver endpoint, 204 on success.
+pub async fn write(State(m): State<Arc<Mimir>>, headers: HeaderMap, body: Bytes) -> Response {
+    respond(&m, &headers, &body, StatusCode::NO_CONTENT)
+}
+
+/// One series to send: labels in sending order and samples as (ms, value).
+pub type SeriesSpec<'a> = (Vec<(&'a str, &'a str)>, Vec<(i64, f64)>);
+
+/// A remote-write body (protobuf + snappy) for `series`, each given by its labels in the order
+/// to send them (so tests can send them unsorted) and its samples as (ms, value).
+pub fn encode_series(series: &[SeriesSpec<'_>]) -> Vec<u8> {
+    let req = wire::remote_write::WriteRequest {
+        timeseries: series
+            .iter()
+            .map(|(labels, samples)| wire::remote_write::TimeSeries {
+                labels: labels.iter().map(|(k, v)| Label::new(*k, *v)).collect(),
+                samples: samples
+                    .iter()
+                    .map(|&(timestamp, value)| wire::remote_write::Sample { value, timestamp })
+                    .collect(),
+                exemplars: Vec::new(),
+            })
+            .collect(),
+        metadata: Vec::new(),
+    };
+    wire::remote_write::encode(&req)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_like_go() {
+        assert_eq!(rfc3339_millis(1_543_969), "1970-01-01T00:25:43.969Z");
+        assert_eq!(rfc3339_millis(1_960), "1970-01-01T00:00:01.96Z");
+        assert_eq!(rfc3339_millis(0), "1970-01-01T00:00:00Z");
+        let l = vec![
+            Label::new("__name__", "up"),
+            Label::new("b", "2"),
+            Label::new("a", "1"),
+        ];
+        assert_eq!(metric_string(&l), r#"up{a="1", b="2"}"#);
+        assert_eq!(metric_string(&[Label::new("a", "1")]), r#"{a="1"}"#);
+        assert_eq!(metric_string(&[Label::new("__name__", "up")]), "up");
+    }
+}
