@@ -1,0 +1,26 @@
+//! The collector: sources → process → writers, in the spirit of Grafana Alloy.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`event`] | the typed batches that flow: [`event::LogBatch`], [`event::MetricBatch`], [`event::TraceBatch`] |
+//! | [`sources`] | where data comes from: OTLP, Loki push, remote write, file tail, Docker, Prometheus scrape |
+//! | [`process`] | stages: pure functions on batches (parse, label, relabel, drop, ...) |
+//! | [`writers`] | where data goes: Loki push, Prometheus remote write (Mimir), OTLP (Tempo); batching, retry, bounded queues |
+//! | [`output`] | the edges between components: bounded channels with `block` or `drop_newest` when full |
+//! | [`selfmon`] | self-metrics (received, sent, discarded{reason}, retries, queue depth, ...) rendered on `/metrics` |
+//!
+//! Logs, metrics and traces each flow as batches of their own type (no boxed generic event on
+//! the hot path); stages are pure functions on batches, testable without I/O.
+
+pub mod event;
+pub mod output;
+pub mod process;
+pub mod selfmon;
+pub mod sources;
+pub mod writers;
+
+use std::future::Future;
+use std::pin::Pin;
+
+/// A boxed future, as components return from `run`.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;

@@ -1,0 +1,229 @@
+//! The edges between components: bounded channels, one per downstream, so memory stays bounded.
+//!
+//! What happens when a downstream queue is full is the downstream's `when_full` setting:
+//! - `block`: the sender waits (backpressure travels upstream; receivers that cannot wait answer
+//!   429 / RESOURCE_EXHAUSTED through [`Output::try_send`]);
+//! - `drop_newest`: the batch is dropped for that downstream and counted as
+//!   `discarded{reason="queue_full"}`.
+
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+use crate::event::{Items, Signal};
+use crate::selfmon::ComponentMetrics;
+
+/// What a full queue does to its senders.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenFull {
+    #[default]
+    Block,
+    DropNewest,
+}
+
+/// One downstream edge.
+pub struct Target<T> {
+    pub tx: mpsc::Sender<T>,
+    pub when_full: WhenFull,
+    /// The downstream's name, for logs.
+    pub name: String,
+}
+
+impl<T> Clone for Target<T> {
+    fn clone(&self) -> Self {
+        Target {
+            tx: self.tx.clone(),
+            when_full: self.when_full,
+            name: self.name.clone(),
+        }
+    }
+}
+
+/// Every downstream of one signal of one component.
+pub struct Output<T> {
+    signal: Signal,
+    targets: Vec<Target<T>>,
+    metrics: ComponentMetrics,
+}
+
+impl<T> Clone for Output<T> {
+    fn clone(&self) -> Self {
+        Output {
+            signal: self.signal,
+            targets: self.targets.clone(),
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
+/// Why [`Output::try_send`] did not take a batch.
+#[derive(Debug, thiserror::Error)]
+pub enum TrySendError<T> {
+    /// A `block` downstream is full: ask the client to come back (429).
+    #[error("downstream {0} is full")]
+    Full(String, T),
+    /// The pipeline is shutting down.
+    #[error("the pipeline is shutting down")]
+    Closed(T),
+}
+
+/// The pipeline is shutting down.
+#[derive(Debug, thiserror::Error)]
+#[error("the pipeline is shutting down")]
+pub struct Closed;
+
+impl<T: Clone + Items> Output<T> {
+    pub fn new(signal: Signal, targets: Vec<Target<T>>, metrics: ComponentMetrics) -> Self {
+        Output {
+            signal,
+            targets,
+            metrics,
+        }
+    }
+
+    /// Does anything consume this output?
+    pub fn is_connected(&self) -> bool {
+        !self.targets.is_empty()
+    }
+
+    /// Sends to every downstream, waiting on `block` ones that are full. Counts `sent` once per
+    /// batch (fan-out copies are not counted twice) and drops to `drop_newest` downstreams that
+    /// are full.
+    pub async fn send(&self, batch: T) -> Result<(), Closed> {
+        let n = batch.items() as u64;
+        if n == 0 {
+            return Ok(());
+        }
+        if self.targets.is_empty() {
+            self.metrics.discarded(self.signal, "no_consumer").add(n);
+            return Ok(());
+        }
+        let last = self.targets.len() - 1;
+        let mut batch = Some(batch);
+        for (i, t) in self.targets.iter().enumerate() {
+            let b = if i == last {
+                batch.take()
+            } else {
+                batch.clone()
+            };
+            let Some(b) = b else { break };
+            match t.when_full {
+                WhenFull::Block => t.tx.send(b).await.map_err(|_| Closed)?,
+                WhenFull::DropNewest => match t.tx.try_send(b) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        self.metrics.discarded(self.signal, "queue_full").add(n)
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => return Err(Closed),
+                },
+            }
+        }
+        self.metrics.sent(self.signal).add(n);
+        Ok(())
+    }
+
+    /// Sends only if every `block` downstream has room now; otherwise hands the batch back, so a
+    /// receiver can answer 429 instead of holding it in memory.
+    pub fn try_send(&self, batch: T) -> Result<(), TrySendError<T>> {
+        let n = batch.items() as u64;
+        if n == 0 {
+            return Ok(());
+        }
+        if self.targets.is_empty() {
+            self.metrics.discarded(self.signal, "no_consumer").add(n);
+            return Ok(());
+        }
+        // Reserve a slot in every `block` downstream first, so the batch goes to all or none.
+        let mut permits = Vec::with_capacity(self.targets.len());
+        for t in &self.targets {
+            match t.when_full {
+                WhenFull::Block => match t.tx.try_reserve() {
+                    Ok(p) => permits.push(Some(p)),
+                    Err(mpsc::error::TrySendError::Full(())) => {
+                        return Err(TrySendError::Full(t.name.clone(), batch));
+                    }
+                    Err(mpsc::error::TrySendError::Closed(())) => {
+                        return Err(TrySendError::Closed(batch));
+                    }
+                },
+                WhenFull::DropNewest => permits.push(None),
+            }
+        }
+        let last = self.targets.len() - 1;
+        let mut batch = Some(batch);
+        for (i, (t, permit)) in self.targets.iter().zip(permits).enumerate() {
+            let b = if i == last {
+                batch.take()
+            } else {
+                batch.clone()
+            };
+            let Some(b) = b else { break };
+            match permit {
+                Some(p) => p.send(b),
+                None => {
+                    if t.tx.try_send(b).is_err() {
+                        self.metrics.discarded(self.signal, "queue_full").add(n);
+                    }
+                }
+            }
+        }
+        self.metrics.sent(self.signal).add(n);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{LogBatch, LogRecord};
+    use crate::selfmon::Registry;
+
+    fn batch(n: usize) -> LogBatch {
+        vec![LogRecord::default(); n]
+    }
+
+    #[tokio::test]
+    async fn fan_out_block_and_drop_newest() {
+        let reg = Registry::new();
+        let m = ComponentMetrics::new(reg.clone(), "src", "source");
+        let (tx_a, mut rx_a) = mpsc::channel(1);
+        let (tx_b, mut rx_b) = mpsc::channel(1);
+        let out = Output::new(
+            Signal::Logs,
+            vec![
+                Target {
+                    tx: tx_a,
+                    when_full: WhenFull::Block,
+                    name: "a".into(),
+                },
+                Target {
+                    tx: tx_b,
+                    when_full: WhenFull::DropNewest,
+                    name: "b".into(),
+                },
+            ],
+            m.clone(),
+        );
+        out.send(batch(2)).await.unwrap();
+        // a is full now: try_send hands the batch back; b would have dropped.
+        match out.try_send(batch(3)) {
+            Err(TrySendError::Full(name, b)) => assert_eq!((name.as_str(), b.len()), ("a", 3)),
+            other => panic!("expected Full, got {other:?}"),
+        }
+        assert_eq!(rx_a.recv().await.unwrap().len(), 2);
+        // a has room again, b is still full: b drops and counts it.
+        out.try_send(batch(4)).unwrap();
+        assert_eq!(m.discarded(Signal::Logs, "queue_full").get(), 4);
+        assert_eq!(rx_b.recv().await.unwrap().len(), 2);
+        assert_eq!(rx_a.recv().await.unwrap().len(), 4);
+        assert_eq!(m.sent(Signal::Logs).get(), 6);
+    }
+
+    #[tokio::test]
+    async fn unconnected_output_counts_a_discard() {
+        let m = ComponentMetrics::new(Registry::new(), "src", "source");
+        let out: Output<LogBatch> = Output::new(Signal::Logs, vec![], m.clone());
+        out.send(batch(3)).await.unwrap();
+        assert_eq!(m.discarded(Signal::Logs, "no_consumer").get(), 3);
+    }
+}

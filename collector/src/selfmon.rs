@@ -1,0 +1,412 @@
+//! Self-metrics: a small registry of counters, gauges and histograms rendered in the Prometheus
+//! text format, and [`ComponentMetrics`], the handle every component counts through so that the
+//! collector can account for every item: received = sent + discarded{reason} (+ in flight).
+//!
+//! One registry per running collector (not a process-global recorder), so several collectors can
+//! run in one process, as tests and loadgen do.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+
+use crate::event::Signal;
+
+type LabelSet = Vec<(String, String)>;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+struct Family {
+    help: &'static str,
+    kind: Kind,
+    series: BTreeMap<LabelSet, Series>,
+}
+
+#[derive(Clone)]
+enum Series {
+    Counter(Counter),
+    Gauge(Gauge),
+    Histogram(Histogram),
+}
+
+/// A monotonically increasing count.
+#[derive(Clone, Debug, Default)]
+pub struct Counter(Arc<AtomicU64>);
+
+impl Counter {
+    pub fn inc(&self) {
+        self.add(1);
+    }
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A value that goes up and down.
+#[derive(Clone, Debug, Default)]
+pub struct Gauge(Arc<AtomicI64>);
+
+impl Gauge {
+    pub fn set(&self, v: i64) {
+        self.0.store(v, Ordering::Relaxed);
+    }
+    pub fn add(&self, v: i64) {
+        self.0.fetch_add(v, Ordering::Relaxed);
+    }
+    pub fn get(&self) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A cumulative histogram with fixed bucket bounds.
+#[derive(Clone, Debug)]
+pub struct Histogram(Arc<HistogramInner>);
+
+#[derive(Debug)]
+struct HistogramInner {
+    bounds: &'static [f64],
+    buckets: Vec<AtomicU64>,
+    count: AtomicU64,
+    sum_bits: AtomicU64,
+}
+
+impl Histogram {
+    fn new(bounds: &'static [f64]) -> Self {
+        Histogram(Arc::new(HistogramInner {
+            bounds,
+            buckets: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
+            count: AtomicU64::new(0),
+            sum_bits: AtomicU64::new(0f64.to_bits()),
+        }))
+    }
+
+    pub fn observe(&self, v: f64) {
+        let h = &self.0;
+        if let Some(i) = h.bounds.iter().position(|b| v <= *b) {
+            h.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        h.count.fetch_add(1, Ordering::Relaxed);
+        let _ = h
+            .sum_bits
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
+                Some((f64::from_bits(bits) + v).to_bits())
+            });
+    }
+
+    pub fn count(&self) -> u64 {
+        self.0.count.load(Ordering::Relaxed)
+    }
+
+    pub fn sum(&self) -> f64 {
+        f64::from_bits(self.0.sum_bits.load(Ordering::Relaxed))
+    }
+}
+
+/// Buckets for durations in seconds.
+pub const DURATION_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+/// Buckets for batch sizes in items.
+pub const SIZE_BUCKETS: &[f64] = &[
+    1.0, 5.0, 10.0, 50.0, 100.0, 500.0, 1000.0, 5000.0, 10000.0, 50000.0,
+];
+
+/// The metrics of one collector.
+#[derive(Default)]
+pub struct Registry {
+    families: Mutex<BTreeMap<String, Family>>,
+}
+
+impl Registry {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Registry::default())
+    }
+
+    fn get_or_create(
+        &self,
+        name: &str,
+        help: &'static str,
+        kind: Kind,
+        labels: &[(&str, &str)],
+        make: impl FnOnce() -> Series,
+    ) -> Series {
+        let mut families = self.families.lock();
+        let fam = families.entry(name.to_string()).or_insert_with(|| Family {
+            help,
+            kind,
+            series: BTreeMap::new(),
+        });
+        debug_assert!(fam.kind == kind, "metric {name} registered with two kinds");
+        let key: LabelSet = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        fam.series.entry(key).or_insert_with(make).clone()
+    }
+
+    pub fn counter(&self, name: &str, help: &'static str, labels: &[(&str, &str)]) -> Counter {
+        match self.get_or_create(name, help, Kind::Counter, labels, || {
+            Series::Counter(Counter::default())
+        }) {
+            Series::Counter(c) => c,
+            _ => Counter::default(), // a name reused with another kind: count into the void
+        }
+    }
+
+    pub fn gauge(&self, name: &str, help: &'static str, labels: &[(&str, &str)]) -> Gauge {
+        match self.get_or_create(name, help, Kind::Gauge, labels, || {
+            Series::Gauge(Gauge::default())
+        }) {
+            Series::Gauge(g) => g,
+            _ => Gauge::default(),
+        }
+    }
+
+    pub fn histogram(
+        &self,
+        name: &str,
+        help: &'static str,
+        labels: &[(&str, &str)],
+        bounds: &'static [f64],
+    ) -> Histogram {
+        match self.get_or_create(name, help, Kind::Histogram, labels, || {
+            Series::Histogram(Histogram::new(bounds))
+        }) {
+            Series::Histogram(h) => h,
+            _ => Histogram::new(bounds),
+        }
+    }
+
+    /// The sum of a counter family's series whose labels include all of `filter`.
+    pub fn counter_sum(&self, name: &str, filter: &[(&str, &str)]) -> u64 {
+        let families = self.families.lock();
+        let Some(fam) = families.get(name) else {
+            return 0;
+        };
+        fam.series
+            .iter()
+            .filter(|(labels, _)| {
+                filter
+                    .iter()
+                    .all(|(k, v)| labels.iter().any(|(lk, lv)| lk == k && lv == v))
+            })
+            .map(|(_, s)| match s {
+                Series::Counter(c) => c.get(),
+                _ => 0,
+            })
+            .sum()
+    }
+
+    /// Renders every family in the Prometheus text format 0.0.4.
+    pub fn render(&self) -> String {
+        let families = self.families.lock();
+        let mut out = String::new();
+        for (name, fam) in families.iter() {
+            let kind = match fam.kind {
+                Kind::Counter => "counter",
+                Kind::Gauge => "gauge",
+                Kind::Histogram => "histogram",
+            };
+            let _ = writeln!(out, "# HELP {name} {}", fam.help);
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            for (labels, series) in &fam.series {
+                match series {
+                    Series::Counter(c) => sample(&mut out, name, labels, None, c.get() as f64),
+                    Series::Gauge(g) => sample(&mut out, name, labels, None, g.get() as f64),
+                    Series::Histogram(h) => {
+                        let bucket = format!("{name}_bucket");
+                        let mut cumulative = 0u64;
+                        for (b, n) in h.0.bounds.iter().zip(&h.0.buckets) {
+                            cumulative += n.load(Ordering::Relaxed);
+                            let le = b.to_string();
+                            sample(&mut out, &bucket, labels, Some(&le), cumulative as f64);
+                        }
+                        sample(&mut out, &bucket, labels, Some("+Inf"), h.count() as f64);
+                        sample(&mut out, &format!("{name}_sum"), labels, None, h.sum());
+                        sample(
+                            &mut out,
+                            &format!("{name}_count"),
+                            labels,
+                            None,
+                            h.count() as f64,
+                        );
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+fn sample(out: &mut String, name: &str, labels: &LabelSet, le: Option<&str>, v: f64) {
+    out.push_str(name);
+    if !labels.is_empty() || le.is_some() {
+        out.push('{');
+        let mut first = true;
+        for (k, val) in labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain(le.map(|l| ("le", l)))
+        {
+            if !first {
+                out.push(',');
+            }
+            first = false;
+            out.push_str(k);
+            out.push('=');
+            wire::labels::write_quoted(out, val);
+        }
+        out.push('}');
+    }
+    let _ = writeln!(out, " {v}");
+}
+
+/// The `Content-Type` of the text exposition format.
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// What a component counts through. Names are the collector's own:
+/// `collector_received_items_total`, `collector_sent_items_total`,
+/// `collector_discarded_items_total{reason}`, `collector_retries_total`, `collector_queue_depth`,
+/// `collector_batch_size_items`, `collector_request_duration_seconds`; every series carries
+/// `component` (the config name) and `kind` (source, process, writer).
+#[derive(Clone)]
+pub struct ComponentMetrics {
+    registry: Arc<Registry>,
+    component: Arc<str>,
+    kind: &'static str,
+}
+
+impl ComponentMetrics {
+    pub fn new(registry: Arc<Registry>, component: &str, kind: &'static str) -> Self {
+        ComponentMetrics {
+            registry,
+            component: component.into(),
+            kind,
+        }
+    }
+
+    pub fn component(&self) -> &str {
+        &self.component
+    }
+
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    fn base(&self) -> [(&str, &str); 2] {
+        [("component", &self.component), ("kind", self.kind)]
+    }
+
+    /// Items that entered this component.
+    pub fn received(&self, signal: Signal) -> Counter {
+        let [c, k] = self.base();
+        self.registry.counter(
+            "collector_received_items_total",
+            "Items (log entries, samples, spans) a component received.",
+            &[c, k, ("signal", signal.as_str())],
+        )
+    }
+
+    /// Items this component passed on (a writer: that the backend acknowledged).
+    pub fn sent(&self, signal: Signal) -> Counter {
+        let [c, k] = self.base();
+        self.registry.counter(
+            "collector_sent_items_total",
+            "Items a component passed on; for a writer, items the backend acknowledged.",
+            &[c, k, ("signal", signal.as_str())],
+        )
+    }
+
+    /// Items this component dropped, and why.
+    pub fn discarded(&self, signal: Signal, reason: &str) -> Counter {
+        let [c, k] = self.base();
+        self.registry.counter(
+            "collector_discarded_items_total",
+            "Items a component dropped, by reason.",
+            &[c, k, ("signal", signal.as_str()), ("reason", reason)],
+        )
+    }
+
+    /// Requests a writer sent again.
+    pub fn retries(&self) -> Counter {
+        let [c, k] = self.base();
+        self.registry.counter(
+            "collector_retries_total",
+            "Requests a writer retried.",
+            &[c, k],
+        )
+    }
+
+    /// Batches waiting in this component's queue.
+    pub fn queue_depth(&self) -> Gauge {
+        let [c, k] = self.base();
+        self.registry.gauge(
+            "collector_queue_depth",
+            "Batches waiting in a component's input queue.",
+            &[c, k],
+        )
+    }
+
+    /// Items per batch sent.
+    pub fn batch_size(&self, signal: Signal) -> Histogram {
+        let [c, k] = self.base();
+        self.registry.histogram(
+            "collector_batch_size_items",
+            "Items per batch a writer sent.",
+            &[c, k, ("signal", signal.as_str())],
+            SIZE_BUCKETS,
+        )
+    }
+
+    /// Duration of requests to a backend, by outcome (`2xx`, `4xx`, `5xx`, `error`).
+    pub fn request_duration(&self, outcome: &str) -> Histogram {
+        let [c, k] = self.base();
+        self.registry.histogram(
+            "collector_request_duration_seconds",
+            "Duration of a writer's requests to its backend, by outcome.",
+            &[c, k, ("outcome", outcome)],
+            DURATION_BUCKETS,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_and_sums() {
+        let r = Registry::new();
+        let m = ComponentMetrics::new(r.clone(), "tail", "source");
+        m.received(Signal::Logs).add(5);
+        m.discarded(Signal::Logs, "too_old").add(2);
+        m.discarded(Signal::Logs, "bad").add(1);
+        m.request_duration("2xx").observe(0.003);
+        let text = r.render();
+        assert!(text.contains(
+            "collector_received_items_total{component=\"tail\",kind=\"source\",signal=\"logs\"} 5"
+        ));
+        assert!(text.contains("collector_request_duration_seconds_bucket{component=\"tail\",kind=\"source\",outcome=\"2xx\",le=\"0.005\"} 1"));
+        assert!(text.contains("# TYPE collector_discarded_items_total counter"));
+        assert_eq!(
+            r.counter_sum("collector_discarded_items_total", &[("component", "tail")]),
+            3
+        );
+        // The text parses as the exposition format.
+        let fams = wire::exposition::parse(&text).expect("valid exposition text");
+        assert!(
+            fams.iter()
+                .any(|f| f.name == "collector_request_duration_seconds")
+        );
+    }
+}
