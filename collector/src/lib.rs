@@ -16,6 +16,7 @@ pub mod event;
 pub mod output;
 pub mod process;
 pub mod selfmon;
+pub mod serde_util;
 pub mod sources;
 pub mod writers;
 

@@ -32,6 +32,27 @@ pub struct SourceContext {
     pub metrics: ComponentMetrics,
     /// A directory of the collector's for state such as positions files.
     pub data_dir: PathBuf,
+    /// Where a listening source records the address it bound (port 0 picks a free one).
+    pub listen_addrs: ListenAddrs,
+}
+
+/// The addresses listening sources bound, by `component` or `component.what` (e.g.
+/// `otlp_in.grpc`), so tests and loadgen can use ephemeral ports.
+#[derive(Clone, Default, Debug)]
+pub struct ListenAddrs(
+    std::sync::Arc<parking_lot::Mutex<std::collections::BTreeMap<String, std::net::SocketAddr>>>,
+);
+
+impl ListenAddrs {
+    pub fn record(&self, key: impl Into<String>, addr: std::net::SocketAddr) {
+        self.0.lock().insert(key.into(), addr);
+    }
+    pub fn get(&self, key: &str) -> Option<std::net::SocketAddr> {
+        self.0.lock().get(key).copied()
+    }
+    pub fn all(&self) -> std::collections::BTreeMap<String, std::net::SocketAddr> {
+        self.0.lock().clone()
+    }
 }
 
 /// A running source.
