@@ -3,7 +3,8 @@
 /// Why a payload could not be decoded.
 #[derive(Debug, thiserror::Error)]
 pub enum WireError {
-    #[error("snappy: {0}")]
+    /// The snap crate's message, which already starts with "snappy: ".
+    #[error("{0}")]
     Snappy(String),
     #[error("gzip: {0}")]
     Gzip(String),
