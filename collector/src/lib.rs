@@ -12,6 +12,7 @@
 //! Logs, metrics and traces each flow as batches of their own type (no boxed generic event on
 //! the hot path); stages are pure functions on batches, testable without I/O.
 
+pub mod config;
 pub mod event;
 pub mod output;
 pub mod process;
