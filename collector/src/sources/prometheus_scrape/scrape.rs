@@ -7,7 +7,7 @@
 //! `metric_relabel_configs`. The time is the scrape's start unless `honor_timestamps` and the
 //! sample has its own (such samples get no staleness markers, as in Prometheus).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -81,8 +81,9 @@ pub struct Scraper {
     client: reqwest::Client,
     out: Output<MetricBatch>,
     metrics: ComponentMetrics,
-    /// Series of the last scrape that get staleness markers when they disappear.
-    previous: HashSet<Labels>,
+    /// Series of the last scrape; true for those that get a staleness marker when they
+    /// disappear (the ones stamped with the scrape's time).
+    previous: HashMap<Labels, bool>,
 }
 
 /// What a successful scrape produced.
@@ -90,8 +91,8 @@ struct Scraped {
     samples: Vec<MetricSample>,
     scraped: usize,
     relabel_dropped: usize,
-    /// The series that take part in staleness (those stamped with the scrape's time).
-    current: HashSet<Labels>,
+    /// The series, as in [`Scraper::previous`].
+    current: HashMap<Labels, bool>,
 }
 
 fn now_ms() -> i64 {
@@ -178,7 +179,7 @@ impl Scraper {
             client,
             out,
             metrics,
-            previous: HashSet::new(),
+            previous: HashMap::new(),
         }
     }
 
@@ -228,7 +229,7 @@ impl Scraper {
                 let added = s
                     .samples
                     .iter()
-                    .filter(|m| !self.previous.contains(&m.labels))
+                    .filter(|m| !self.previous.contains_key(&m.labels))
                     .count();
                 batch = s.samples;
                 self.metrics
@@ -244,7 +245,7 @@ impl Scraper {
             Err(e) => {
                 tracing::debug!(url = %self.target.url, "scrape failed: {e}");
                 self.failure(&e);
-                self.push_stale(&mut batch, &HashSet::new(), ts);
+                self.push_stale(&mut batch, &HashMap::new(), ts);
                 self.previous.clear();
                 (0.0, 0, 0, 0)
             }
@@ -292,12 +293,12 @@ impl Scraper {
     }
 
     /// Staleness markers for the series of the last scrape not in `current`.
-    fn push_stale(&self, batch: &mut MetricBatch, current: &HashSet<Labels>, ts: i64) {
+    fn push_stale(&self, batch: &mut MetricBatch, current: &HashMap<Labels, bool>, ts: i64) {
         batch.extend(
             self.previous
                 .iter()
-                .filter(|l| !current.contains(*l))
-                .map(|l| MetricSample {
+                .filter(|(l, tracked)| **tracked && !current.contains_key(*l))
+                .map(|(l, _)| MetricSample {
                     labels: l.clone(),
                     value: stale_nan(),
                     timestamp_ms: ts,
@@ -308,7 +309,7 @@ impl Scraper {
     /// Staleness markers for every series of the target, report series included.
     fn stale_all(&mut self, ts: i64) -> MetricBatch {
         let mut batch = MetricBatch::new();
-        self.push_stale(&mut batch, &HashSet::new(), ts);
+        self.push_stale(&mut batch, &HashMap::new(), ts);
         self.previous.clear();
         batch.extend(REPORT_SERIES.iter().map(|name| MetricSample {
             labels: self.report_labels(name),
@@ -367,7 +368,7 @@ impl Scraper {
         let s = &self.settings;
         let mut scraped = 0;
         let mut samples = Vec::new();
-        let mut current = HashSet::new();
+        let mut current = HashMap::new();
         for flat in exposition::samples(&families) {
             scraped += 1;
             let mut labels = Labels::new(
@@ -380,13 +381,11 @@ impl Scraper {
             if !s.metric_relabel.apply(&mut labels) || labels.get("__name__").is_none() {
                 continue;
             }
-            let timestamp_ms = match flat.timestamp_ms {
-                Some(t) if s.honor_timestamps => t,
-                _ => {
-                    current.insert(labels.clone());
-                    ts
-                }
+            let (timestamp_ms, tracked) = match flat.timestamp_ms {
+                Some(t) if s.honor_timestamps => (t, false),
+                _ => (ts, true),
             };
+            current.insert(labels.clone(), tracked);
             samples.push(MetricSample {
                 labels,
                 value: flat.value,
