@@ -241,7 +241,7 @@ async fn scrapes_every_sample_with_target_labels() {
         assert_eq!((got.value, got.timestamp_ms), (*v, *t), "{l:?}");
     }
     let duration = value(&batch, "scrape_duration_seconds");
-    assert!(duration >= 0.0 && duration < 1.0, "{duration}");
+    assert!((0.0..1.0).contains(&duration), "{duration}");
     assert_eq!(batch.len(), expected.len() + 1, "{batch:?}");
 
     // What the target was asked with.

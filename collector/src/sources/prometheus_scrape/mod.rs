@@ -36,7 +36,7 @@ mod file_sd;
 mod scrape;
 mod targets;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -167,6 +167,9 @@ pub struct Config {
     pub body_size_limit: ByteSize,
 }
 
+/// The longest scrape interval taken (longer ones are surely typos, and overflow timers).
+const MAX_INTERVAL: Duration = Duration::from_secs(365 * 24 * 3600);
+
 fn default_interval() -> Duration {
     Duration::from_secs(15)
 }
@@ -214,8 +217,11 @@ impl Settings {
         if c.targets.is_empty() && c.file_sd.is_none() {
             return Err(invalid("targets", "give targets, file_sd, or both"));
         }
-        if c.scrape_interval.is_zero() {
-            return Err(invalid("scrape_interval", "must be more than 0"));
+        if c.scrape_interval.is_zero() || c.scrape_interval > MAX_INTERVAL {
+            return Err(invalid(
+                "scrape_interval",
+                "must be more than 0 and at most a year",
+            ));
         }
         let timeout = c
             .scrape_timeout
@@ -372,12 +378,12 @@ impl Manager {
             .static_groups
             .iter()
             .chain(self.file_sd.iter().flat_map(FileSd::groups));
-        let mut wanted: HashMap<ScrapeTarget, ()> = HashMap::new();
+        let mut wanted: HashSet<ScrapeTarget> = HashSet::new();
         for group in groups {
             for result in targets::resolve(group, &self.settings, &self.job) {
                 match result {
                     Ok(Some(t)) => {
-                        wanted.insert(t, ());
+                        wanted.insert(t);
                     }
                     Ok(None) => {} // dropped by relabel_configs
                     Err(e) => tracing::warn!(component = %self.ctx.name, "skipping a target: {e}"),
@@ -387,7 +393,7 @@ impl Manager {
         let gone: Vec<ScrapeTarget> = self
             .running
             .keys()
-            .filter(|t| !wanted.contains_key(*t))
+            .filter(|t| !wanted.contains(*t))
             .cloned()
             .collect();
         for t in gone {
@@ -397,7 +403,7 @@ impl Manager {
             }
         }
         self.retired.retain(|t| !t.is_finished());
-        for (t, ()) in wanted {
+        for t in wanted {
             if self.running.contains_key(&t) {
                 continue;
             }

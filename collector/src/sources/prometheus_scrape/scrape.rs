@@ -90,7 +90,6 @@ pub struct Scraper {
 struct Scraped {
     samples: Vec<MetricSample>,
     scraped: usize,
-    relabel_dropped: usize,
     /// The series, as in [`Scraper::previous`].
     current: HashMap<Labels, bool>,
 }
@@ -232,12 +231,6 @@ impl Scraper {
                     .filter(|m| !self.previous.contains_key(&m.labels))
                     .count();
                 batch = s.samples;
-                self.metrics
-                    .discarded(Signal::Metrics, "relabel_drop")
-                    .add(s.relabel_dropped as u64);
-                self.metrics
-                    .received(Signal::Metrics)
-                    .add(s.relabel_dropped as u64);
                 self.push_stale(&mut batch, &s.current, ts);
                 self.previous = s.current;
                 (1.0, s.scraped, post, added)
@@ -279,11 +272,17 @@ impl Scraper {
             )
             .inc();
         if let ScrapeError::SampleLimit { got, .. } = e {
-            self.metrics.received(Signal::Metrics).add(*got as u64);
-            self.metrics
-                .discarded(Signal::Metrics, "sample_limit")
-                .add(*got as u64);
+            self.discard("sample_limit", *got);
         }
+    }
+
+    /// Counts `n` scraped samples that are not sent (received and discarded, so the books
+    /// balance).
+    fn discard(&self, reason: &str, n: usize) {
+        self.metrics.received(Signal::Metrics).add(n as u64);
+        self.metrics
+            .discarded(Signal::Metrics, reason)
+            .add(n as u64);
     }
 
     fn report_labels(&self, name: &str) -> Labels {
@@ -392,6 +391,7 @@ impl Scraper {
                 timestamp_ms,
             });
         }
+        self.discard("relabel_drop", scraped - samples.len());
         if s.sample_limit > 0 && samples.len() > s.sample_limit {
             return Err(ScrapeError::SampleLimit {
                 got: samples.len(),
@@ -399,7 +399,6 @@ impl Scraper {
             });
         }
         Ok(Scraped {
-            relabel_dropped: scraped - samples.len(),
             samples,
             scraped,
             current,

@@ -62,7 +62,7 @@ pub struct ScrapeTarget {
 pub enum TargetError {
     #[error("{origin}: target {address:?} has no __address__ after relabeling")]
     NoAddress { origin: String, address: String },
-    #[error("{origin}: target {address:?}: {label} {value:?} is not a duration")]
+    #[error("{origin}: target {address:?}: {label} {value:?} is not a duration in (0, 1y]")]
     BadDuration {
         origin: String,
         address: String,
@@ -151,6 +151,14 @@ fn resolve_one(
         }),
     };
     let interval = duration("__scrape_interval__", s.interval)?;
+    if interval.is_zero() || interval > super::MAX_INTERVAL {
+        return Err(TargetError::BadDuration {
+            origin: err_source(),
+            address: address.to_string(),
+            label: "__scrape_interval__",
+            value: humantime::format_duration(interval).to_string(),
+        });
+    }
     let timeout = duration("__scrape_timeout__", s.timeout)?.min(interval);
     let url = target_url(&labels, &addr, s).map_err(|(url, reason)| TargetError::BadUrl {
         origin: err_source(),
