@@ -179,7 +179,7 @@ with_ts 7 1700000000000
 "#;
 
 #[tokio::test]
-async fn scrapes_every_sample_with_target_labels() {
+async fn scrape_gets_every_sample_with_target_labels() {
     let (exp, addr) = exporter(BODY).await;
     let mut src = start(
         "scrape_test",
@@ -269,7 +269,7 @@ async fn scrapes_every_sample_with_target_labels() {
 }
 
 #[tokio::test]
-async fn honor_labels_both_ways() {
+async fn scrape_honor_labels_both_ways() {
     let (_exp, addr) = exporter("m{job=\"inner\",instance=\"i\",x=\"1\"} 1\n").await;
     for honor in [false, true] {
         let mut src = start(
@@ -305,7 +305,7 @@ async fn honor_labels_both_ways() {
 }
 
 #[tokio::test]
-async fn target_relabeling_drops_rewrites_address_and_params() {
+async fn scrape_target_relabeling_drops_rewrites_address_and_params() {
     let (exp, addr) = exporter("m 1\n").await;
     let mut src = start(
         "relabel_targets",
@@ -340,7 +340,7 @@ async fn target_relabeling_drops_rewrites_address_and_params() {
 }
 
 #[tokio::test]
-async fn metric_relabeling_drops_and_counts() {
+async fn scrape_metric_relabeling_drops_and_counts() {
     let (_exp, addr) = exporter(BODY).await;
     let mut src = start(
         "relabel_metrics",
@@ -375,7 +375,7 @@ async fn metric_relabeling_drops_and_counts() {
 }
 
 #[tokio::test]
-async fn dead_and_broken_targets_are_down_and_counted() {
+async fn scrape_dead_and_broken_targets_are_down_and_counted() {
     let dead = format!("127.0.0.1:{}", stack::local::free_port().unwrap());
     let (_exp, broken) = exporter("not { a valid body\n").await;
     let mut src = start(
@@ -407,7 +407,7 @@ async fn dead_and_broken_targets_are_down_and_counted() {
 }
 
 #[tokio::test]
-async fn sample_limit_fails_the_scrape() {
+async fn scrape_sample_limit_fails_the_scrape() {
     let (_exp, addr) = exporter(BODY).await;
     let mut src = start(
         "limited",
@@ -424,7 +424,7 @@ async fn sample_limit_fails_the_scrape() {
 }
 
 #[tokio::test]
-async fn disappearing_series_get_stale_markers() {
+async fn scrape_disappearing_series_get_stale_markers() {
     let (exp, addr) = exporter("a 1\nb 2\n").await;
     let mut src = start(
         "stale",
@@ -450,7 +450,7 @@ async fn disappearing_series_get_stale_markers() {
 }
 
 #[tokio::test]
-async fn file_sd_targets_come_and_go() {
+async fn scrape_file_sd_targets_come_and_go() {
     let (exp, addr) = exporter("m 1\n").await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("targets.json");
@@ -491,9 +491,10 @@ async fn file_sd_targets_come_and_go() {
 }
 
 #[tokio::test]
-async fn node_exporter_samples_carry_target_labels() {
+async fn scrape_node_exporter_samples_carry_target_labels() {
     let Some(node) =
-        stack::local::node_exporter_or_skip("node_exporter_samples_carry_target_labels").await
+        stack::local::node_exporter_or_skip("scrape_node_exporter_samples_carry_target_labels")
+            .await
     else {
         return;
     };
