@@ -5,6 +5,7 @@
 //! | [`event`] | the typed batches that flow: [`event::LogBatch`], [`event::MetricBatch`], [`event::TraceBatch`] |
 //! | [`sources`] | where data comes from: OTLP, Loki push, remote write, file tail, Docker, Prometheus scrape |
 //! | [`process`] | stages: pure functions on batches (parse, label, relabel, drop, ...) |
+//! | [`relabel`] | Prometheus relabeling (`relabel_config`) on label sets, shared by scraping and stages |
 //! | [`writers`] | where data goes: Loki push, Prometheus remote write (Mimir), OTLP (Tempo); batching, retry, bounded queues |
 //! | [`output`] | the edges between components: bounded channels with `block` or `drop_newest` when full |
 //! | [`selfmon`] | self-metrics (received, sent, discarded{reason}, retries, queue depth, ...) rendered on `/metrics` |
@@ -16,6 +17,7 @@ pub mod config;
 pub mod event;
 pub mod output;
 pub mod process;
+pub mod relabel;
 pub mod selfmon;
 pub mod serde_util;
 pub mod sources;

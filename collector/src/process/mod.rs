@@ -4,6 +4,8 @@
 //! Drops are reported through [`Drops`] with a reason, and counted by the component as
 //! `discarded{reason}`.
 
+pub mod metrics;
+
 use std::collections::BTreeMap;
 
 use crate::event::{LogBatch, MetricBatch, Signal, TraceBatch};
@@ -55,6 +57,10 @@ impl AnyStage {
 
 /// Builds a stage of type `kind` from its settings (the table without `type`).
 pub fn build(kind: &str, table: toml::Table) -> Result<AnyStage, BuildError> {
-    let _ = table;
-    Err(BuildError::UnknownType(kind.to_string()))
+    match kind {
+        "relabel" => Ok(AnyStage::Metrics(Box::new(
+            metrics::relabel::Relabel::build(table)?,
+        ))),
+        _ => Err(BuildError::UnknownType(kind.to_string())),
+    }
 }

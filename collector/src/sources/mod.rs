@@ -3,7 +3,9 @@
 //!
 //! | type | module | signals |
 //! |---|---|---|
-//! | (filled in as sources land) | | |
+//! | `prometheus_scrape` | [`prometheus_scrape`] | metrics |
+
+pub mod prometheus_scrape;
 
 use std::path::PathBuf;
 
@@ -99,6 +101,8 @@ impl BuildError {
 
 /// Builds a source of type `kind` from its settings (the table without the common keys).
 pub fn build(kind: &str, table: toml::Table) -> Result<Box<dyn Source>, BuildError> {
-    let _ = table;
-    Err(BuildError::UnknownType(kind.to_string()))
+    match kind {
+        "prometheus_scrape" => prometheus_scrape::build(table),
+        _ => Err(BuildError::UnknownType(kind.to_string())),
+    }
 }
