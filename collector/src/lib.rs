@@ -18,6 +18,7 @@ pub mod event;
 pub mod output;
 pub mod process;
 pub mod relabel;
+pub mod runtime;
 pub mod selfmon;
 pub mod serde_util;
 pub mod sources;

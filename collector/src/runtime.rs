@@ -1,0 +1,443 @@
+//! Running a collector from a [`Config`]: one bounded channel per consumer (process component or
+//! writer, sized by its `queue_capacity`), fan-out edges from every producer to the consumers
+//! that name it in `inputs`, one task per component, and the self-monitoring server
+//! (`/metrics`, `/-/healthy`, `/-/ready`) on 127.0.0.1:12345 by default.
+//!
+//! Stopping ([`Collector::shutdown`]): sources stop first and save their positions; their
+//! channels close, so process components finish what is queued and stop; writers drain their
+//! queues within their `drain_timeout`. Everything is bounded in time.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::config::{Built, Component, Config, ConfigError};
+use crate::event::{Items, LogBatch, MetricBatch, Signal, TraceBatch};
+use crate::output::{Output, Target};
+use crate::process::{AnyStage, Drops};
+use crate::selfmon::{ComponentMetrics, Registry, TEXT_CONTENT_TYPE};
+use crate::sources::{ListenAddrs, Outputs, SourceContext};
+use crate::writers::{AnyWriter, WriterContext};
+
+/// Why a collector could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr} for the self-monitoring server: {source}")]
+    Server {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A running collector.
+pub struct Collector {
+    registry: Arc<Registry>,
+    listen_addrs: ListenAddrs,
+    health: Health,
+    server_addr: Option<SocketAddr>,
+    stop_sources: watch::Sender<bool>,
+    stop_rest: watch::Sender<bool>,
+    sources: Vec<JoinHandle<()>>,
+    process: Vec<JoinHandle<()>>,
+    writers: Vec<(JoinHandle<()>, Duration)>,
+    server: Option<JoinHandle<()>>,
+}
+
+/// Component failures, shown by `/-/healthy`.
+#[derive(Clone, Default)]
+struct Health {
+    failed: Arc<Mutex<BTreeMap<String, String>>>,
+    ready: Arc<AtomicBool>,
+}
+
+/// The input side of a consumer, before it is handed to its task.
+enum Inbox {
+    Logs(mpsc::Sender<LogBatch>, mpsc::Receiver<LogBatch>),
+    Metrics(mpsc::Sender<MetricBatch>, mpsc::Receiver<MetricBatch>),
+    Traces(mpsc::Sender<TraceBatch>, mpsc::Receiver<TraceBatch>),
+}
+
+impl Inbox {
+    fn new(signal: Signal, capacity: usize) -> Self {
+        match signal {
+            Signal::Logs => {
+                let (tx, rx) = mpsc::channel(capacity);
+                Inbox::Logs(tx, rx)
+            }
+            Signal::Metrics => {
+                let (tx, rx) = mpsc::channel(capacity);
+                Inbox::Metrics(tx, rx)
+            }
+            Signal::Traces => {
+                let (tx, rx) = mpsc::channel(capacity);
+                Inbox::Traces(tx, rx)
+            }
+        }
+    }
+}
+
+impl Collector {
+    /// Builds every component of `config` and starts them.
+    pub async fn start(config: &Config) -> Result<Collector, StartError> {
+        let built = config.build()?;
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+            path: config.data_dir.display().to_string(),
+            source,
+        })?;
+        let registry = Registry::new();
+        let listen_addrs = ListenAddrs::default();
+        let health = Health::default();
+        let (stop_sources, sources_rx) = watch::channel(false);
+        let (stop_rest, rest_rx) = watch::channel(false);
+
+        // Consumers' inboxes.
+        let mut inboxes: BTreeMap<String, (Component, Inbox)> = BTreeMap::new();
+        for (c, signal, _) in &built.process {
+            inboxes.insert(
+                c.name.clone(),
+                (c.clone(), Inbox::new(*signal, c.queue_capacity)),
+            );
+        }
+        for (c, w) in &built.writers {
+            inboxes.insert(
+                c.name.clone(),
+                (c.clone(), Inbox::new(w.signal(), c.queue_capacity)),
+            );
+        }
+        let outputs = |producer: &str, metrics: &ComponentMetrics| Outputs {
+            logs: Output::new(
+                Signal::Logs,
+                targets(&inboxes, producer, |i| match i {
+                    Inbox::Logs(tx, _) => Some(tx.clone()),
+                    _ => None,
+                }),
+                metrics.clone(),
+            ),
+            metrics: Output::new(
+                Signal::Metrics,
+                targets(&inboxes, producer, |i| match i {
+                    Inbox::Metrics(tx, _) => Some(tx.clone()),
+                    _ => None,
+                }),
+                metrics.clone(),
+            ),
+            traces: Output::new(
+                Signal::Traces,
+                targets(&inboxes, producer, |i| match i {
+                    Inbox::Traces(tx, _) => Some(tx.clone()),
+                    _ => None,
+                }),
+                metrics.clone(),
+            ),
+        };
+
+        let Built {
+            sources,
+            process,
+            writers,
+        } = built;
+        // Producers' outputs are made before any inbox is taken apart.
+        let source_parts: Vec<_> = sources
+            .into_iter()
+            .map(|(c, s)| {
+                let m = ComponentMetrics::new(registry.clone(), &c.name, "source");
+                let o = outputs(&c.name, &m);
+                (c, s, m, o)
+            })
+            .collect();
+        let process_parts: Vec<_> = process
+            .into_iter()
+            .map(|(c, signal, stages)| {
+                let m = ComponentMetrics::new(registry.clone(), &c.name, "process");
+                let o = outputs(&c.name, &m);
+                (c, signal, stages, m, o)
+            })
+            .collect();
+
+        // Writers first, so nothing is sent before its consumer runs.
+        let mut writer_tasks = Vec::new();
+        for (c, w) in writers {
+            let Some((_, inbox)) = inboxes.remove(&c.name) else {
+                continue;
+            };
+            let m = ComponentMetrics::new(registry.clone(), &c.name, "writer");
+            let name = c.name.clone();
+            let shutdown = rest_rx.clone();
+            let drain = c.drain_timeout;
+            let fut = match (w, inbox) {
+                (AnyWriter::Logs(w), Inbox::Logs(_, input)) => w.run(WriterContext {
+                    name: name.clone(),
+                    input,
+                    shutdown,
+                    metrics: m,
+                    drain_timeout: drain,
+                }),
+                (AnyWriter::Metrics(w), Inbox::Metrics(_, input)) => w.run(WriterContext {
+                    name: name.clone(),
+                    input,
+                    shutdown,
+                    metrics: m,
+                    drain_timeout: drain,
+                }),
+                (AnyWriter::Traces(w), Inbox::Traces(_, input)) => w.run(WriterContext {
+                    name: name.clone(),
+                    input,
+                    shutdown,
+                    metrics: m,
+                    drain_timeout: drain,
+                }),
+                _ => continue, // the inbox was made from the writer's own signal
+            };
+            writer_tasks.push((
+                supervise(format!("writers.{name}"), fut, health.clone()),
+                drain,
+            ));
+        }
+        let mut process_tasks = Vec::new();
+        for (c, signal, stages, m, out) in process_parts {
+            let Some((_, inbox)) = inboxes.remove(&c.name) else {
+                continue;
+            };
+            let name = format!("process.{}", c.name);
+            let task = match (signal, inbox) {
+                (Signal::Logs, Inbox::Logs(_, rx)) => {
+                    tokio::spawn(run_stages(rx, stages, m, out.logs, |s, b, d| {
+                        if let AnyStage::Logs(s) = s {
+                            s.process(b, d)
+                        }
+                    }))
+                }
+                (Signal::Metrics, Inbox::Metrics(_, rx)) => {
+                    tokio::spawn(run_stages(rx, stages, m, out.metrics, |s, b, d| {
+                        if let AnyStage::Metrics(s) = s {
+                            s.process(b, d)
+                        }
+                    }))
+                }
+                (Signal::Traces, Inbox::Traces(_, rx)) => {
+                    tokio::spawn(run_stages(rx, stages, m, out.traces, |s, b, d| {
+                        if let AnyStage::Traces(s) = s {
+                            s.process(b, d)
+                        }
+                    }))
+                }
+                _ => continue,
+            };
+            tracing::debug!(component = %name, "started");
+            process_tasks.push(task);
+        }
+        let mut source_tasks = Vec::new();
+        for (c, s, m, o) in source_parts {
+            let ctx = SourceContext {
+                name: c.name.clone(),
+                outputs: o,
+                shutdown: sources_rx.clone(),
+                metrics: m,
+                data_dir: config.data_dir.clone(),
+                listen_addrs: listen_addrs.clone(),
+            };
+            source_tasks.push(supervise(
+                format!("sources.{}", c.name),
+                s.run(ctx),
+                health.clone(),
+            ));
+        }
+        drop(inboxes); // only the producers' outputs hold senders now
+
+        let (server, server_addr) = match config.server.address {
+            None => (None, None),
+            Some(addr) => {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Server { addr, source })?;
+                let bound = listener.local_addr().unwrap_or(addr);
+                listen_addrs.record("server", bound);
+                let app = Router::new()
+                    .route("/metrics", get(metrics_handler))
+                    .route("/-/healthy", get(healthy_handler))
+                    .route("/-/ready", get(ready_handler))
+                    .with_state((registry.clone(), health.clone()));
+                let mut stop = rest_rx.clone();
+                let task = tokio::spawn(async move {
+                    let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    });
+                    if let Err(e) = serve.await {
+                        tracing::error!(error = %e, "self-monitoring server failed");
+                    }
+                });
+                (Some(task), Some(bound))
+            }
+        };
+        health.ready.store(true, Ordering::Relaxed);
+        tracing::info!(
+            sources = source_tasks.len(),
+            process = process_tasks.len(),
+            writers = writer_tasks.len(),
+            "collector started"
+        );
+        Ok(Collector {
+            registry,
+            listen_addrs,
+            health,
+            server_addr,
+            stop_sources,
+            stop_rest,
+            sources: source_tasks,
+            process: process_tasks,
+            writers: writer_tasks,
+            server,
+        })
+    }
+
+    /// The collector's self-metrics.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// Addresses the listening sources bound (and `server`, the self-monitoring server).
+    pub fn listen_addrs(&self) -> &ListenAddrs {
+        &self.listen_addrs
+    }
+
+    /// Where `/metrics` is served, if enabled.
+    pub fn server_addr(&self) -> Option<SocketAddr> {
+        self.server_addr
+    }
+
+    /// Components that stopped with an error, and why.
+    pub fn failures(&self) -> BTreeMap<String, String> {
+        self.health.failed.lock().clone()
+    }
+
+    /// Stops the sources, lets queued data through, drains the writers (each within its
+    /// `drain_timeout`) and stops the server.
+    pub async fn shutdown(self) {
+        let _ = self.stop_sources.send(true);
+        let bounded = |d: Duration| d + Duration::from_secs(5);
+        for t in self.sources {
+            let _ = tokio::time::timeout(bounded(Duration::from_secs(10)), t).await;
+        }
+        for t in self.process {
+            let _ = tokio::time::timeout(bounded(Duration::from_secs(10)), t).await;
+        }
+        let _ = self.stop_rest.send(true);
+        for (t, drain) in self.writers {
+            let _ = tokio::time::timeout(bounded(drain), t).await;
+        }
+        if let Some(s) = self.server {
+            let _ = tokio::time::timeout(Duration::from_secs(5), s).await;
+        }
+        tracing::info!("collector stopped");
+    }
+}
+
+fn targets<T>(
+    inboxes: &BTreeMap<String, (Component, Inbox)>,
+    producer: &str,
+    pick: impl Fn(&Inbox) -> Option<mpsc::Sender<T>>,
+) -> Vec<Target<T>> {
+    inboxes
+        .values()
+        .filter(|(c, _)| c.inputs.iter().any(|i| i == producer))
+        .filter_map(|(c, inbox)| {
+            pick(inbox).map(|tx| Target {
+                tx,
+                when_full: c.when_full,
+                name: c.name.clone(),
+            })
+        })
+        .collect()
+}
+
+/// Runs a component's future, recording a failure for `/-/healthy`.
+fn supervise<E: std::fmt::Display + Send + 'static>(
+    name: String,
+    fut: crate::BoxFuture<Result<(), E>>,
+    health: Health,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Err(e) = fut.await {
+            tracing::error!(component = %name, error = %e, "component stopped with an error");
+            health.failed.lock().insert(name, e.to_string());
+        }
+    })
+}
+
+/// A process component: stages applied in order to each batch; drops counted by reason.
+async fn run_stages<T: Items + Clone + Send + 'static>(
+    mut rx: mpsc::Receiver<T>,
+    stages: Vec<AnyStage>,
+    metrics: ComponentMetrics,
+    out: Output<T>,
+    apply: impl Fn(&AnyStage, &mut T, &mut Drops) + Send,
+) {
+    let signal = stages.first().map(AnyStage::signal).unwrap_or(Signal::Logs);
+    let received = metrics.received(signal);
+    let depth = metrics.queue_depth();
+    while let Some(mut batch) = rx.recv().await {
+        depth.set(rx.len() as i64);
+        received.add(batch.items() as u64);
+        let mut drops = Drops::default();
+        for s in &stages {
+            apply(s, &mut batch, &mut drops);
+        }
+        for (reason, n) in drops.0 {
+            metrics.discarded(signal, &reason).add(n);
+        }
+        if out.send(batch).await.is_err() {
+            break;
+        }
+    }
+}
+
+type ServerState = (Arc<Registry>, Health);
+
+async fn metrics_handler(State((registry, _)): State<ServerState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, TEXT_CONTENT_TYPE)],
+        registry.render(),
+    )
+}
+
+async fn healthy_handler(State((_, health)): State<ServerState>) -> impl IntoResponse {
+    let failed = health.failed.lock().clone();
+    if failed.is_empty() {
+        (
+            StatusCode::OK,
+            "All collector components are healthy.\n".to_string(),
+        )
+    } else {
+        let list: Vec<String> = failed.iter().map(|(c, e)| format!("{c}: {e}")).collect();
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("unhealthy components:\n{}\n", list.join("\n")),
+        )
+    }
+}
+
+async fn ready_handler(State((_, health)): State<ServerState>) -> impl IntoResponse {
+    if health.ready.load(Ordering::Relaxed) {
+        (StatusCode::OK, "Ready.\n")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "Not ready.\n")
+    }
+}

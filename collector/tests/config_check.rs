@@ -1,0 +1,113 @@
+//! `collector check` semantics through the library: every config mistake is named with file,
+//! line and key; environment variables resolve with defaults; wiring is checked.
+
+use collector::config::{Config, ConfigError, Section};
+
+fn env(name: &str) -> Option<String> {
+    match name {
+        "REGION" => Some("eu-west".into()),
+        "NODE_TYPE" => Some("pos".into()),
+        _ => None,
+    }
+}
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(text, "agent.toml", &env)
+}
+
+fn check(text: &str) -> Result<(), ConfigError> {
+    parse(text)?.build().map(|_| ())
+}
+
+const SCRAPE: &str = r#"
+[sources.node]
+type = "prometheus_scrape"
+targets = [{ address = "127.0.0.1:9100", labels = { region = "${REGION}", node_type = "${NODE_TYPE:-server}", brand = "${BRAND:-brand1}" } }]
+"#;
+
+#[test]
+fn a_valid_config_resolves_env_with_defaults() {
+    let cfg = parse(&format!(
+        "{SCRAPE}\n[process.tag]\ninputs = [\"node\"]\n[[process.tag.stages]]\ntype = \"relabel\"\nrules = [{{ action = \"labeldrop\", regex = \"brand\" }}]\n"
+    ))
+    .unwrap();
+    cfg.build().unwrap();
+    let node = cfg.components.iter().find(|c| c.name == "node").unwrap();
+    let labels = &node.settings["targets"][0]["labels"];
+    assert_eq!(labels["region"].as_str(), Some("eu-west"));
+    assert_eq!(labels["node_type"].as_str(), Some("pos"));
+    assert_eq!(labels["brand"].as_str(), Some("brand1"));
+    let tag = cfg.components.iter().find(|c| c.name == "tag").unwrap();
+    assert_eq!(tag.section, Section::Process);
+    assert_eq!(tag.stages[0].0, "relabel");
+}
+
+fn err(text: &str) -> ConfigError {
+    check(text).expect_err("config should be refused")
+}
+
+#[test]
+fn mistakes_are_located() {
+    let e = err("[sources.node]\ntype = \"prometheus_scrape\"\ntargetz = []\n");
+    assert_eq!(
+        (e.file.as_str(), e.line, e.key.as_str()),
+        ("agent.toml", 3, "sources.node.targetz")
+    );
+    assert!(e.reason.contains("unknown field"), "{e}");
+
+    let e = err("[sources.node]\ntype = \"no_such_source\"\n");
+    assert_eq!((e.line, e.key.as_str()), (2, "sources.node.type"));
+
+    let e = err("[sources.node]\ntype = \"prometheus_scrape\"\njob_name = \"${MISSING}\"\n");
+    assert_eq!((e.line, e.key.as_str()), (3, "sources.node.job_name"));
+    assert!(e.reason.contains("MISSING is not set"), "{e}");
+
+    let e = err("[sources.node]\ntype = \"prometheus_scrape\"\n[sources.node.x\n");
+    assert_eq!(e.line, 3, "{e}");
+
+    let e = err("[sources.node]\nscrape_interval = \"5s\"\n");
+    assert_eq!((e.line, e.key.as_str()), (1, "sources.node.type"));
+
+    let e = err("[outputs.x]\ntype = \"loki\"\n");
+    assert_eq!(e.line, 1, "{e}");
+    assert!(e.reason.contains("unknown field"), "{e}");
+}
+
+#[test]
+fn wiring_is_checked() {
+    let e = err(&format!(
+        "{SCRAPE}\n[process.p]\ninputs = [\"nowhere\"]\n[[process.p.stages]]\ntype = \"relabel\"\nrules = []\n"
+    ));
+    assert_eq!(e.key, "process.p.inputs");
+    assert!(e.reason.contains("no component named \"nowhere\""), "{e}");
+
+    let e = err(&format!(
+        "{SCRAPE}\n[process.a]\ninputs = [\"node\", \"b\"]\n[[process.a.stages]]\ntype = \"relabel\"\nrules = []\n\
+         [process.b]\ninputs = [\"a\"]\n[[process.b.stages]]\ntype = \"relabel\"\nrules = []\n"
+    ));
+    assert!(e.reason.contains("cycle"), "{e}");
+
+    let e = err(&format!("{SCRAPE}\n[process.p]\ninputs = [\"node\"]\n"));
+    assert_eq!(e.key, "process.p.stages");
+
+    let e = err(&format!(
+        "{SCRAPE}\n[process.node]\ninputs = [\"node\"]\n[[process.node.stages]]\ntype = \"relabel\"\nrules = []\n"
+    ));
+    assert!(e.reason.contains("must be unique"), "{e}");
+
+    let e = err(&format!(
+        "{SCRAPE}\n[process.p]\ninputs = [\"node\"]\nwhen_full = \"explode\"\n[[process.p.stages]]\ntype = \"relabel\"\nrules = []\n"
+    ));
+    assert_eq!(e.key, "process.p.when_full");
+
+    let e = err("[sources.node]\ntype = \"prometheus_scrape\"\ninputs = [\"x\"]\n");
+    assert_eq!((e.line, e.key.as_str()), (3, "sources.node.inputs"));
+}
+
+#[test]
+fn stage_settings_name_the_stage() {
+    let e = err(&format!(
+        "{SCRAPE}\n[process.p]\ninputs = [\"node\"]\n[[process.p.stages]]\ntype = \"relabel\"\nrules = [{{ action = \"replace\", regex = \"(\" , target_label = \"x\" }}]\n"
+    ));
+    assert!(e.key.starts_with("process.p.stages[0]"), "{e}");
+}
