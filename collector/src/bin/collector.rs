@@ -1,7 +1,7 @@
 //! `collector`: `check --config F` validates a config and says what it would run;
 //! `run --config F` runs it until Ctrl-C or SIGTERM, then drains and saves positions.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -58,7 +58,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn check(path: &PathBuf) -> anyhow::Result<()> {
+fn check(path: &Path) -> anyhow::Result<()> {
     let config = Config::from_file(path)?;
     config.build()?;
     let count = |s: Section| config.components.iter().filter(|c| c.section == s).count();
@@ -89,7 +89,7 @@ fn check(path: &PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run(path: &PathBuf) -> anyhow::Result<()> {
+async fn run(path: &Path) -> anyhow::Result<()> {
     let config = Config::from_file(path)?;
     let collector = Collector::start(&config).await?;
     if let Some(addr) = collector.server_addr() {
