@@ -3,11 +3,36 @@
 //!
 //! Drops are reported through [`Drops`] with a reason, and counted by the component as
 //! `discarded{reason}`.
+//!
+//! A stage's `type` names its signal first, so one name can exist for several signals
+//! (`logs.static_labels`, `metrics.static_labels`). Log stages follow Alloy's `loki.process`
+//! stages; every stage refuses unknown keys, and a bad setting names its key.
+//!
+//! | type | module | what it does |
+//! |---|---|---|
+//! | `logs.docker` | [`logs::docker`] | Docker JSON log lines: line = `log`, time from `time`, `stream` label |
+//! | `logs.cri` | [`logs::cri`] | CRI-O/containerd lines, partial (`P`) lines joined, bounded |
+//! | `logs.json` | [`logs::json`] | JSON fields into extracted fields by dotted path |
+//! | `logs.logfmt` | [`logs::logfmt`] | logfmt keys into extracted fields |
+//! | `logs.regex` | [`logs::regex`] | named captures into extracted fields |
+//! | `logs.labels` | [`logs::labels`] | extracted fields promoted to stream labels |
+//! | `logs.static_labels` | [`logs::static_labels`] | fixed stream labels |
+//! | `logs.structured_metadata` | [`logs::structured_metadata`] | extracted fields into structured metadata |
+//! | `logs.drop` | [`logs::drop`] | drops entries by field/line match, age, length, labels |
+//! | `logs.timestamp` | [`logs::timestamp`] | the entry's time from an extracted field |
+//! | `logs.output` | [`logs::output`] | an extracted field becomes the line |
+//! | `metrics.static_labels` | [`metrics::static_labels`] | fixed series labels (existing ones kept unless `override`) |
+//! | `traces.resource_attributes` | [`traces::resource_attributes`] | set resource attributes (upsert, insert, update) |
+//! | `traces.attribute_filter` | [`traces::attribute_filter`] | keep or drop spans by span/resource attributes |
 
 use std::collections::BTreeMap;
 
 use crate::event::{LogBatch, MetricBatch, Signal, TraceBatch};
 use crate::sources::BuildError;
+
+pub mod logs;
+pub mod metrics;
+pub mod traces;
 
 /// Items a stage dropped, by reason.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -55,6 +80,34 @@ impl AnyStage {
 
 /// Builds a stage of type `kind` from its settings (the table without `type`).
 pub fn build(kind: &str, table: toml::Table) -> Result<AnyStage, BuildError> {
-    let _ = table;
-    Err(BuildError::UnknownType(kind.to_string()))
+    fn log<S: LogStage + 'static>(s: Result<S, BuildError>) -> Result<AnyStage, BuildError> {
+        Ok(AnyStage::Logs(Box::new(s?)))
+    }
+    fn metric<S: MetricStage + 'static>(s: Result<S, BuildError>) -> Result<AnyStage, BuildError> {
+        Ok(AnyStage::Metrics(Box::new(s?)))
+    }
+    fn trace<S: TraceStage + 'static>(s: Result<S, BuildError>) -> Result<AnyStage, BuildError> {
+        Ok(AnyStage::Traces(Box::new(s?)))
+    }
+    match kind {
+        "logs.docker" => log(logs::docker::Docker::build(table)),
+        "logs.cri" => log(logs::cri::Cri::build(table)),
+        "logs.json" => log(logs::json::Json::build(table)),
+        "logs.logfmt" => log(logs::logfmt::Logfmt::build(table)),
+        "logs.regex" => log(logs::regex::Regex::build(table)),
+        "logs.labels" => log(logs::labels::Labels::build(table)),
+        "logs.static_labels" => log(logs::static_labels::StaticLabels::build(table)),
+        "logs.structured_metadata" => {
+            log(logs::structured_metadata::StructuredMetadata::build(table))
+        }
+        "logs.drop" => log(logs::drop::Drop::build(table)),
+        "logs.timestamp" => log(logs::timestamp::Timestamp::build(table)),
+        "logs.output" => log(logs::output::Output::build(table)),
+        "metrics.static_labels" => metric(metrics::static_labels::StaticLabels::build(table)),
+        "traces.resource_attributes" => trace(
+            traces::resource_attributes::ResourceAttributes::build(table),
+        ),
+        "traces.attribute_filter" => trace(traces::attribute_filter::AttributeFilter::build(table)),
+        _ => Err(BuildError::UnknownType(kind.to_string())),
+    }
 }

@@ -1,0 +1,3 @@
+//! Metric stages. (`metrics.relabel`, with the Prometheus relabel engine, lives beside these.)
+
+pub mod static_labels;
