@@ -111,3 +111,65 @@ pub fn build(kind: &str, table: toml::Table) -> Result<AnyStage, BuildError> {
         _ => Err(BuildError::UnknownType(kind.to_string())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_every_kind_for_its_signal_and_refuses_unknown_ones() {
+        let cases = [
+            ("logs.docker", "", Signal::Logs),
+            ("logs.cri", "", Signal::Logs),
+            ("logs.json", "expressions = { a = \"\" }", Signal::Logs),
+            ("logs.logfmt", "mapping = { a = \"\" }", Signal::Logs),
+            ("logs.regex", "expression = '(?P<a>.)'", Signal::Logs),
+            ("logs.labels", "values = { a = \"\" }", Signal::Logs),
+            ("logs.static_labels", "values = { a = \"b\" }", Signal::Logs),
+            (
+                "logs.structured_metadata",
+                "values = { a = \"\" }",
+                Signal::Logs,
+            ),
+            ("logs.drop", "expression = \"x\"", Signal::Logs),
+            (
+                "logs.timestamp",
+                "source = \"t\"\nformat = \"Unix\"",
+                Signal::Logs,
+            ),
+            ("logs.output", "source = \"a\"", Signal::Logs),
+            (
+                "metrics.static_labels",
+                "values = { a = \"b\" }",
+                Signal::Metrics,
+            ),
+            (
+                "traces.resource_attributes",
+                "values = { a = \"b\" }",
+                Signal::Traces,
+            ),
+            (
+                "traces.attribute_filter",
+                "[[exclude]]\nattribute = \"a\"",
+                Signal::Traces,
+            ),
+        ];
+        for (kind, settings, signal) in cases {
+            let stage = build(kind, toml::from_str(settings).unwrap())
+                .unwrap_or_else(|e| panic!("{kind}: {e}"));
+            assert_eq!(stage.signal(), signal, "{kind}");
+        }
+        assert!(matches!(
+            build("static_labels", toml::Table::new()),
+            Err(BuildError::UnknownType(k)) if k == "static_labels"
+        ));
+        let err = build(
+            "logs.json",
+            toml::from_str("expressions = { a = \"\" }\nsorce = \"x\"").unwrap(),
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(err.contains("sorce"), "{err}");
+    }
+}
