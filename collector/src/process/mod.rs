@@ -112,6 +112,26 @@ pub fn build(kind: &str, table: toml::Table) -> Result<AnyStage, BuildError> {
     }
 }
 
+/// Helpers for the stage tests.
+#[cfg(test)]
+pub(crate) mod test_util {
+    use crate::sources::BuildError;
+
+    /// A stage's settings from TOML source.
+    pub fn table(toml_src: &str) -> toml::Table {
+        toml::from_str(toml_src).unwrap()
+    }
+
+    /// The key a refused build names; panics unless it is a [`BuildError::Invalid`].
+    pub fn invalid_key<T>(built: Result<T, BuildError>) -> String {
+        match built {
+            Err(BuildError::Invalid { key, .. }) => key,
+            Err(other) => panic!("not an Invalid error: {other}"),
+            Ok(_) => panic!("built, though it should have been refused"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

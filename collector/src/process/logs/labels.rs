@@ -54,7 +54,7 @@ impl LogStage for Labels {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::process::logs::{record, table};
+    use crate::process::logs::{invalid_key, record, table};
 
     #[test]
     fn promotes_fields_to_labels() {
@@ -81,10 +81,7 @@ mod tests {
             (r#"values = { "__meta" = "x" }"#, "values.__meta"),
             ("values = {}", "values"),
         ] {
-            match Labels::build(table(src)) {
-                Err(BuildError::Invalid { key: k, .. }) => assert_eq!(k, key),
-                other => panic!("{src}: {:?}", other.err()),
-            }
+            assert_eq!(invalid_key(Labels::build(table(src))), key, "{src}");
         }
     }
 }

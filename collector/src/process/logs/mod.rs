@@ -140,11 +140,8 @@ pub(crate) fn record(line: &str) -> LogRecord {
     }
 }
 
-/// A stage's settings from TOML source, for tests.
 #[cfg(test)]
-pub(crate) fn table(toml_src: &str) -> toml::Table {
-    toml::from_str(toml_src).unwrap()
-}
+pub(crate) use crate::process::test_util::{invalid_key, table};
 
 #[cfg(test)]
 mod tests {

@@ -69,7 +69,7 @@ impl LogStage for StaticLabels {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::process::logs::{record, table};
+    use crate::process::logs::{invalid_key, record, table};
 
     #[test]
     fn adds_and_overwrites_labels() {
@@ -89,10 +89,7 @@ mod tests {
             (r#"values = { "1x" = "a" }"#, "values.1x"),
             (r#"values = { region = "" }"#, "values.region"),
         ] {
-            match StaticLabels::build(table(src)) {
-                Err(BuildError::Invalid { key: k, .. }) => assert_eq!(k, key),
-                other => panic!("{src}: {:?}", other.err()),
-            }
+            assert_eq!(invalid_key(StaticLabels::build(table(src))), key, "{src}");
         }
     }
 }

@@ -377,7 +377,7 @@ fn parse_unix_seconds(value: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::process::logs::{record, table};
+    use crate::process::logs::{invalid_key, record, table};
 
     fn ns(s: &str) -> i64 {
         parse_rfc3339(s).unwrap()
@@ -536,10 +536,7 @@ mod tests {
                 "location",
             ),
         ] {
-            match Timestamp::build(table(src)) {
-                Err(BuildError::Invalid { key: k, .. }) => assert_eq!(k, key),
-                other => panic!("{src}: {:?}", other.err()),
-            }
+            assert_eq!(invalid_key(Timestamp::build(table(src))), key, "{src}");
         }
         assert!(matches!(
             Timestamp::build(table(

@@ -60,6 +60,7 @@ impl MetricStage for StaticLabels {
 mod tests {
     use super::*;
     use crate::event::{Labels, MetricSample};
+    use crate::process::test_util::invalid_key;
 
     fn sample(labels: &[(&str, &str)]) -> MetricSample {
         MetricSample {
@@ -101,10 +102,7 @@ mod tests {
             (r#"values = { region = "" }"#, "values.region"),
             ("values = {}", "values"),
         ] {
-            match build(src) {
-                Err(BuildError::Invalid { key: k, .. }) => assert_eq!(k, key),
-                other => panic!("{src}: {:?}", other.err()),
-            }
+            assert_eq!(invalid_key(build(src)), key, "{src}");
         }
     }
 }

@@ -184,6 +184,7 @@ impl TraceStage for AttributeFilter {
 mod tests {
     use super::*;
     use crate::event::Items;
+    use crate::process::test_util::invalid_key;
     use crate::process::traces::test_data::{resource_spans, span};
 
     fn build(src: &str) -> Result<AttributeFilter, BuildError> {
@@ -265,10 +266,7 @@ mod tests {
             ),
             ("[[include]]\nattribute = \"\"", "include[0].attribute"),
         ] {
-            match build(src) {
-                Err(BuildError::Invalid { key: k, .. }) => assert_eq!(k, key, "{src}"),
-                other => panic!("{src}: {:?}", other.err()),
-            }
+            assert_eq!(invalid_key(build(src)), key, "{src}");
         }
         assert!(matches!(
             build("[[include]]\nattribute = \"a\"\nfrom = \"scope\""),

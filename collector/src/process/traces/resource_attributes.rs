@@ -105,6 +105,7 @@ impl TraceStage for ResourceAttributes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::process::test_util::invalid_key;
     use crate::process::traces::test_data::{resource_spans, span};
     use crate::process::traces::{attribute, value_text};
 
@@ -167,10 +168,7 @@ mod tests {
             build("values = {}"),
             Err(BuildError::Invalid { .. })
         ));
-        match build("values = { x = [1] }") {
-            Err(BuildError::Invalid { key, .. }) => assert_eq!(key, "values.x"),
-            other => panic!("{:?}", other.err()),
-        }
+        assert_eq!(invalid_key(build("values = { x = [1] }")), "values.x");
         assert!(matches!(
             build("values = { x = \"1\" }\naction = \"delete\""),
             Err(BuildError::Config(_))
