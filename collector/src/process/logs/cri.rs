@@ -20,7 +20,7 @@
 //!
 //! Entries merged into another are counted with [`Drops`] under `cri_partial_joined`, so that
 //! entries in = entries out + counted; they are not lost. Lines held when the collector stops are
-//! lost, as in Alloy. A line that is not CRI is left as it is, with `__error__ = "CRIParserErr"`.
+//! lost, as in Alloy. A line that is not CRI is left as it is and counted.
 
 use std::collections::HashMap;
 
@@ -184,7 +184,7 @@ impl LogStage for Cri {
         let mut joined = 0u64;
         for mut record in batch.drain(..) {
             let Some(partial) = self.read(&mut record) else {
-                self.failures.record(&mut record, "CRIParserErr");
+                self.failures.record("logs.cri", &record);
                 out.push(record);
                 continue;
             };
@@ -239,7 +239,7 @@ impl LogStage for Cri {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::process::logs::{ERROR_FIELD, invalid_key, record, table};
+    use crate::process::logs::{invalid_key, record, table};
 
     fn run(stage: &Cri, lines: &[&str]) -> (LogBatch, Drops) {
         let mut batch: LogBatch = lines.iter().map(|l| record(l)).collect();
@@ -270,7 +270,7 @@ mod tests {
         assert_eq!(batch[1].labels.get("stream"), Some("stderr"));
         assert_eq!(batch[2].line, "");
         assert_eq!(batch[3].line, "not cri at all");
-        assert_eq!(batch[3].fields[ERROR_FIELD], "CRIParserErr");
+        assert!(batch[3].fields.is_empty());
         assert_eq!(stage.failures(), 1);
     }
 

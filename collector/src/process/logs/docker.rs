@@ -7,8 +7,8 @@
 //! `{"log":"GET /sale 200\n","stream":"stdout","time":"2024-03-05T10:20:30.123456789Z"}` becomes
 //! the line `GET /sale 200` (without the trailing newline), the time of `time` (RFC3339Nano), the
 //! label `stream="stdout"`, and the extracted fields `output`, `stream` and `timestamp` (Alloy's
-//! names). A line that is not Docker JSON is left as it is and counted, with `__error__ =
-//! "JSONParserErr"`; an unreadable `time` leaves the entry's time as it was. Docker splits lines
+//! names). A line that is not Docker JSON is left as it is and counted; an unreadable `time`
+//! leaves the entry's time as it was. Docker splits lines
 //! over 16 KiB into several entries; like Alloy, this stage does not join them.
 
 use serde::Deserialize;
@@ -66,7 +66,7 @@ impl LogStage for Docker {
     fn process(&self, batch: &mut LogBatch, _drops: &mut Drops) {
         for record in batch.iter_mut() {
             let Ok(parsed) = serde_json::from_str::<DockerLine>(&record.line) else {
-                self.failures.record(record, "JSONParserErr");
+                self.failures.record("logs.docker", &record);
                 continue;
             };
             let line = strip_newline(parsed.log);
@@ -89,7 +89,7 @@ impl LogStage for Docker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::process::logs::{ERROR_FIELD, record, table};
+    use crate::process::logs::{record, table};
 
     #[test]
     fn parses_docker_json_lines() {
@@ -121,7 +121,7 @@ mod tests {
         assert_eq!(batch[1].labels.get("stream"), Some("stderr"));
         assert_eq!(batch[2].line, "plain text, not docker");
         assert_eq!(batch[2].timestamp_ns, 9);
-        assert_eq!(batch[2].fields[ERROR_FIELD], "JSONParserErr");
+        assert!(batch[2].fields.is_empty());
         assert_eq!(stage.failures(), 1);
     }
 

@@ -11,8 +11,8 @@
 //!
 //! An empty path is the field's own name. Strings are taken as they are, numbers and booleans
 //! as JSON writes them, objects and arrays as compact JSON; `null` and missing paths set nothing.
-//! A line that is not a JSON object is left as it is and counted, with `__error__ =
-//! "JSONParserErr"`, unless `drop_malformed`. A missing `source` field is skipped.
+//! A line that is not a JSON object is left as it is, fields included, and counted, unless
+//! `drop_malformed`. A missing `source` field is skipped.
 
 use std::collections::BTreeMap;
 
@@ -98,7 +98,7 @@ impl LogStage for Json {
                 }
                 _ if self.drop_malformed => false,
                 _ => {
-                    self.failures.record(record, "JSONParserErr");
+                    self.failures.record("logs.json", &record);
                     true
                 }
             }
@@ -196,7 +196,7 @@ pub(crate) fn value_to_string(v: &Value) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::process::logs::{ERROR_FIELD, invalid_key, record, table};
+    use crate::process::logs::{invalid_key, record, table};
 
     const POS_LINE: &str = r#"{"ts":"2024-03-05T10:20:30.123Z","level":"error","msg":"printer offline","store":{"id":"S042","region":"eu-west"},"terminal":{"id":7,"peripherals":["scanner","printer"]},"amount":12.5,"retry":true,"cashier":null}"#;
 
@@ -254,8 +254,8 @@ mod tests {
         let mut drops = Drops::default();
         stage.process(&mut batch, &mut drops);
         assert_eq!(batch.len(), 3);
-        assert_eq!(batch[0].fields[ERROR_FIELD], "JSONParserErr");
         assert_eq!(batch[0].line, "not json");
+        assert!(batch[0].fields.is_empty());
         assert_eq!(stage.failures(), 2);
         assert!(drops.0.is_empty());
 

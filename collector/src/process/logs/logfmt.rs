@@ -9,7 +9,7 @@
 //!
 //! Quoted values take Go's escapes (`\"`, `\\`, `\n`, `\t`, `\r`, `\uXXXX`); a key without `=`
 //! has an empty value; a later duplicate key wins. A line that is not logfmt (an unterminated
-//! quote, `=` without a key) is left as it is and counted, with `__error__ = "LogfmtParserErr"`.
+//! quote, `=` without a key) is left as it is, fields included, and counted.
 
 use std::collections::BTreeMap;
 
@@ -66,7 +66,7 @@ impl LogStage for Logfmt {
                         }
                     }
                 }
-                None => self.failures.record(record, "LogfmtParserErr"),
+                None => self.failures.record("logs.logfmt", &record),
             }
         }
     }
@@ -146,7 +146,7 @@ fn unquote(s: &str) -> Option<(String, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::process::logs::{ERROR_FIELD, record, table};
+    use crate::process::logs::{record, table};
 
     const SERVER_LINE: &str = r#"ts=2024-03-05T10:20:30.123Z level=warn caller=checkout.go:88 msg="payment gateway slow" store=S042 took=1.532s status=200 retried"#;
 
@@ -193,8 +193,7 @@ mod tests {
         ];
         stage.process(&mut batch, &mut Drops::default());
         assert_eq!(batch.len(), 3);
-        assert_eq!(batch[0].fields[ERROR_FIELD], "LogfmtParserErr");
-        assert_eq!(batch[1].fields[ERROR_FIELD], "LogfmtParserErr");
+        assert!(batch[0].fields.is_empty() && batch[1].fields.is_empty());
         assert_eq!(batch[2].fields["level"], "info");
         assert_eq!(stage.failures(), 2);
     }

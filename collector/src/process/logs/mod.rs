@@ -3,9 +3,9 @@
 //! source = same name) of `json`, `logfmt`, `labels` and `structured_metadata`, Loki's label name
 //! rules, reading a stage's input (an extracted field or the line) and counting parse failures.
 //!
-//! Parsing stages never drop what they cannot parse: the entry goes on unchanged, with the
-//! extracted field `__error__` set (LogQL's names: `JSONParserErr`, `LogfmtParserErr`, ...), so a
-//! later `logs.drop` stage with `source = "__error__"` can drop it if that is wanted.
+//! Parsing stages never drop what they cannot parse (unless told to, as `logs.json`'s
+//! `drop_malformed`): the entry goes on unchanged, fields included, and is counted in the stage's
+//! [`ParseFailures`] (and logged at debug level, as Alloy does).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,9 +29,6 @@ pub mod timestamp;
 mod pipeline_tests;
 #[cfg(test)]
 mod proptests;
-
-/// The extracted field parsing stages set when they cannot parse their input.
-pub const ERROR_FIELD: &str = "__error__";
 
 /// A [`BuildError::Invalid`] for `key`.
 pub(crate) fn invalid(key: impl Into<String>, reason: impl Into<String>) -> BuildError {
@@ -112,16 +109,20 @@ pub(crate) fn input<'a>(record: &'a LogRecord, source: Option<&str>) -> Option<&
     }
 }
 
-/// Counts the entries a parsing stage could not parse, and marks them with [`ERROR_FIELD`].
+/// Counts the entries a parsing stage could not parse. (The stage traits have no way to hand
+/// counts to the self-metrics yet; stages expose theirs as `failures()`.)
 #[derive(Debug, Default)]
 pub struct ParseFailures(AtomicU64);
 
 impl ParseFailures {
-    pub(crate) fn record(&self, record: &mut LogRecord, error: &str) {
+    /// Counts one entry `stage` could not parse, leaving the entry as it is.
+    pub(crate) fn record(&self, stage: &str, record: &LogRecord) {
         self.0.fetch_add(1, Ordering::Relaxed);
-        record
-            .fields
-            .insert(ERROR_FIELD.to_string(), error.to_string());
+        tracing::debug!(
+            stage,
+            line_bytes = record.line.len(),
+            "entry not parsed, passed on unchanged"
+        );
     }
 
     /// Entries not parsed so far.
