@@ -66,7 +66,7 @@ impl LogStage for Docker {
     fn process(&self, batch: &mut LogBatch, _drops: &mut Drops) {
         for record in batch.iter_mut() {
             let Ok(parsed) = serde_json::from_str::<DockerLine>(&record.line) else {
-                self.failures.record("logs.docker", &record);
+                self.failures.record("logs.docker", record);
                 continue;
             };
             let line = strip_newline(parsed.log);

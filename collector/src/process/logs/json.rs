@@ -98,7 +98,7 @@ impl LogStage for Json {
                 }
                 _ if self.drop_malformed => false,
                 _ => {
-                    self.failures.record("logs.json", &record);
+                    self.failures.record("logs.json", record);
                     true
                 }
             }

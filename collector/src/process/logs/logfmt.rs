@@ -66,7 +66,7 @@ impl LogStage for Logfmt {
                         }
                     }
                 }
-                None => self.failures.record("logs.logfmt", &record),
+                None => self.failures.record("logs.logfmt", record),
             }
         }
     }
