@@ -19,13 +19,14 @@
 //! IANA zone names for `location` are not supported (no time zone database here).
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 
 use chrono::{DateTime, Datelike, FixedOffset, NaiveDateTime, Offset, TimeZone, Utc};
 use parking_lot::Mutex;
 use serde::Deserialize;
 
 use super::invalid;
-use crate::event::{Labels, LogBatch};
+use crate::event::LogBatch;
 use crate::process::{Drops, LogStage};
 use crate::sources::BuildError;
 
@@ -61,7 +62,10 @@ pub struct Timestamp {
     formats: Vec<TimeFormat>,
     offset: FixedOffset,
     on_failure: OnFailure,
-    last_known: Mutex<HashMap<Labels, i64>>,
+    /// The last time set per label set, by the label set's hash (a collision only changes which
+    /// time a failed entry is fudged from).
+    last_known: Mutex<HashMap<u64, i64>>,
+    hasher: RandomState,
 }
 
 impl Timestamp {
@@ -86,6 +90,7 @@ impl Timestamp {
             offset,
             on_failure: c.action_on_failure,
             last_known: Mutex::new(HashMap::new()),
+            hasher: RandomState::new(),
         })
     }
 
@@ -107,11 +112,11 @@ impl LogStage for Timestamp {
                     if last_known.len() >= MAX_LAST_KNOWN {
                         last_known.clear();
                     }
-                    last_known.insert(record.labels.clone(), ns);
+                    last_known.insert(self.hasher.hash_one(&record.labels), ns);
                 }
                 (Some(ns), OnFailure::Skip) => record.timestamp_ns = ns,
                 (None, OnFailure::Fudge) => {
-                    if let Some(last) = last_known.get_mut(&record.labels) {
+                    if let Some(last) = last_known.get_mut(&self.hasher.hash_one(&record.labels)) {
                         *last = last.saturating_add(1);
                         record.timestamp_ns = *last;
                     }
@@ -408,6 +413,11 @@ mod tests {
                 "2006-01-02T15:04:05.000Z07:00",
                 "2024-03-05T10:20:30.250+02:00",
                 "2024-03-05T08:20:30.25Z",
+            ),
+            (
+                "2006-01-02T15:04:05Z07:00",
+                "2024-03-05T10:20:30Z",
+                "2024-03-05T10:20:30Z",
             ),
             (
                 "02/Jan/2006:15:04:05 -0700",
