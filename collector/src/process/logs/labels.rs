@@ -1,0 +1,87 @@
+//! `logs.labels`: promotes extracted fields to stream labels, as Alloy's `stage.labels`.
+//!
+//! ```toml
+//! type = "logs.labels"
+//! values = { level = "", container = "container_name" }   # label = field; empty = same name
+//! ```
+//!
+//! Label names must follow Loki's rules (`[a-zA-Z_][a-zA-Z0-9_]*`, not `__`-prefixed), checked
+//! at build. A missing or empty field sets nothing (an empty label value is no label in Loki); an
+//! existing label of that name is replaced.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::NameMap;
+use crate::event::LogBatch;
+use crate::process::{Drops, LogStage};
+use crate::sources::BuildError;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    values: BTreeMap<String, String>,
+}
+
+/// The `logs.labels` stage.
+pub struct Labels {
+    values: NameMap,
+}
+
+impl Labels {
+    pub fn build(table: toml::Table) -> Result<Self, BuildError> {
+        let c: Config = BuildError::parse(table)?;
+        Ok(Labels {
+            values: NameMap::new("values", c.values, true)?,
+        })
+    }
+}
+
+impl LogStage for Labels {
+    fn process(&self, batch: &mut LogBatch, _drops: &mut Drops) {
+        for record in batch.iter_mut() {
+            for (label, field) in self.values.iter() {
+                match record.fields.get(field) {
+                    Some(v) if !v.is_empty() => record.labels.insert(label, v.as_str()),
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::process::logs::{invalid_key, record, table};
+
+    #[test]
+    fn promotes_fields_to_labels() {
+        let stage = Labels::build(table(
+            r#"values = { level = "", container = "container_name", job = "j", absent = "" }"#,
+        ))
+        .unwrap();
+        let mut r = record("x");
+        r.fields.insert("level".into(), "error".into());
+        r.fields.insert("container_name".into(), "pos-api".into());
+        r.fields.insert("j".into(), "".into());
+        let mut batch = vec![r];
+        stage.process(&mut batch, &mut Drops::default());
+        assert_eq!(
+            batch[0].labels.to_loki_string(),
+            r#"{container="pos-api", job="test", level="error"}"#
+        );
+    }
+
+    #[test]
+    fn invalid_label_names_are_refused_with_their_key() {
+        for (src, key) in [
+            (r#"values = { "bad-name" = "" }"#, "values.bad-name"),
+            (r#"values = { "__meta" = "x" }"#, "values.__meta"),
+            ("values = {}", "values"),
+        ] {
+            assert_eq!(invalid_key(Labels::build(table(src))), key, "{src}");
+        }
+    }
+}
