@@ -185,33 +185,24 @@ async fn run<S: Sink>(
     }
     let depth = metrics.queue_depth();
     let shutdown_discarded = metrics.discarded(S::SIGNAL, "shutdown");
-    let start_drain = |deadline_tx: &watch::Sender<Option<Instant>>| {
-        deadline_tx.send_replace(Some(Instant::now() + drain_timeout));
-        tracing::debug!(writer = %name, ?drain_timeout, "draining the queue");
-    };
-    let mut stopping = *shutdown.borrow_and_update();
-    if stopping {
-        start_drain(&deadline_tx);
-    }
-    let mut shutdown_open = true;
+    // Starts the drain clock when the collector stops, whatever the engine is waiting on.
+    let watcher = tokio::spawn({
+        let name = name.clone();
+        async move {
+            if shutdown.wait_for(|stop| *stop).await.is_ok() {
+                deadline_tx.send_replace(Some(Instant::now() + drain_timeout));
+                tracing::debug!(writer = %name, ?drain_timeout, "draining the queue");
+            }
+        }
+    });
 
     'recv: loop {
-        let batch = if stopping {
+        let batch = if deadline.is_set() {
             input.try_recv().ok()
         } else {
             tokio::select! {
                 b = input.recv() => b,
-                r = shutdown.changed(), if shutdown_open => {
-                    match r {
-                        Ok(()) if *shutdown.borrow_and_update() => {
-                            stopping = true;
-                            start_drain(&deadline_tx);
-                        }
-                        Ok(()) => {}
-                        Err(_) => shutdown_open = false,
-                    }
-                    continue;
-                }
+                () = deadline.started() => continue,
             }
         };
         depth.set(i64::try_from(input.len()).unwrap_or(i64::MAX));
@@ -251,25 +242,12 @@ async fn run<S: Sink>(
     }
     depth.set(0);
     drop(txs);
-    loop {
-        tokio::select! {
-            j = workers.join_next() => match j {
-                Some(Ok(())) => {}
-                Some(Err(e)) => tracing::error!(writer = %name, error = %e, "a writer worker failed"),
-                None => break,
-            },
-            r = shutdown.changed(), if shutdown_open && !stopping => {
-                match r {
-                    Ok(()) if *shutdown.borrow_and_update() => {
-                        stopping = true;
-                        start_drain(&deadline_tx);
-                    }
-                    Ok(()) => {}
-                    Err(_) => shutdown_open = false,
-                }
-            }
+    while let Some(j) = workers.join_next().await {
+        if let Err(e) = j {
+            tracing::error!(writer = %name, error = %e, "a writer worker failed");
         }
     }
+    watcher.abort();
     Ok(())
 }
 

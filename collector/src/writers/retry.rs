@@ -147,6 +147,19 @@ impl Deadline {
         }
     }
 
+    /// Resolves once the deadline is set (the drain has begun); never if it is never set.
+    pub async fn started(&self) {
+        let mut rx = self.0.clone();
+        if rx.wait_for(Option::is_some).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// Has the drain begun?
+    pub fn is_set(&self) -> bool {
+        self.0.borrow().is_some()
+    }
+
     /// Has the deadline passed already?
     pub fn passed(&self) -> bool {
         matches!(*self.0.borrow(), Some(at) if at <= Instant::now())
