@@ -53,13 +53,15 @@ fn default_batch_size() -> usize {
 }
 
 enum Transport {
-    Http(HttpClient),
-    Grpc {
-        endpoint: Endpoint,
-        /// Made on first use: a channel needs a running runtime.
-        client: OnceLock<TraceServiceClient<Channel>>,
-        metadata: Vec<(AsciiMetadataKey, AsciiMetadataValue)>,
-    },
+    Http(Box<HttpClient>),
+    Grpc(Box<GrpcTransport>),
+}
+
+struct GrpcTransport {
+    endpoint: Endpoint,
+    /// Made on first use: a channel needs a running runtime.
+    client: OnceLock<TraceServiceClient<Channel>>,
+    metadata: Vec<(AsciiMetadataKey, AsciiMetadataValue)>,
 }
 
 /// Encodes and exports batches of `ResourceSpans`.
@@ -80,7 +82,7 @@ pub fn build(table: toml::Table) -> Result<Engine<OtlpSink>, BuildError> {
     let transport = match own.protocol {
         Protocol::Http => {
             let url = format!("{}/v1/traces", c.url.trim_end_matches('/'));
-            Transport::Http(HttpClient::new(c, &url, &[PROTOBUF])?)
+            Transport::Http(Box::new(HttpClient::new(c, &url, &[PROTOBUF])?))
         }
         Protocol::Grpc => {
             if c.tls.is_set() || !c.url.starts_with("http://") {
@@ -128,11 +130,11 @@ pub fn build(table: toml::Table) -> Result<Engine<OtlpSink>, BuildError> {
                     Ok((key, value))
                 })
                 .collect::<Result<_, BuildError>>()?;
-            Transport::Grpc {
+            Transport::Grpc(Box::new(GrpcTransport {
                 endpoint,
                 client: OnceLock::new(),
                 metadata,
-            }
+            }))
         }
     };
     Ok(Engine::new(OtlpSink { transport }, own.batch_size, &common))
@@ -216,19 +218,13 @@ impl OtlpSink {
                 },
                 Err(a) => a,
             },
-            (
-                Transport::Grpc {
-                    endpoint,
-                    client,
-                    metadata,
-                },
-                Payload::Grpc(req),
-            ) => {
-                let mut c = client
-                    .get_or_init(|| TraceServiceClient::new(endpoint.connect_lazy()))
+            (Transport::Grpc(g), Payload::Grpc(req)) => {
+                let mut c = g
+                    .client
+                    .get_or_init(|| TraceServiceClient::new(g.endpoint.connect_lazy()))
                     .clone();
                 let mut request = tonic::Request::new(req.clone());
-                for (k, v) in metadata {
+                for (k, v) in &g.metadata {
                     request.metadata_mut().insert(k.clone(), v.clone());
                 }
                 match c.export(request).await {
@@ -267,7 +263,7 @@ impl Sink for OtlpSink {
         };
         match self.transport {
             Transport::Http(_) => Payload::Http(Bytes::from(prost::Message::encode_to_vec(&req))),
-            Transport::Grpc { .. } => Payload::Grpc(req),
+            Transport::Grpc(_) => Payload::Grpc(req),
         }
     }
 

@@ -317,7 +317,7 @@ mod tests {
             Duration::from_millis(50),
             &m,
             &deadline_never(),
-            || std::future::pending::<Attempt>(),
+            std::future::pending::<Attempt>,
         )
         .await;
         assert_eq!(d, Delivery::Exhausted);
@@ -336,7 +336,7 @@ mod tests {
             Duration::from_secs(3600),
             &m,
             &Deadline::new(rx),
-            || std::future::pending::<Attempt>(),
+            std::future::pending::<Attempt>,
         )
         .await;
         assert_eq!(d, Delivery::Shutdown);
