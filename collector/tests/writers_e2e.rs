@@ -220,6 +220,12 @@ async fn loki_writer_to_embedded_loki() {
         .collect();
     want.sort_unstable();
     assert_eq!(lines, want);
+    // Structured metadata travelled with the entries (filterable, not a stream label).
+    let with_meta = loki
+        .query_range(&format!("{{job=\"{job}\"}} | trace_id=\"t4\""), &opts)
+        .await
+        .unwrap();
+    assert_eq!(with_meta.lines(), [format!("line 4 of {job}")]);
     let streams = res.streams().unwrap();
     assert!(
         streams

@@ -91,7 +91,13 @@ pub fn parse_config<T: serde::de::DeserializeOwned>(
     let client = BuildError::parse(take_keys(&mut table, ClientConfig::KEYS))?;
     let retry = BuildError::parse(take_keys(&mut table, RetryConfig::KEYS))?;
     let wait: WaitConfig = BuildError::parse(take_keys(&mut table, &["batch_wait"]))?;
-    let own = BuildError::parse(table)?;
+    let own = BuildError::parse(table).map_err(|e| match e {
+        BuildError::Config(msg) if msg.starts_with("unknown field") => BuildError::Config(format!(
+            "{msg}; or one every writer takes: {}, batch_wait",
+            [ClientConfig::KEYS, RetryConfig::KEYS].concat().join(", ")
+        )),
+        other => other,
+    })?;
     Ok((
         Common {
             client,
@@ -522,7 +528,8 @@ mod tests {
     #[test]
     fn unknown_keys_are_refused_shared_and_own() {
         let t: toml::Table = toml::from_str("url = \"http://x\"\nbogus = 1").unwrap();
-        assert!(parse_config::<Nothing>(t).is_err());
+        let err = parse_config::<Nothing>(t).err().unwrap().to_string();
+        assert!(err.contains("bogus") && err.contains("tenant_id"), "{err}");
         let t: toml::Table = toml::from_str("url = \"http://x\"\ntls = { nope = true }").unwrap();
         assert!(parse_config::<Nothing>(t).is_err());
     }
