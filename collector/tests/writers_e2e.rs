@@ -361,6 +361,8 @@ enum Step {
     TooMany,
     /// No answer, ever.
     Hang,
+    /// 200 with an OTLP partial success rejecting this many spans.
+    Partial(i64),
 }
 
 #[derive(Default)]
@@ -402,6 +404,22 @@ async fn fault_handler(State(f): State<Arc<Fault>>, headers: HeaderMap, body: By
         Some(Step::Hang) => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             StatusCode::NO_CONTENT.into_response()
+        }
+        Some(Step::Partial(rejected_spans)) => {
+            let resp = wire::otlp::ExportTraceServiceResponse {
+                partial_success: Some(
+                    wire::otlp::proto::collector::trace::v1::ExportTracePartialSuccess {
+                        rejected_spans,
+                        error_message: "span too old".into(),
+                    },
+                ),
+            };
+            (
+                StatusCode::OK,
+                [("content-type", "application/x-protobuf")],
+                prost::Message::encode_to_vec(&resp),
+            )
+                .into_response()
         }
         None => {
             f.accepted.lock().push(body);
@@ -709,4 +727,37 @@ async fn writer_otlp_grpc_retries_unavailable_and_drops_invalid_argument() {
     assert_eq!(m.retries().get(), 2, "INVALID_ARGUMENT is not retried");
     assert_eq!(fault.accepted_spans.load(Ordering::SeqCst), 4);
     assert!(fault.tenants.lock().iter().all(|t| t == "t9"));
+}
+
+#[tokio::test]
+async fn writer_otlp_http_retries_503_and_counts_a_partial_success() {
+    let (base, fault) = fault_server(&[Step::Status(503), Step::Partial(1)]).await;
+    let w = Running::start(
+        traces_writer(&format!(
+            "url = \"{base}\"\nprotocol = \"http\"\nbatch_wait = \"20ms\"\nmin_backoff = \"10ms\"\nmax_backoff = \"50ms\""
+        )),
+        Duration::from_secs(5),
+    );
+    w.send(vec![resource_spans("a", [3; 16], &["x", "y", "z"])])
+        .await;
+    let m = w.m.clone();
+    wait_until("the partial success counted", || {
+        m.discarded(Signal::Traces, "rejected").get() == 1
+    })
+    .await;
+    w.send(vec![resource_spans("a", [4; 16], &["w"])]).await;
+    wait_until("3 spans sent", || m.sent(Signal::Traces).get() == 3).await;
+    let m = w.shutdown().await;
+    assert_eq!(m.retries().get(), 1);
+    let bodies = fault.accepted.lock();
+    let req: wire::otlp::ExportTraceServiceRequest =
+        wire::otlp::decode(&bodies[0], wire::otlp::Encoding::Protobuf).unwrap();
+    assert_eq!(req.resource_spans[0].scope_spans[0].spans[0].name, "w");
+    assert!(
+        fault
+            .headers
+            .lock()
+            .iter()
+            .all(|h| h["content-type"] == "application/x-protobuf")
+    );
 }

@@ -276,8 +276,10 @@ impl HttpClient {
             })?;
             headers.insert(TENANT_HEADER, value);
         }
+        // No redirects: a push answered 3xx is a misconfigured URL, dropped and logged.
         let mut builder = reqwest::Client::builder()
             .user_agent(USER_AGENT)
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(cfg.timeout);
         if let Some(path) = &cfg.tls.ca_file {
             let pem = std::fs::read(path).map_err(|e| BuildError::Invalid {
