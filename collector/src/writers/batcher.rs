@@ -1,0 +1,536 @@
+//! The engine every writer runs: read the bounded input queue, route items to shard workers,
+//! batch them by size (`batch_size`, in the writer's unit: bytes, samples, spans) and age
+//! (`batch_wait`), encode each batch once and deliver it with the shared retry policy.
+//!
+//! A writer is a [`Sink`] (how to weigh, shard, encode and send items) wrapped in an [`Engine`]
+//! that implements [`Writer`]. Each shard worker sends one batch at a time, in order; while it
+//! retries, its small hand-off channel fills, then the input queue, and backpressure reaches the
+//! upstream (`block`) or drops there (`drop_newest`), so memory stays bounded and nothing queued
+//! is lost to a slow or failing backend.
+//!
+//! Accounting: `sent` counts items the backend acknowledged; `discarded{reason}` counts the rest
+//! (`http_<status>`/`grpc_<code>` refusals, `retries_exhausted`, `rejected` partial successes,
+//! `shutdown`); `queue_depth` is the input queue's length; `batch_size` the items per batch.
+//!
+//! Shutdown: when `ctx.shutdown` turns true the engine stops waiting for batches, hands what is
+//! queued to the workers, which flush at once; everything must be delivered within
+//! `ctx.drain_timeout`; whatever is still queued, batched or in flight then is counted as
+//! `discarded{reason="shutdown"}`. A closed input (all senders gone) flushes without a deadline.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::http::{ClientConfig, take_keys};
+use super::retry::{Attempt, Deadline, Delivery, RetryConfig, deliver};
+use super::{Writer, WriterContext, WriterError};
+use crate::BoxFuture;
+use crate::event::Signal;
+use crate::selfmon::ComponentMetrics;
+use crate::sources::BuildError;
+
+/// How a writer weighs, shards, encodes and sends its items.
+pub trait Sink: Send + Sync + 'static {
+    /// What a queued batch is a `Vec` of.
+    type Item: Send + 'static;
+    /// An encoded request body (encoded once, sent as often as retries need).
+    type Payload: Send + Sync + 'static;
+
+    const SIGNAL: Signal;
+
+    /// How many items `item` counts as in the self-metrics (spans for `ResourceSpans`).
+    fn count(item: &Self::Item) -> u64;
+    /// How much `item` weighs against `batch_size`.
+    fn weight(&self, item: &Self::Item) -> usize;
+    /// How many shard workers send in parallel (each in order).
+    fn shards(&self) -> usize {
+        1
+    }
+    /// The shard `item` belongs to, below [`Sink::shards`].
+    fn shard(&self, item: &Self::Item) -> usize {
+        let _ = item;
+        0
+    }
+    /// Encodes one batch.
+    fn encode(&self, items: Vec<Self::Item>) -> Self::Payload;
+    /// Sends an encoded batch once.
+    fn send(&self, payload: &Self::Payload) -> impl Future<Output = Attempt> + Send;
+}
+
+/// The settings every writer shares, besides its own.
+pub struct Common {
+    pub client: ClientConfig,
+    pub retry: RetryConfig,
+    pub batch_wait: Duration,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WaitConfig {
+    #[serde(
+        default = "default_batch_wait",
+        deserialize_with = "crate::serde_util::duration"
+    )]
+    batch_wait: Duration,
+}
+
+fn default_batch_wait() -> Duration {
+    Duration::from_secs(1)
+}
+
+/// Splits a writer's table into the shared settings and the writer's own `T`, each parsed with
+/// unknown keys refused.
+pub fn parse_config<T: serde::de::DeserializeOwned>(
+    mut table: toml::Table,
+) -> Result<(Common, T), BuildError> {
+    let client = BuildError::parse(take_keys(&mut table, ClientConfig::KEYS))?;
+    let retry = BuildError::parse(take_keys(&mut table, RetryConfig::KEYS))?;
+    let wait: WaitConfig = BuildError::parse(take_keys(&mut table, &["batch_wait"]))?;
+    let own = BuildError::parse(table).map_err(|e| match e {
+        BuildError::Config(msg) if msg.starts_with("unknown field") => BuildError::Config(format!(
+            "{msg}; or one every writer takes: {}, batch_wait",
+            [ClientConfig::KEYS, RetryConfig::KEYS].concat().join(", ")
+        )),
+        other => other,
+    })?;
+    Ok((
+        Common {
+            client,
+            retry,
+            batch_wait: wait.batch_wait,
+        },
+        own,
+    ))
+}
+
+/// A [`Sink`] run as a [`Writer`].
+pub struct Engine<S> {
+    sink: Arc<S>,
+    batch_size: usize,
+    batch_wait: Duration,
+    retry: RetryConfig,
+    timeout: Duration,
+}
+
+impl<S: Sink> Engine<S> {
+    pub fn new(sink: S, batch_size: usize, common: &Common) -> Self {
+        Engine {
+            sink: Arc::new(sink),
+            batch_size: batch_size.max(1),
+            batch_wait: common.batch_wait,
+            retry: common.retry.clone(),
+            timeout: common.client.timeout,
+        }
+    }
+
+    pub fn sink(&self) -> &S {
+        &self.sink
+    }
+}
+
+impl<S: Sink> Writer<Vec<S::Item>> for Engine<S> {
+    fn run(
+        self: Box<Self>,
+        ctx: WriterContext<Vec<S::Item>>,
+    ) -> BoxFuture<Result<(), WriterError>> {
+        Box::pin(run(*self, ctx))
+    }
+}
+
+fn count<S: Sink>(items: &[S::Item]) -> u64 {
+    items.iter().map(S::count).sum()
+}
+
+/// What a worker needs besides its channel.
+struct Shared<S> {
+    sink: Arc<S>,
+    name: String,
+    metrics: ComponentMetrics,
+    batch_size: usize,
+    batch_wait: Duration,
+    retry: RetryConfig,
+    timeout: Duration,
+    deadline: Deadline,
+}
+
+async fn run<S: Sink>(
+    engine: Engine<S>,
+    ctx: WriterContext<Vec<S::Item>>,
+) -> Result<(), WriterError> {
+    let WriterContext {
+        name,
+        mut input,
+        mut shutdown,
+        metrics,
+        drain_timeout,
+    } = ctx;
+    let (deadline_tx, deadline_rx) = watch::channel(None::<Instant>);
+    let deadline = Deadline::new(deadline_rx);
+    let shared = Arc::new(Shared {
+        sink: engine.sink.clone(),
+        name: name.clone(),
+        metrics: metrics.clone(),
+        batch_size: engine.batch_size,
+        batch_wait: engine.batch_wait,
+        retry: engine.retry.clone(),
+        timeout: engine.timeout,
+        deadline: deadline.clone(),
+    });
+    let shards = engine.sink.shards().max(1);
+    let mut workers = JoinSet::new();
+    let mut txs = Vec::with_capacity(shards);
+    for _ in 0..shards {
+        let (tx, rx) = mpsc::channel::<Vec<S::Item>>(1);
+        txs.push(tx);
+        workers.spawn(worker(shared.clone(), rx));
+    }
+    let depth = metrics.queue_depth();
+    let shutdown_discarded = metrics.discarded(S::SIGNAL, "shutdown");
+    // Starts the drain clock when the collector stops, whatever the engine is waiting on.
+    let watcher = tokio::spawn({
+        let name = name.clone();
+        async move {
+            if shutdown.wait_for(|stop| *stop).await.is_ok() {
+                deadline_tx.send_replace(Some(Instant::now() + drain_timeout));
+                tracing::debug!(writer = %name, ?drain_timeout, "draining the queue");
+            }
+        }
+    });
+
+    'recv: loop {
+        let batch = if deadline.is_set() {
+            input.try_recv().ok()
+        } else {
+            tokio::select! {
+                b = input.recv() => b,
+                () = deadline.started() => continue,
+            }
+        };
+        depth.set(i64::try_from(input.len()).unwrap_or(i64::MAX));
+        let Some(batch) = batch else { break };
+        // Route to shards, keeping each shard's items in arrival order.
+        let mut routed: Vec<Vec<S::Item>> = (0..shards).map(|_| Vec::new()).collect();
+        for item in batch {
+            let s = engine.sink.shard(&item).min(shards - 1);
+            routed[s].push(item);
+        }
+        let mut routed = routed.into_iter().enumerate();
+        while let Some((i, chunk)) = routed.next() {
+            if chunk.is_empty() {
+                continue;
+            }
+            let n = count::<S>(&chunk);
+            tokio::select! {
+                r = txs[i].send(chunk) => {
+                    if let Err(mpsc::error::SendError(chunk)) = r {
+                        // A worker gone (it hit the deadline): nothing can send this any more.
+                        shutdown_discarded.add(count::<S>(&chunk));
+                    }
+                }
+                () = deadline.reached() => {
+                    // The chunk went down with the select: count it and the other shards'.
+                    let left: u64 = routed.map(|(_, c)| count::<S>(&c)).sum();
+                    shutdown_discarded.add(n + left);
+                    break 'recv;
+                }
+            }
+        }
+    }
+    // Whatever the deadline left in the queue.
+    input.close();
+    while let Ok(b) = input.try_recv() {
+        shutdown_discarded.add(count::<S>(&b));
+    }
+    depth.set(0);
+    drop(txs);
+    while let Some(j) = workers.join_next().await {
+        if let Err(e) = j {
+            tracing::error!(writer = %name, error = %e, "a writer worker failed");
+        }
+    }
+    watcher.abort();
+    Ok(())
+}
+
+/// One shard: batches what it receives and sends one batch at a time, in order.
+async fn worker<S: Sink>(shared: Arc<Shared<S>>, mut rx: mpsc::Receiver<Vec<S::Item>>) {
+    let mut acc: Vec<S::Item> = Vec::new();
+    let mut weight = 0usize;
+    let mut flush_at: Option<Instant> = None;
+    loop {
+        let chunk = tokio::select! {
+            c = rx.recv() => c,
+            () = sleep_until_opt(flush_at) => {
+                if !flush(&shared, &mut acc, &mut weight, &mut flush_at).await {
+                    break;
+                }
+                continue;
+            }
+        };
+        let Some(chunk) = chunk else {
+            flush(&shared, &mut acc, &mut weight, &mut flush_at).await;
+            break;
+        };
+        let mut items = chunk.into_iter();
+        let mut gave_up = false;
+        while let Some(item) = items.next() {
+            let w = shared.sink.weight(&item);
+            if !acc.is_empty()
+                && weight.saturating_add(w) > shared.batch_size
+                && !flush(&shared, &mut acc, &mut weight, &mut flush_at).await
+            {
+                // The drain deadline passed: what is left is counted below.
+                acc.push(item);
+                acc.extend(items);
+                gave_up = true;
+                break;
+            }
+            acc.push(item);
+            weight = weight.saturating_add(w);
+            flush_at.get_or_insert_with(|| Instant::now() + shared.batch_wait);
+        }
+        if gave_up || shared.deadline.passed() {
+            break;
+        }
+        if weight >= shared.batch_size
+            && !flush(&shared, &mut acc, &mut weight, &mut flush_at).await
+        {
+            break;
+        }
+    }
+    // Only reached with items left when the drain deadline passed.
+    let shutdown = shared.metrics.discarded(S::SIGNAL, "shutdown");
+    shutdown.add(count::<S>(&acc));
+    rx.close();
+    while let Ok(c) = rx.try_recv() {
+        shutdown.add(count::<S>(&c));
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Sends what `acc` holds; false when the drain deadline passed (the batch is counted).
+async fn flush<S: Sink>(
+    shared: &Shared<S>,
+    acc: &mut Vec<S::Item>,
+    weight: &mut usize,
+    flush_at: &mut Option<Instant>,
+) -> bool {
+    *weight = 0;
+    *flush_at = None;
+    if acc.is_empty() {
+        return true;
+    }
+    let items = std::mem::take(acc);
+    let n = count::<S>(&items);
+    let m = &shared.metrics;
+    m.batch_size(S::SIGNAL).observe(n as f64);
+    let payload = shared.sink.encode(items);
+    let delivery = deliver(
+        &shared.name,
+        &shared.retry,
+        shared.timeout,
+        m,
+        &shared.deadline,
+        || shared.sink.send(&payload),
+    )
+    .await;
+    match delivery {
+        Delivery::Sent { rejected } => {
+            let rejected = rejected.min(n);
+            m.sent(S::SIGNAL).add(n - rejected);
+            if rejected > 0 {
+                m.discarded(S::SIGNAL, "rejected").add(rejected);
+            }
+            true
+        }
+        Delivery::Dropped(reason) => {
+            m.discarded(S::SIGNAL, &reason).add(n);
+            true
+        }
+        Delivery::Exhausted => {
+            m.discarded(S::SIGNAL, "retries_exhausted").add(n);
+            true
+        }
+        Delivery::Shutdown => {
+            m.discarded(S::SIGNAL, "shutdown").add(n);
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::selfmon::Registry;
+    use parking_lot::Mutex;
+
+    /// Records batches; answers from a script (then OK).
+    struct Fake {
+        sent: Mutex<Vec<Vec<u32>>>,
+        script: Mutex<Vec<Attempt>>,
+        shards: usize,
+    }
+
+    impl Sink for Fake {
+        type Item = u32;
+        type Payload = Vec<u32>;
+        const SIGNAL: Signal = Signal::Metrics;
+        fn count(_: &u32) -> u64 {
+            1
+        }
+        fn weight(&self, _: &u32) -> usize {
+            1
+        }
+        fn shards(&self) -> usize {
+            self.shards
+        }
+        fn shard(&self, item: &u32) -> usize {
+            *item as usize % self.shards
+        }
+        fn encode(&self, items: Vec<u32>) -> Vec<u32> {
+            items
+        }
+        fn send(&self, p: &Vec<u32>) -> impl Future<Output = Attempt> + Send {
+            let next = {
+                let mut s = self.script.lock();
+                if s.is_empty() {
+                    None
+                } else {
+                    Some(s.remove(0))
+                }
+            };
+            let a = match next {
+                Some(a) => a,
+                None => {
+                    self.sent.lock().push(p.clone());
+                    Attempt::Ok { rejected: 0 }
+                }
+            };
+            async move { a }
+        }
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Nothing {}
+
+    fn common() -> Common {
+        let (c, Nothing {}) = parse_config::<Nothing>(
+            toml::from_str(
+                "url = \"http://x\"\nbatch_wait = \"20ms\"\nmin_backoff = \"1ms\"\nmax_backoff = \"5ms\"\nmax_retries = 3",
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        c
+    }
+
+    fn ctx(
+        rx: mpsc::Receiver<Vec<u32>>,
+        shutdown: watch::Receiver<bool>,
+    ) -> (WriterContext<Vec<u32>>, ComponentMetrics) {
+        let m = ComponentMetrics::new(Registry::new(), "w", "writer");
+        (
+            WriterContext {
+                name: "w".into(),
+                input: rx,
+                shutdown,
+                metrics: m.clone(),
+                drain_timeout: Duration::from_secs(5),
+            },
+            m,
+        )
+    }
+
+    #[tokio::test]
+    async fn batches_by_size_keeps_order_per_shard_and_flushes_on_close() {
+        let fake = Fake {
+            sent: Mutex::new(vec![]),
+            script: Mutex::new(vec![Attempt::Retry {
+                outcome: "5xx",
+                reason: "x".into(),
+                retry_after: None,
+            }]),
+            shards: 2,
+        };
+        let engine = Engine::new(fake, 3, &common());
+        let sink = engine.sink.clone();
+        let (tx, rx) = mpsc::channel(4);
+        let (_stop, stop_rx) = watch::channel(false);
+        let (c, m) = ctx(rx, stop_rx);
+        let task = tokio::spawn(Box::new(engine).run(c));
+        tx.send((0..10).collect()).await.unwrap();
+        tx.send((10..13).collect()).await.unwrap();
+        drop(tx);
+        task.await.unwrap().unwrap();
+        let sent = sink.sent.lock().clone();
+        assert!(sent.iter().all(|b| b.len() <= 3));
+        for shard in 0..2 {
+            let seq: Vec<u32> = sent
+                .iter()
+                .flatten()
+                .copied()
+                .filter(|i| i % 2 == shard)
+                .collect();
+            let want: Vec<u32> = (0..13).filter(|i| i % 2 == shard).collect();
+            assert_eq!(seq, want);
+        }
+        assert_eq!(m.sent(Signal::Metrics).get(), 13);
+        assert_eq!(m.retries().get(), 1);
+    }
+
+    #[tokio::test]
+    async fn exhausted_and_dropped_batches_are_counted() {
+        let retry = || Attempt::Retry {
+            outcome: "5xx",
+            reason: "x".into(),
+            retry_after: None,
+        };
+        let fake = Fake {
+            sent: Mutex::new(vec![]),
+            script: Mutex::new(vec![
+                Attempt::Drop {
+                    outcome: "4xx",
+                    reason: "http_400".into(),
+                    message: "bad".into(),
+                },
+                retry(),
+                retry(),
+                retry(),
+                retry(),
+            ]),
+            shards: 1,
+        };
+        let engine = Engine::new(fake, 2, &common());
+        let (tx, rx) = mpsc::channel(4);
+        let (_stop, stop_rx) = watch::channel(false);
+        let (c, m) = ctx(rx, stop_rx);
+        let task = tokio::spawn(Box::new(engine).run(c));
+        tx.send(vec![1, 2, 3, 4, 5, 6]).await.unwrap();
+        drop(tx);
+        task.await.unwrap().unwrap();
+        assert_eq!(m.discarded(Signal::Metrics, "http_400").get(), 2);
+        assert_eq!(m.discarded(Signal::Metrics, "retries_exhausted").get(), 2);
+        assert_eq!(m.sent(Signal::Metrics).get(), 2);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_shared_and_own() {
+        let t: toml::Table = toml::from_str("url = \"http://x\"\nbogus = 1").unwrap();
+        let err = parse_config::<Nothing>(t).err().unwrap().to_string();
+        assert!(err.contains("bogus") && err.contains("tenant_id"), "{err}");
+        let t: toml::Table = toml::from_str("url = \"http://x\"\ntls = { nope = true }").unwrap();
+        assert!(parse_config::<Nothing>(t).is_err());
+    }
+}

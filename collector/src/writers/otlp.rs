@@ -1,0 +1,314 @@
+//! `otlp`: exports spans with OTLP to Tempo (or any OTLP receiver), like Alloy's
+//! `otelcol.exporter.otlp` / `otelcol.exporter.otlphttp`.
+//!
+//! - `protocol = "grpc"` (default): `TraceService/Export` over tonic to `url`
+//!   (`http://tempo:4317`); the tenant goes as `x-scope-orgid` metadata, credentials as
+//!   `authorization`, `headers` as metadata. Per the OTLP spec, CANCELLED, DEADLINE_EXCEEDED,
+//!   ABORTED, OUT_OF_RANGE, UNAVAILABLE, DATA_LOSS and RESOURCE_EXHAUSTED are retried; every
+//!   other code (INVALID_ARGUMENT, ...) drops the batch, counted as `grpc_<code>`. TLS is not
+//!   available over gRPC (the build has no tonic TLS): an `https` URL or `tls` is refused.
+//! - `protocol = "http"`: protobuf POSTed to `{url}/v1/traces`, classified like the other HTTP
+//!   writers.
+//!
+//! `batch_size` counts spans (default 8192). A partial success's `rejected_spans` are counted
+//! as `discarded{reason="rejected"}`.
+
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+use serde::Deserialize;
+use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue};
+use tonic::transport::{Channel, Endpoint};
+use wire::otlp::grpc::TraceServiceClient;
+use wire::otlp::{Encoding, ExportTraceServiceRequest, ExportTraceServiceResponse};
+
+use super::batcher::{Engine, Sink, parse_config};
+use super::http::{HttpClient, PROTOBUF};
+use super::retry::Attempt;
+use crate::event::{ResourceSpans, Signal};
+use crate::sources::BuildError;
+
+/// `grpc` or `http`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    #[default]
+    Grpc,
+    Http,
+}
+
+/// The writer's own keys.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OtlpConfig {
+    #[serde(default)]
+    protocol: Protocol,
+    /// Spans per export.
+    #[serde(default = "default_batch_size")]
+    batch_size: usize,
+}
+
+fn default_batch_size() -> usize {
+    8192
+}
+
+enum Transport {
+    Http(Box<HttpClient>),
+    Grpc(Box<GrpcTransport>),
+}
+
+struct GrpcTransport {
+    endpoint: Endpoint,
+    /// Made on first use: a channel needs a running runtime.
+    client: OnceLock<TraceServiceClient<Channel>>,
+    metadata: Vec<(AsciiMetadataKey, AsciiMetadataValue)>,
+}
+
+/// Encodes and exports batches of `ResourceSpans`.
+pub struct OtlpSink {
+    transport: Transport,
+}
+
+/// An encoded export.
+pub enum Payload {
+    Http(Bytes),
+    Grpc(ExportTraceServiceRequest),
+}
+
+/// Builds the writer from its settings.
+pub fn build(table: toml::Table) -> Result<Engine<OtlpSink>, BuildError> {
+    let (common, own): (_, OtlpConfig) = parse_config(table)?;
+    let c = &common.client;
+    let transport = match own.protocol {
+        Protocol::Http => {
+            let url = format!("{}/v1/traces", c.url.trim_end_matches('/'));
+            Transport::Http(Box::new(HttpClient::new(c, &url, &[PROTOBUF])?))
+        }
+        Protocol::Grpc => {
+            if c.tls.is_set() || !c.url.starts_with("http://") {
+                return Err(BuildError::Invalid {
+                    key: "url".into(),
+                    reason:
+                        "gRPC needs an http:// URL (TLS is only available with protocol = \"http\")"
+                            .into(),
+                });
+            }
+            let endpoint = Endpoint::from_shared(c.url.clone())
+                .map_err(|e| BuildError::Invalid {
+                    key: "url".into(),
+                    reason: e.to_string(),
+                })?
+                .timeout(c.timeout)
+                .connect_timeout(c.timeout)
+                .user_agent(super::http::USER_AGENT)
+                .map_err(|e| BuildError::Invalid {
+                    key: "url".into(),
+                    reason: e.to_string(),
+                })?;
+            let mut pairs: Vec<(String, String)> = c
+                .headers
+                .iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+                .collect();
+            if let Some(t) = &c.tenant_id {
+                pairs.push(("x-scope-orgid".into(), t.clone()));
+            }
+            if let Some(a) = c.authorization()? {
+                pairs.push(("authorization".into(), a));
+            }
+            let metadata = pairs
+                .into_iter()
+                .map(|(k, v)| {
+                    let invalid = |reason: String| BuildError::Invalid {
+                        key: format!("headers.{k}"),
+                        reason,
+                    };
+                    let key = AsciiMetadataKey::from_bytes(k.as_bytes())
+                        .map_err(|e| invalid(e.to_string()))?;
+                    let value =
+                        AsciiMetadataValue::try_from(v).map_err(|e| invalid(e.to_string()))?;
+                    Ok((key, value))
+                })
+                .collect::<Result<_, BuildError>>()?;
+            Transport::Grpc(Box::new(GrpcTransport {
+                endpoint,
+                client: OnceLock::new(),
+                metadata,
+            }))
+        }
+    };
+    Ok(Engine::new(OtlpSink { transport }, own.batch_size, &common))
+}
+
+fn rejected(resp: &ExportTraceServiceResponse) -> u64 {
+    resp.partial_success
+        .as_ref()
+        .map(|p| u64::try_from(p.rejected_spans).unwrap_or(0))
+        .unwrap_or(0)
+}
+
+/// The OTLP spec's reading of a gRPC status.
+pub fn classify(status: &tonic::Status) -> Attempt {
+    use tonic::Code;
+    let code = status.code();
+    let name = match code {
+        Code::Ok => "ok",
+        Code::Cancelled => "cancelled",
+        Code::Unknown => "unknown",
+        Code::InvalidArgument => "invalid_argument",
+        Code::DeadlineExceeded => "deadline_exceeded",
+        Code::NotFound => "not_found",
+        Code::AlreadyExists => "already_exists",
+        Code::PermissionDenied => "permission_denied",
+        Code::ResourceExhausted => "resource_exhausted",
+        Code::FailedPrecondition => "failed_precondition",
+        Code::Aborted => "aborted",
+        Code::OutOfRange => "out_of_range",
+        Code::Unimplemented => "unimplemented",
+        Code::Internal => "internal",
+        Code::Unavailable => "unavailable",
+        Code::DataLoss => "data_loss",
+        Code::Unauthenticated => "unauthenticated",
+    };
+    let retryable = matches!(
+        code,
+        Code::Cancelled
+            | Code::DeadlineExceeded
+            | Code::ResourceExhausted
+            | Code::Aborted
+            | Code::OutOfRange
+            | Code::Unavailable
+            | Code::DataLoss
+    );
+    let message = super::http::truncate(status.message().as_bytes());
+    if retryable {
+        Attempt::Retry {
+            outcome: match code {
+                Code::ResourceExhausted => "4xx",
+                Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => "error",
+                _ => "5xx",
+            },
+            reason: format!("gRPC {name}: {message}"),
+            retry_after: None,
+        }
+    } else {
+        Attempt::Drop {
+            outcome: match code {
+                Code::Internal | Code::Unknown | Code::Unimplemented => "5xx",
+                _ => "4xx",
+            },
+            reason: format!("grpc_{name}"),
+            message,
+        }
+    }
+}
+
+impl OtlpSink {
+    async fn export(&self, payload: &Payload) -> Attempt {
+        match (&self.transport, payload) {
+            (Transport::Http(http), Payload::Http(body)) => match http.post(body.clone()).await {
+                Ok(body) if body.is_empty() => Attempt::Ok { rejected: 0 },
+                Ok(body) => Attempt::Ok {
+                    rejected: wire::otlp::decode::<ExportTraceServiceResponse>(
+                        &body,
+                        Encoding::Protobuf,
+                    )
+                    .map(|r| rejected(&r))
+                    .unwrap_or(0),
+                },
+                Err(a) => a,
+            },
+            (Transport::Grpc(g), Payload::Grpc(req)) => {
+                let mut c = g
+                    .client
+                    .get_or_init(|| TraceServiceClient::new(g.endpoint.connect_lazy()))
+                    .clone();
+                let mut request = tonic::Request::new(req.clone());
+                for (k, v) in &g.metadata {
+                    request.metadata_mut().insert(k.clone(), v.clone());
+                }
+                match c.export(request).await {
+                    Ok(resp) => Attempt::Ok {
+                        rejected: rejected(resp.get_ref()),
+                    },
+                    Err(status) => classify(&status),
+                }
+            }
+            // `encode` makes the payload that matches the transport.
+            _ => Attempt::Drop {
+                outcome: "error",
+                reason: "encode_mismatch".into(),
+                message: "payload does not match the transport".into(),
+            },
+        }
+    }
+}
+
+impl Sink for OtlpSink {
+    type Item = ResourceSpans;
+    type Payload = Payload;
+    const SIGNAL: Signal = Signal::Traces;
+
+    fn count(rs: &ResourceSpans) -> u64 {
+        rs.scope_spans.iter().map(|ss| ss.spans.len() as u64).sum()
+    }
+
+    fn weight(&self, rs: &ResourceSpans) -> usize {
+        rs.scope_spans.iter().map(|ss| ss.spans.len()).sum()
+    }
+
+    fn encode(&self, items: Vec<ResourceSpans>) -> Payload {
+        let req = ExportTraceServiceRequest {
+            resource_spans: items,
+        };
+        match self.transport {
+            Transport::Http(_) => Payload::Http(Bytes::from(prost::Message::encode_to_vec(&req))),
+            Transport::Grpc(_) => Payload::Grpc(req),
+        }
+    }
+
+    fn send(&self, payload: &Payload) -> impl Future<Output = Attempt> + Send {
+        self.export(payload)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_codes_follow_the_otlp_spec() {
+        assert!(matches!(
+            classify(&tonic::Status::unavailable("down")),
+            Attempt::Retry { .. }
+        ));
+        assert!(matches!(
+            classify(&tonic::Status::resource_exhausted("slow down")),
+            Attempt::Retry { .. }
+        ));
+        match classify(&tonic::Status::invalid_argument("bad span")) {
+            Attempt::Drop {
+                reason, message, ..
+            } => {
+                assert_eq!(reason, "grpc_invalid_argument");
+                assert_eq!(message, "bad span");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn config_is_checked() {
+        let t: toml::Table =
+            toml::from_str("url = \"https://tempo:4317\"\nprotocol = \"grpc\"").unwrap();
+        assert!(build(t).is_err());
+        let t: toml::Table =
+            toml::from_str("url = \"http://tempo:4317\"\nprotocol = \"smoke\"").unwrap();
+        assert!(build(t).is_err());
+        let t: toml::Table = toml::from_str(
+            "url = \"http://tempo:4317\"\ntenant_id = \"t\"\nbasic_auth = { username = \"u\", password = \"p\" }",
+        )
+        .unwrap();
+        assert!(build(t).is_ok());
+    }
+}
