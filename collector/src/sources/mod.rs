@@ -3,7 +3,14 @@
 //!
 //! | type | module | signals |
 //! |---|---|---|
-//! | (filled in as sources land) | | |
+//! | `file` | [`file`] | logs: tails files matched by globs, follows rotation, positions file |
+//! | `docker` | [`docker`] | logs: container logs from the Docker Engine API, positions file |
+//!
+//! [`tailing`] holds what the tailing sources share (the positions file, UTF-8 decoding).
+
+pub mod docker;
+pub mod file;
+pub mod tailing;
 
 use std::path::PathBuf;
 
@@ -99,6 +106,9 @@ impl BuildError {
 
 /// Builds a source of type `kind` from its settings (the table without the common keys).
 pub fn build(kind: &str, table: toml::Table) -> Result<Box<dyn Source>, BuildError> {
-    let _ = table;
-    Err(BuildError::UnknownType(kind.to_string()))
+    match kind {
+        "file" => file::build(table),
+        "docker" => docker::build(table),
+        _ => Err(BuildError::UnknownType(kind.to_string())),
+    }
 }
