@@ -157,6 +157,18 @@ pub async fn wait_shutdown(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
 }
 
+/// Runs `fut` unless the collector asks to stop first (then `None`).
+pub async fn until_shutdown<T>(
+    rx: &mut watch::Receiver<bool>,
+    fut: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    tokio::select! {
+        biased;
+        _ = wait_shutdown(rx) => None,
+        v = fut => Some(v),
+    }
+}
+
 /// Now, in nanoseconds since the epoch.
 pub fn now_ns() -> i64 {
     chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
