@@ -77,8 +77,10 @@ async fn list(State(e): State<Engine>) -> Json<serde_json::Value> {
     let cs = e.containers.lock();
     Json(json!(
         cs.iter()
-            .map(|c| json!({"Id": c.id, "Names": [format!("/{}", c.name)], "Image": "img",
-                "Labels": c.labels, "State": "running", "Status": "Up 1 second"}))
+            .map(
+                |c| json!({"Id": c.id, "Names": [format!("/{}", c.name)], "Image": "img",
+                "Labels": c.labels, "State": "running", "Status": "Up 1 second"})
+            )
             .collect::<Vec<_>>()
     ))
 }
@@ -216,7 +218,12 @@ async fn follows_containers_with_labels_and_restarts_from_the_saved_position() {
     assert_eq!(l.get("compose_service"), Some("web"));
     assert_eq!(l.get("compose_project"), Some("shop"));
     assert_eq!(l.get("job"), Some("docker"));
-    assert!(engine.since.lock().contains(&(web.to_string(), since_param(T0 + 3))));
+    assert!(
+        engine
+            .since
+            .lock()
+            .contains(&(web.to_string(), since_param(T0 + 3)))
+    );
 
     // Stopped: more lines, one more at the very timestamp of the last accepted ones.
     engine.log(web, T0 + 3, 1, "out three");

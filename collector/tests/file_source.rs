@@ -175,8 +175,10 @@ async fn long_lines_are_dropped_and_invalid_utf8_replaced() {
     );
     assert_eq!(src.metrics.received(Signal::Logs).get(), 3);
     assert_eq!(
-        src.registry
-            .counter_sum("collector_invalid_utf8_lines_total", &[("component", "tail")]),
+        src.registry.counter_sum(
+            "collector_invalid_utf8_lines_total",
+            &[("component", "tail")]
+        ),
         1
     );
     src.stop().await;

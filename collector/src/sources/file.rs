@@ -323,10 +323,11 @@ impl Tailer {
             .position(|s| s.dev == id.dev && s.ino == id.ino)
             .map(|i| self.saved.swap_remove(i));
         let mut offset = None;
-        if let Some(s) = &saved {
-            if s.fingerprint.matches(&file)? && s.offset <= size {
-                offset = Some(s.offset);
-            }
+        if let Some(s) = &saved
+            && s.fingerprint.matches(&file)?
+            && s.offset <= size
+        {
+            offset = Some(s.offset);
         }
         let offset = offset.unwrap_or_else(|| {
             if saved.is_some() || self.known_paths.contains(path) || !self.first_poll {
@@ -663,9 +664,7 @@ async fn run(src: FileSource, mut ctx: SourceContext) -> Result<(), SourceError>
             tailer.commit(w.id, w.end_offset, w.finished);
         }
         if last_save.elapsed() >= cfg.sync_period {
-            positions
-                .save_logged(tailer.snapshot(), &ctx.name)
-                .await;
+            positions.save_logged(tailer.snapshot(), &ctx.name).await;
             last_save = Instant::now();
         }
         if !more {
@@ -689,12 +688,20 @@ mod tests {
 
     #[test]
     fn config_is_checked() {
-        assert!(parse("paths = [\"/tmp/*.log\"]\nstart_at = \"end\"\npoll_interval = \"1s\"").is_ok());
-        let err = parse("paths = [\"/tmp/*.log\"]\nbogus = 1").err().unwrap().to_string();
+        assert!(
+            parse("paths = [\"/tmp/*.log\"]\nstart_at = \"end\"\npoll_interval = \"1s\"").is_ok()
+        );
+        let err = parse("paths = [\"/tmp/*.log\"]\nbogus = 1")
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("bogus"), "{err}");
         let err = parse("paths = []").err().unwrap().to_string();
         assert!(err.contains("paths"), "{err}");
-        let err = parse("paths = [\"a\"]\nencoding = \"latin1\"").err().unwrap().to_string();
+        let err = parse("paths = [\"a\"]\nencoding = \"latin1\"")
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("encoding"), "{err}");
         let err = parse("paths = [\"a[\"]").err().unwrap().to_string();
         assert!(err.contains("paths"), "{err}");

@@ -102,7 +102,13 @@ impl Client {
 
     /// Sends `GET path_and_query`; a non-2xx answer is an error naming the request.
     pub async fn get(&self, path_and_query: &str) -> Result<Response<Incoming>, DockerError> {
-        let what = || path_and_query.split('?').next().unwrap_or_default().to_string();
+        let what = || {
+            path_and_query
+                .split('?')
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        };
         let stream = match tokio::net::UnixStream::connect(&self.socket).await {
             Ok(s) => s,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -158,8 +164,15 @@ impl Client {
     }
 
     /// `GET` and decode a JSON answer.
-    pub async fn get_json<T: DeserializeOwned>(&self, path_and_query: &str) -> Result<T, DockerError> {
-        let what = path_and_query.split('?').next().unwrap_or_default().to_string();
+    pub async fn get_json<T: DeserializeOwned>(
+        &self,
+        path_and_query: &str,
+    ) -> Result<T, DockerError> {
+        let what = path_and_query
+            .split('?')
+            .next()
+            .unwrap_or_default()
+            .to_string();
         let resp = self.get(path_and_query).await?;
         let body = read_body(resp.into_body(), MAX_JSON_BODY, &what).await?;
         serde_json::from_slice(&body).map_err(|source| DockerError::Decode { what, source })
@@ -177,7 +190,11 @@ impl Client {
     /// Follows a container's stdout and stderr with timestamps, from `since` (Docker's
     /// `seconds.nanoseconds`, inclusive). The body is multiplexed frames, or the raw stream
     /// for a TTY container.
-    pub async fn follow_logs(&self, id: &str, since: &str) -> Result<Response<Incoming>, DockerError> {
+    pub async fn follow_logs(
+        &self,
+        id: &str,
+        since: &str,
+    ) -> Result<Response<Incoming>, DockerError> {
         self.get(&format!(
             "/containers/{id}/logs?follow=1&stdout=1&stderr=1&timestamps=1&since={since}"
         ))
@@ -230,7 +247,10 @@ mod tests {
             Some(PathBuf::from("/var/run/docker.sock"))
         );
         assert_eq!(socket_path("tcp://1.2.3.4:2375"), None);
-        assert_eq!(since_param(1_700_000_000_000_000_001), "1700000000.000000001");
+        assert_eq!(
+            since_param(1_700_000_000_000_000_001),
+            "1700000000.000000001"
+        );
         assert_eq!(since_param(0), "0.000000000");
     }
 

@@ -53,7 +53,7 @@ use super::tailing::{
 };
 use super::{BuildError, Source, SourceContext, SourceError};
 use crate::BoxFuture;
-use crate::event::{LogBatch, LogRecord, Labels, Signal};
+use crate::event::{Labels, LogBatch, LogRecord, Signal};
 use crate::output::Output;
 use crate::selfmon::ComponentMetrics;
 
@@ -166,8 +166,7 @@ struct Shared {
 
 async fn run(src: DockerSource, mut ctx: SourceContext) -> Result<(), SourceError> {
     let DockerSource { cfg, socket } = src;
-    let positions_file =
-        PositionsFile::new(cfg.positions_file.clone(), &ctx.data_dir, &ctx.name);
+    let positions_file = PositionsFile::new(cfg.positions_file.clone(), &ctx.data_dir, &ctx.name);
     let shared = Arc::new(Shared {
         client: Client::new(socket),
         static_labels: cfg.labels,
@@ -207,7 +206,8 @@ async fn run(src: DockerSource, mut ctx: SourceContext) -> Result<(), SourceErro
                         tracing::warn!(component = %ctx.name, id = %c.id, "skipping a container with an unexpected id");
                         continue;
                     }
-                    let task = tokio::spawn(follow(shared.clone(), c.clone(), ctx.shutdown.clone()));
+                    let task =
+                        tokio::spawn(follow(shared.clone(), c.clone(), ctx.shutdown.clone()));
                     followers.insert(c.id, task);
                 }
             }
@@ -215,7 +215,9 @@ async fn run(src: DockerSource, mut ctx: SourceContext) -> Result<(), SourceErro
                 tracing::error!(component = %ctx.name, "{e}; retrying every {:?}", cfg.refresh_interval);
                 failing = true;
             }
-            Err(e) => tracing::debug!(component = %ctx.name, error = %e, "Docker engine still unavailable"),
+            Err(e) => {
+                tracing::debug!(component = %ctx.name, error = %e, "Docker engine still unavailable")
+            }
         }
         if last_save.elapsed() >= cfg.sync_period {
             let snapshot = shared.positions.lock().clone();
@@ -259,7 +261,9 @@ async fn watch_starts(
                     f = body.frame() => f,
                 };
                 let Some(Ok(frame)) = frame else { break };
-                let Ok(data) = frame.into_data() else { continue };
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
                 buf.extend_from_slice(&data);
                 while let Some(i) = buf.iter().position(|b| *b == b'\n') {
                     let line: Vec<u8> = buf.drain(..=i).collect();
@@ -322,7 +326,11 @@ fn container_labels(
 }
 
 /// Follows one container's log until it ends or the collector stops.
-async fn follow(shared: Arc<Shared>, summary: ContainerSummary, mut shutdown: watch::Receiver<bool>) {
+async fn follow(
+    shared: Arc<Shared>,
+    summary: ContainerSummary,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let id = summary.id.clone();
     let component = shared.component.as_str();
     let Some(inspected) = until_shutdown(&mut shutdown, shared.client.inspect(&id)).await else {
@@ -342,7 +350,8 @@ async fn follow(shared: Arc<Shared>, summary: ContainerSummary, mut shutdown: wa
     let base = container_labels(&shared, &summary, inspect.as_ref());
     let saved = shared.positions.lock().containers.get(&id).copied();
     let since = saved.map_or_else(|| "0".to_string(), |p| api::since_param(p.last_ns));
-    let Some(followed) = until_shutdown(&mut shutdown, shared.client.follow_logs(&id, &since)).await
+    let Some(followed) =
+        until_shutdown(&mut shutdown, shared.client.follow_logs(&id, &since)).await
     else {
         return;
     };
@@ -463,7 +472,10 @@ mod tests {
     fn config_is_checked() {
         let parse = |s: &str| build(toml::from_str(s).unwrap());
         assert!(parse("labels = { job = \"docker\" }\nrefresh_interval = \"1s\"").is_ok());
-        let err = parse("host = \"tcp://127.0.0.1:2375\"").err().unwrap().to_string();
+        let err = parse("host = \"tcp://127.0.0.1:2375\"")
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("host"), "{err}");
         let err = parse("hots = \"x\"").err().unwrap().to_string();
         assert!(err.contains("hots"), "{err}");
