@@ -168,7 +168,7 @@ fn row(c: &str, s: &str, l: &str) -> (String, String, String) {
 }
 
 #[tokio::test]
-async fn follows_containers_with_labels_and_restarts_from_the_saved_position() {
+async fn docker_follows_containers_with_labels_and_restarts_from_the_saved_position() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("docker.sock");
     let engine = Engine::default();
@@ -280,7 +280,7 @@ impl Captured {
 }
 
 #[tokio::test]
-async fn a_missing_socket_is_a_clear_error_then_retried_quietly() {
+async fn docker_a_missing_socket_is_a_clear_error_then_retried_quietly() {
     let dir = tempfile::tempdir().unwrap();
     let socket: PathBuf = dir.path().join("docker.sock");
     let expected = format!(

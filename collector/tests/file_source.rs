@@ -59,7 +59,7 @@ fn run(d: &Dirs, extra: &str) -> Running {
 }
 
 #[tokio::test]
-async fn start_at_beginning_reads_existing_lines_with_labels() {
+async fn file_start_at_beginning_reads_existing_lines_with_labels() {
     let d = dirs();
     let log = d.logs.path().join("app.log");
     append(&log, &numbered(1..=3));
@@ -74,7 +74,7 @@ async fn start_at_beginning_reads_existing_lines_with_labels() {
 }
 
 #[tokio::test]
-async fn start_at_end_skips_what_was_there() {
+async fn file_start_at_end_skips_what_was_there() {
     let d = dirs();
     let log = d.logs.path().join("app.log");
     append(&log, &numbered(1..=3));
@@ -92,7 +92,7 @@ async fn start_at_end_skips_what_was_there() {
 }
 
 #[tokio::test]
-async fn partial_lines_wait_for_their_newline() {
+async fn file_partial_lines_wait_for_their_newline() {
     let d = dirs();
     let log = d.logs.path().join("app.log");
     let mut src = run(&d, "");
@@ -106,7 +106,7 @@ async fn partial_lines_wait_for_their_newline() {
 }
 
 #[tokio::test]
-async fn new_file_matching_the_glob_is_picked_up_and_excludes_apply() {
+async fn file_new_file_matching_the_glob_is_picked_up_and_excludes_apply() {
     let d = dirs();
     let extra = format!("exclude = [\"{}/skip*\"]", d.logs.path().display());
     let mut src = run(&d, &extra);
@@ -121,7 +121,7 @@ async fn new_file_matching_the_glob_is_picked_up_and_excludes_apply() {
 }
 
 #[tokio::test]
-async fn rotation_by_rename_finishes_the_old_file_first() {
+async fn file_rotation_by_rename_finishes_the_old_file_first() {
     let d = dirs();
     let log = d.logs.path().join("app.log");
     append(&log, &numbered(1..=2));
@@ -141,7 +141,7 @@ async fn rotation_by_rename_finishes_the_old_file_first() {
 }
 
 #[tokio::test]
-async fn copytruncate_and_truncation_restart_from_zero() {
+async fn file_copytruncate_and_truncation_restart_from_zero() {
     let d = dirs();
     let log = d.logs.path().join("app.log");
     append(&log, &numbered(1..=3));
@@ -161,7 +161,7 @@ async fn copytruncate_and_truncation_restart_from_zero() {
 }
 
 #[tokio::test]
-async fn long_lines_are_dropped_and_invalid_utf8_replaced() {
+async fn file_long_lines_are_dropped_and_invalid_utf8_replaced() {
     let d = dirs();
     let log = d.logs.path().join("app.log");
     let mut content = format!("{}\nok\n", "y".repeat(50)).into_bytes();
@@ -185,7 +185,7 @@ async fn long_lines_are_dropped_and_invalid_utf8_replaced() {
 }
 
 #[tokio::test]
-async fn restart_has_no_duplicates_and_no_gaps() {
+async fn file_restart_has_no_duplicates_and_no_gaps() {
     let d = dirs();
     let log = d.logs.path().join("app.log");
     append(&log, &numbered(1..=5000));
@@ -243,4 +243,42 @@ async fn restart_has_no_duplicates_and_no_gaps() {
         .find(|f| f["path"].as_str() == log.to_str())
         .unwrap();
     assert_eq!(app["offset"].as_u64(), Some(size));
+}
+
+#[tokio::test]
+async fn file_a_reused_inode_with_other_content_is_a_new_file() {
+    use std::os::unix::fs::MetadataExt;
+    let d = dirs();
+    let log = d.logs.path().join("app.log");
+    append(&log, &numbered(1..=2));
+    let meta = std::fs::metadata(&log).unwrap();
+    // A position saved for another file that had this (device, inode): same identity, other
+    // first bytes. Reading from its offset would skip "line 1".
+    let saved = serde_json::json!({"files": [{
+        "path": log, "dev": meta.dev(), "ino": meta.ino(),
+        "fingerprint": {"len": 5, "hash": 12345}, "offset": 7
+    }]});
+    std::fs::write(
+        d.data.path().join("tail.positions.json"),
+        serde_json::to_vec(&saved).unwrap(),
+    )
+    .unwrap();
+    let mut src = run(&d, "start_at = \"end\"");
+    assert_eq!(src.take_lines(2).await, expected(1..=2));
+    src.stop().await;
+}
+
+#[tokio::test]
+async fn file_a_corrupt_positions_file_is_ignored() {
+    let d = dirs();
+    let log = d.logs.path().join("app.log");
+    append(&log, &numbered(1..=2));
+    std::fs::write(d.data.path().join("tail.positions.json"), b"{torn").unwrap();
+    let mut src = run(&d, "");
+    assert_eq!(src.take_lines(2).await, expected(1..=2));
+    src.stop().await;
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.data.path().join("tail.positions.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["files"][0]["offset"].as_u64(), Some(14));
 }

@@ -34,11 +34,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::tailing::{PositionsFile, Utf8Decoder, is_shutdown, now_ns, wait_shutdown};
+use super::tailing::{PositionsFile, Saver, Utf8Decoder, is_shutdown, now_ns, wait_shutdown};
 use super::{BuildError, Source, SourceContext, SourceError};
 use crate::BoxFuture;
 use crate::event::{LogBatch, LogRecord, Signal};
@@ -151,13 +151,13 @@ impl Source for FileSource {
 }
 
 /// What the positions file holds.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 struct SavedPositions {
     #[serde(default)]
     files: Vec<SavedFile>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct SavedFile {
     path: PathBuf,
     dev: u64,
@@ -269,7 +269,8 @@ struct Tailer {
     decoder: Utf8Decoder,
     metrics: ComponentMetrics,
     tracked: BTreeMap<FileId, Tracked>,
-    /// Paths that held a followed file: a new file there is a successor, read from 0.
+    /// At the first poll, paths that held a followed file: a new file there is a successor,
+    /// read from 0 whatever `start_at` says.
     known_paths: BTreeSet<PathBuf>,
     /// Saved positions not yet matched to a file (consumed by the first poll).
     saved: Vec<SavedFile>,
@@ -428,6 +429,8 @@ impl Tailer {
         if self.first_poll {
             self.find_rotated_saved();
             self.first_poll = false;
+            // After the first poll every new file is read from 0: no need to remember paths.
+            self.known_paths.clear();
         }
 
         let mut works = Vec::new();
@@ -641,7 +644,7 @@ async fn run(src: FileSource, mut ctx: SourceContext) -> Result<(), SourceError>
         first_poll: true,
     };
     let received = ctx.metrics.received(Signal::Logs);
-    let mut last_save = Instant::now();
+    let mut saver = Saver::new(positions, &ctx.name, cfg.sync_period);
     'outer: while !is_shutdown(&ctx.shutdown) {
         let (t, works, more) = tokio::task::spawn_blocking(move || {
             let (works, more) = tailer.poll();
@@ -663,10 +666,7 @@ async fn run(src: FileSource, mut ctx: SourceContext) -> Result<(), SourceError>
             }
             tailer.commit(w.id, w.end_offset, w.finished);
         }
-        if last_save.elapsed() >= cfg.sync_period {
-            positions.save_logged(tailer.snapshot(), &ctx.name).await;
-            last_save = Instant::now();
-        }
+        saver.tick(|| tailer.snapshot()).await;
         if !more {
             tokio::select! {
                 _ = tokio::time::sleep(cfg.poll_interval) => {}
@@ -674,7 +674,7 @@ async fn run(src: FileSource, mut ctx: SourceContext) -> Result<(), SourceError>
             }
         }
     }
-    positions.save_logged(tailer.snapshot(), &ctx.name).await;
+    saver.save(tailer.snapshot()).await;
     Ok(())
 }
 

@@ -8,6 +8,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -108,13 +109,63 @@ impl PositionsFile {
     }
 
     /// [`save`](Self::save) off the async threads, logging a failure (the next save retries).
-    pub async fn save_logged<T: Serialize + Send + 'static>(&self, state: T, component: &str) {
+    /// Returns whether it was saved.
+    pub async fn save_logged<T: Serialize + Send + 'static>(
+        &self,
+        state: T,
+        component: &str,
+    ) -> bool {
         let this = self.clone();
         let result = tokio::task::spawn_blocking(move || this.save(&state)).await;
         match result {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(component, error = %e, "cannot save positions"),
-            Err(e) => tracing::warn!(component, error = %e, "cannot save positions"),
+            Ok(Ok(())) => true,
+            Ok(Err(e)) => {
+                tracing::warn!(component, error = %e, "cannot save positions");
+                false
+            }
+            Err(e) => {
+                tracing::warn!(component, error = %e, "cannot save positions");
+                false
+            }
+        }
+    }
+}
+
+/// Saves a source's positions every `period` (when they changed) and when asked to.
+pub struct Saver<T> {
+    file: PositionsFile,
+    component: String,
+    period: Duration,
+    last_at: Instant,
+    last: Option<T>,
+}
+
+impl<T: Serialize + PartialEq + Clone + Send + 'static> Saver<T> {
+    pub fn new(file: PositionsFile, component: &str, period: Duration) -> Self {
+        Saver {
+            file,
+            component: component.to_string(),
+            period,
+            last_at: Instant::now(),
+            last: None,
+        }
+    }
+
+    /// Saves `state()` if `period` has passed since the last save.
+    pub async fn tick(&mut self, state: impl FnOnce() -> T) {
+        if self.last_at.elapsed() >= self.period {
+            self.save(state()).await;
+        }
+    }
+
+    /// Saves `state` now, unless it is what was saved last (as on shutdown).
+    pub async fn save(&mut self, state: T) {
+        self.last_at = Instant::now();
+        if self.last.as_ref() == Some(&state) {
+            return;
+        }
+        if self.file.save_logged(state.clone(), &self.component).await {
+            self.last = Some(state);
         }
     }
 }
@@ -180,7 +231,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     #[test]
-    fn save_is_atomic_and_round_trips() {
+    fn positions_file_save_is_atomic_and_round_trips() {
         let dir = tempfile::tempdir().unwrap();
         let p = PositionsFile::new(None, dir.path(), "tail");
         assert_eq!(p.path(), dir.path().join("tail.positions.json"));

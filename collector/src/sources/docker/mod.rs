@@ -39,7 +39,7 @@ pub mod frames;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http_body_util::BodyExt;
 use parking_lot::Mutex;
@@ -49,7 +49,7 @@ use tokio::sync::{Notify, watch};
 use self::api::{Client, ContainerSummary};
 use self::frames::{Demux, Stream, split_timestamp};
 use super::tailing::{
-    PositionsFile, Utf8Decoder, is_shutdown, now_ns, until_shutdown, wait_shutdown,
+    PositionsFile, Saver, Utf8Decoder, is_shutdown, now_ns, until_shutdown, wait_shutdown,
 };
 use super::{BuildError, Source, SourceContext, SourceError};
 use crate::BoxFuture;
@@ -124,7 +124,7 @@ impl Source for DockerSource {
 }
 
 /// What the positions file holds.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 struct SavedPositions {
     #[serde(default)]
     containers: BTreeMap<String, ContainerPosition>,
@@ -185,7 +185,7 @@ async fn run(src: DockerSource, mut ctx: SourceContext) -> Result<(), SourceErro
     ));
     let mut followers: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
     let mut failing = false;
-    let mut last_save = Instant::now();
+    let mut saver = Saver::new(positions_file, &ctx.name, cfg.sync_period);
     while !is_shutdown(&ctx.shutdown) {
         followers.retain(|_, h| !h.is_finished());
         let Some(listed) = until_shutdown(&mut ctx.shutdown, shared.client.list_running()).await
@@ -219,11 +219,7 @@ async fn run(src: DockerSource, mut ctx: SourceContext) -> Result<(), SourceErro
                 tracing::debug!(component = %ctx.name, error = %e, "Docker engine still unavailable")
             }
         }
-        if last_save.elapsed() >= cfg.sync_period {
-            let snapshot = shared.positions.lock().clone();
-            positions_file.save_logged(snapshot, &ctx.name).await;
-            last_save = Instant::now();
-        }
+        saver.tick(|| shared.positions.lock().clone()).await;
         tokio::select! {
             _ = tokio::time::sleep(cfg.refresh_interval) => {}
             _ = starts.notified() => {}
@@ -236,7 +232,7 @@ async fn run(src: DockerSource, mut ctx: SourceContext) -> Result<(), SourceErro
     }
     let _ = events.await;
     let snapshot = shared.positions.lock().clone();
-    positions_file.save_logged(snapshot, &ctx.name).await;
+    saver.save(snapshot).await;
     Ok(())
 }
 
