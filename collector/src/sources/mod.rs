@@ -3,9 +3,16 @@
 //!
 //! | type | module | signals |
 //! |---|---|---|
-//! | `prometheus_scrape` | [`prometheus_scrape`] | metrics |
+//! | `prometheus_scrape` | [`prometheus_scrape`] | metrics: scrapes exporters (static targets, file_sd), relabeling |
+//! | `file` | [`file`] | logs: tails files matched by globs, follows rotation, positions file |
+//! | `docker` | [`docker`] | logs: container logs from the Docker Engine API, positions file |
+//!
+//! [`tailing`] holds what the tailing sources share (the positions file, UTF-8 decoding).
 
+pub mod docker;
+pub mod file;
 pub mod prometheus_scrape;
+pub mod tailing;
 
 use std::path::PathBuf;
 
@@ -103,6 +110,8 @@ impl BuildError {
 pub fn build(kind: &str, table: toml::Table) -> Result<Box<dyn Source>, BuildError> {
     match kind {
         "prometheus_scrape" => prometheus_scrape::build(table),
+        "file" => file::build(table),
+        "docker" => docker::build(table),
         _ => Err(BuildError::UnknownType(kind.to_string())),
     }
 }

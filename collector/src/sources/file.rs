@@ -1,0 +1,715 @@
+//! `file`: tails log files, as Alloy's `local.file_match` + `loki.source.file` do together.
+//!
+//! ```toml
+//! [sources.app_logs]
+//! type = "file"
+//! paths = ["/var/log/app/*.log", "/srv/**/*.log"]   # globs, re-evaluated every poll
+//! exclude = ["/var/log/app/debug-*.log"]            # globs
+//! positions_file = "/var/lib/collector/app_logs.positions.json"  # default <data_dir>/<name>.positions.json
+//! sync_period = "10s"       # how often positions are saved (and always on shutdown)
+//! start_at = "beginning"    # or "end": for files found at start with no saved position
+//! labels = { job = "app" }  # plus `filename`, the path, as Alloy sets it
+//! poll_interval = "250ms"   # re-glob and read
+//! max_line_size = 262144    # bytes; longer lines are dropped (discarded{reason="line_too_long"})
+//! encoding = "utf-8"        # the only one; invalid bytes become U+FFFD and are counted
+//! ```
+//!
+//! How files are followed (by polling: robust on every filesystem, no inotify limits):
+//! - a file is known by its identity, (device, inode), plus a fingerprint (a hash of its first
+//!   bytes, up to 256), so a new file that reuses an inode, or a file rewritten in place, is not
+//!   taken for the old one;
+//! - rotation by rename: the old file is finished through its open handle (its last partial
+//!   line flushed), then the new file at the path is read from the beginning, in that order;
+//! - copytruncate / truncation: a size below the read position, or a changed fingerprint, means
+//!   the file starts over: it is read again from 0;
+//! - a partial last line (no newline yet) is held back until it is completed;
+//! - files that appear after start are read from the beginning; `start_at` only applies to the
+//!   files found by the first poll that have no saved position;
+//! - a position advances only once the batch was accepted by the output, and positions hold
+//!   the start of the first line not yet accepted, so a graceful restart neither repeats nor
+//!   skips a line. A file rotated while the collector was stopped is found again by its
+//!   identity in the directory it was in, and finished before its successor is read.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::tailing::{PositionsFile, Saver, Utf8Decoder, is_shutdown, now_ns, wait_shutdown};
+use super::{BuildError, Source, SourceContext, SourceError};
+use crate::BoxFuture;
+use crate::event::{LogBatch, LogRecord, Signal};
+use crate::selfmon::ComponentMetrics;
+
+/// Where to start a file that has no saved position.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StartAt {
+    #[default]
+    Beginning,
+    End,
+}
+
+/// The settings of a `file` source.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub paths: Vec<String>,
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    #[serde(default)]
+    pub positions_file: Option<PathBuf>,
+    #[serde(
+        default = "default_sync_period",
+        deserialize_with = "crate::serde_util::duration"
+    )]
+    pub sync_period: Duration,
+    #[serde(default)]
+    pub start_at: StartAt,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(
+        default = "default_poll_interval",
+        deserialize_with = "crate::serde_util::duration"
+    )]
+    pub poll_interval: Duration,
+    #[serde(default = "default_max_line_size")]
+    pub max_line_size: usize,
+    #[serde(default = "default_encoding")]
+    pub encoding: String,
+}
+
+fn default_sync_period() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_poll_interval() -> Duration {
+    Duration::from_millis(250)
+}
+fn default_max_line_size() -> usize {
+    256 * 1024
+}
+fn default_encoding() -> String {
+    "utf-8".into()
+}
+
+/// Bytes of a file hashed into its fingerprint.
+const FINGERPRINT_BYTES: u64 = 256;
+/// Bytes read from one file per poll, so one busy file cannot starve the others.
+const READ_BUDGET: u64 = 1 << 20;
+/// Lines per batch sent.
+const MAX_BATCH_LINES: usize = 1000;
+
+/// Builds a `file` source.
+pub fn build(table: toml::Table) -> Result<Box<dyn Source>, BuildError> {
+    let cfg: FileConfig = BuildError::parse(table)?;
+    let invalid = |key: &str, reason: String| BuildError::Invalid {
+        key: key.into(),
+        reason,
+    };
+    if cfg.paths.is_empty() {
+        return Err(invalid("paths", "at least one glob is needed".into()));
+    }
+    let exclude = cfg
+        .exclude
+        .iter()
+        .map(|p| glob::Pattern::new(p).map_err(|e| invalid("exclude", format!("{p:?}: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    for p in &cfg.paths {
+        glob::Pattern::new(p).map_err(|e| invalid("paths", format!("{p:?}: {e}")))?;
+    }
+    if !matches!(cfg.encoding.to_ascii_lowercase().as_str(), "utf-8" | "utf8") {
+        return Err(invalid(
+            "encoding",
+            format!("{:?} is not supported; only utf-8 is", cfg.encoding),
+        ));
+    }
+    if cfg.poll_interval.is_zero() {
+        return Err(invalid("poll_interval", "must be more than 0".into()));
+    }
+    if cfg.max_line_size == 0 {
+        return Err(invalid("max_line_size", "must be more than 0".into()));
+    }
+    Ok(Box::new(FileSource { cfg, exclude }))
+}
+
+struct FileSource {
+    cfg: FileConfig,
+    exclude: Vec<glob::Pattern>,
+}
+
+impl Source for FileSource {
+    fn signals(&self) -> &'static [Signal] {
+        &[Signal::Logs]
+    }
+
+    fn run(self: Box<Self>, ctx: SourceContext) -> BoxFuture<Result<(), SourceError>> {
+        Box::pin(run(*self, ctx))
+    }
+}
+
+/// What the positions file holds.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+struct SavedPositions {
+    #[serde(default)]
+    files: Vec<SavedFile>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct SavedFile {
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+    fingerprint: Fingerprint,
+    /// The start of the first line not yet accepted downstream.
+    offset: u64,
+}
+
+/// A hash (FNV-1a, stable across builds) of a file's first `len` bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Fingerprint {
+    len: u64,
+    hash: u64,
+}
+
+impl Fingerprint {
+    fn of(bytes: &[u8]) -> Self {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        Fingerprint {
+            len: bytes.len() as u64,
+            hash: h,
+        }
+    }
+
+    /// The fingerprint of `file`'s first bytes (up to [`FINGERPRINT_BYTES`]).
+    fn read(file: &File, size: u64) -> std::io::Result<Self> {
+        Self::read_len(file, size.min(FINGERPRINT_BYTES))
+    }
+
+    fn read_len(file: &File, len: u64) -> std::io::Result<Self> {
+        let mut buf = vec![0u8; len as usize];
+        let mut got = 0;
+        while got < buf.len() {
+            match file.read_at(&mut buf[got..], got as u64)? {
+                0 => break,
+                n => got += n,
+            }
+        }
+        buf.truncate(got);
+        Ok(Self::of(&buf))
+    }
+
+    /// Does `file` still start with the bytes this fingerprint was taken of?
+    fn matches(&self, file: &File) -> std::io::Result<bool> {
+        if self.len == 0 {
+            return Ok(true);
+        }
+        Ok(Self::read_len(file, self.len)? == *self)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct FileId {
+    dev: u64,
+    ino: u64,
+}
+
+impl FileId {
+    fn of(meta: &std::fs::Metadata) -> Self {
+        FileId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        }
+    }
+}
+
+/// One file being followed.
+struct Tracked {
+    /// The path it was found at (the `filename` label).
+    path: PathBuf,
+    file: File,
+    fingerprint: Fingerprint,
+    /// Accepted downstream up to here.
+    committed: u64,
+    /// Where the line being read starts (the position once everything read is accepted).
+    line_start: u64,
+    /// The next byte to read.
+    read_pos: u64,
+    /// The bytes of the line being read, which has no newline yet.
+    pending: Vec<u8>,
+    /// Inside a line longer than `max_line_size`, dropping bytes until its newline.
+    skipping: bool,
+    /// No longer at a matched path: being finished through its handle.
+    rotated: bool,
+}
+
+/// Lines read from one file, and where its position goes once they are accepted.
+struct Work {
+    id: FileId,
+    records: LogBatch,
+    end_offset: u64,
+    /// The file is finished (rotated away and drained): forget it once accepted.
+    finished: bool,
+}
+
+/// The state of a file source between polls (moved to a blocking thread to do file I/O).
+struct Tailer {
+    component: String,
+    paths: Vec<String>,
+    exclude: Vec<glob::Pattern>,
+    start_at: StartAt,
+    max_line_size: usize,
+    labels: BTreeMap<String, String>,
+    decoder: Utf8Decoder,
+    metrics: ComponentMetrics,
+    tracked: BTreeMap<FileId, Tracked>,
+    /// At the first poll, paths that held a followed file: a new file there is a successor,
+    /// read from 0 whatever `start_at` says.
+    known_paths: BTreeSet<PathBuf>,
+    /// Saved positions not yet matched to a file (consumed by the first poll).
+    saved: Vec<SavedFile>,
+    first_poll: bool,
+}
+
+impl Tailer {
+    /// Globs the configured paths: (path, identity, size), first path wins for one identity.
+    fn discover(&self) -> Vec<(PathBuf, FileId, u64)> {
+        let mut seen = BTreeSet::new();
+        let mut out = Vec::new();
+        for pattern in &self.paths {
+            let paths = match glob::glob(pattern) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(component = %self.component, pattern, error = %e, "bad glob");
+                    continue;
+                }
+            };
+            for path in paths.flatten() {
+                if self.exclude.iter().any(|x| x.matches_path(&path)) {
+                    continue;
+                }
+                let Ok(meta) = std::fs::metadata(&path) else {
+                    continue;
+                };
+                if !meta.is_file() {
+                    continue;
+                }
+                let id = FileId::of(&meta);
+                if seen.insert(id) {
+                    out.push((path, id, meta.len()));
+                }
+            }
+        }
+        out
+    }
+
+    /// Starts following a file not followed yet.
+    fn open(&mut self, path: &Path, id: FileId, size: u64) -> std::io::Result<()> {
+        let file = File::open(path)?;
+        // The identity of what was opened (the path may have changed since it was globbed).
+        let meta = file.metadata()?;
+        if FileId::of(&meta) != id {
+            return Ok(()); // replaced in between: the next poll sees the new one
+        }
+        let size = meta.len().max(size);
+        let saved = self
+            .saved
+            .iter()
+            .position(|s| s.dev == id.dev && s.ino == id.ino)
+            .map(|i| self.saved.swap_remove(i));
+        let mut offset = None;
+        if let Some(s) = &saved
+            && s.fingerprint.matches(&file)?
+            && s.offset <= size
+        {
+            offset = Some(s.offset);
+        }
+        let offset = offset.unwrap_or_else(|| {
+            if saved.is_some() || self.known_paths.contains(path) || !self.first_poll {
+                0
+            } else {
+                match self.start_at {
+                    StartAt::Beginning => 0,
+                    StartAt::End => size,
+                }
+            }
+        });
+        let fingerprint = Fingerprint::read(&file, size)?;
+        self.known_paths.insert(path.to_path_buf());
+        self.tracked.insert(
+            id,
+            Tracked {
+                path: path.to_path_buf(),
+                file,
+                fingerprint,
+                committed: offset,
+                line_start: offset,
+                read_pos: offset,
+                pending: Vec::new(),
+                skipping: false,
+                rotated: false,
+            },
+        );
+        Ok(())
+    }
+
+    /// At start: a saved file that is no longer at its path may have been rotated while the
+    /// collector was stopped; find it by identity in its directory so its end is not lost.
+    fn find_rotated_saved(&mut self) {
+        for s in std::mem::take(&mut self.saved) {
+            let Some(dir) = s.path.parent() else { continue };
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let Ok(meta) = entry.metadata() else { continue };
+                if !meta.is_file() || meta.dev() != s.dev || meta.ino() != s.ino {
+                    continue;
+                }
+                let Ok(file) = File::open(entry.path()) else {
+                    break;
+                };
+                if !matches!(s.fingerprint.matches(&file), Ok(true)) || s.offset > meta.len() {
+                    break;
+                }
+                self.known_paths.insert(s.path.clone());
+                self.tracked.insert(
+                    FileId::of(&meta),
+                    Tracked {
+                        path: s.path.clone(),
+                        file,
+                        fingerprint: s.fingerprint,
+                        committed: s.offset,
+                        line_start: s.offset,
+                        read_pos: s.offset,
+                        pending: Vec::new(),
+                        skipping: false,
+                        rotated: true,
+                    },
+                );
+                break;
+            }
+        }
+    }
+
+    /// One poll: discover files, notice rotation and truncation, read what is new.
+    /// Returns the batches to send and whether there is more to read right away.
+    fn poll(&mut self) -> (Vec<Work>, bool) {
+        let found = self.discover();
+        for t in self.tracked.values_mut() {
+            t.rotated = true;
+        }
+        let mut resets = Vec::new();
+        for (path, id, size) in &found {
+            match self.tracked.get_mut(id) {
+                Some(t) => {
+                    t.rotated = false;
+                    t.path.clone_from(path);
+                    match t.fingerprint.matches(&t.file) {
+                        Ok(true) => {}
+                        Ok(false) => resets.push(*id),
+                        Err(e) => {
+                            tracing::debug!(component = %self.component, path = %path.display(), error = %e, "cannot read");
+                        }
+                    }
+                }
+                None => {
+                    if let Err(e) = self.open(path, *id, *size) {
+                        tracing::warn!(component = %self.component, path = %path.display(), error = %e, "cannot open");
+                    }
+                }
+            }
+        }
+        if self.first_poll {
+            self.find_rotated_saved();
+            self.first_poll = false;
+            // After the first poll every new file is read from 0: no need to remember paths.
+            self.known_paths.clear();
+        }
+
+        let mut works = Vec::new();
+        let mut more = false;
+        // Rotated files first, so a file's end goes out before its successor's beginning;
+        // a successor waits while its predecessor still has lines.
+        let mut order: Vec<(bool, FileId)> = self
+            .tracked
+            .iter()
+            .map(|(id, t)| (!t.rotated, *id))
+            .collect();
+        order.sort();
+        let mut draining: BTreeSet<PathBuf> = BTreeSet::new();
+        for (live, id) in order {
+            let Some(mut t) = self.tracked.remove(&id) else {
+                continue;
+            };
+            if live && draining.contains(&t.path) {
+                self.tracked.insert(id, t);
+                more = true;
+                continue;
+            }
+            let mut records = Vec::new();
+            let reset = resets.contains(&id);
+            let (bytes_read, budget_left) = match self.read(&mut t, reset, &mut records) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::debug!(component = %self.component, path = %t.path.display(), error = %e, "cannot read");
+                    (0, true)
+                }
+            };
+            more |= !budget_left;
+            let finished = t.rotated && bytes_read == 0;
+            if finished {
+                self.flush_pending(&mut t, &mut records);
+            } else if t.rotated {
+                draining.insert(t.path.clone());
+            }
+            let end_offset = t.line_start;
+            let moved = end_offset != t.committed;
+            // A finished file with nothing left to send is forgotten now.
+            if !(finished && records.is_empty()) {
+                self.tracked.insert(id, t);
+            }
+            let n_batches = records.len().div_ceil(MAX_BATCH_LINES);
+            let mut records = records.into_iter();
+            for i in 0..n_batches {
+                let chunk: Vec<(LogRecord, u64)> = records.by_ref().take(MAX_BATCH_LINES).collect();
+                let last = i + 1 == n_batches;
+                works.push(Work {
+                    id,
+                    end_offset: if last {
+                        end_offset
+                    } else {
+                        chunk.last().map_or(end_offset, |(_, end)| *end)
+                    },
+                    finished: finished && last,
+                    records: chunk.into_iter().map(|(r, _)| r).collect(),
+                });
+            }
+            if n_batches == 0 && moved && !finished {
+                // Nothing to send but the position moved (a dropped long line): commit it.
+                works.push(Work {
+                    id,
+                    end_offset,
+                    finished: false,
+                    records: Vec::new(),
+                });
+            }
+        }
+        (works, more)
+    }
+
+    /// Reads what is new in `t` into `records` (each with the offset just past its line).
+    /// Returns the bytes read and whether the read budget was enough.
+    fn read(
+        &self,
+        t: &mut Tracked,
+        reset: bool,
+        records: &mut Vec<(LogRecord, u64)>,
+    ) -> std::io::Result<(u64, bool)> {
+        let size = t.file.metadata()?.len();
+        if !t.rotated && (reset || size < t.read_pos) {
+            tracing::info!(component = %self.component, path = %t.path.display(), "file truncated or rewritten: reading it from the start");
+            self.flush_pending(t, records);
+            t.read_pos = 0;
+            t.line_start = 0;
+            t.skipping = false;
+            // The flushed line belongs to the old content: its position is the new start.
+            if let Some((_, end)) = records.last_mut() {
+                *end = 0;
+            }
+            t.fingerprint = Fingerprint::read(&t.file, size)?;
+        }
+        if t.fingerprint.len < FINGERPRINT_BYTES && size > t.fingerprint.len {
+            t.fingerprint = Fingerprint::read(&t.file, size)?;
+        }
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut total = 0u64;
+        while total < READ_BUDGET {
+            let n = t.file.read_at(&mut buf, t.read_pos)?;
+            if n == 0 {
+                return Ok((total, true));
+            }
+            total += n as u64;
+            for chunk in buf[..n].split_inclusive(|b| *b == b'\n') {
+                t.read_pos += chunk.len() as u64;
+                let complete = chunk.last() == Some(&b'\n');
+                let body = if complete {
+                    &chunk[..chunk.len() - 1]
+                } else {
+                    chunk
+                };
+                if t.skipping {
+                    if complete {
+                        t.skipping = false;
+                        t.line_start = t.read_pos;
+                    }
+                    continue;
+                }
+                t.pending.extend_from_slice(body);
+                if t.pending.len() > self.max_line_size {
+                    self.metrics.received(Signal::Logs).inc();
+                    self.metrics.discarded(Signal::Logs, "line_too_long").inc();
+                    t.pending.clear();
+                    t.skipping = !complete;
+                    if complete {
+                        t.line_start = t.read_pos;
+                    }
+                    continue;
+                }
+                if complete {
+                    let line = std::mem::take(&mut t.pending);
+                    t.line_start = t.read_pos;
+                    records.push((self.record(&t.path, &line), t.read_pos));
+                }
+            }
+        }
+        Ok((total, false))
+    }
+
+    /// Emits the partial last line of a file that is done (rotated away or truncated).
+    fn flush_pending(&self, t: &mut Tracked, records: &mut Vec<(LogRecord, u64)>) {
+        if !t.pending.is_empty() && !t.skipping {
+            let line = std::mem::take(&mut t.pending);
+            records.push((self.record(&t.path, &line), t.read_pos));
+        }
+        t.pending.clear();
+        t.skipping = false;
+        t.line_start = t.read_pos;
+    }
+
+    fn record(&self, path: &Path, line: &[u8]) -> LogRecord {
+        let mut labels: crate::event::Labels = self
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        labels.insert("filename", path.to_string_lossy());
+        LogRecord {
+            labels,
+            timestamp_ns: now_ns(),
+            line: self.decoder.decode(line),
+            ..Default::default()
+        }
+    }
+
+    /// A batch was accepted downstream.
+    fn commit(&mut self, id: FileId, end_offset: u64, finished: bool) {
+        if finished {
+            self.tracked.remove(&id);
+        } else if let Some(t) = self.tracked.get_mut(&id) {
+            t.committed = end_offset;
+        }
+    }
+
+    fn snapshot(&self) -> SavedPositions {
+        let mut files: Vec<SavedFile> = self
+            .tracked
+            .iter()
+            .map(|(id, t)| SavedFile {
+                path: t.path.clone(),
+                dev: id.dev,
+                ino: id.ino,
+                fingerprint: t.fingerprint,
+                offset: t.committed,
+            })
+            .collect();
+        // Saved positions not matched yet (before the first poll) are kept.
+        files.extend(self.saved.iter().cloned());
+        SavedPositions { files }
+    }
+}
+
+async fn run(src: FileSource, mut ctx: SourceContext) -> Result<(), SourceError> {
+    let FileSource { cfg, exclude } = src;
+    let positions = PositionsFile::new(cfg.positions_file.clone(), &ctx.data_dir, &ctx.name);
+    let saved: SavedPositions = positions.load_or_default(&ctx.name);
+    let mut tailer = Tailer {
+        component: ctx.name.clone(),
+        paths: cfg.paths,
+        exclude,
+        start_at: cfg.start_at,
+        max_line_size: cfg.max_line_size,
+        labels: cfg.labels,
+        decoder: Utf8Decoder::new(&ctx.metrics),
+        metrics: ctx.metrics.clone(),
+        tracked: BTreeMap::new(),
+        known_paths: saved.files.iter().map(|f| f.path.clone()).collect(),
+        saved: saved.files,
+        first_poll: true,
+    };
+    let received = ctx.metrics.received(Signal::Logs);
+    let mut saver = Saver::new(positions, &ctx.name, cfg.sync_period);
+    'outer: while !is_shutdown(&ctx.shutdown) {
+        let (t, works, more) = tokio::task::spawn_blocking(move || {
+            let (works, more) = tailer.poll();
+            (tailer, works, more)
+        })
+        .await
+        .map_err(|e| SourceError::Other(format!("file poll failed: {e}")))?;
+        tailer = t;
+        for w in works {
+            if !w.records.is_empty() {
+                received.add(w.records.len() as u64);
+                tokio::select! {
+                    biased;
+                    _ = wait_shutdown(&mut ctx.shutdown) => break 'outer,
+                    sent = ctx.outputs.logs.send(w.records) => if sent.is_err() {
+                        break 'outer;
+                    },
+                }
+            }
+            tailer.commit(w.id, w.end_offset, w.finished);
+        }
+        saver.tick(|| tailer.snapshot()).await;
+        if !more {
+            tokio::select! {
+                _ = tokio::time::sleep(cfg.poll_interval) => {}
+                _ = wait_shutdown(&mut ctx.shutdown) => break,
+            }
+        }
+    }
+    saver.save(tailer.snapshot()).await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Box<dyn Source>, BuildError> {
+        build(toml::from_str(s).unwrap())
+    }
+
+    #[test]
+    fn config_is_checked() {
+        assert!(
+            parse("paths = [\"/tmp/*.log\"]\nstart_at = \"end\"\npoll_interval = \"1s\"").is_ok()
+        );
+        let err = parse("paths = [\"/tmp/*.log\"]\nbogus = 1")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("bogus"), "{err}");
+        let err = parse("paths = []").err().unwrap().to_string();
+        assert!(err.contains("paths"), "{err}");
+        let err = parse("paths = [\"a\"]\nencoding = \"latin1\"")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("encoding"), "{err}");
+        let err = parse("paths = [\"a[\"]").err().unwrap().to_string();
+        assert!(err.contains("paths"), "{err}");
+    }
+
+    #[test]
+    fn fingerprint_is_stable() {
+        assert_eq!(Fingerprint::of(b"").hash, 0xcbf2_9ce4_8422_2325);
+        assert_ne!(Fingerprint::of(b"a"), Fingerprint::of(b"b"));
+    }
+}
