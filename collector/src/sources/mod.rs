@@ -3,7 +3,17 @@
 //!
 //! | type | module | signals |
 //! |---|---|---|
-//! | (filled in as sources land) | | |
+//! | `otlp` | [`otlp`] | logs, metrics, traces (OTLP/HTTP and OTLP/gRPC receiver) |
+//! | `loki_push` | [`loki_push`] | logs (Loki push API receiver) |
+//! | `remote_write` | [`remote_write`] | metrics (Prometheus remote write 1.0 receiver) |
+//!
+//! The network receivers share their HTTP plumbing (listener, graceful shutdown, bounded body,
+//! `gzip`, 429 on a full downstream) in [`http_common`].
+
+pub mod http_common;
+pub mod loki_push;
+pub mod otlp;
+pub mod remote_write;
 
 use std::path::PathBuf;
 
@@ -99,6 +109,10 @@ impl BuildError {
 
 /// Builds a source of type `kind` from its settings (the table without the common keys).
 pub fn build(kind: &str, table: toml::Table) -> Result<Box<dyn Source>, BuildError> {
-    let _ = table;
-    Err(BuildError::UnknownType(kind.to_string()))
+    match kind {
+        "otlp" => otlp::build(table),
+        "loki_push" => loki_push::build(table),
+        "remote_write" => remote_write::build(table),
+        _ => Err(BuildError::UnknownType(kind.to_string())),
+    }
 }
