@@ -161,7 +161,7 @@ const JSON: (&str, &str) = ("content-type", "application/json");
 // ---- OTLP ---------------------------------------------------------------------------------------
 
 #[tokio::test]
-async fn otlp_http_protobuf_and_json_gzip_for_all_signals() {
+async fn receiver_otlp_http_protobuf_and_json_gzip_for_all_signals() {
     let settings = "promote_resource_attributes = [\"deployment.environment\"]";
     let mut h = Harness::start("otlp", settings, 8).await;
 
@@ -239,7 +239,7 @@ async fn otlp_http_protobuf_and_json_gzip_for_all_signals() {
 }
 
 #[tokio::test]
-async fn otlp_grpc_all_services() {
+async fn receiver_otlp_grpc_all_services() {
     let mut h = Harness::start("otlp", "", 8).await;
     let mut traces = TraceServiceClient::connect(h.grpc_url()).await.unwrap();
     let resp = traces.export(traces_request()).await.unwrap().into_inner();
@@ -263,7 +263,7 @@ async fn otlp_grpc_all_services() {
 }
 
 #[tokio::test]
-async fn otlp_bad_payloads_are_4xx_and_the_server_keeps_serving() {
+async fn receiver_otlp_bad_payloads_are_4xx_and_the_server_keeps_serving() {
     let h = Harness::start("otlp", "max_body_bytes = 4096\ngrpc_enabled = false", 8).await;
     assert!(h.addrs.get("rx.grpc").is_none());
 
@@ -310,7 +310,7 @@ async fn otlp_bad_payloads_are_4xx_and_the_server_keeps_serving() {
 }
 
 #[tokio::test]
-async fn otlp_full_queue_is_429_and_unavailable_with_retry_info() {
+async fn receiver_otlp_full_queue_is_429_and_unavailable_with_retry_info() {
     let h = Harness::start("otlp", "", 1).await;
     let body = traces_request().encode_to_vec();
     let first = h.post("/v1/traces", &[PROTOBUF], body.clone()).await;
@@ -356,7 +356,7 @@ fn loki_push() -> wire::loki::PushRequest {
 const PUSH: &str = "/loki/api/v1/push";
 
 #[tokio::test]
-async fn loki_push_protobuf_and_json_gzip() {
+async fn receiver_loki_push_protobuf_and_json_gzip() {
     let settings = "labels = { source = \"pos\" }\nuse_incoming_timestamp = true";
     let mut h = Harness::start("loki_push", settings, 8).await;
     let body = wire::loki::encode_protobuf(&loki_push());
@@ -384,7 +384,7 @@ async fn loki_push_protobuf_and_json_gzip() {
 }
 
 #[tokio::test]
-async fn loki_push_bad_input_and_full_queue() {
+async fn receiver_loki_push_bad_input_and_full_queue() {
     let h = Harness::start("loki_push", "", 1).await;
     let resp = h
         .post(PUSH, &[PROTOBUF], b"not snappy at all".to_vec())
@@ -442,7 +442,7 @@ const RW_HEADERS: [(&str, &str); 3] = [
 ];
 
 #[tokio::test]
-async fn remote_write_write_and_push_paths() {
+async fn receiver_remote_write_write_and_push_paths() {
     let mut h = Harness::start("remote_write", "", 8).await;
     let series = [
         ("__name__", "pos_checkouts_total"),
@@ -463,7 +463,7 @@ async fn remote_write_write_and_push_paths() {
 }
 
 #[tokio::test]
-async fn remote_write_bad_input_and_full_queue() {
+async fn receiver_remote_write_bad_input_and_full_queue() {
     let h = Harness::start("remote_write", "", 1).await;
     let resp = h
         .post("/api/v1/write", &RW_HEADERS, b"\x00\x01garbage".to_vec())
@@ -497,7 +497,7 @@ async fn remote_write_bad_input_and_full_queue() {
 
 // ---- arbitrary bytes never panic ----------------------------------------------------------------
 
-mod decode_paths {
+mod receiver_decode_paths {
     use axum::http::{HeaderMap, HeaderValue};
     use collector::sources::otlp::http::{Logs, Metrics, Traces, decode_bytes};
     use collector::sources::{http_common, loki_push, remote_write};

@@ -8,7 +8,6 @@
 //! items are known (too large, wrong media type, undecodable) counts as one item, received and
 //! discarded, so such refusals still show on the dashboards.
 
-use std::future::Future;
 use std::net::SocketAddr;
 
 use axum::Router;
@@ -140,6 +139,30 @@ pub fn offer<T: Clone + Items>(
     Err(refusal)
 }
 
+/// The tail every push endpoint shares: counts a request that did not decode as one refused
+/// item, converts (a conversion refusing `n` items counts them), then [`offer`]s the batch.
+/// Answers 204 on success, else the refusal as text.
+pub fn push_response<R, T: Clone + Items>(
+    decoded: Result<R, Refusal>,
+    convert: impl FnOnce(R) -> Result<T, (Refusal, u64)>,
+    out: &Output<T>,
+    metrics: &ComponentMetrics,
+    signal: Signal,
+) -> Response {
+    let result = decoded
+        .map_err(|r| (r, 1))
+        .and_then(convert)
+        .map_err(|(r, n)| {
+            r.count(metrics, signal, n);
+            r
+        })
+        .and_then(|batch| offer(out, batch, metrics, signal));
+    match result {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(r) => r.respond_text(),
+    }
+}
+
 /// Binds `addr` and records the bound address under `key` (port 0 picks a free port).
 pub async fn bind(addr: &str, key: &str, addrs: &ListenAddrs) -> Result<TcpListener, SourceError> {
     let listener = TcpListener::bind(addr)
@@ -155,10 +178,8 @@ pub async fn bind(addr: &str, key: &str, addrs: &ListenAddrs) -> Result<TcpListe
 }
 
 /// Resolves when `shutdown` turns true (or its sender is gone).
-pub fn stopped(mut shutdown: watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'static {
-    async move {
-        let _ = shutdown.wait_for(|s| *s).await;
-    }
+pub async fn stopped(mut shutdown: watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|s| *s).await;
 }
 
 /// Serves `router` on `listener` until `shutdown` turns true, then lets in-flight requests
@@ -175,7 +196,7 @@ pub async fn serve(
 }
 
 /// A header as a string, if present and valid.
-pub fn header_str<'a>(headers: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
+pub fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -218,7 +239,7 @@ pub async fn ready() -> &'static str {
 }
 
 #[cfg(test)]
-mod tests {
+mod receiver_tests {
     use super::*;
 
     #[test]

@@ -23,8 +23,8 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, header};
+use axum::response::Response;
 use axum::routing::{get, post};
 use serde::Deserialize;
 
@@ -75,8 +75,8 @@ pub struct LokiPushSource {
     config: LokiPushConfig,
 }
 
-struct State_ {
-    ctx_out: crate::output::Output<LogBatch>,
+struct PushState {
+    out: crate::output::Output<LogBatch>,
     metrics: ComponentMetrics,
     config: LokiPushConfig,
 }
@@ -90,8 +90,8 @@ impl Source for LokiPushSource {
         Box::pin(async move {
             let listener =
                 http_common::bind(&self.config.address, &ctx.name, &ctx.listen_addrs).await?;
-            let state = Arc::new(State_ {
-                ctx_out: ctx.outputs.logs,
+            let state = Arc::new(PushState {
+                out: ctx.outputs.logs,
                 metrics: ctx.metrics,
                 config: self.config,
             });
@@ -104,30 +104,16 @@ impl Source for LokiPushSource {
     }
 }
 
-async fn push(State(st): State<Arc<State_>>, headers: HeaderMap, body: Body) -> Response {
-    match receive(&st, &headers, body).await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(r) => r.respond_text(),
-    }
-}
-
-async fn receive(st: &State_, headers: &HeaderMap, body: Body) -> Result<(), Refusal> {
-    let req = match read_and_decode(headers, body, &st.config).await {
-        Ok(r) => r,
-        Err(r) => {
-            r.count(&st.metrics, Signal::Logs, 1);
-            return Err(r);
-        }
-    };
+async fn push(State(st): State<Arc<PushState>>, headers: HeaderMap, body: Body) -> Response {
+    let decoded = read_and_decode(&headers, body, &st.config).await;
     let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
-    let batch = match convert(req, &st.config, now) {
-        Ok(b) => b,
-        Err((r, n)) => {
-            r.count(&st.metrics, Signal::Logs, n);
-            return Err(r);
-        }
-    };
-    http_common::offer(&st.ctx_out, batch, &st.metrics, Signal::Logs)
+    http_common::push_response(
+        decoded,
+        |req| convert(req, &st.config, now),
+        &st.out,
+        &st.metrics,
+        Signal::Logs,
+    )
 }
 
 async fn read_and_decode(
@@ -206,8 +192,9 @@ pub fn convert(
 }
 
 #[cfg(test)]
-mod tests {
+mod receiver_tests {
     use super::*;
+    use axum::http::StatusCode;
     use wire::loki::{Entry, LabelPair, PushRequest, Stream};
 
     fn config(toml_src: &str) -> LokiPushConfig {

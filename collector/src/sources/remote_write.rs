@@ -23,8 +23,8 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, header};
+use axum::response::Response;
 use axum::routing::{get, post};
 use serde::Deserialize;
 
@@ -92,28 +92,8 @@ impl Source for RemoteWriteSource {
 }
 
 async fn write(State(st): State<Arc<RwState>>, headers: HeaderMap, body: Body) -> Response {
-    match receive(&st, &headers, body).await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(r) => r.respond_text(),
-    }
-}
-
-async fn receive(st: &RwState, headers: &HeaderMap, body: Body) -> Result<(), Refusal> {
-    let req = match read_and_decode(headers, body, &st.config).await {
-        Ok(r) => r,
-        Err(r) => {
-            r.count(&st.metrics, Signal::Metrics, 1);
-            return Err(r);
-        }
-    };
-    let batch = match convert(req) {
-        Ok(b) => b,
-        Err((r, n)) => {
-            r.count(&st.metrics, Signal::Metrics, n);
-            return Err(r);
-        }
-    };
-    http_common::offer(&st.out, batch, &st.metrics, Signal::Metrics)
+    let decoded = read_and_decode(&headers, body, &st.config).await;
+    http_common::push_response(decoded, convert, &st.out, &st.metrics, Signal::Metrics)
 }
 
 async fn read_and_decode(
@@ -173,8 +153,9 @@ pub fn convert(req: wire::remote_write::WriteRequest) -> Result<MetricBatch, (Re
 }
 
 #[cfg(test)]
-mod tests {
+mod receiver_tests {
     use super::*;
+    use axum::http::StatusCode;
     use wire::remote_write::{Label, Sample, TimeSeries, WriteRequest, stale_nan};
 
     fn req(labels: &[(&str, &str)]) -> WriteRequest {

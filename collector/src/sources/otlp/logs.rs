@@ -58,8 +58,10 @@ pub fn convert(
                 continue;
             }
             let value = kv.value.as_ref().map(any_to_string).unwrap_or_default();
-            if index.iter().any(|i| *i == kv.key) {
-                labels.push((name, value));
+            if index.contains(&kv.key) {
+                if !value.is_empty() {
+                    labels.push((name, value));
+                }
             } else {
                 resource_md.push((name, value));
             }
@@ -165,7 +167,7 @@ fn record(
 }
 
 #[cfg(test)]
-mod tests {
+mod receiver_tests {
     use super::*;
     use crate::sources::otlp::test_data::{kv, logs_request};
 

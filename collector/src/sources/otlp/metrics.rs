@@ -421,7 +421,7 @@ fn metric_name(name: &str, unit: &str, kind: Kind, add_suffixes: bool) -> Option
 }
 
 #[cfg(test)]
-mod tests {
+mod receiver_tests {
     use super::*;
     use crate::sources::otlp::test_data::metrics_request;
 

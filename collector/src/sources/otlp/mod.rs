@@ -27,6 +27,11 @@
 //! OTLP/gRPC (the three `Export` services): `INVALID_ARGUMENT` for a refused payload, and, as the
 //! spec's "OTLP/gRPC Throttling" says, `UNAVAILABLE` with a `google.rpc.RetryInfo` detail when a
 //! downstream queue is full. Traces pass through as received (`ResourceSpans`).
+//!
+//! Accounting (`received = sent + discarded`): spans for traces, log records for logs, and for
+//! metrics the samples the conversion produced plus one per rejected data point. Items that
+//! could not be converted count as `discarded{reason="invalid"}`; see [`http_common`] for the
+//! rest.
 
 pub mod grpc;
 pub mod http;
@@ -390,7 +395,7 @@ fn base64(bytes: &[u8]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+mod receiver_tests {
     use super::*;
 
     #[test]
