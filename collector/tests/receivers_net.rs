@@ -332,6 +332,50 @@ async fn receiver_otlp_full_queue_is_429_and_unavailable_with_retry_info() {
     h.stop().await;
 }
 
+/// A raw gRPC unary call over HTTP/2 (what a client with a broken encoder would send); returns
+/// the `grpc-status` and `grpc-message`.
+async fn raw_grpc(h: &Harness, path: &str, payload: &[u8]) -> (String, String) {
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let mut body = vec![0u8];
+    body.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    body.extend_from_slice(payload);
+    let resp = client
+        .post(format!("{}{path}", h.grpc_url()))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let get = |k: &str| {
+        resp.headers()
+            .get(k)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    (get("grpc-status"), get("grpc-message"))
+}
+
+#[tokio::test]
+async fn receiver_otlp_grpc_bad_protobuf_is_invalid_argument() {
+    let h = Harness::start("otlp", "", 8).await;
+    let path = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
+    let (code, message) = raw_grpc(&h, path, b"\xff\xff\xff garbage").await;
+    assert_eq!(code, "3", "{message}");
+    assert!(message.contains("protobuf"), "{message}");
+    assert_eq!(h.discarded("decode_error"), 1);
+    let path = "/opentelemetry.proto.collector.logs.v1.LogsService/Nope";
+    assert_eq!(raw_grpc(&h, path, b"").await.0, "12"); // UNIMPLEMENTED
+    // Still serving.
+    let mut logs = LogsServiceClient::connect(h.grpc_url()).await.unwrap();
+    logs.export(logs_request()).await.unwrap();
+    drop(logs);
+    h.stop().await;
+}
+
 // ---- Loki push ----------------------------------------------------------------------------------
 
 fn loki_push() -> wire::loki::PushRequest {

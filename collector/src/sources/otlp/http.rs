@@ -31,6 +31,8 @@ pub trait Export {
     type Request: OtlpMessage;
     type Response: OtlpMessage;
     const SIGNAL: Signal;
+    /// The gRPC service name (`/<name>/Export`).
+    const GRPC_SERVICE: &'static str;
     fn ingest(rx: &Receiver, req: Self::Request) -> Result<PartialSuccess, Refusal>;
     fn response(p: PartialSuccess) -> Self::Response;
 }
@@ -43,6 +45,7 @@ impl Export for Logs {
     type Request = ExportLogsServiceRequest;
     type Response = ExportLogsServiceResponse;
     const SIGNAL: Signal = Signal::Logs;
+    const GRPC_SERVICE: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
     fn ingest(rx: &Receiver, req: Self::Request) -> Result<PartialSuccess, Refusal> {
         rx.logs(req)
     }
@@ -60,6 +63,7 @@ impl Export for Metrics {
     type Request = ExportMetricsServiceRequest;
     type Response = ExportMetricsServiceResponse;
     const SIGNAL: Signal = Signal::Metrics;
+    const GRPC_SERVICE: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
     fn ingest(rx: &Receiver, req: Self::Request) -> Result<PartialSuccess, Refusal> {
         rx.metrics(req)
     }
@@ -79,6 +83,7 @@ impl Export for Traces {
     type Request = ExportTraceServiceRequest;
     type Response = ExportTraceServiceResponse;
     const SIGNAL: Signal = Signal::Traces;
+    const GRPC_SERVICE: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
     fn ingest(rx: &Receiver, req: Self::Request) -> Result<PartialSuccess, Refusal> {
         rx.traces(req)
     }
