@@ -117,112 +117,130 @@ fn data_points(d: &Data) -> u64 {
     }) as u64
 }
 
-fn resource_labels(attrs: &[KeyValue], opts: &MetricOptions) -> Vec<(String, String)> {
+/// What a resource contributes to its series' labels.
+struct ResourceLabels {
+    /// `promote_resource_attributes`, sanitized; a point's own attributes win over them.
+    promoted: Vec<(String, String)>,
+    /// `job` and `instance`, which win over everything.
+    ids: Vec<(String, String)>,
+}
+
+fn resource_labels(attrs: &[KeyValue], opts: &MetricOptions) -> ResourceLabels {
     let get = |k: &str| {
         attrs
             .iter()
             .find(|kv| kv.key == k)
             .and_then(|kv| kv.value.as_ref())
             .map(any_to_string)
+            .filter(|v| !v.is_empty())
     };
-    let mut out: Vec<(String, String)> = opts
+    let promoted = opts
         .promote_resource_attributes
         .iter()
         .filter_map(|k| get(k).map(|v| (label_name(k), v)))
         .filter(|(k, _)| !k.is_empty())
         .collect();
+    let mut ids = Vec::new();
     if let Some(service) = get("service.name") {
         let job = match get("service.namespace") {
-            Some(ns) if !ns.is_empty() => format!("{ns}/{service}"),
-            _ => service,
+            Some(ns) => format!("{ns}/{service}"),
+            None => service,
         };
-        out.push(("job".into(), job));
+        ids.push(("job".into(), job));
     }
     if let Some(instance) = get("service.instance.id") {
-        out.push(("instance".into(), instance));
+        ids.push(("instance".into(), instance));
     }
-    out
+    ResourceLabels { promoted, ids }
 }
 
-/// The series labels of one point: promoted resource attributes, then the point's attributes,
-/// then `job`/`instance` and `__name__`, later ones winning.
-fn series(base: &[(String, String)], attrs: &[KeyValue], name: String) -> Vec<(String, String)> {
-    let mut pairs: Vec<(String, String)> = attrs
-        .iter()
-        .map(|kv| {
-            (
-                label_name(&kv.key),
-                kv.value.as_ref().map(any_to_string).unwrap_or_default(),
-            )
+/// Where the samples of one data point go: its labels (without `__name__`), time, and whether it
+/// carries "no recorded value" (every sample is then the staleness marker).
+struct Point<'a> {
+    batch: &'a mut MetricBatch,
+    labels: Labels,
+    ts: i64,
+    stale: bool,
+}
+
+impl<'a> Point<'a> {
+    fn new(
+        batch: &'a mut MetricBatch,
+        base: &ResourceLabels,
+        attrs: &[KeyValue],
+        time_unix_nano: u64,
+        flags: u32,
+    ) -> Result<Self, String> {
+        if time_unix_nano == 0 {
+            return Err("data point without time_unix_nano".into());
+        }
+        let own = attrs
+            .iter()
+            .map(|kv| {
+                let v = kv.value.as_ref().map(any_to_string).unwrap_or_default();
+                (label_name(&kv.key), v)
+            })
+            .filter(|(k, v)| !k.is_empty() && !v.is_empty());
+        // Later pairs win: promoted < the point's own < job/instance.
+        let pairs = base
+            .promoted
+            .iter()
+            .cloned()
+            .chain(own)
+            .chain(base.ids.iter().cloned())
+            .collect();
+        Ok(Point {
+            batch,
+            labels: Labels::new(pairs),
+            ts: (time_unix_nano / 1_000_000) as i64,
+            stale: flags & NO_RECORDED_VALUE != 0,
         })
-        .filter(|(k, v)| !k.is_empty() && !v.is_empty())
-        .collect();
-    // Promoted attributes lose to the point's own; job and instance win over both.
-    let (ids, promoted): (Vec<_>, Vec<_>) = base
-        .iter()
-        .cloned()
-        .partition(|(k, _)| k == "job" || k == "instance");
-    let mut all = promoted;
-    all.append(&mut pairs);
-    all.extend(ids);
-    all.push(("__name__".into(), name));
-    all
-}
-
-fn time_ms(t: u64) -> Result<i64, String> {
-    if t == 0 {
-        return Err("data point without time_unix_nano".into());
     }
-    Ok((t / 1_000_000) as i64)
-}
 
-fn no_value(flags: u32) -> bool {
-    flags & NO_RECORDED_VALUE != 0
+    fn sample(&mut self, name: &str, extra: Option<(&str, String)>, value: f64) {
+        let mut labels = self.labels.clone();
+        if let Some((k, v)) = extra {
+            labels.insert(k, v);
+        }
+        labels.insert("__name__", name);
+        self.batch.push(MetricSample {
+            labels,
+            value: if self.stale {
+                wire::remote_write::stale_nan()
+            } else {
+                value
+            },
+            timestamp_ms: self.ts,
+        });
+    }
 }
 
 fn number_points(
     out: &mut Converted<MetricBatch>,
     name: &str,
-    base: &[(String, String)],
+    base: &ResourceLabels,
     points: Vec<NumberDataPoint>,
 ) {
     for p in points {
-        let value = if no_value(p.flags) {
-            Some(wire::remote_write::stale_nan())
-        } else {
-            match p.value {
-                Some(Value::AsDouble(v)) => Some(v),
-                Some(Value::AsInt(v)) => Some(v as f64),
-                None => None,
-            }
+        let value = match p.value {
+            Some(Value::AsDouble(v)) => Some(v),
+            Some(Value::AsInt(v)) => Some(v as f64),
+            None if p.flags & NO_RECORDED_VALUE != 0 => Some(f64::NAN),
+            None => None,
         };
-        let (Some(value), Ok(ts)) = (value, time_ms(p.time_unix_nano)) else {
-            out.reject(format!("{name}: data point without a value or time"));
-            continue;
-        };
-        out.batch.push(MetricSample {
-            labels: Labels::new(series(base, &p.attributes, name.to_string())),
-            value,
-            timestamp_ms: ts,
-        });
+        let point = Point::new(
+            &mut out.batch,
+            base,
+            &p.attributes,
+            p.time_unix_nano,
+            p.flags,
+        );
+        match (value, point) {
+            (Some(v), Ok(mut point)) => point.sample(name, None, v),
+            (None, _) => out.reject(format!("{name}: data point without a value")),
+            (_, Err(e)) => out.reject(format!("{name}: {e}")),
+        }
     }
-}
-
-fn push(
-    batch: &mut MetricBatch,
-    mut labels: Vec<(String, String)>,
-    extra: Option<(&str, String)>,
-    value: f64,
-    ts: i64,
-) {
-    if let Some((k, v)) = extra {
-        labels.push((k.to_string(), v));
-    }
-    batch.push(MetricSample {
-        labels: Labels::new(labels),
-        value,
-        timestamp_ms: ts,
-    });
 }
 
 /// Prometheus' float formatting for `le` and `quantile`.
@@ -239,10 +257,9 @@ fn format_bound(b: f64) -> String {
 fn histogram_point(
     batch: &mut MetricBatch,
     name: &str,
-    base: &[(String, String)],
+    base: &ResourceLabels,
     p: HistogramDataPoint,
 ) -> Result<(), String> {
-    let ts = time_ms(p.time_unix_nano)?;
     if !p.bucket_counts.is_empty() && p.bucket_counts.len() != p.explicit_bounds.len() + 1 {
         return Err(format!(
             "{} bucket counts for {} bounds",
@@ -250,73 +267,34 @@ fn histogram_point(
             p.explicit_bounds.len()
         ));
     }
-    let stale = no_value(p.flags);
-    let v = |x: f64| {
-        if stale {
-            wire::remote_write::stale_nan()
-        } else {
-            x
-        }
-    };
+    let mut point = Point::new(batch, base, &p.attributes, p.time_unix_nano, p.flags)?;
     let bucket = format!("{name}_bucket");
     let mut cumulative = 0u64;
     for (count, bound) in p.bucket_counts.iter().zip(&p.explicit_bounds) {
         cumulative = cumulative.saturating_add(*count);
-        let labels = series(base, &p.attributes, bucket.clone());
-        push(
-            batch,
-            labels,
-            Some(("le", format_bound(*bound))),
-            v(cumulative as f64),
-            ts,
-        );
+        let le = Some(("le", format_bound(*bound)));
+        point.sample(&bucket, le, cumulative as f64);
     }
-    let labels = series(base, &p.attributes, bucket);
-    push(
-        batch,
-        labels,
-        Some(("le", "+Inf".into())),
-        v(p.count as f64),
-        ts,
-    );
+    point.sample(&bucket, Some(("le", "+Inf".into())), p.count as f64);
     if let Some(sum) = p.sum {
-        let labels = series(base, &p.attributes, format!("{name}_sum"));
-        push(batch, labels, None, v(sum), ts);
+        point.sample(&format!("{name}_sum"), None, sum);
     }
-    let labels = series(base, &p.attributes, format!("{name}_count"));
-    push(batch, labels, None, v(p.count as f64), ts);
+    point.sample(&format!("{name}_count"), None, p.count as f64);
     Ok(())
 }
 
 fn summary_point(
     batch: &mut MetricBatch,
     name: &str,
-    base: &[(String, String)],
+    base: &ResourceLabels,
     p: SummaryDataPoint,
 ) -> Result<(), String> {
-    let ts = time_ms(p.time_unix_nano)?;
-    let stale = no_value(p.flags);
-    let v = |x: f64| {
-        if stale {
-            wire::remote_write::stale_nan()
-        } else {
-            x
-        }
-    };
+    let mut point = Point::new(batch, base, &p.attributes, p.time_unix_nano, p.flags)?;
     for q in &p.quantile_values {
-        let labels = series(base, &p.attributes, name.to_string());
-        push(
-            batch,
-            labels,
-            Some(("quantile", format_bound(q.quantile))),
-            v(q.value),
-            ts,
-        );
+        point.sample(name, Some(("quantile", format_bound(q.quantile))), q.value);
     }
-    let labels = series(base, &p.attributes, format!("{name}_sum"));
-    push(batch, labels, None, v(p.sum), ts);
-    let labels = series(base, &p.attributes, format!("{name}_count"));
-    push(batch, labels, None, v(p.count as f64), ts);
+    point.sample(&format!("{name}_sum"), None, p.sum);
+    point.sample(&format!("{name}_count"), None, p.count as f64);
     Ok(())
 }
 
@@ -513,5 +491,37 @@ mod receiver_tests {
             0.8
         );
         assert_eq!(find(b, "pos_receipt_print_seconds_count", &[]).value, 30.0);
+    }
+
+    #[test]
+    fn malformed_points_are_rejected_one_by_one() {
+        use wire::otlp::proto::metrics::v1::metric::Data;
+        let mut req = metrics_request();
+        let metrics = &mut req.resource_metrics[0].scope_metrics[0].metrics;
+        if let Some(Data::Histogram(h)) = &mut metrics[1].data {
+            h.data_points[0].bucket_counts.push(1); // 4 counts for 2 bounds
+        }
+        if let Some(Data::Gauge(g)) = &mut metrics[6].data {
+            let mut no_value = g.data_points[0].clone();
+            no_value.value = None;
+            let mut no_time = g.data_points[0].clone();
+            no_time.time_unix_nano = 0;
+            g.data_points.extend([no_value, no_time]);
+        }
+        let got = convert(req, &opts());
+        // delta sum + exponential histogram + histogram + gauge without value + without time
+        assert_eq!(got.rejected, 5);
+        assert!(
+            !got.batch
+                .iter()
+                .any(|s| s.name() == Some("pos_checkout_duration_seconds_count"))
+        );
+        let floats: Vec<_> = got
+            .batch
+            .iter()
+            .filter(|s| s.name() == Some("pos_cash_drawer_float"))
+            .collect();
+        assert_eq!(floats.len(), 1);
+        assert_eq!(floats[0].value, 250.0);
     }
 }
