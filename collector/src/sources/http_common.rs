@@ -39,7 +39,7 @@ pub fn default_max_decompressed_bytes() -> usize {
 /// Why a receiver refused (part of) a request.
 #[derive(Debug, thiserror::Error)]
 pub enum Refusal {
-    /// The body is over the configured bound (413).
+    /// The body, as received or decompressed, is over its bound (413).
     #[error("request body larger than {limit} bytes")]
     TooLarge { limit: usize },
     /// A `Content-Type` the endpoint does not take (415).
@@ -57,6 +57,17 @@ pub enum Refusal {
     /// The collector is stopping (503, `shutting_down`).
     #[error("the collector is shutting down")]
     ShuttingDown,
+}
+
+impl From<wire::WireError> for Refusal {
+    /// A body over the decompression bound is 413 like one over the body bound; anything else
+    /// wrong with the bytes is a decode error (400).
+    fn from(e: wire::WireError) -> Self {
+        match e {
+            wire::WireError::TooLarge { limit, .. } => Refusal::TooLarge { limit },
+            e => Refusal::Decode(e.to_string()),
+        }
+    }
 }
 
 impl Refusal {
@@ -224,9 +235,7 @@ pub fn decode_content_encoding(
         .unwrap_or_default();
     match encoding.as_str() {
         "" | "identity" => Ok(body),
-        "gzip" => wire::compression::gzip_decompress(&body, limit)
-            .map(Bytes::from)
-            .map_err(|e| Refusal::Decode(e.to_string())),
+        "gzip" => Ok(wire::compression::gzip_decompress(&body, limit)?.into()),
         other => Err(Refusal::Decode(format!(
             "unsupported Content-Encoding {other:?} (supported: gzip, identity)"
         ))),
@@ -265,6 +274,11 @@ mod receiver_tests {
         assert!(matches!(
             decode_content_encoding(&h, raw.clone(), 100),
             Err(Refusal::Decode(_))
+        ));
+        let big = Bytes::from(wire::compression::gzip_compress(&[0u8; 1000]));
+        assert!(matches!(
+            decode_content_encoding(&h, big, 100),
+            Err(Refusal::TooLarge { limit: 100 })
         ));
         h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("br"));
         assert!(matches!(

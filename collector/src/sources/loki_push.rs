@@ -14,7 +14,8 @@
 //! Alloy send), JSON (`application/json`), `Content-Encoding: gzip`/`deflate` (decoded by
 //! `wire::loki::decode_http`, the way Loki's distributor picks a decoder). 204 on success;
 //! 400 with the reason for an undecodable body or a stream whose labels do not parse or are
-//! empty (the whole push is refused, as Loki does); 413 over `max_body_bytes`; 429 with
+//! empty (the whole push is refused, as Loki does); 413 over `max_body_bytes`
+//! (or `max_decompressed_bytes` once decompressed); 429 with
 //! `Retry-After` when a downstream queue is full. `GET /ready` answers 200.
 
 use std::collections::BTreeMap;
@@ -137,7 +138,7 @@ pub fn decode(
         raw,
         limit,
     )
-    .map_err(|e| Refusal::Decode(e.to_string()))
+    .map_err(Refusal::from)
 }
 
 /// Turns a push into records; a stream with bad or no labels refuses the whole push (with the

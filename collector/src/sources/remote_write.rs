@@ -14,7 +14,8 @@
 //! protobuf or a `Content-Encoding` other than snappy; 400 with the reason for a body that does
 //! not decode or a series whose labels break the remote-write rules
 //! (`wire::remote_write::check_series`: sorted, unique, legal names, a `__name__`) — the whole
-//! request is refused then, nothing forwarded; 413 over `max_body_bytes`; 429 with
+//! request is refused then, nothing forwarded; 413 over `max_body_bytes`
+//! (or `max_decompressed_bytes` once decompressed); 429 with
 //! `Retry-After` when a downstream queue is full. Staleness markers pass through bit for bit;
 //! exemplars, metadata and native histograms are not forwarded.
 
@@ -128,7 +129,7 @@ fn check_headers(headers: &HeaderMap) -> Result<(), Refusal> {
 
 /// Decodes a snappy protobuf body (what the property tests feed arbitrary bytes).
 pub fn decode(raw: &[u8], limit: usize) -> Result<wire::remote_write::WriteRequest, Refusal> {
-    wire::remote_write::decode(raw, limit).map_err(|e| Refusal::Decode(e.to_string()))
+    wire::remote_write::decode(raw, limit).map_err(Refusal::from)
 }
 
 /// One [`MetricSample`] per sample; the first series breaking the label rules refuses the whole

@@ -170,5 +170,5 @@ pub async fn decode<E: Export>(
 
 /// Decodes an uncompressed body (what the property tests feed arbitrary bytes).
 pub fn decode_bytes<E: Export>(raw: &[u8], encoding: Encoding) -> Result<E::Request, Refusal> {
-    wire::otlp::decode::<E::Request>(raw, encoding).map_err(|e| Refusal::Decode(e.to_string()))
+    wire::otlp::decode::<E::Request>(raw, encoding).map_err(Refusal::from)
 }

@@ -8,7 +8,7 @@
 //! http_enabled = true                 # either listener can be turned off
 //! grpc_enabled = true
 //! max_body_bytes = 20971520           # a body as received (413 over it)
-//! max_decompressed_bytes = 104857600  # after gzip; also the largest gRPC message
+//! max_decompressed_bytes = 104857600  # after gzip (413 over it); the largest gRPC message
 //! add_unit_suffixes = true            # metric names get _seconds, _bytes, ...
 //! promote_resource_attributes = []    # resource attributes copied onto every series
 //! log_index_attributes = [...]        # resource attributes that become log stream labels
@@ -20,7 +20,7 @@
 //! - 200 with an `Export*ServiceResponse` in the request's encoding, with `partial_success`
 //!   when some items could not be converted (see [`logs`] and [`metrics`]);
 //! - 400 with a `google.rpc.Status` for a body that cannot be decoded, 413 over
-//!   `max_body_bytes`;
+//!   `max_body_bytes` (or `max_decompressed_bytes` after gzip);
 //! - 429 with `Retry-After` when a downstream queue is full (nothing is buffered here: the
 //!   client keeps the data and retries), 503 with `Retry-After` while shutting down.
 //!
