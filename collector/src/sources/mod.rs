@@ -3,15 +3,24 @@
 //!
 //! | type | module | signals |
 //! |---|---|---|
+//! | `otlp` | [`otlp`] | logs, metrics, traces (OTLP/HTTP and OTLP/gRPC receiver) |
+//! | `loki_push` | [`loki_push`] | logs (Loki push API receiver) |
+//! | `remote_write` | [`remote_write`] | metrics (Prometheus remote write 1.0 receiver) |
 //! | `prometheus_scrape` | [`prometheus_scrape`] | metrics: scrapes exporters (static targets, file_sd), relabeling |
 //! | `file` | [`file`] | logs: tails files matched by globs, follows rotation, positions file |
 //! | `docker` | [`docker`] | logs: container logs from the Docker Engine API, positions file |
 //!
-//! [`tailing`] holds what the tailing sources share (the positions file, UTF-8 decoding).
+//! The network receivers share their HTTP plumbing (listener, graceful shutdown, bounded body,
+//! `gzip`, 429 on a full downstream) in [`http_common`]; the tailing sources share the positions
+//! file and UTF-8 decoding in [`tailing`].
 
 pub mod docker;
 pub mod file;
+pub mod http_common;
+pub mod loki_push;
+pub mod otlp;
 pub mod prometheus_scrape;
+pub mod remote_write;
 pub mod tailing;
 
 use std::path::PathBuf;
@@ -109,6 +118,9 @@ impl BuildError {
 /// Builds a source of type `kind` from its settings (the table without the common keys).
 pub fn build(kind: &str, table: toml::Table) -> Result<Box<dyn Source>, BuildError> {
     match kind {
+        "otlp" => otlp::build(table),
+        "loki_push" => loki_push::build(table),
+        "remote_write" => remote_write::build(table),
         "prometheus_scrape" => prometheus_scrape::build(table),
         "file" => file::build(table),
         "docker" => docker::build(table),

@@ -1,0 +1,427 @@
+//! `otlp`: the OTLP receiver, over HTTP and gRPC, for logs, metrics and traces.
+//!
+//! ```toml
+//! [sources.otlp_in]
+//! type = "otlp"
+//! http_address = "127.0.0.1:4318"     # default; OTLP/HTTP
+//! grpc_address = "127.0.0.1:4317"     # default; OTLP/gRPC
+//! http_enabled = true                 # either listener can be turned off
+//! grpc_enabled = true
+//! max_body_bytes = 20971520           # a body as received (413 over it)
+//! max_decompressed_bytes = 104857600  # after gzip (413 over it); the largest gRPC message
+//! add_unit_suffixes = true            # metric names get _seconds, _bytes, ...
+//! promote_resource_attributes = []    # resource attributes copied onto every series
+//! log_index_attributes = [...]        # resource attributes that become log stream labels
+//! ```
+//!
+//! OTLP/HTTP (`POST /v1/logs`, `/v1/metrics`, `/v1/traces`), per the OTLP specification:
+//! - `Content-Type: application/x-protobuf` or `application/json`, anything else 415;
+//!   `Content-Encoding: gzip` or none;
+//! - 200 with an `Export*ServiceResponse` in the request's encoding, with `partial_success`
+//!   when some items could not be converted (see [`logs`] and [`metrics`]);
+//! - 400 with a `google.rpc.Status` for a body that cannot be decoded, 413 over
+//!   `max_body_bytes` (or `max_decompressed_bytes` after gzip);
+//! - 429 with `Retry-After` when a downstream queue is full (nothing is buffered here: the
+//!   client keeps the data and retries), 503 with `Retry-After` while shutting down.
+//!
+//! OTLP/gRPC (the three `Export` services): `INVALID_ARGUMENT` for a refused payload, and, as the
+//! spec's "OTLP/gRPC Throttling" says, `UNAVAILABLE` with a `google.rpc.RetryInfo` detail when a
+//! downstream queue is full. Traces pass through as received (`ResourceSpans`).
+//!
+//! Accounting (`received = sent + discarded`): spans for traces, log records for logs, and for
+//! metrics the samples the conversion produced plus one per rejected data point. Items that
+//! could not be converted count as `discarded{reason="invalid"}`; see [`http_common`] for the
+//! rest.
+
+pub mod grpc;
+pub mod http;
+pub mod logs;
+pub mod metrics;
+pub mod test_data;
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::Value as Json;
+use wire::otlp::proto::common::v1::AnyValue;
+use wire::otlp::proto::common::v1::any_value::Value;
+use wire::otlp::{
+    ExportLogsServiceRequest, ExportMetricsServiceRequest, ExportTraceServiceRequest,
+};
+
+use super::http_common::{self, Refusal};
+use super::{BuildError, Source, SourceContext, SourceError};
+use crate::BoxFuture;
+use crate::event::{Items, Signal};
+use crate::selfmon::ComponentMetrics;
+
+/// The settings of an `otlp` source.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtlpConfig {
+    #[serde(default = "default_http_address")]
+    pub http_address: String,
+    #[serde(default = "default_grpc_address")]
+    pub grpc_address: String,
+    #[serde(default = "yes")]
+    pub http_enabled: bool,
+    #[serde(default = "yes")]
+    pub grpc_enabled: bool,
+    #[serde(default = "http_common::default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    #[serde(default = "http_common::default_max_decompressed_bytes")]
+    pub max_decompressed_bytes: usize,
+    #[serde(default = "yes")]
+    pub add_unit_suffixes: bool,
+    #[serde(default)]
+    pub promote_resource_attributes: Vec<String>,
+    #[serde(default = "default_index")]
+    pub log_index_attributes: Vec<String>,
+}
+
+fn default_http_address() -> String {
+    "127.0.0.1:4318".into()
+}
+fn default_grpc_address() -> String {
+    "127.0.0.1:4317".into()
+}
+fn yes() -> bool {
+    true
+}
+fn default_index() -> Vec<String> {
+    logs::DEFAULT_INDEX_ATTRIBUTES
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+/// Builds an `otlp` source.
+pub fn build(table: toml::Table) -> Result<Box<dyn Source>, BuildError> {
+    let config: OtlpConfig = BuildError::parse(table)?;
+    if !config.http_enabled && !config.grpc_enabled {
+        return Err(BuildError::Invalid {
+            key: "http_enabled".into(),
+            reason: "at least one of http_enabled and grpc_enabled must be true".into(),
+        });
+    }
+    Ok(Box::new(OtlpSource { config }))
+}
+
+/// A built `otlp` source.
+pub struct OtlpSource {
+    config: OtlpConfig,
+}
+
+impl Source for OtlpSource {
+    fn signals(&self) -> &'static [Signal] {
+        &Signal::ALL
+    }
+
+    fn run(self: Box<Self>, ctx: SourceContext) -> BoxFuture<Result<(), SourceError>> {
+        Box::pin(async move {
+            let c = self.config;
+            let http_listener = match c.http_enabled {
+                true => {
+                    Some(http_common::bind(&c.http_address, &ctx.name, &ctx.listen_addrs).await?)
+                }
+                false => None,
+            };
+            let grpc_key = format!("{}.grpc", ctx.name);
+            let grpc_listener = match c.grpc_enabled {
+                true => {
+                    Some(http_common::bind(&c.grpc_address, &grpc_key, &ctx.listen_addrs).await?)
+                }
+                false => None,
+            };
+            let receiver = Arc::new(Receiver {
+                outputs: ctx.outputs,
+                metrics: ctx.metrics,
+                max_body_bytes: c.max_body_bytes,
+                max_decompressed_bytes: c.max_decompressed_bytes,
+                metric_options: metrics::MetricOptions {
+                    add_unit_suffixes: c.add_unit_suffixes,
+                    promote_resource_attributes: c.promote_resource_attributes,
+                },
+                log_index: c.log_index_attributes,
+            });
+            let http = async {
+                match http_listener {
+                    Some(l) => {
+                        let router = http::router(receiver.clone());
+                        http_common::serve(l, router, ctx.shutdown.clone()).await
+                    }
+                    None => Ok(()),
+                }
+            };
+            let grpc = async {
+                match grpc_listener {
+                    Some(l) => grpc::serve(l, receiver.clone(), ctx.shutdown.clone()).await,
+                    None => Ok(()),
+                }
+            };
+            let (h, g) = tokio::join!(http, grpc);
+            h.and(g)
+        })
+    }
+}
+
+/// What the HTTP and gRPC front ends share: conversion and hand-off.
+pub struct Receiver {
+    outputs: super::Outputs,
+    metrics: ComponentMetrics,
+    max_body_bytes: usize,
+    max_decompressed_bytes: usize,
+    metric_options: metrics::MetricOptions,
+    log_index: Vec<String>,
+}
+
+/// Items accepted with some rejected: the `partial_success` of an export response.
+#[derive(Debug, Default, PartialEq)]
+pub struct PartialSuccess {
+    pub rejected: i64,
+    pub message: String,
+}
+
+/// A conversion's output: the batch, and the items that could not be converted.
+#[derive(Debug)]
+pub struct Converted<T> {
+    pub batch: T,
+    pub rejected: u64,
+    /// The first reason, as the partial success' `error_message`.
+    pub error: Option<String>,
+}
+
+impl<T: Default> Default for Converted<T> {
+    fn default() -> Self {
+        Converted {
+            batch: T::default(),
+            rejected: 0,
+            error: None,
+        }
+    }
+}
+
+impl<T> Converted<T> {
+    pub fn reject(&mut self, why: String) {
+        self.reject_n(1, why);
+    }
+
+    pub fn reject_n(&mut self, n: u64, why: String) {
+        if n == 0 {
+            return;
+        }
+        self.rejected += n;
+        self.error.get_or_insert(why);
+    }
+}
+
+impl Receiver {
+    /// Counts the rejected part of a conversion and hands the rest on.
+    fn deliver<T: Clone + Items>(
+        &self,
+        signal: Signal,
+        converted: Converted<T>,
+        out: &crate::output::Output<T>,
+    ) -> Result<PartialSuccess, Refusal> {
+        let partial = PartialSuccess {
+            rejected: converted.rejected as i64,
+            message: converted.error.unwrap_or_default(),
+        };
+        // Items that could not be converted: received, and discarded as invalid.
+        self.metrics.received(signal).add(converted.rejected);
+        self.metrics
+            .discarded(signal, "invalid")
+            .add(converted.rejected);
+        http_common::offer(out, converted.batch, &self.metrics, signal)?;
+        Ok(partial)
+    }
+
+    pub fn logs(&self, req: ExportLogsServiceRequest) -> Result<PartialSuccess, Refusal> {
+        let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
+        let converted = logs::convert(req, &self.log_index, now);
+        self.deliver(Signal::Logs, converted, &self.outputs.logs)
+    }
+
+    pub fn metrics(&self, req: ExportMetricsServiceRequest) -> Result<PartialSuccess, Refusal> {
+        let converted = metrics::convert(req, &self.metric_options);
+        self.deliver(Signal::Metrics, converted, &self.outputs.metrics)
+    }
+
+    pub fn traces(&self, req: ExportTraceServiceRequest) -> Result<PartialSuccess, Refusal> {
+        let converted = Converted {
+            batch: req.resource_spans,
+            rejected: 0,
+            error: None,
+        };
+        self.deliver(Signal::Traces, converted, &self.outputs.traces)
+    }
+}
+
+/// gRPC status codes used here.
+pub mod code {
+    pub const INVALID_ARGUMENT: i32 = 3;
+    pub const RESOURCE_EXHAUSTED: i32 = 8;
+    pub const UNAVAILABLE: i32 = 14;
+}
+
+/// The gRPC code a refusal maps to (also the `code` of an OTLP/HTTP error body).
+pub fn grpc_code(r: &Refusal) -> i32 {
+    match r {
+        Refusal::TooLarge { .. } => code::RESOURCE_EXHAUSTED,
+        Refusal::UnsupportedMediaType(_) | Refusal::Decode(_) | Refusal::Invalid(_) => {
+            code::INVALID_ARGUMENT
+        }
+        Refusal::Backpressure(_) | Refusal::ShuttingDown => code::UNAVAILABLE,
+    }
+}
+
+/// `google.rpc.Status`.
+#[derive(Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize)]
+pub struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    pub code: i32,
+    #[prost(string, tag = "2")]
+    #[serde(default)]
+    pub message: String,
+    #[prost(message, repeated, tag = "3")]
+    #[serde(skip)]
+    pub details: Vec<ProtoAny>,
+}
+
+/// `google.protobuf.Any`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ProtoAny {
+    #[prost(string, tag = "1")]
+    pub type_url: String,
+    #[prost(bytes = "vec", tag = "2")]
+    pub value: Vec<u8>,
+}
+
+/// `google.rpc.RetryInfo`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct RetryInfo {
+    #[prost(message, optional, tag = "1")]
+    pub retry_delay: Option<ProtoDuration>,
+}
+
+/// `google.protobuf.Duration`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ProtoDuration {
+    #[prost(int64, tag = "1")]
+    pub seconds: i64,
+    #[prost(int32, tag = "2")]
+    pub nanos: i32,
+}
+
+pub const RETRY_INFO_TYPE_URL: &str = "type.googleapis.com/google.rpc.RetryInfo";
+
+/// A label name from an attribute key: characters outside `[a-zA-Z0-9_]` become `_`, a leading
+/// digit gets `key_` in front (as Prometheus' and Loki's OTLP translation do).
+pub fn label_name(key: &str) -> String {
+    let mut s: String = key
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if s.starts_with(|c: char| c.is_ascii_digit()) {
+        s.insert_str(0, "key_");
+    }
+    s
+}
+
+/// An attribute value or log body as text: strings as they are, other scalars printed, maps and
+/// arrays as JSON, bytes as base64.
+pub fn any_to_string(v: &AnyValue) -> String {
+    match &v.value {
+        None => String::new(),
+        Some(Value::StringValue(s)) => s.clone(),
+        Some(Value::BoolValue(b)) => b.to_string(),
+        Some(Value::IntValue(i)) => i.to_string(),
+        Some(Value::DoubleValue(d)) => d.to_string(),
+        Some(Value::BytesValue(b)) => base64(b),
+        Some(Value::StringValueStrindex(_)) => String::new(),
+        Some(Value::ArrayValue(_) | Value::KvlistValue(_)) => any_to_json(v).to_string(),
+    }
+}
+
+fn any_to_json(v: &AnyValue) -> Json {
+    match &v.value {
+        None | Some(Value::StringValueStrindex(_)) => Json::Null,
+        Some(Value::StringValue(s)) => Json::String(s.clone()),
+        Some(Value::BoolValue(b)) => Json::Bool(*b),
+        Some(Value::IntValue(i)) => Json::from(*i),
+        Some(Value::DoubleValue(d)) => serde_json::Number::from_f64(*d)
+            .map(Json::Number)
+            .unwrap_or_else(|| Json::String(d.to_string())),
+        Some(Value::BytesValue(b)) => Json::String(base64(b)),
+        Some(Value::ArrayValue(a)) => Json::Array(a.values.iter().map(any_to_json).collect()),
+        Some(Value::KvlistValue(kv)) => Json::Object(
+            kv.values
+                .iter()
+                .map(|kv| {
+                    let v = kv.value.as_ref().map(any_to_json).unwrap_or(Json::Null);
+                    (kv.key.clone(), v)
+                })
+                .collect(),
+        ),
+    }
+}
+
+/// Standard base64 with padding.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod receiver_tests {
+    use super::*;
+
+    #[test]
+    fn label_names_and_values() {
+        assert_eq!(label_name("service.name"), "service_name");
+        assert_eq!(label_name("http.status-code"), "http_status_code");
+        assert_eq!(label_name("9lives"), "key_9lives");
+        assert_eq!(base64(b"Man"), "TWFu");
+        assert_eq!(base64(b"Ma"), "TWE=");
+        assert_eq!(base64(b"M"), "TQ==");
+        let v = AnyValue {
+            value: Some(Value::DoubleValue(1.5)),
+        };
+        assert_eq!(any_to_string(&v), "1.5");
+    }
+
+    #[test]
+    fn config_defaults_and_unknown_keys() {
+        let c: OtlpConfig = BuildError::parse(toml::Table::new()).unwrap();
+        assert_eq!(c.http_address, "127.0.0.1:4318");
+        assert_eq!(c.grpc_address, "127.0.0.1:4317");
+        assert!(c.log_index_attributes.contains(&"service.name".to_string()));
+        let mut t = toml::Table::new();
+        t.insert("bogus".into(), toml::Value::Boolean(true));
+        assert!(build(t).is_err());
+        let t: toml::Table = toml::from_str("http_enabled = false\ngrpc_enabled = false").unwrap();
+        assert!(matches!(build(t), Err(BuildError::Invalid { .. })));
+    }
+}

@@ -1,0 +1,214 @@
+//! `remote_write`: a Prometheus remote write 1.0 receiver.
+//!
+//! ```toml
+//! [sources.rw_in]
+//! type = "remote_write"
+//! address = "127.0.0.1:19291"         # default (Thanos Receive's port: clear of Prometheus'
+//!                                     # 9090 and Mimir's 9009, which the backends use)
+//! max_body_bytes = 20971520
+//! max_decompressed_bytes = 104857600
+//! ```
+//!
+//! `POST /api/v1/write` (Prometheus) and `/api/v1/push` (Mimir): `prometheus.WriteRequest` as
+//! protobuf in the snappy block format. 204 on success; 415 for a `Content-Type` other than
+//! protobuf or a `Content-Encoding` other than snappy; 400 with the reason for a body that does
+//! not decode or a series whose labels break the remote-write rules
+//! (`wire::remote_write::check_series`: sorted, unique, legal names, a `__name__`) — the whole
+//! request is refused then, nothing forwarded; 413 over `max_body_bytes`
+//! (or `max_decompressed_bytes` once decompressed); 429 with
+//! `Retry-After` when a downstream queue is full. Staleness markers pass through bit for bit;
+//! exemplars, metadata and native histograms are not forwarded.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, header};
+use axum::response::Response;
+use axum::routing::{get, post};
+use serde::Deserialize;
+
+use super::http_common::{self, Refusal};
+use super::{BuildError, Source, SourceContext, SourceError};
+use crate::BoxFuture;
+use crate::event::{Labels, MetricBatch, MetricSample, Signal};
+use crate::selfmon::ComponentMetrics;
+
+/// The settings of a `remote_write` source.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteWriteConfig {
+    #[serde(default = "default_address")]
+    pub address: String,
+    #[serde(default = "http_common::default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    #[serde(default = "http_common::default_max_decompressed_bytes")]
+    pub max_decompressed_bytes: usize,
+}
+
+fn default_address() -> String {
+    "127.0.0.1:19291".into()
+}
+
+/// Builds a `remote_write` source.
+pub fn build(table: toml::Table) -> Result<Box<dyn Source>, BuildError> {
+    let config: RemoteWriteConfig = BuildError::parse(table)?;
+    Ok(Box::new(RemoteWriteSource { config }))
+}
+
+/// A built `remote_write` source.
+pub struct RemoteWriteSource {
+    config: RemoteWriteConfig,
+}
+
+struct RwState {
+    out: crate::output::Output<MetricBatch>,
+    metrics: ComponentMetrics,
+    config: RemoteWriteConfig,
+}
+
+impl Source for RemoteWriteSource {
+    fn signals(&self) -> &'static [Signal] {
+        &[Signal::Metrics]
+    }
+
+    fn run(self: Box<Self>, ctx: SourceContext) -> BoxFuture<Result<(), SourceError>> {
+        Box::pin(async move {
+            let listener =
+                http_common::bind(&self.config.address, &ctx.name, &ctx.listen_addrs).await?;
+            let state = Arc::new(RwState {
+                out: ctx.outputs.metrics,
+                metrics: ctx.metrics,
+                config: self.config,
+            });
+            let router = Router::new()
+                .route("/api/v1/write", post(write))
+                .route("/api/v1/push", post(write))
+                .route("/ready", get(http_common::ready))
+                .with_state(state);
+            http_common::serve(listener, router, ctx.shutdown).await
+        })
+    }
+}
+
+async fn write(State(st): State<Arc<RwState>>, headers: HeaderMap, body: Body) -> Response {
+    let decoded = read_and_decode(&headers, body, &st.config).await;
+    http_common::push_response(decoded, convert, &st.out, &st.metrics, Signal::Metrics)
+}
+
+async fn read_and_decode(
+    headers: &HeaderMap,
+    body: Body,
+    config: &RemoteWriteConfig,
+) -> Result<wire::remote_write::WriteRequest, Refusal> {
+    check_headers(headers)?;
+    let raw = http_common::read_body(headers, body, config.max_body_bytes).await?;
+    decode(&raw, config.max_decompressed_bytes)
+}
+
+/// Remote write 1.0 is protobuf in snappy; other types and encodings are refused with 415.
+fn check_headers(headers: &HeaderMap) -> Result<(), Refusal> {
+    if let Some(ct) = http_common::header_str(headers, header::CONTENT_TYPE) {
+        let media = ct.split(';').next().unwrap_or_default().trim();
+        if !media.eq_ignore_ascii_case("application/x-protobuf") {
+            return Err(Refusal::UnsupportedMediaType(format!(
+                "unsupported Content-Type {ct:?}, want application/x-protobuf"
+            )));
+        }
+    }
+    if let Some(ce) = http_common::header_str(headers, header::CONTENT_ENCODING)
+        && !ce.trim().eq_ignore_ascii_case("snappy")
+    {
+        return Err(Refusal::UnsupportedMediaType(format!(
+            "unsupported Content-Encoding {ce:?}, want snappy"
+        )));
+    }
+    Ok(())
+}
+
+/// Decodes a snappy protobuf body (what the property tests feed arbitrary bytes).
+pub fn decode(raw: &[u8], limit: usize) -> Result<wire::remote_write::WriteRequest, Refusal> {
+    wire::remote_write::decode(raw, limit).map_err(Refusal::from)
+}
+
+/// One [`MetricSample`] per sample; the first series breaking the label rules refuses the whole
+/// request (with the number of samples refused).
+pub fn convert(req: wire::remote_write::WriteRequest) -> Result<MetricBatch, (Refusal, u64)> {
+    let total: u64 = req.timeseries.iter().map(|t| t.samples.len() as u64).sum();
+    let mut batch = Vec::with_capacity(total as usize);
+    for ts in req.timeseries {
+        if let Err(problem) = wire::remote_write::check_series(&ts.labels) {
+            return Err((Refusal::Invalid(problem.to_string()), total.max(1)));
+        }
+        let labels = Labels::new(ts.labels.into_iter().map(|l| (l.name, l.value)).collect());
+        for s in ts.samples {
+            batch.push(MetricSample {
+                labels: labels.clone(),
+                value: s.value,
+                timestamp_ms: s.timestamp,
+            });
+        }
+    }
+    Ok(batch)
+}
+
+#[cfg(test)]
+mod receiver_tests {
+    use super::*;
+    use axum::http::StatusCode;
+    use wire::remote_write::{Label, Sample, TimeSeries, WriteRequest, stale_nan};
+
+    fn req(labels: &[(&str, &str)]) -> WriteRequest {
+        WriteRequest {
+            timeseries: vec![TimeSeries {
+                labels: labels.iter().map(|(k, v)| Label::new(*k, *v)).collect(),
+                samples: vec![
+                    Sample {
+                        value: 3.0,
+                        timestamp: 1_700_000_000_000,
+                    },
+                    Sample {
+                        value: stale_nan(),
+                        timestamp: 1_700_000_015_000,
+                    },
+                ],
+                exemplars: vec![],
+            }],
+            metadata: vec![],
+        }
+    }
+
+    #[test]
+    fn samples_keep_labels_and_stale_markers() {
+        let b = convert(req(&[("__name__", "pos_checkouts_total"), ("till", "07")])).unwrap();
+        assert_eq!(b.len(), 2);
+        assert_eq!(b[0].name(), Some("pos_checkouts_total"));
+        assert_eq!(b[0].labels.get("till"), Some("07"));
+        assert!(wire::remote_write::is_stale_nan(b[1].value));
+    }
+
+    #[test]
+    fn bad_series_refuse_the_request() {
+        let (r, n) = convert(req(&[("till", "07")])).unwrap_err();
+        assert_eq!((r.status(), n), (StatusCode::BAD_REQUEST, 2));
+        assert!(r.to_string().contains("no metric name"), "{r}");
+        let (r, _) = convert(req(&[("__name__", "x"), ("b", "1"), ("a", "2")])).unwrap_err();
+        assert!(r.to_string().contains("not sorted"), "{r}");
+    }
+
+    #[test]
+    fn headers_other_than_snappy_protobuf_are_415() {
+        let mut h = HeaderMap::new();
+        assert!(check_headers(&h).is_ok());
+        h.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+        let r = check_headers(&h).unwrap_err();
+        assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        h.insert(
+            header::CONTENT_TYPE,
+            "application/x-protobuf".parse().unwrap(),
+        );
+        h.insert(header::CONTENT_ENCODING, "gzip".parse().unwrap());
+        assert!(check_headers(&h).is_err());
+    }
+}

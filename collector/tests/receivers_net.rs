@@ -1,0 +1,616 @@
+//! The network receivers over real sockets: each test builds a source from its TOML, runs it on
+//! port 0 with outputs over channels the test holds, sends real requests (reqwest, the tonic
+//! OTLP clients) and checks the answers and the batches that arrive.
+#![allow(clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use collector::event::{LogBatch, MetricBatch, Signal, TraceBatch};
+use collector::output::{Output, Target, WhenFull};
+use collector::selfmon::{ComponentMetrics, Registry};
+use collector::sources::otlp::test_data::{logs_request, metrics_request, traces_request};
+use collector::sources::otlp::{RETRY_INFO_TYPE_URL, RpcStatus};
+use collector::sources::{ListenAddrs, Outputs, SourceContext, SourceError};
+use prost::Message;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use wire::otlp::grpc::{LogsServiceClient, MetricsServiceClient, TraceServiceClient};
+use wire::otlp::{
+    Encoding, ExportLogsServiceResponse, ExportMetricsServiceResponse, ExportTraceServiceResponse,
+};
+
+const NAME: &str = "rx";
+
+/// A running source and the ends of its outputs.
+struct Harness {
+    addrs: ListenAddrs,
+    logs: mpsc::Receiver<LogBatch>,
+    metrics: mpsc::Receiver<MetricBatch>,
+    traces: mpsc::Receiver<TraceBatch>,
+    registry: Arc<Registry>,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<Result<(), SourceError>>,
+    http: reqwest::Client,
+}
+
+fn target<T>(tx: mpsc::Sender<T>) -> Vec<Target<T>> {
+    vec![Target {
+        tx,
+        when_full: WhenFull::Block,
+        name: "test".into(),
+    }]
+}
+
+impl Harness {
+    /// Builds `kind` from `settings` (listening on port 0), downstream queues of `capacity`.
+    async fn start(kind: &str, settings: &str, capacity: usize) -> Harness {
+        let mut table: toml::Table = toml::from_str(settings).unwrap();
+        let keys: &[&str] = if kind == "otlp" {
+            &["http_address", "grpc_address"]
+        } else {
+            &["address"]
+        };
+        for key in keys {
+            table.insert(key.to_string(), toml::Value::String("127.0.0.1:0".into()));
+        }
+        let source = collector::sources::build(kind, table).unwrap();
+        let registry = Registry::new();
+        let m = ComponentMetrics::new(registry.clone(), NAME, "source");
+        let (ltx, logs) = mpsc::channel(capacity);
+        let (mtx, metrics) = mpsc::channel(capacity);
+        let (ttx, traces) = mpsc::channel(capacity);
+        let outputs = Outputs {
+            logs: Output::new(Signal::Logs, target(ltx), m.clone()),
+            metrics: Output::new(Signal::Metrics, target(mtx), m.clone()),
+            traces: Output::new(Signal::Traces, target(ttx), m.clone()),
+        };
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let addrs = ListenAddrs::default();
+        let ctx = SourceContext {
+            name: NAME.into(),
+            outputs,
+            shutdown: shutdown_rx,
+            metrics: m,
+            data_dir: std::env::temp_dir(),
+            listen_addrs: addrs.clone(),
+        };
+        let task = tokio::spawn(source.run(ctx));
+        let h = Harness {
+            addrs,
+            logs,
+            metrics,
+            traces,
+            registry,
+            shutdown,
+            task,
+            http: reqwest::Client::new(),
+        };
+        h.wait_for(NAME).await;
+        if kind == "otlp" && !settings.contains("grpc_enabled = false") {
+            h.wait_for(&format!("{NAME}.grpc")).await;
+        }
+        h
+    }
+
+    async fn wait_for(&self, key: &str) -> SocketAddr {
+        for _ in 0..500 {
+            if let Some(a) = self.addrs.get(key) {
+                return a;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{key} never listened");
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addrs.get(NAME).unwrap())
+    }
+
+    fn grpc_url(&self) -> String {
+        format!(
+            "http://{}",
+            self.addrs.get(&format!("{NAME}.grpc")).unwrap()
+        )
+    }
+
+    async fn post(&self, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> reqwest::Response {
+        let mut req = self.http.post(self.url(path)).body(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.send().await.unwrap()
+    }
+
+    fn discarded(&self, reason: &str) -> u64 {
+        self.registry.counter_sum(
+            "collector_discarded_items_total",
+            &[("component", NAME), ("reason", reason)],
+        )
+    }
+
+    fn received(&self, signal: &str) -> u64 {
+        self.registry.counter_sum(
+            "collector_received_items_total",
+            &[("component", NAME), ("signal", signal)],
+        )
+    }
+
+    /// Stops the source and checks it returns cleanly.
+    async fn stop(self) {
+        self.shutdown.send(true).unwrap();
+        let res = tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("source stops on shutdown")
+            .unwrap();
+        res.unwrap();
+    }
+}
+
+async fn recv<T>(rx: &mut mpsc::Receiver<T>) -> T {
+    tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .expect("a batch arrives")
+        .unwrap()
+}
+
+const PROTOBUF: (&str, &str) = ("content-type", "application/x-protobuf");
+const JSON: (&str, &str) = ("content-type", "application/json");
+
+// ---- OTLP ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn receiver_otlp_http_protobuf_and_json_gzip_for_all_signals() {
+    let settings = "promote_resource_attributes = [\"deployment.environment\"]";
+    let mut h = Harness::start("otlp", settings, 8).await;
+
+    // Traces, protobuf: passed on as received.
+    let req = traces_request();
+    let resp = h.post("/v1/traces", &[PROTOBUF], req.encode_to_vec()).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/x-protobuf");
+    let body = ExportTraceServiceResponse::decode(resp.bytes().await.unwrap()).unwrap();
+    assert_eq!(body.partial_success, None);
+    assert_eq!(recv(&mut h.traces).await, req.resource_spans);
+
+    // Logs, JSON + gzip: converted with Loki's OTLP mapping; the answer is JSON.
+    let json = wire::otlp::encode(&logs_request(), Encoding::Json).unwrap();
+    let resp = h
+        .post(
+            "/v1/logs",
+            &[JSON, ("content-encoding", "gzip")],
+            wire::compression::gzip_compress(&json),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    let body: ExportLogsServiceResponse =
+        wire::otlp::decode(&resp.bytes().await.unwrap(), Encoding::Json).unwrap();
+    assert_eq!(body.partial_success, None);
+    let logs = recv(&mut h.logs).await;
+    assert_eq!(logs.len(), 2);
+    assert_eq!(logs[0].labels.get("service_name"), Some("pos-checkout"));
+    assert_eq!(logs[0].line, "checkout completed");
+    assert!(
+        logs[0]
+            .structured_metadata
+            .contains(&("trace_id".into(), "5b8efff798038103d269b633813fc60c".into()))
+    );
+
+    // Metrics, protobuf: a partial success for the delta sum and the exponential histogram.
+    let resp = h
+        .post(
+            "/v1/metrics",
+            &[PROTOBUF],
+            metrics_request().encode_to_vec(),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let body = ExportMetricsServiceResponse::decode(resp.bytes().await.unwrap()).unwrap();
+    let partial = body.partial_success.unwrap();
+    assert_eq!(partial.rejected_data_points, 2);
+    assert!(
+        partial.error_message.contains("delta"),
+        "{}",
+        partial.error_message
+    );
+    let samples = recv(&mut h.metrics).await;
+    let counter = samples
+        .iter()
+        .find(|s| s.name() == Some("pos_checkout_transactions_total"))
+        .unwrap();
+    assert_eq!(counter.value, 17.0);
+    assert_eq!(counter.labels.get("job"), Some("retail/pos-checkout"));
+    assert_eq!(counter.labels.get("instance"), Some("till-07"));
+    assert_eq!(counter.labels.get("deployment_environment"), Some("prod"));
+    assert!(
+        samples
+            .iter()
+            .any(|s| s.name() == Some("pos_checkout_duration_seconds_bucket"))
+    );
+    assert_eq!(h.discarded("invalid"), 2);
+    assert_eq!(h.received("traces"), 2);
+    assert_eq!(h.received("logs"), 2);
+
+    let ready = h.http.get(h.url("/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn receiver_otlp_grpc_all_services() {
+    let mut h = Harness::start("otlp", "", 8).await;
+    let mut traces = TraceServiceClient::connect(h.grpc_url()).await.unwrap();
+    let resp = traces.export(traces_request()).await.unwrap().into_inner();
+    assert_eq!(resp.partial_success, None);
+    assert_eq!(recv(&mut h.traces).await, traces_request().resource_spans);
+
+    let mut logs = LogsServiceClient::connect(h.grpc_url()).await.unwrap();
+    logs.export(logs_request()).await.unwrap();
+    assert_eq!(recv(&mut h.logs).await.len(), 2);
+
+    let mut metrics = MetricsServiceClient::connect(h.grpc_url()).await.unwrap();
+    let resp = metrics
+        .export(metrics_request())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(resp.partial_success.unwrap().rejected_data_points, 2);
+    assert!(!recv(&mut h.metrics).await.is_empty());
+    drop((traces, logs, metrics));
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn receiver_otlp_bad_payloads_are_4xx_and_the_server_keeps_serving() {
+    let h = Harness::start("otlp", "max_body_bytes = 4096\ngrpc_enabled = false", 8).await;
+    assert!(h.addrs.get("rx.grpc").is_none());
+
+    // Garbage protobuf: 400 with a google.rpc.Status in protobuf.
+    let garbage = b"\xff\xff\xff garbage".to_vec();
+    let resp = h.post("/v1/traces", &[PROTOBUF], garbage).await;
+    assert_eq!(resp.status(), 400);
+    let status = RpcStatus::decode(resp.bytes().await.unwrap()).unwrap();
+    assert_eq!(status.code, 3);
+    assert!(status.message.contains("protobuf"), "{}", status.message);
+
+    // Bad JSON: 400 with the Status in JSON.
+    let resp = h
+        .post("/v1/logs", &[JSON], b"{\"resourceLogs\": [".to_vec())
+        .await;
+    assert_eq!(resp.status(), 400);
+    let status: RpcStatus = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+    assert!(status.message.contains("json"), "{}", status.message);
+
+    // Not gzip although it says so.
+    let headers = [PROTOBUF, ("content-encoding", "gzip")];
+    let resp = h.post("/v1/metrics", &headers, b"plain".to_vec()).await;
+    assert_eq!(resp.status(), 400);
+
+    // Wrong media type: 415.
+    let headers = [("content-type", "text/plain")];
+    let resp = h.post("/v1/traces", &headers, b"hi".to_vec()).await;
+    assert_eq!(resp.status(), 415);
+
+    // Too large: 413.
+    let resp = h.post("/v1/traces", &[PROTOBUF], vec![0u8; 10_000]).await;
+    assert_eq!(resp.status(), 413);
+
+    assert_eq!(h.discarded("decode_error"), 3);
+    assert_eq!(h.discarded("unsupported_media_type"), 1);
+    assert_eq!(h.discarded("too_large"), 1);
+
+    // Still serving.
+    let resp = h
+        .post("/v1/traces", &[PROTOBUF], traces_request().encode_to_vec())
+        .await;
+    assert_eq!(resp.status(), 200);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn receiver_otlp_full_queue_is_429_and_unavailable_with_retry_info() {
+    let h = Harness::start("otlp", "", 1).await;
+    let body = traces_request().encode_to_vec();
+    let first = h.post("/v1/traces", &[PROTOBUF], body.clone()).await;
+    assert_eq!(first.status(), 200);
+    // The queue (capacity 1) is full and nobody drains it.
+    let resp = h.post("/v1/traces", &[PROTOBUF], body).await;
+    assert_eq!(resp.status(), 429);
+    assert_eq!(resp.headers()["retry-after"], "1");
+    let status = RpcStatus::decode(resp.bytes().await.unwrap()).unwrap();
+    assert_eq!(status.code, 14);
+
+    let mut client = TraceServiceClient::connect(h.grpc_url()).await.unwrap();
+    let err = client.export(traces_request()).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unavailable);
+    let details = RpcStatus::decode(err.details()).unwrap();
+    assert_eq!(details.details[0].type_url, RETRY_INFO_TYPE_URL);
+    assert_eq!(h.discarded("backpressure"), 4); // two spans, twice
+    drop(client);
+    h.stop().await;
+}
+
+/// A raw gRPC unary call over HTTP/2 (what a client with a broken encoder would send); returns
+/// the `grpc-status` and `grpc-message`.
+async fn raw_grpc(h: &Harness, path: &str, payload: &[u8]) -> (String, String) {
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let mut body = vec![0u8];
+    body.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    body.extend_from_slice(payload);
+    let resp = client
+        .post(format!("{}{path}", h.grpc_url()))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let get = |k: &str| {
+        resp.headers()
+            .get(k)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    (get("grpc-status"), get("grpc-message"))
+}
+
+#[tokio::test]
+async fn receiver_otlp_grpc_bad_protobuf_is_invalid_argument() {
+    let h = Harness::start("otlp", "", 8).await;
+    let path = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
+    let (code, message) = raw_grpc(&h, path, b"\xff\xff\xff garbage").await;
+    assert_eq!(code, "3", "{message}");
+    assert!(message.contains("protobuf"), "{message}");
+    assert_eq!(h.discarded("decode_error"), 1);
+    let path = "/opentelemetry.proto.collector.logs.v1.LogsService/Nope";
+    assert_eq!(raw_grpc(&h, path, b"").await.0, "12"); // UNIMPLEMENTED
+    // Still serving.
+    let mut logs = LogsServiceClient::connect(h.grpc_url()).await.unwrap();
+    logs.export(logs_request()).await.unwrap();
+    drop(logs);
+    h.stop().await;
+}
+
+// ---- Loki push ----------------------------------------------------------------------------------
+
+fn loki_push() -> wire::loki::PushRequest {
+    let mut e = wire::loki::Entry::new(
+        1_700_000_000_000_000_000,
+        "checkout completed till=07 total=12.50",
+    );
+    e.structured_metadata.push(wire::loki::LabelPair {
+        name: "trace_id".into(),
+        value: "5b8efff798038103d269b633813fc60c".into(),
+    });
+    let printed = wire::loki::Entry::new(1_700_000_001_000_000_000, "receipt printed");
+    wire::loki::PushRequest {
+        streams: vec![wire::loki::Stream {
+            labels: r#"{service_name="pos-checkout", env="prod"}"#.into(),
+            entries: vec![e, printed],
+            hash: 0,
+        }],
+    }
+}
+
+const PUSH: &str = "/loki/api/v1/push";
+
+#[tokio::test]
+async fn receiver_loki_push_protobuf_and_json_gzip() {
+    let settings = "labels = { source = \"pos\" }\nuse_incoming_timestamp = true";
+    let mut h = Harness::start("loki_push", settings, 8).await;
+    let body = wire::loki::encode_protobuf(&loki_push());
+    let resp = h.post(PUSH, &[PROTOBUF], body).await;
+    assert_eq!(resp.status(), 204);
+    let b = recv(&mut h.logs).await;
+    assert_eq!(b.len(), 2);
+    assert_eq!(
+        b[0].labels.to_loki_string(),
+        r#"{env="prod", service_name="pos-checkout", source="pos"}"#
+    );
+    assert_eq!(b[0].timestamp_ns, 1_700_000_000_000_000_000);
+    assert_eq!(b[0].structured_metadata[0].0, "trace_id");
+
+    let json = wire::loki::encode_json(&loki_push()).unwrap();
+    let headers = [JSON, ("content-encoding", "gzip")];
+    let resp = h
+        .post(PUSH, &headers, wire::compression::gzip_compress(&json))
+        .await;
+    assert_eq!(resp.status(), 204);
+    assert_eq!(recv(&mut h.logs).await[1].line, "receipt printed");
+    let ready = h.http.get(h.url("/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn receiver_loki_push_bad_input_and_full_queue() {
+    let h = Harness::start("loki_push", "", 1).await;
+    let resp = h
+        .post(PUSH, &[PROTOBUF], b"not snappy at all".to_vec())
+        .await;
+    assert_eq!(resp.status(), 400);
+    assert!(resp.text().await.unwrap().contains("snappy"));
+    let resp = h.post(PUSH, &[JSON], b"{\"streams\": 3}".to_vec()).await;
+    assert_eq!(resp.status(), 400);
+    assert_eq!(h.discarded("decode_error"), 2);
+
+    let mut bad = loki_push();
+    bad.streams[0].labels = "{service_name=pos}".into();
+    let resp = h
+        .post(PUSH, &[PROTOBUF], wire::loki::encode_protobuf(&bad))
+        .await;
+    assert_eq!(resp.status(), 400);
+    assert_eq!(h.discarded("invalid"), 2);
+
+    let body = wire::loki::encode_protobuf(&loki_push());
+    assert_eq!(h.post(PUSH, &[PROTOBUF], body.clone()).await.status(), 204);
+    let resp = h.post(PUSH, &[PROTOBUF], body).await;
+    assert_eq!(resp.status(), 429);
+    assert_eq!(resp.headers()["retry-after"], "1");
+    assert_eq!(h.discarded("backpressure"), 2);
+    h.stop().await;
+}
+
+// ---- remote write -------------------------------------------------------------------------------
+
+fn write_request(labels: &[(&str, &str)]) -> Vec<u8> {
+    use wire::remote_write::{Label, Sample, TimeSeries, WriteRequest, stale_nan};
+    wire::remote_write::encode(&WriteRequest {
+        timeseries: vec![TimeSeries {
+            labels: labels.iter().map(|(k, v)| Label::new(*k, *v)).collect(),
+            samples: vec![
+                Sample {
+                    value: 42.0,
+                    timestamp: 1_700_000_000_000,
+                },
+                Sample {
+                    value: stale_nan(),
+                    timestamp: 1_700_000_015_000,
+                },
+            ],
+            exemplars: vec![],
+        }],
+        metadata: vec![],
+    })
+}
+
+const RW_HEADERS: [(&str, &str); 3] = [
+    PROTOBUF,
+    ("content-encoding", "snappy"),
+    ("x-prometheus-remote-write-version", "0.1.0"),
+];
+
+#[tokio::test]
+async fn receiver_remote_write_write_and_push_paths() {
+    let mut h = Harness::start("remote_write", "", 8).await;
+    let series = [
+        ("__name__", "pos_checkouts_total"),
+        ("job", "pos"),
+        ("till", "07"),
+    ];
+    for path in ["/api/v1/write", "/api/v1/push"] {
+        let resp = h.post(path, &RW_HEADERS, write_request(&series)).await;
+        assert_eq!(resp.status(), 204, "{path}");
+        let b = recv(&mut h.metrics).await;
+        assert_eq!(b.len(), 2);
+        assert_eq!(b[0].value, 42.0);
+        assert_eq!(b[0].labels.get("till"), Some("07"));
+        assert!(wire::remote_write::is_stale_nan(b[1].value));
+    }
+    assert_eq!(h.received("metrics"), 4);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn receiver_remote_write_bad_input_and_full_queue() {
+    let h = Harness::start("remote_write", "", 1).await;
+    let resp = h
+        .post("/api/v1/write", &RW_HEADERS, b"\x00\x01garbage".to_vec())
+        .await;
+    assert_eq!(resp.status(), 400);
+    assert_eq!(h.discarded("decode_error"), 1);
+
+    let resp = h
+        .post(
+            "/api/v1/write",
+            &RW_HEADERS,
+            write_request(&[("till", "07")]),
+        )
+        .await;
+    assert_eq!(resp.status(), 400);
+    assert!(resp.text().await.unwrap().contains("no metric name"));
+    assert_eq!(h.discarded("invalid"), 2);
+
+    let headers = [("content-type", "application/json")];
+    let resp = h.post("/api/v1/write", &headers, b"{}".to_vec()).await;
+    assert_eq!(resp.status(), 415);
+
+    let good = write_request(&[("__name__", "up")]);
+    let first = h.post("/api/v1/write", &RW_HEADERS, good.clone()).await;
+    assert_eq!(first.status(), 204);
+    let resp = h.post("/api/v1/write", &RW_HEADERS, good).await;
+    assert_eq!(resp.status(), 429);
+    assert_eq!(resp.headers()["retry-after"], "1");
+    h.stop().await;
+}
+
+// ---- arbitrary bytes never panic ----------------------------------------------------------------
+
+mod receiver_decode_paths {
+    use axum::http::{HeaderMap, HeaderValue};
+    use collector::sources::otlp::http::{Logs, Metrics, Traces, decode_bytes};
+    use collector::sources::{http_common, loki_push, remote_write};
+    use proptest::prelude::*;
+    use wire::otlp::Encoding;
+
+    fn headers(ct: &'static str, ce: &'static str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("content-type", HeaderValue::from_static(ct));
+        if !ce.is_empty() {
+            h.insert("content-encoding", HeaderValue::from_static(ce));
+        }
+        h
+    }
+
+    fn loki_config() -> loki_push::LokiPushConfig {
+        collector::sources::BuildError::parse(toml::Table::new()).unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn otlp(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            for enc in [Encoding::Protobuf, Encoding::Json] {
+                let _ = decode_bytes::<Logs>(&bytes, enc);
+                let _ = decode_bytes::<Metrics>(&bytes, enc);
+                let _ = decode_bytes::<Traces>(&bytes, enc);
+            }
+            let h = headers("application/x-protobuf", "gzip");
+            let _ = http_common::decode_content_encoding(&h, bytes.clone().into(), 1 << 20);
+        }
+
+        #[test]
+        fn loki(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let kinds = [
+                ("application/x-protobuf", ""),
+                ("application/json", ""),
+                ("application/json", "gzip"),
+                ("application/x-protobuf", "deflate"),
+            ];
+            for (ct, ce) in kinds {
+                if let Ok(req) = loki_push::decode(&headers(ct, ce), &bytes, 1 << 20) {
+                    let _ = loki_push::convert(req, &loki_config(), 0);
+                }
+            }
+        }
+
+        #[test]
+        fn remote_write(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            if let Ok(req) = remote_write::decode(&bytes, 1 << 20) {
+                let _ = remote_write::convert(req);
+            }
+            // Valid snappy around arbitrary bytes reaches the protobuf decoder.
+            let framed = wire::compression::snappy_compress(&bytes);
+            if let Ok(req) = remote_write::decode(&framed, 1 << 20) {
+                let _ = remote_write::convert(req);
+            }
+        }
+
+        #[test]
+        fn otlp_conversions(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            use prost::Message;
+            if let Ok(req) = wire::otlp::ExportMetricsServiceRequest::decode(bytes.as_slice()) {
+                let _ = collector::sources::otlp::metrics::convert(req, &Default::default());
+            }
+            if let Ok(req) = wire::otlp::ExportLogsServiceRequest::decode(bytes.as_slice()) {
+                let _ = collector::sources::otlp::logs::convert(req, &[], 0);
+            }
+        }
+    }
+}
