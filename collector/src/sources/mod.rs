@@ -71,6 +71,25 @@ impl ListenAddrs {
     pub fn all(&self) -> std::collections::BTreeMap<String, std::net::SocketAddr> {
         self.0.lock().clone()
     }
+
+    /// Waits (at most `timeout`) until `key` is recorded: sources bind in their own task, so
+    /// right after a collector starts a listener may not be up yet.
+    pub async fn wait_for(
+        &self,
+        key: &str,
+        timeout: std::time::Duration,
+    ) -> Option<std::net::SocketAddr> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(a) = self.get(key) {
+                return Some(a);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
 }
 
 /// A running source.
