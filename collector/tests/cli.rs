@@ -1,0 +1,216 @@
+//! The `collector` binary as a user runs it: `check` on the shipped examples and on a broken
+//! config; `run` tails a file, stops on SIGTERM within a bounded time, and saves its positions so
+//! the next run neither repeats nor skips a line.
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn collector() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_collector"))
+}
+
+fn example(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn check_accepts_the_examples() {
+    let out = collector()
+        .args(["check", "--config", &example("gateway.toml")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("OK (2 sources, 0 process, 3 writers)"),
+        "{text}"
+    );
+
+    let out = collector()
+        .args(["check", "--config", &example("node-agent.toml")])
+        .env("REGION", "eu-west")
+        .env("LOCATION", "store-101")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn check_names_file_line_and_key() {
+    let out = collector()
+        .args(["check", "--config", &example("node-agent.toml")])
+        .env_remove("REGION")
+        .env("LOCATION", "store-101")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("node-agent.toml:") && err.contains("REGION is not set"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[sources.a]\ntype = \"file\"\npaths = [\"/x\"]\nstart_att = \"end\"\n",
+    )
+    .unwrap();
+    let out = collector()
+        .args(["check", "--config", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        err.contains("bad.toml:4: sources.a.start_att: unknown field"),
+        "{err}"
+    );
+
+    let out = collector()
+        .args(["check", "--config", "/nonexistent.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read the config"));
+}
+
+fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "collector did not stop within {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A "Loki" that records every pushed line.
+async fn recording_loki() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) {
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = lines.clone();
+    let app = axum::Router::new().route(
+        "/loki/api/v1/push",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let seen = seen.clone();
+            async move {
+                let req = wire::loki::decode_protobuf(&body, 1 << 24).unwrap();
+                for s in req.streams {
+                    for e in s.entries {
+                        seen.lock().unwrap().push(e.line);
+                    }
+                }
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    (addr, lines)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_stops_on_sigterm_and_resumes_where_it_stopped() {
+    let (loki, lines) = recording_loki().await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let config = dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"{data}\"\n[server]\nenabled = false\n\
+             [sources.tail]\ntype = \"file\"\npaths = [\"{log}\"]\nstart_at = \"beginning\"\n\
+             [writers.loki]\ntype = \"loki\"\ninputs = [\"tail\"]\nurl = \"http://{loki}/loki/api/v1/push\"\nbatch_wait = \"50ms\"\n",
+            data = dir.path().join("data").display(),
+            log = log.display()
+        ),
+    )
+    .unwrap();
+    let mut f = std::fs::File::create(&log).unwrap();
+    let write = |f: &mut std::fs::File, range: std::ops::Range<u32>| {
+        for i in range {
+            writeln!(f, "line {i}").unwrap();
+        }
+        f.flush().unwrap();
+    };
+    let run = || {
+        collector()
+            .args(["run", "--config", config.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let wait_lines = |n: usize| {
+        let lines = lines.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while lines.lock().unwrap().len() < n {
+                assert!(
+                    Instant::now() < deadline,
+                    "only {} of {n} lines arrived",
+                    lines.lock().unwrap().len()
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+
+    write(&mut f, 0..100);
+    let mut first = run();
+    wait_lines(100).await;
+    Command::new("kill")
+        .args(["-TERM", &first.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(wait_exit(&mut first, Duration::from_secs(20)).success());
+    let positions = dir.path().join("data").join("tail.positions.json");
+    assert!(
+        positions.exists(),
+        "positions saved at {}",
+        positions.display()
+    );
+
+    write(&mut f, 100..150);
+    let mut second = run();
+    wait_lines(150).await;
+    // Give a wrongly restarted tail the chance to repeat lines before stopping.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    Command::new("kill")
+        .args(["-INT", &second.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(wait_exit(&mut second, Duration::from_secs(20)).success());
+    let got = lines.lock().unwrap().clone();
+    let want: Vec<String> = (0..150).map(|i| format!("line {i}")).collect();
+    assert_eq!(
+        got, want,
+        "every line exactly once, in order, across the restart"
+    );
+}
