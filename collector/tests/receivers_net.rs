@@ -310,7 +310,7 @@ async fn receiver_otlp_bad_payloads_are_4xx_and_the_server_keeps_serving() {
 }
 
 #[tokio::test]
-async fn receiver_otlp_full_queue_is_429_and_unavailable_with_retry_info() {
+async fn receiver_otlp_full_queue_is_429_and_resource_exhausted_with_retry_info() {
     let h = Harness::start("otlp", "", 1).await;
     let body = traces_request().encode_to_vec();
     let first = h.post("/v1/traces", &[PROTOBUF], body.clone()).await;
@@ -320,11 +320,11 @@ async fn receiver_otlp_full_queue_is_429_and_unavailable_with_retry_info() {
     assert_eq!(resp.status(), 429);
     assert_eq!(resp.headers()["retry-after"], "1");
     let status = RpcStatus::decode(resp.bytes().await.unwrap()).unwrap();
-    assert_eq!(status.code, 14);
+    assert_eq!(status.code, 8); // RESOURCE_EXHAUSTED, as on gRPC
 
     let mut client = TraceServiceClient::connect(h.grpc_url()).await.unwrap();
     let err = client.export(traces_request()).await.unwrap_err();
-    assert_eq!(err.code(), tonic::Code::Unavailable);
+    assert_eq!(err.code(), tonic::Code::ResourceExhausted);
     let details = RpcStatus::decode(err.details()).unwrap();
     assert_eq!(details.details[0].type_url, RETRY_INFO_TYPE_URL);
     assert_eq!(h.discarded("backpressure"), 4); // two spans, twice

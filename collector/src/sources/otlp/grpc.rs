@@ -3,8 +3,9 @@
 //! A payload that does not decode is `INVALID_ARGUMENT` (and counted as `decode_error`): the
 //! services take the message bytes through a raw codec and decode them here, since tonic's prost
 //! codec would answer `INTERNAL` without the receiver seeing it. A full downstream queue is
-//! `UNAVAILABLE` with a `google.rpc.RetryInfo` detail, as the OTLP spec's "OTLP/gRPC
-//! Throttling" asks (clients retry `UNAVAILABLE` and honour the delay). Messages larger than
+//! `RESOURCE_EXHAUSTED` with a `google.rpc.RetryInfo` detail: the OTLP spec's signal that the
+//! exhaustion is recoverable, so clients retry after the delay ("OTLP/gRPC Throttling"); a
+//! shutting-down receiver answers `UNAVAILABLE`. Messages larger than
 //! `max_decompressed_bytes` are refused by tonic (`OUT_OF_RANGE`). gRPC compression is not
 //! enabled (the workspace's tonic has no `gzip` feature).
 

@@ -271,7 +271,10 @@ pub fn grpc_code(r: &Refusal) -> i32 {
         Refusal::UnsupportedMediaType(_) | Refusal::Decode(_) | Refusal::Invalid(_) => {
             code::INVALID_ARGUMENT
         }
-        Refusal::Backpressure(_) | Refusal::ShuttingDown => code::UNAVAILABLE,
+        // Overload: RESOURCE_EXHAUSTED with RetryInfo, which the OTLP spec defines as the
+        // recoverable kind clients retry (a too-large message has no RetryInfo: not retried).
+        Refusal::Backpressure(_) => code::RESOURCE_EXHAUSTED,
+        Refusal::ShuttingDown => code::UNAVAILABLE,
     }
 }
 
