@@ -1,0 +1,127 @@
+//! Canaries: a share of every signal carries the device, a per-device per-signal sequence number
+//! and the send time, so the verifier can read them back from the stack and count what was lost,
+//! duplicated or reordered, and how long data took to become queryable.
+//!
+//! | signal | where the stamp is | how the verifier finds it |
+//! |---|---|---|
+//! | logs | the token `loadgen_canary=<device>/<seq>/<sent_ns>` at the end of the line (as a JSON field `"loadgen_canary":"<device>/<seq>/<sent_ns>"` in JSON lines) | LogQL `{device="<d>"} \|= "loadgen_canary"`, [`find_token`] on each line |
+//! | metrics | the series `loadgen_canary_seq` with the device's labels: value = seq, timestamp = send time | PromQL range query of `loadgen_canary_seq{device="<d>"}` |
+//! | traces | a span with attributes `loadgen.canary.device`, `loadgen.canary.seq`, `loadgen.canary.sent_ns`, in a trace whose id is [`trace_id`]`(device index, seq)` | Tempo `GET /api/traces/<id>` |
+
+/// The metric name of metric canaries.
+pub const METRIC_NAME: &str = "loadgen_canary_seq";
+/// The key of the log token (logfmt/syslog `key=value`, JSON field).
+pub const LOG_KEY: &str = "loadgen_canary";
+/// Span attribute keys.
+pub const SPAN_DEVICE: &str = "loadgen.canary.device";
+pub const SPAN_SEQ: &str = "loadgen.canary.seq";
+pub const SPAN_SENT_NS: &str = "loadgen.canary.sent_ns";
+
+/// One canary as read back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Canary {
+    pub device: String,
+    pub seq: u64,
+    pub sent_ns: i64,
+}
+
+/// The token's value: `<device>/<seq>/<sent_ns>` (device ids never contain `/`).
+pub fn token_value(device: &str, seq: u64, sent_ns: i64) -> String {
+    format!("{device}/{seq}/{sent_ns}")
+}
+
+/// `loadgen_canary=<value>`, for logfmt and syslog lines.
+pub fn token(device: &str, seq: u64, sent_ns: i64) -> String {
+    format!("{LOG_KEY}={}", token_value(device, seq, sent_ns))
+}
+
+/// Finds the canary in a log line, in either form (`key=value` or `"key":"value"`).
+pub fn find_token(line: &str) -> Option<Canary> {
+    let at = line.find(LOG_KEY)?;
+    let rest = &line[at + LOG_KEY.len()..];
+    let rest = rest
+        .strip_prefix('=')
+        .or_else(|| rest.strip_prefix("\":\""))
+        .or_else(|| rest.strip_prefix("\": \""))?;
+    let end = rest
+        .find(|c: char| c == '"' || c.is_whitespace())
+        .unwrap_or(rest.len());
+    let mut parts = rest[..end].splitn(3, '/');
+    let device = parts.next()?.to_string();
+    let seq = parts.next()?.parse().ok()?;
+    let sent_ns = parts.next()?.parse().ok()?;
+    if device.is_empty() {
+        return None;
+    }
+    Some(Canary {
+        device,
+        seq,
+        sent_ns,
+    })
+}
+
+/// The trace id of a device's canary trace `seq`: deterministic, so the verifier can fetch it by
+/// id; never all zero. Bytes 0..8 are the device index, 8..16 the sequence number, both
+/// big-endian with the top bit of byte 0 set.
+pub fn trace_id(device_index: u64, seq: u64) -> [u8; 16] {
+    let mut id = [0u8; 16];
+    id[..8].copy_from_slice(&(device_index | (1 << 63)).to_be_bytes());
+    id[8..].copy_from_slice(&seq.to_be_bytes());
+    id
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn both_forms_are_found() {
+        let line = format!(
+            "<14>1 2026-11-21T10:00:00Z rtr-1 ifmon - - - link up {}",
+            token("rtr-1", 42, 1_700)
+        );
+        assert_eq!(
+            find_token(&line),
+            Some(Canary {
+                device: "rtr-1".into(),
+                seq: 42,
+                sent_ns: 1_700
+            })
+        );
+        let json = format!(
+            r#"{{"level":"info","{LOG_KEY}":"{}","msg":"x"}}"#,
+            token_value("pos-1", 7, 9)
+        );
+        assert_eq!(
+            find_token(&json),
+            Some(Canary {
+                device: "pos-1".into(),
+                seq: 7,
+                sent_ns: 9
+            })
+        );
+        assert_eq!(find_token("no canary here"), None);
+        assert_eq!(find_token("loadgen_canary=a/notanumber/1"), None);
+    }
+
+    #[test]
+    fn trace_ids_are_distinct_and_nonzero() {
+        assert_ne!(trace_id(0, 0), [0u8; 16]);
+        assert_ne!(trace_id(1, 2), trace_id(2, 1));
+    }
+
+    proptest! {
+        #[test]
+        fn tokens_round_trip(dev in "[a-z0-9-]{1,20}", seq: u64, sent: i64, prefix in "[ -~]{0,40}") {
+            let line = format!("{prefix} {}", token(&dev, seq, sent));
+            let c = find_token(&line).unwrap();
+            prop_assert_eq!(c, Canary { device: dev, seq, sent_ns: sent });
+        }
+
+        #[test]
+        fn find_never_panics(s in ".*") {
+            let _ = find_token(&s);
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! `results.json`: everything a load run measured, versioned. The CLI summary, the SLO verdicts,
+//! the HTML report, `loadgen compare` and `loadgen merge` all read this and nothing else.
+//!
+//! Signals are keyed `"logs"`, `"metrics"`, `"traces"`. Times are seconds since the run started
+//! unless a name says otherwise. Counts are items: log entries, samples, spans.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::histogram::HistogramData;
+
+/// The schema version this crate writes and reads.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One run (or several shards merged).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Results {
+    pub schema_version: u32,
+    pub run: RunInfo,
+    pub fleet: FleetSummary,
+    /// Per signal.
+    pub signals: BTreeMap<String, SignalResults>,
+    /// One entry per reporting interval (1 s by default), in time order.
+    pub intervals: Vec<Interval>,
+    /// Sent items per (device type, region).
+    pub breakdown: Vec<Breakdown>,
+    /// CPU and memory of loadgen and of the collector over time.
+    pub resources: Vec<ResourceSample>,
+    /// SLO checks and their outcome.
+    pub slos: Vec<SloVerdict>,
+}
+
+/// What was run, and how.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// A name for the run (also its folder name).
+    pub id: String,
+    /// RFC3339.
+    pub started_at: String,
+    pub duration_s: f64,
+    pub warmup_s: f64,
+    pub seed: u64,
+    pub devices: u64,
+    /// `[i, n]` when this is shard i of n; absent for a whole run or a merge.
+    pub shard: Option<[u32; 2]>,
+    /// Shards merged into this result (1 for a plain run).
+    pub shards_merged: u32,
+    /// Where the data went: "embedded", "collector http://...", "direct", "external".
+    pub target: String,
+    /// Rate multiplier applied to every device's nominal rates.
+    pub rate_multiplier: f64,
+    pub loadgen_version: String,
+    /// The command line, secrets removed.
+    pub command: String,
+}
+
+/// The emulated fleet.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FleetSummary {
+    pub by_type: BTreeMap<String, u64>,
+    pub by_region: BTreeMap<String, u64>,
+    pub stores: u64,
+    pub problem_devices: u64,
+}
+
+/// Everything measured about one signal.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SignalResults {
+    /// Items loadgen sent (attempted).
+    pub sent: u64,
+    /// Items the target acknowledged (2xx).
+    pub acknowledged: u64,
+    /// Items refused or failed, by HTTP status or error kind ("429", "500", "connect", ...).
+    pub errors: BTreeMap<String, u64>,
+    /// Send latency from the intended send time (no coordinated omission), µs.
+    pub send_latency: HistogramData,
+    /// Read-back verification of the canary share.
+    pub verification: Verification,
+    /// Mean acknowledged items per second over the measured (post-warmup) time.
+    pub items_per_second: f64,
+}
+
+/// Read-back verification of the canary items of one signal.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Verification {
+    /// Canary items acknowledged by the target.
+    pub canaries: u64,
+    /// Canaries found by querying the stack.
+    pub found: u64,
+    pub lost: u64,
+    pub duplicated: u64,
+    pub out_of_order: u64,
+    /// From send to first seen by a query, ms.
+    pub write_to_query_latency: HistogramData,
+}
+
+/// One reporting interval.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Interval {
+    /// End of the interval, seconds since the start.
+    pub t_s: f64,
+    /// Items sent per signal in this interval.
+    pub sent: BTreeMap<String, u64>,
+    /// Errors per signal in this interval.
+    pub errors: BTreeMap<String, u64>,
+    /// Send latency of this interval, all signals, µs.
+    pub send_latency: HistogramData,
+}
+
+/// Items sent by one group of devices.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Breakdown {
+    pub device_type: String,
+    pub region: String,
+    pub devices: u64,
+    pub sent: BTreeMap<String, u64>,
+    pub errors: u64,
+}
+
+/// A CPU/RSS reading of one process.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResourceSample {
+    pub t_s: f64,
+    /// "loadgen" or "collector".
+    pub process: String,
+    /// CPU used since the previous sample, in cores (1.0 = one core busy).
+    pub cpu_cores: f64,
+    pub rss_bytes: u64,
+}
+
+/// One SLO and whether the run met it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SloVerdict {
+    /// e.g. "loss", "p99_send_latency_ms", "p99_write_to_query_ms", "collector_rss_bytes".
+    pub name: String,
+    pub threshold: f64,
+    pub actual: f64,
+    pub pass: bool,
+}
+
+/// Why a results file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ResultsError {
+    #[error("not a results file: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("results schema version {found} is not supported (this build reads {SCHEMA_VERSION})")]
+    Version { found: u32 },
+}
+
+impl Results {
+    /// Parses `results.json`, refusing other schema versions with a clear message.
+    pub fn from_json(text: &str) -> Result<Results, ResultsError> {
+        #[derive(Deserialize)]
+        struct Probe {
+            schema_version: u32,
+        }
+        let probe: Probe = serde_json::from_str(text)?;
+        if probe.schema_version != SCHEMA_VERSION {
+            return Err(ResultsError::Version {
+                found: probe.schema_version,
+            });
+        }
+        Ok(serde_json::from_str(text)?)
+    }
+
+    /// Pretty JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Did every SLO pass?
+    pub fn passed(&self) -> bool {
+        self.slos.iter().all(|s| s.pass)
+    }
+}
