@@ -4,11 +4,17 @@
 //! |---|---|
 //! | [`results`] | the versioned `results.json` schema every consumer reads (CLI summary, SLO verdicts, HTML report, compare, merge) |
 //! | [`histogram`] | latency histograms stored exactly (HdrHistogram V2 + base64) so shard results merge exactly |
-//!
-//! The HTML renderer lands with the report work: one self-contained file, inline SVG charts.
+//! | [`html`] | the report: one self-contained HTML file (inline CSS, inline SVG, no scripts), optionally against a baseline |
+//! | [`svg`] | the hand-written SVG line and bar charts the report uses |
+//! | [`text`] | the plain-text summary the CLI prints |
 
 pub mod histogram;
+pub mod html;
 pub mod results;
+pub mod svg;
+pub mod text;
 
 pub use histogram::{HistogramData, HistogramError};
+pub use html::render;
 pub use results::{Results, SCHEMA_VERSION};
+pub use text::summary;

@@ -1,0 +1,82 @@
+//! The plain-text summary the CLI prints after a run: one table row per signal (items/s, loss,
+//! p50/p99 send latency, p50/p99 write-to-query latency) and the SLO verdicts with an overall
+//! PASS/FAIL line.
+
+use std::fmt::Write as _;
+
+use crate::histogram::HistogramData;
+use crate::html::{fmt_f, fmt_ms, fmt_pct, loss_fraction};
+use crate::results::Results;
+
+/// The summary as printable text (ends with a newline).
+pub fn summary(results: &Results) -> String {
+    let mut out = String::new();
+    let run = &results.run;
+    let _ = writeln!(
+        out,
+        "run {}  started {}  {} s  {} devices  seed {}  target {}",
+        run.id,
+        run.started_at,
+        fmt_f(run.duration_s),
+        run.devices,
+        run.seed,
+        run.target
+    );
+    let name_w = results
+        .signals
+        .keys()
+        .map(|k| k.chars().count())
+        .chain([6])
+        .max()
+        .unwrap_or(6);
+    let _ = writeln!(
+        out,
+        "{:<name_w$}  {:>12}  {:>9}  {:>11}  {:>11}  {:>11}  {:>11}",
+        "signal", "items/s", "loss", "p50 send", "p99 send", "p50 w2q", "p99 w2q"
+    );
+    if results.signals.is_empty() {
+        let _ = writeln!(out, "(no signals)");
+    }
+    let lat = |h: &HistogramData, v: u64| {
+        if h.count > 0 {
+            fmt_ms(v, &h.unit)
+        } else {
+            "–".to_string()
+        }
+    };
+    for (name, s) in &results.signals {
+        let (send, w2q) = (&s.send_latency, &s.verification.write_to_query_latency);
+        let _ = writeln!(
+            out,
+            "{:<name_w$}  {:>12}  {:>9}  {:>11}  {:>11}  {:>11}  {:>11}",
+            name,
+            fmt_f(s.items_per_second),
+            fmt_pct(loss_fraction(&s.verification)),
+            lat(send, send.p50),
+            lat(send, send.p99),
+            lat(w2q, w2q.p50),
+            lat(w2q, w2q.p99),
+        );
+    }
+    if results.slos.is_empty() {
+        let _ = writeln!(out, "SLOs: none checked");
+    } else {
+        let _ = writeln!(out, "SLOs:");
+        for s in &results.slos {
+            let _ = writeln!(
+                out,
+                "  {}  {}  threshold {}  actual {}",
+                if s.pass { "PASS" } else { "FAIL" },
+                s.name,
+                fmt_f(s.threshold),
+                fmt_f(s.actual)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "overall: {}",
+        if results.passed() { "PASS" } else { "FAIL" }
+    );
+    out
+}
