@@ -1,6 +1,9 @@
 //! The HTML report and the text summary against a realistic run (3 signals, 60 intervals,
 //! resources, breakdown, one failing SLO), and a property test that rendering never panics.
 
+// The whole file is tests; clippy's allow-unwrap-in-tests does not reach the helpers.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
@@ -423,5 +426,18 @@ proptest! {
         prop_assert!(doc.ends_with("</html>\n"));
         prop_assert!(!doc.contains("<x>"));
         let _ = reports::summary(&r);
+    }
+}
+
+/// `REPORTS_SAMPLE_OUT=/tmp/report.html cargo test -p reports --test html_report sample` writes
+/// a sample report (with a baseline) to look at; nothing generated is committed.
+#[test]
+fn sample_report_on_request() {
+    if let Ok(path) = std::env::var("REPORTS_SAMPLE_OUT") {
+        let doc = reports::render(
+            &realistic("sample-run", 1.0),
+            Some(&realistic("baseline", 0.8)),
+        );
+        std::fs::write(path, doc).unwrap();
     }
 }
