@@ -57,8 +57,9 @@ pub fn render(results: &Results, baseline: Option<&Results>) -> String {
         doc,
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>Load run report: {}</title>\n<style>{CSS}</style>\n</head>\n<body>\n",
-        esc(&results.run.id)
+         <title>Load run report: {id}</title>\n<style>{CSS}</style>\n</head>\n<body>\n\
+         <header><h1>Load run report: {id}</h1></header>\n",
+        id = esc(&results.run.id)
     );
     doc.push_str(&summary_section(results));
     doc.push_str(&throughput_section(results));
@@ -78,15 +79,12 @@ pub fn render(results: &Results, baseline: Option<&Results>) -> String {
     doc
 }
 
-/// Signals named anywhere in the results, in name order.
+/// Signals with totals or interval counts, in name order.
 fn signal_names(r: &Results) -> Vec<String> {
     let mut names: BTreeSet<&String> = r.signals.keys().collect();
     for iv in &r.intervals {
         names.extend(iv.sent.keys());
         names.extend(iv.errors.keys());
-    }
-    for b in &r.breakdown {
-        names.extend(b.sent.keys());
     }
     names.into_iter().cloned().collect()
 }
@@ -207,10 +205,9 @@ fn summary_section(r: &Results) -> String {
             )
         }
     };
-    let _ = write!(
+    let _ = writeln!(
         body,
-        "<h1>Load run report: {}</h1>\n<div class=\"banner {class}\">{word}{}</div>\n",
-        esc(&run.id),
+        "<div class=\"banner {class}\">{word}{}</div>",
         esc(&note)
     );
     let shards = match run.shard {
@@ -253,7 +250,7 @@ fn summary_section(r: &Results) -> String {
         ("Command", format!("<code>{}</code>", esc(&run.command))),
     ]
     .map(|(k, v)| vec![k.to_string(), v]);
-    body.push_str(&table(&["", "value"], &rows));
+    body.push_str(&table(&["run", "value"], &rows));
     body.push_str("<h3>SLO verdicts</h3>\n");
     if r.slos.is_empty() {
         body.push_str("<p class=\"nodata\">no data — no SLOs were checked</p>\n");
@@ -469,7 +466,7 @@ fn loss_section(r: &Results) -> String {
     section("loss", "4. Loss and duplicates", &body)
 }
 
-/// Sent items per signal grouped by `key`, as a bar chart.
+/// Sent items per signal grouped by device type (`by_type`) or by region, as a bar chart.
 fn breakdown_chart(r: &Results, signals: &[String], title: &str, by_type: bool) -> String {
     let mut groups: BTreeMap<&str, BTreeMap<&str, u64>> = BTreeMap::new();
     for b in &r.breakdown {
