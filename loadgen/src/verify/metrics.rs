@@ -38,7 +38,10 @@ pub(crate) async fn read(
         canary::METRIC_NAME,
         promql_string(&device_regex(targets))
     );
-    let (start_ms, end_ms) = (start_ns.div_euclid(1_000_000), end_ns.div_euclid(1_000_000) + 1);
+    let (start_ms, end_ms) = (
+        start_ns.div_euclid(1_000_000),
+        end_ns.div_euclid(1_000_000) + 1,
+    );
     let chunk_ms = i64::try_from(cfg.metric_chunk.as_millis())
         .unwrap_or(i64::MAX)
         .max(1);

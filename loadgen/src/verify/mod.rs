@@ -150,11 +150,7 @@ pub struct Verifier {
 
 impl Verifier {
     /// A verifier of the canaries in `ledger`, querying the stack at `endpoints`.
-    pub fn new(
-        endpoints: &Endpoints,
-        ledger: std::sync::Arc<Ledger>,
-        cfg: VerifierConfig,
-    ) -> Self {
+    pub fn new(endpoints: &Endpoints, ledger: std::sync::Arc<Ledger>, cfg: VerifierConfig) -> Self {
         Verifier {
             loki: LokiClient::new(endpoints),
             prom: PromClient::new(endpoints),
@@ -282,8 +278,7 @@ impl Verifier {
     fn absorb(&self, signal: Signal, pass: &Pass, errors: Vec<VerifyError>) {
         let now = now_ns();
         let mut st = self.state(signal).lock();
-        self.ledger
-            .read(signal, |l| st.tally.absorb(pass, l, now));
+        self.ledger.read(signal, |l| st.tally.absorb(pass, l, now));
         for e in errors {
             tracing::warn!(error = %e, "canary query failed; retried at the next poll");
             st.query_errors += 1;
@@ -294,9 +289,7 @@ impl Verifier {
 
 /// Unix time now, ns.
 fn now_ns() -> i64 {
-    chrono::Utc::now()
-        .timestamp_nanos_opt()
-        .unwrap_or(i64::MAX)
+    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
 }
 
 /// The query window of a batch: earliest send time minus the margin, to a second from now.

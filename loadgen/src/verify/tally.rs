@@ -152,9 +152,10 @@ impl Tally {
         ledger
             .iter()
             .map(|(device, d)| {
-                let found = self.seen.get(device).map_or(0, |s| {
-                    d.sent.keys().filter(|k| s.contains_key(k)).count()
-                });
+                let found = self
+                    .seen
+                    .get(device)
+                    .map_or(0, |s| d.sent.keys().filter(|k| s.contains_key(k)).count());
                 (d.sent.len() - found) as u64
             })
             .sum()

@@ -35,7 +35,11 @@ pub(crate) async fn read(
                 let id = hex::encode(canary::trace_id(index, seq));
                 let what = || format!("trace {id} ({device}/{seq})");
                 let trace = guarded(Signal::Traces, &cfg, what, tempo.trace_by_id(&id)).await;
-                (device, seq, trace.map(|t| t.map_or(0, |rs| copies(&rs, seq))))
+                (
+                    device,
+                    seq,
+                    trace.map(|t| t.map_or(0, |rs| copies(&rs, seq))),
+                )
             });
         }
     }
