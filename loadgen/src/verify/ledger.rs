@@ -31,7 +31,8 @@ impl Signal {
         }
     }
 
-    fn index(self) -> usize {
+    /// Position in [`Signal::ALL`].
+    pub(crate) fn index(self) -> usize {
         match self {
             Signal::Logs => 0,
             Signal::Metrics => 1,

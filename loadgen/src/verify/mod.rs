@@ -5,9 +5,9 @@
 //!
 //! | signal | how | module |
 //! |---|---|---|
-//! | logs | LogQL `{device=~"..."} \|= "loadgen_canary"`, forward, paged by time | [`logs`] |
-//! | metrics | raw samples of `loadgen_canary_seq{device=~"..."}` by an instant query of a range selector | [`metrics`] |
-//! | traces | Tempo trace by id, bounded concurrency | [`traces`] |
+//! | logs | LogQL `{device=~"..."} \|= "loadgen_canary"`, forward, paged by time | `logs` |
+//! | metrics | raw samples of `loadgen_canary_seq{device=~"..."}` by an instant query of a range selector | `metrics` |
+//! | traces | Tempo trace by id, bounded concurrency | `traces` |
 //!
 //! During the run, [`Verifier::poll`] (or [`Verifier::poll_until`]) looks for the canaries not
 //! found yet; a canary's first-seen time minus its send time is its write-to-queryable latency,
@@ -17,6 +17,10 @@
 //! [`VerifierConfig::devices_per_query`] devices in one regex matcher, keeping URLs bounded, and
 //! cover the window from the batch's earliest send time minus [`VerifierConfig::window_margin`]
 //! to now. A failed query is counted and retried at the next poll; it never stops the verifier.
+//!
+//! Counts are canaries of the ledger: `duplicated` counts extra copies (a canary stored three
+//! times adds 2), `out_of_order` canaries stored after a higher seq of the same stream (see the
+//! `tally` module); canaries found but not in the ledger (sent, never acknowledged) are ignored.
 
 pub mod ledger;
 mod logs;
@@ -162,7 +166,7 @@ impl Verifier {
     }
 
     fn state(&self, signal: Signal) -> &Mutex<SignalState> {
-        &self.state[Signal::ALL.iter().position(|&s| s == signal).unwrap_or(0)]
+        &self.state[signal.index()]
     }
 
     /// One look for every canary not found yet; returns how many are still missing.
@@ -238,39 +242,42 @@ impl Verifier {
         VerifyReport { signals }
     }
 
-    /// One read of every signal: canaries not found yet, or (`all`) every canary.
+    /// One read of every signal (the three at once): canaries not found yet, or (`all`) every
+    /// canary.
     async fn pass(&self, all: bool) {
-        for signal in Signal::ALL {
-            let targets = {
-                let st = self.state(signal).lock();
-                self.ledger.read(signal, |l| st.tally.targets(l, all))
+        tokio::join!(
+            self.pass_signal(Signal::Logs, all),
+            self.pass_signal(Signal::Metrics, all),
+            self.pass_signal(Signal::Traces, all),
+        );
+    }
+
+    async fn pass_signal(&self, signal: Signal, all: bool) {
+        let targets = {
+            let st = self.state(signal).lock();
+            self.ledger.read(signal, |l| st.tally.targets(l, all))
+        };
+        if targets.is_empty() {
+            return;
+        }
+        if signal == Signal::Traces {
+            let mut pass = Pass::default();
+            let errors = traces::read(&self.tempo, &self.cfg, &targets, &mut pass).await;
+            self.absorb(signal, &pass, errors);
+            return;
+        }
+        for batch in targets.chunks(self.cfg.devices_per_query.max(1)) {
+            let mut pass = Pass::default();
+            let r = if signal == Signal::Logs {
+                logs::read(&self.loki, &self.cfg, batch, &mut pass).await
+            } else {
+                metrics::read(&self.prom, &self.cfg, batch, &mut pass).await
             };
-            if targets.is_empty() {
-                continue;
-            }
-            match signal {
-                Signal::Traces => {
-                    let mut pass = Pass::default();
-                    let errors = traces::read(&self.tempo, &self.cfg, &targets, &mut pass).await;
-                    self.absorb(signal, &pass, errors);
-                }
-                Signal::Logs | Signal::Metrics => {
-                    for batch in targets.chunks(self.cfg.devices_per_query.max(1)) {
-                        let mut pass = Pass::default();
-                        let r = match signal {
-                            Signal::Logs => {
-                                logs::read(&self.loki, &self.cfg, batch, &mut pass).await
-                            }
-                            _ => metrics::read(&self.prom, &self.cfg, batch, &mut pass).await,
-                        };
-                        // A batch that failed half way is not absorbed: partial pages would
-                        // undercount duplicates and order.
-                        match r {
-                            Ok(()) => self.absorb(signal, &pass, Vec::new()),
-                            Err(e) => self.absorb(signal, &Pass::default(), vec![e]),
-                        }
-                    }
-                }
+            // A batch that failed half way is not absorbed: partial pages would undercount
+            // duplicates and order.
+            match r {
+                Ok(()) => self.absorb(signal, &pass, Vec::new()),
+                Err(e) => self.absorb(signal, &Pass::default(), vec![e]),
             }
         }
     }
