@@ -5,9 +5,11 @@
 //! |---|---|
 //! | [`fleet`] | devices (server, pos, router, switch, custom), their identity and labels, from a seed |
 //! | [`canary`] | how a device stamps sequence number and send time into a canary share of each signal, and how the verifier reads them back |
+//! | [`verify`] | the ledger of acknowledged canaries and the verifier that reads them back: loss, duplicates, order, write-to-queryable latency |
 //!
 //! Later modules (the work is in progress): signal generators per device type, the open-loop
-//! engine (schedules from `rand_distr`, HdrHistogram recorder), delivery, the verifier, results.
+//! engine (schedules from `rand_distr`, HdrHistogram recorder), delivery, results.
 
 pub mod canary;
 pub mod fleet;
+pub mod verify;
