@@ -11,3 +11,4 @@
 
 pub mod canary;
 pub mod fleet;
+pub mod schedule;
