@@ -11,4 +11,5 @@
 
 pub mod canary;
 pub mod fleet;
+pub mod recorder;
 pub mod schedule;
