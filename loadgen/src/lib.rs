@@ -5,11 +5,20 @@
 //! |---|---|
 //! | [`fleet`] | devices (server, pos, router, switch, custom), their identity and labels, from a seed |
 //! | [`canary`] | how a device stamps sequence number and send time into a canary share of each signal, and how the verifier reads them back |
+//! | [`schedule`] | open-loop arrivals: intended send times per shard (Poisson or fixed interval, ramp, warmup) |
+//! | [`recorder`] | sent/acknowledged/errors and send latency from the intended time, per interval and in total; CPU/RSS sampling |
+//! | [`send`] | senders (Loki, remote write, OTLP/HTTP) with a per-target in-flight bound, and the [`send::driver`] tying the three together |
 //! | [`verify`] | the ledger of acknowledged canaries and the verifier that reads them back: loss, duplicates, order, write-to-queryable latency |
 //!
-//! Later modules (the work is in progress): signal generators per device type, the open-loop
-//! engine (schedules from `rand_distr`, HdrHistogram recorder), delivery, results.
+//! Still to come (the loadgen issue is in progress): the run orchestration and the `loadgen`
+//! command line that tie these together, delivery through scrape targets and log files.
 
 pub mod canary;
 pub mod fleet;
+pub mod recorder;
+pub mod schedule;
+pub mod send;
+pub mod signal;
 pub mod verify;
+
+pub use signal::Signal;
