@@ -279,7 +279,8 @@ impl FleetSpec {
 
     /// Total number of stores.
     pub fn store_count(&self) -> u64 {
-        self.stores.unwrap_or(self.stores_per_region * self.regions.len() as u64)
+        self.stores
+            .unwrap_or(self.stores_per_region * self.regions.len() as u64)
     }
 
     /// The device at `index`: a function of the spec (less `devices`) and the index only.
@@ -317,7 +318,11 @@ fn check_names(key: &'static str, names: &[String]) -> Result<(), FleetError> {
         return Err(invalid(key, "needs at least one name"));
     }
     for n in names {
-        if n.is_empty() || !n.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        if n.is_empty()
+            || !n
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
             return Err(invalid(
                 key,
                 format!("{n:?}: names are non-empty and use only [A-Za-z0-9_.-]"),
@@ -405,7 +410,9 @@ impl Fleet {
         let mut stores = std::collections::BTreeSet::new();
         let mut problem_devices = 0;
         for d in &self.devices {
-            *by_type.entry(d.device_type.as_str().to_string()).or_insert(0) += 1;
+            *by_type
+                .entry(d.device_type.as_str().to_string())
+                .or_insert(0) += 1;
             *by_region.entry(d.region.clone()).or_insert(0) += 1;
             stores.insert(d.location.as_str());
             problem_devices += u64::from(d.problem);
