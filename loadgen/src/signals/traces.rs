@@ -184,7 +184,10 @@ pub(crate) fn checkout(
     );
     fields.insert("items".into(), json!(items));
     fields.insert("amount_cents".into(), json!(amount_cents));
-    fields.insert("duration_ms".into(), json!((durations[0] * 1e3).round()));
+    fields.insert(
+        "duration_ms".into(),
+        json!((durations[0] * 1e3).round() as i64),
+    );
     fields.insert(
         "status".into(),
         json!(if failed { "failed" } else { "paid" }),
