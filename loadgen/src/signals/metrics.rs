@@ -8,7 +8,7 @@ use rand::rngs::StdRng;
 use wire::exposition::{ExpoSample, MetricFamily, MetricKind};
 use wire::remote_write::TimeSeries;
 
-use super::sample::{by_mode, chance, lognormal, normal, poisson};
+use super::sample::{by_mode, chance, lognormal, normal, poisson, weighted};
 use crate::canary;
 use crate::fleet::DeviceType;
 
@@ -280,14 +280,7 @@ impl PosState {
             let median = by_mode(problem, 1.8, 4.5);
             self.duration.observe(lognormal(rng, median, 0.5));
             if chance(rng, fail_p) {
-                let u: f64 = rand::RngExt::random(rng);
-                let i = if u < reason_weights[0] {
-                    0
-                } else if u < reason_weights[0] + reason_weights[1] {
-                    1
-                } else {
-                    2
-                };
+                let i = weighted(rng, &reason_weights);
                 self.payment_failures[i] += 1.0;
             }
         }

@@ -19,7 +19,8 @@ pub(crate) fn normal(rng: &mut StdRng, mean: f64, sd: f64) -> f64 {
 
 /// LogNormal with the given median and shape `sigma` (right-skewed: latencies, sizes).
 pub(crate) fn lognormal(rng: &mut StdRng, median: f64, sigma: f64) -> f64 {
-    median * (sigma * <StandardNormal as Distribution<f64>>::sample(&StandardNormal, rng)).exp()
+    let z: f64 = StandardNormal.sample(rng);
+    median * (sigma * z).exp()
 }
 
 /// Exponential with the given mean.
@@ -33,7 +34,7 @@ pub(crate) fn poisson(rng: &mut StdRng, lambda: f64) -> u64 {
     Poisson::new(lambda).map_or(0.0, |p| p.sample(rng)) as u64
 }
 
-/// True with probability `p` (clamped to [0, 1]).
+/// True with probability `p` (never for `p <= 0`, always for `p >= 1`).
 pub(crate) fn chance(rng: &mut StdRng, p: f64) -> bool {
     rng.random::<f64>() < p
 }
@@ -46,7 +47,20 @@ pub(crate) fn one_of<'a, T>(rng: &mut StdRng, items: &'a [T]) -> Option<&'a T> {
     items.get(rng.random_range(0..items.len()))
 }
 
-/// `n` random bytes, never all zero.
+/// An index into `weights`, drawn in proportion to them (the last for rounding leftovers).
+pub(crate) fn weighted(rng: &mut StdRng, weights: &[f64]) -> usize {
+    let total: f64 = weights.iter().sum();
+    let mut u = rng.random::<f64>() * total;
+    for (i, w) in weights.iter().enumerate() {
+        if u < *w {
+            return i;
+        }
+        u -= w;
+    }
+    weights.len().saturating_sub(1)
+}
+
+/// `N` random bytes, never all zero.
 pub(crate) fn nonzero_id<const N: usize>(rng: &mut StdRng) -> [u8; N] {
     let mut id = [0u8; N];
     for b in id.iter_mut() {
