@@ -4,6 +4,7 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`fleet`] | devices (server, pos, router, switch, custom), their identity and labels, from a seed |
+//! | [`generate`] | per-device generators: metrics (series and `/metrics` text), logs (JSON, syslog, logfmt), checkout traces, nominal rates |
 //! | [`canary`] | how a device stamps sequence number and send time into a canary share of each signal, and how the verifier reads them back |
 //! | [`schedule`] | open-loop arrivals: intended send times per shard (Poisson or fixed interval, ramp, warmup) |
 //! | [`recorder`] | sent/acknowledged/errors and send latency from the intended time, per interval and in total; CPU/RSS sampling |
@@ -15,6 +16,7 @@
 
 pub mod canary;
 pub mod fleet;
+pub mod generate;
 pub mod recorder;
 pub mod schedule;
 pub mod send;
