@@ -9,8 +9,11 @@ use std::collections::BTreeMap;
 
 pub use wire::otlp::proto::trace::v1::ResourceSpans;
 
-/// The three signals.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// The three signals (also loadgen's; `results.json` keys them by [`Signal::as_str`]).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum Signal {
     Logs,
     Metrics,
@@ -25,6 +28,15 @@ impl Signal {
             Signal::Logs => "logs",
             Signal::Metrics => "metrics",
             Signal::Traces => "traces",
+        }
+    }
+
+    /// Position in [`Signal::ALL`] (for per-signal arrays).
+    pub fn index(self) -> usize {
+        match self {
+            Signal::Logs => 0,
+            Signal::Metrics => 1,
+            Signal::Traces => 2,
         }
     }
 }
