@@ -18,6 +18,7 @@ pub mod canary;
 pub mod fleet;
 pub mod generate;
 pub mod recorder;
+pub mod run;
 pub mod schedule;
 pub mod send;
 pub mod signal;
