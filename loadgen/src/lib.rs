@@ -15,6 +15,7 @@
 //! command line that tie these together, delivery through scrape targets and log files.
 
 pub mod canary;
+pub mod combine;
 pub mod fleet;
 pub mod generate;
 pub mod recorder;
