@@ -25,7 +25,11 @@ pub enum MergeError {
     },
 }
 
-fn merge_hist(what: &str, a: &HistogramData, b: &HistogramData) -> Result<HistogramData, MergeError> {
+fn merge_hist(
+    what: &str,
+    a: &HistogramData,
+    b: &HistogramData,
+) -> Result<HistogramData, MergeError> {
     a.merge(b).map_err(|source| MergeError::Histogram {
         what: what.to_string(),
         source,
@@ -38,25 +42,41 @@ fn add_counts(into: &mut BTreeMap<String, u64>, from: &BTreeMap<String, u64>) {
     }
 }
 
-fn merge_verification(a: &Verification, b: &Verification, what: &str) -> Result<Verification, MergeError> {
+fn merge_verification(
+    a: &Verification,
+    b: &Verification,
+    what: &str,
+) -> Result<Verification, MergeError> {
     Ok(Verification {
         canaries: a.canaries + b.canaries,
         found: a.found + b.found,
         lost: a.lost + b.lost,
         duplicated: a.duplicated + b.duplicated,
         out_of_order: a.out_of_order + b.out_of_order,
-        write_to_query_latency: merge_hist(what, &a.write_to_query_latency, &b.write_to_query_latency)?,
+        write_to_query_latency: merge_hist(
+            what,
+            &a.write_to_query_latency,
+            &b.write_to_query_latency,
+        )?,
     })
 }
 
-fn merge_signal(name: &str, a: &SignalResults, b: &SignalResults) -> Result<SignalResults, MergeError> {
+fn merge_signal(
+    name: &str,
+    a: &SignalResults,
+    b: &SignalResults,
+) -> Result<SignalResults, MergeError> {
     let mut errors = a.errors.clone();
     add_counts(&mut errors, &b.errors);
     Ok(SignalResults {
         sent: a.sent + b.sent,
         acknowledged: a.acknowledged + b.acknowledged,
         errors,
-        send_latency: merge_hist(&format!("{name} send latency"), &a.send_latency, &b.send_latency)?,
+        send_latency: merge_hist(
+            &format!("{name} send latency"),
+            &a.send_latency,
+            &b.send_latency,
+        )?,
         verification: merge_verification(
             &a.verification,
             &b.verification,
@@ -97,7 +117,8 @@ fn merge_into(acc: &mut Results, r: &Results) -> Result<(), MergeError> {
             Some(a) => {
                 add_counts(&mut a.sent, &i.sent);
                 add_counts(&mut a.errors, &i.errors);
-                a.send_latency = merge_hist("interval send latency", &a.send_latency, &i.send_latency)?;
+                a.send_latency =
+                    merge_hist("interval send latency", &a.send_latency, &i.send_latency)?;
             }
             None => {
                 by_t.insert(interval_key(i.t_s), i.clone());

@@ -14,7 +14,7 @@
 //! Each device has three streams: logs (Poisson, its log rate), metrics (fixed interval, its
 //! scrape interval, sent as remote write) and traces (Poisson, its checkout rate; each checkout
 //! also sends its POS log line as a log push). Every `canary_every`-th event of a device's signal
-//! carries a canary.
+//! carries a canary, starting with the first.
 
 pub mod slo;
 
@@ -62,7 +62,9 @@ impl RunTarget {
     /// How `results.json` names it.
     fn describe(&self) -> String {
         match self {
-            RunTarget::Embedded => "embedded (in-process collector: its CPU/RSS are counted in loadgen's)".into(),
+            RunTarget::Embedded => {
+                "embedded (in-process collector: its CPU/RSS are counted in loadgen's)".into()
+            }
             RunTarget::Direct => "direct (embedded stack, no collector)".into(),
             RunTarget::Collector { url, .. } => format!("collector {url}"),
             RunTarget::External(a) => format!("external {}", a.loki_url),
@@ -226,7 +228,14 @@ impl Setup {
                     })?;
                     Ok(Target { url, tenant: None })
                 };
-                (base("/")?, base("/api/v1/write")?, base("/")?, e, None, None)
+                (
+                    base("/")?,
+                    base("/api/v1/write")?,
+                    base("/")?,
+                    e,
+                    None,
+                    None,
+                )
             }
             RunTarget::External(args) => {
                 let e = args.endpoints()?;
@@ -356,11 +365,13 @@ struct DeviceState {
 }
 
 impl DeviceState {
-    /// The canary sequence number of this event of `signal`, if it carries one.
+    /// The canary sequence number of this event of `signal`, if it carries one: the first
+    /// event of each device's signal and every `every`-th after it, so short runs verify too.
     fn next_canary(&mut self, signal: Signal, every: u64) -> Option<u64> {
         let i = signal.index();
+        let n = self.events[i];
         self.events[i] += 1;
-        (every > 0 && self.events[i] % every == 0).then(|| {
+        (every > 0 && n % every == 0).then(|| {
             self.canaries[i] += 1;
             self.canaries[i]
         })
@@ -376,7 +387,14 @@ struct Shared {
 }
 
 impl Shared {
-    fn finish(&self, event: &Event, group: usize, completed: Duration, out: &Outcome, stamp: Option<Stamp>) {
+    fn finish(
+        &self,
+        event: &Event,
+        group: usize,
+        completed: Duration,
+        out: &Outcome,
+        stamp: Option<Stamp>,
+    ) {
         let error = out.error_key();
         self.recorder.record(&Attempt {
             signal: event.signal,
@@ -387,9 +405,11 @@ impl Shared {
             warmup: event.warmup,
         });
         if out.acknowledged() {
-            self.progress.acknowledged[event.signal.index()].fetch_add(out.items, Ordering::Relaxed);
+            self.progress.acknowledged[event.signal.index()]
+                .fetch_add(out.items, Ordering::Relaxed);
             if let Some(s) = stamp {
-                self.ledger.record(s.signal, &s.device, s.index, s.seq, s.sent_ns);
+                self.ledger
+                    .record(s.signal, &s.device, s.index, s.seq, s.sent_ns);
             }
         } else {
             self.progress.errors.fetch_add(out.items, Ordering::Relaxed);
@@ -397,7 +417,9 @@ impl Shared {
         if !event.warmup {
             let mut b = self.breakdown.lock();
             if let Some(row) = b.get_mut(group) {
-                *row.sent.entry(event.signal.as_str().to_string()).or_default() += out.items;
+                *row.sent
+                    .entry(event.signal.as_str().to_string())
+                    .or_default() += out.items;
                 if error.is_some() {
                     row.errors += out.items;
                 }
@@ -421,7 +443,11 @@ fn loki_push(entry: LogEntry) -> Payload {
 }
 
 /// The payloads of one event (a checkout is a trace and a log line), with its canary stamp.
-fn payloads(dev: &mut DeviceState, event: &Event, canary_every: u64) -> Vec<(Payload, Option<Stamp>)> {
+fn payloads(
+    dev: &mut DeviceState,
+    event: &Event,
+    canary_every: u64,
+) -> Vec<(Payload, Option<Stamp>)> {
     let now = now_ns();
     let seq = dev.next_canary(event.signal, canary_every);
     let stamp = seq.map(|seq| Stamp {
@@ -647,7 +673,10 @@ pub async fn run(cfg: &RunConfig) -> Result<(Results, PathBuf), RunError> {
     });
     let (sent, ()) = tokio::join!(sending, polling);
     sent?;
-    tracing::info!(pending = verifier.pending(), "sending done, draining canaries");
+    tracing::info!(
+        pending = verifier.pending(),
+        "sending done, draining canaries"
+    );
     let verified = verifier.drain().await;
     let resources = sampler.stop().await;
     setup.stop().await;
@@ -660,16 +689,14 @@ pub async fn run(cfg: &RunConfig) -> Result<(Results, PathBuf), RunError> {
         .signals
         .into_iter()
         .map(|(name, totals)| {
-            let v = verifications
-                .remove(&name)
-                .unwrap_or_else(|| Verification {
-                    canaries: 0,
-                    found: 0,
-                    lost: 0,
-                    duplicated: 0,
-                    out_of_order: 0,
-                    write_to_query_latency: reports::HistogramData::empty(LATENCY_UNIT),
-                });
+            let v = verifications.remove(&name).unwrap_or_else(|| Verification {
+                canaries: 0,
+                found: 0,
+                lost: 0,
+                duplicated: 0,
+                out_of_order: 0,
+                write_to_query_latency: reports::HistogramData::empty(LATENCY_UNIT),
+            });
             (name, totals.into_results(v))
         })
         .collect();
@@ -705,14 +732,22 @@ pub async fn run(cfg: &RunConfig) -> Result<(Results, PathBuf), RunError> {
 }
 
 /// Writes `results.json` and `report.html` (against `baseline`, if given) into `dir`.
-pub fn write_outputs(results: &Results, dir: &Path, baseline: Option<&Results>) -> Result<(), RunError> {
+pub fn write_outputs(
+    results: &Results,
+    dir: &Path,
+    baseline: Option<&Results>,
+) -> Result<(), RunError> {
     let json = dir.join("results.json");
     std::fs::write(&json, results.to_json()).map_err(io_err(&json))?;
     write_report(results, dir, baseline)
 }
 
 /// Writes `report.html` into `dir`.
-pub fn write_report(results: &Results, dir: &Path, baseline: Option<&Results>) -> Result<(), RunError> {
+pub fn write_report(
+    results: &Results,
+    dir: &Path,
+    baseline: Option<&Results>,
+) -> Result<(), RunError> {
     let html = dir.join("report.html");
     std::fs::write(&html, reports::render(results, baseline)).map_err(io_err(&html))
 }

@@ -190,8 +190,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn read(path: &Path) -> anyhow::Result<Results> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Usage(format!("{}: {e}", path.display())))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| Usage(format!("{}: {e}", path.display())))?;
     Ok(Results::from_json(&text).map_err(|e| Usage(format!("{}: {e}", path.display())))?)
 }
 
@@ -235,7 +235,10 @@ fn report(path: &Path, baseline: Option<&Path>) -> anyhow::Result<()> {
 }
 
 fn merge(inputs: &[PathBuf], out: &Path) -> anyhow::Result<()> {
-    let all = inputs.iter().map(|p| read(p)).collect::<anyhow::Result<Vec<_>>>()?;
+    let all = inputs
+        .iter()
+        .map(|p| read(p))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let merged = loadgen::combine::merge(&all)?;
     std::fs::write(out, merged.to_json()).with_context(|| format!("writing {}", out.display()))?;
     print!("{}", reports::summary(&merged));
@@ -270,7 +273,10 @@ fn target(args: &RunArgs) -> RunTarget {
     }
 }
 
-fn progress_bar(p: Arc<Progress>, duration: Duration) -> (ProgressBar, tokio::task::JoinHandle<()>) {
+fn progress_bar(
+    p: Arc<Progress>,
+    duration: Duration,
+) -> (ProgressBar, tokio::task::JoinHandle<()>) {
     let bar = ProgressBar::new(duration.as_millis() as u64);
     bar.set_style(
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {msg}")
@@ -316,19 +322,20 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         return Err(Usage(e.to_string()).into());
     }
     let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
-    let (results, dir) = rt.block_on(async {
-        let (bar, task) = progress_bar(progress, cfg.duration);
-        let r = loadgen::run::run(&cfg).await;
-        task.abort();
-        bar.finish_and_clear();
-        r
-    })
-    .map_err(|e| match e {
-        RunError::Config(_) | RunError::Fleet(_) | RunError::External(_) => {
-            anyhow::Error::new(Usage(e.to_string()))
-        }
-        other => other.into(),
-    })?;
+    let (results, dir) = rt
+        .block_on(async {
+            let (bar, task) = progress_bar(progress, cfg.duration);
+            let r = loadgen::run::run(&cfg).await;
+            task.abort();
+            bar.finish_and_clear();
+            r
+        })
+        .map_err(|e| match e {
+            RunError::Config(_) | RunError::Fleet(_) | RunError::External(_) => {
+                anyhow::Error::new(Usage(e.to_string()))
+            }
+            other => other.into(),
+        })?;
     print!("{}", reports::summary(&results));
     println!("results: {}", dir.join("results.json").display());
     println!("report:  {}", dir.join("report.html").display());

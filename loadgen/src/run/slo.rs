@@ -150,7 +150,10 @@ mod tests {
             Ok(SloKind::P99SendMs)
         );
         assert!(matches!("loss".parse::<Slo>(), Err(SloError::Syntax(_))));
-        assert!(matches!("lost=1".parse::<Slo>(), Err(SloError::Name { .. })));
+        assert!(matches!(
+            "lost=1".parse::<Slo>(),
+            Err(SloError::Name { .. })
+        ));
         assert!(matches!("loss=-1".parse::<Slo>(), Err(SloError::Value(_))));
         assert!(matches!("loss=abc".parse::<Slo>(), Err(SloError::Value(_))));
     }
