@@ -18,6 +18,15 @@ fn hist(values: &[u64]) -> HistogramData {
     HistogramData::from_histogram(&h, "us")
 }
 
+/// Every recorded (value, count), for exact comparison.
+fn recorded(h: &HistogramData) -> Vec<(u64, u64)> {
+    h.histogram()
+        .unwrap()
+        .iter_recorded()
+        .map(|v| (v.value_iterated_to(), v.count_at_value()))
+        .collect()
+}
+
 fn results(id: &str, sent: u64, lat: &[u64], interval_t: &[f64]) -> Results {
     let signal = SignalResults {
         sent,
@@ -92,9 +101,11 @@ fn counts_add_and_histograms_merge_exactly() {
     assert_eq!(logs.errors["500"], 2);
     assert_eq!(logs.verification.canaries, 20);
     assert_eq!(logs.verification.lost, 2);
-    let all = hist(&[100, 200, 300, 1_000, 5_000]);
-    assert_eq!(logs.send_latency, all);
-    assert_eq!(logs.verification.write_to_query_latency, all);
+    let all = recorded(&hist(&[100, 200, 300, 1_000, 5_000]));
+    assert_eq!(recorded(&logs.send_latency), all);
+    assert_eq!(recorded(&logs.verification.write_to_query_latency), all);
+    assert_eq!(logs.send_latency.count, 5);
+    assert_eq!(logs.send_latency.max, hist(&[5_000]).max);
 
     let ts: Vec<f64> = m.intervals.iter().map(|i| i.t_s).collect();
     assert_eq!(ts, vec![0.0, 1.0, 2.0]);
