@@ -371,7 +371,7 @@ impl DeviceState {
         let i = signal.index();
         let n = self.events[i];
         self.events[i] += 1;
-        (every > 0 && n % every == 0).then(|| {
+        (every > 0 && n.is_multiple_of(every)).then(|| {
             self.canaries[i] += 1;
             self.canaries[i]
         })

@@ -35,7 +35,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the fleet against a target (the default command).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the fleet's summary and its first devices.
     Fleet(FleetArgs),
     /// Render report.html next to a results.json.
@@ -178,7 +178,7 @@ fn main() -> ExitCode {
 fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         None => run(cli.run),
-        Some(Command::Run(args)) => run(args),
+        Some(Command::Run(args)) => run(*args),
         Some(Command::Fleet(args)) => fleet(&args),
         Some(Command::Report { results, baseline }) => report(&results, baseline.as_deref()),
         Some(Command::Compare { base, new }) => {
