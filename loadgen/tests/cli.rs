@@ -52,3 +52,27 @@ fn a_bad_fleet_file_names_the_file_and_the_key() {
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(stderr.contains("problem_fraction"), "{stderr}");
 }
+
+#[test]
+fn a_breached_slo_exits_1_and_says_which() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = loadgen(&[
+        "--devices",
+        "10",
+        "--duration",
+        "2s",
+        "--rate",
+        "5",
+        "--drain",
+        "10s",
+        "--direct",
+        "--out",
+        dir.path().join("run").to_str().unwrap(),
+        "--slo",
+        "p99_send_ms=0",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("SLO breached: p99_send_ms"), "{stderr}");
+    assert!(dir.path().join("run/results.json").exists());
+}
