@@ -222,20 +222,18 @@ impl Setup {
             }
             RunTarget::Collector { url, stack } => {
                 let e = stack.endpoints()?;
+                // Relative joins keep a path prefix of the base (`http://h/gw` + `api/v1/write`).
+                let mut root = url.clone();
+                if !root.path().ends_with('/') {
+                    root.set_path(&format!("{}/", root.path()));
+                }
                 let base = |path: &str| -> Result<Target, RunError> {
-                    let url = url.join(path).map_err(|err| {
+                    let url = root.join(path).map_err(|err| {
                         RunError::Config(format!("collector URL {url} + {path}: {err}"))
                     })?;
                     Ok(Target { url, tenant: None })
                 };
-                (
-                    base("/")?,
-                    base("/api/v1/write")?,
-                    base("/")?,
-                    e,
-                    None,
-                    None,
-                )
+                (base("")?, base("api/v1/write")?, base("")?, e, None, None)
             }
             RunTarget::External(args) => {
                 let e = args.endpoints()?;
