@@ -11,13 +11,18 @@
 //! | [`send`] | senders (Loki, remote write, OTLP/HTTP) with a per-target in-flight bound, and the [`send::driver`] tying the three together |
 //! | [`verify`] | the ledger of acknowledged canaries and the verifier that reads them back: loss, duplicates, order, write-to-queryable latency |
 //!
-//! Still to come (the loadgen issue is in progress): the run orchestration and the `loadgen`
-//! command line that tie these together, delivery through scrape targets and log files.
+//! | [`run`] | a whole run: target (embedded stack behind an in-process collector, direct, a running collector, an external stack), schedule, payloads, canaries, verification, `results.json` and `report.html`; `--slo` checks |
+//! | [`combine`] | merging shard results (exact histogram sums) and comparing two runs |
+//!
+//! The `loadgen` binary (`src/bin/loadgen.rs`) is the command line over these. Still to come:
+//! delivery through scrape targets and log files.
 
 pub mod canary;
+pub mod combine;
 pub mod fleet;
 pub mod generate;
 pub mod recorder;
+pub mod run;
 pub mod schedule;
 pub mod send;
 pub mod signal;

@@ -1,0 +1,353 @@
+//! The `loadgen` command line: `loadgen run` (also without a subcommand, so
+//! `loadgen --devices 5000` works), `loadgen fleet`, `loadgen report`, `loadgen compare` and
+//! `loadgen merge`. Logs go to stderr, the progress bar too; the summary goes to stdout.
+//! Exit codes: 0 done, 1 an SLO was breached or the run failed, 2 bad flags or files.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use loadgen::Signal;
+use loadgen::fleet::{Fleet, FleetSpec};
+use loadgen::run::{Progress, RunConfig, RunError, RunTarget, Slo};
+use reports::Results;
+use reqwest::Url;
+use stack::external::ExternalArgs;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "loadgen",
+    version,
+    about = "Emulates a retail fleet, pushes its telemetry through the collector, verifies what arrived and measures throughput, latency and loss.",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the fleet against a target (the default command).
+    Run(Box<RunArgs>),
+    /// Print the fleet's summary and its first devices.
+    Fleet(FleetArgs),
+    /// Render report.html next to a results.json.
+    Report {
+        results: PathBuf,
+        /// Another run's results.json to compare against in the report.
+        #[arg(long)]
+        baseline: Option<PathBuf>,
+    },
+    /// Print per-signal deltas of NEW against BASE.
+    Compare { base: PathBuf, new: PathBuf },
+    /// Add the results of several shards into one.
+    Merge {
+        #[arg(required = true, num_args = 1..)]
+        inputs: Vec<PathBuf>,
+        #[arg(short, long)]
+        out: PathBuf,
+    },
+}
+
+/// Which fleet.
+#[derive(Args, Debug, Clone)]
+struct FleetFlags {
+    /// Devices in the fleet [default: 5000, or the fleet file's].
+    #[arg(long)]
+    devices: Option<u64>,
+    /// Seed of the fleet and the schedule [default: 1, or the fleet file's].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// A fleet spec (TOML).
+    #[arg(long, value_name = "FILE")]
+    fleet: Option<PathBuf>,
+}
+
+impl FleetFlags {
+    fn spec(&self) -> Result<FleetSpec, Usage> {
+        let mut spec = match &self.fleet {
+            Some(path) => FleetSpec::load(path).map_err(|e| Usage(format!("--fleet: {e}")))?,
+            None => FleetSpec {
+                devices: 5000,
+                ..FleetSpec::default()
+            },
+        };
+        if let Some(d) = self.devices {
+            spec.devices = d;
+        }
+        if let Some(s) = self.seed {
+            spec.seed = s;
+        }
+        Ok(spec)
+    }
+}
+
+#[derive(Args, Debug)]
+struct FleetArgs {
+    #[command(flatten)]
+    fleet: FleetFlags,
+    /// How many devices to list.
+    #[arg(long, default_value_t = 20)]
+    show: usize,
+}
+
+#[derive(Clone, Copy, Debug, Default, ValueEnum)]
+enum StackKind {
+    #[default]
+    Embedded,
+    External,
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    #[command(flatten)]
+    fleet: FleetFlags,
+    /// Sending time, warmup included.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Leading time left out of the measurements.
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    warmup: Duration,
+    /// Multiplies every device's nominal rates.
+    #[arg(long, default_value_t = 1.0)]
+    rate: f64,
+    /// Every n-th event of a device's signal carries a canary (0: none).
+    #[arg(long, default_value_t = 10)]
+    canary_every: u64,
+    /// How long to wait for canaries after the run.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    drain: Duration,
+    /// Run folder [default: runs/<timestamp>-<devices>d].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// An SLO, name=value (loss, errors, p99_send_ms, p99_write_to_query_ms); repeatable.
+    #[arg(long, value_name = "NAME=VALUE")]
+    slo: Vec<Slo>,
+    /// Send to a running collector at this base URL instead.
+    #[arg(long, value_name = "URL", conflicts_with = "direct")]
+    collector: Option<Url>,
+    /// Push straight to the stack, without a collector.
+    #[arg(long)]
+    direct: bool,
+    /// The stack: embedded (in-process) or external (the flags below).
+    #[arg(long, value_enum, default_value_t = StackKind::Embedded)]
+    stack: StackKind,
+    #[command(flatten)]
+    external: ExternalArgs,
+}
+
+/// A bad flag or file: exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Usage(String);
+
+/// An SLO breach: exit code 1.
+#[derive(Debug, thiserror::Error)]
+#[error("SLO breached: {0}")]
+struct Breach(String);
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("loadgen: {e:#}");
+            if e.downcast_ref::<Usage>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        None => run(cli.run),
+        Some(Command::Run(args)) => run(*args),
+        Some(Command::Fleet(args)) => fleet(&args),
+        Some(Command::Report { results, baseline }) => report(&results, baseline.as_deref()),
+        Some(Command::Compare { base, new }) => {
+            print!("{}", loadgen::combine::compare(&read(&base)?, &read(&new)?));
+            Ok(())
+        }
+        Some(Command::Merge { inputs, out }) => merge(&inputs, &out),
+    }
+}
+
+fn read(path: &Path) -> anyhow::Result<Results> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| Usage(format!("{}: {e}", path.display())))?;
+    Ok(Results::from_json(&text).map_err(|e| Usage(format!("{}: {e}", path.display())))?)
+}
+
+fn fleet(args: &FleetArgs) -> anyhow::Result<()> {
+    let spec = args.fleet.spec()?;
+    let fleet = Fleet::generate(&spec);
+    let s = fleet.summary();
+    println!(
+        "fleet: {} devices, seed {}, {} stores, {} in problem mode",
+        fleet.devices.len(),
+        spec.seed,
+        s.stores,
+        s.problem_devices
+    );
+    println!("by type:   {:?}", s.by_type);
+    println!("by region: {:?}", s.by_region);
+    let shown = args.show.min(fleet.devices.len());
+    println!("first {shown} devices:");
+    for d in fleet.devices.iter().take(shown) {
+        println!(
+            "device {:>6}  {:<28} {:<7} {:<12} {:<16} {:<8}{}",
+            d.index,
+            d.id,
+            d.device_type.as_str(),
+            d.region,
+            d.location,
+            d.brand,
+            if d.problem { " problem" } else { "" }
+        );
+    }
+    Ok(())
+}
+
+fn report(path: &Path, baseline: Option<&Path>) -> anyhow::Result<()> {
+    let results = read(path)?;
+    let base = baseline.map(read).transpose()?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    loadgen::run::write_report(&results, dir, base.as_ref())?;
+    println!("{}", dir.join("report.html").display());
+    Ok(())
+}
+
+fn merge(inputs: &[PathBuf], out: &Path) -> anyhow::Result<()> {
+    let all = inputs
+        .iter()
+        .map(|p| read(p))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let merged = loadgen::combine::merge(&all)?;
+    std::fs::write(out, merged.to_json()).with_context(|| format!("writing {}", out.display()))?;
+    print!("{}", reports::summary(&merged));
+    Ok(())
+}
+
+/// The command line with credentials blanked.
+fn command_line() -> String {
+    let mut hide = false;
+    std::env::args()
+        .map(|a| {
+            let shown = if hide { "***".to_string() } else { a.clone() };
+            hide = a == "--password" || a == "--bearer-token";
+            if a.starts_with("--password=") || a.starts_with("--bearer-token=") {
+                return "***".to_string();
+            }
+            shown
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn target(args: &RunArgs) -> RunTarget {
+    match (&args.collector, args.stack, args.direct) {
+        (Some(url), _, _) => RunTarget::Collector {
+            url: url.clone(),
+            stack: args.external.clone(),
+        },
+        (None, StackKind::External, _) => RunTarget::External(args.external.clone()),
+        (None, StackKind::Embedded, true) => RunTarget::Direct,
+        (None, StackKind::Embedded, false) => RunTarget::Embedded,
+    }
+}
+
+fn progress_bar(
+    p: Arc<Progress>,
+    duration: Duration,
+) -> (ProgressBar, tokio::task::JoinHandle<()>) {
+    let bar = ProgressBar::new(duration.as_millis() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let b = bar.clone();
+    let task = tokio::spawn(async move {
+        let tick = Duration::from_millis(500);
+        let mut last = [0u64; 3];
+        loop {
+            tokio::time::sleep(tick).await;
+            let now = Signal::ALL.map(|s| p.acknowledged(s));
+            let rates: Vec<String> = Signal::ALL
+                .iter()
+                .zip(now.iter().zip(last))
+                .map(|(s, (n, l))| format!("{s} {:.0}/s", (n - l) as f64 / tick.as_secs_f64()))
+                .collect();
+            last = now;
+            b.set_position(p.elapsed().as_millis() as u64);
+            b.set_message(format!("{}  errors {}", rates.join("  "), p.errors()));
+        }
+    });
+    (bar, task)
+}
+
+fn run(args: RunArgs) -> anyhow::Result<()> {
+    let progress = Arc::new(Progress::default());
+    let cfg = RunConfig {
+        fleet: args.fleet.spec()?,
+        duration: args.duration,
+        warmup: args.warmup,
+        rate_multiplier: args.rate,
+        canary_every: args.canary_every,
+        drain_timeout: args.drain,
+        out_dir: args.out.clone(),
+        target: target(&args),
+        slos: args.slo.clone(),
+        command: command_line(),
+        progress: Some(progress.clone()),
+        ..RunConfig::default()
+    };
+    if let Err(e) = cfg.fleet.validate() {
+        return Err(Usage(e.to_string()).into());
+    }
+    let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+    let (results, dir) = rt
+        .block_on(async {
+            let (bar, task) = progress_bar(progress, cfg.duration);
+            let r = loadgen::run::run(&cfg).await;
+            task.abort();
+            bar.finish_and_clear();
+            r
+        })
+        .map_err(|e| match e {
+            RunError::Config(_) | RunError::Fleet(_) | RunError::External(_) => {
+                anyhow::Error::new(Usage(e.to_string()))
+            }
+            other => other.into(),
+        })?;
+    print!("{}", reports::summary(&results));
+    println!("results: {}", dir.join("results.json").display());
+    println!("report:  {}", dir.join("report.html").display());
+    let failed: Vec<String> = results
+        .slos
+        .iter()
+        .filter(|s| !s.pass)
+        .map(|s| format!("{} = {} (limit {})", s.name, s.actual, s.threshold))
+        .collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Breach(failed.join(", ")).into())
+    }
+}

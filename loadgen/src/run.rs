@@ -1,0 +1,751 @@
+//! A whole load run: where the data goes ([`RunTarget`]), the fleet, an open-loop schedule of
+//! every device's signals, payloads from each device's [`DeviceSignals`], sends with
+//! [`Senders`], canaries recorded in the [`Ledger`] once acknowledged, the [`Verifier`] reading
+//! them back, and at the end one [`reports::Results`] written as `results.json` and
+//! `report.html` into the run folder.
+//!
+//! | target | pushes to | verifies against |
+//! |---|---|---|
+//! | [`RunTarget::Embedded`] | an in-process collector (Loki push, remote write, OTLP/HTTP on 127.0.0.1 port 0) writing to an embedded stack | the embedded stack |
+//! | [`RunTarget::Direct`] | the embedded stack's own APIs | the embedded stack |
+//! | [`RunTarget::Collector`] | a running collector: `{url}/loki/api/v1/push`, `{url}/api/v1/write`, `{url}/v1/traces` | the stack of its [`ExternalArgs`] |
+//! | [`RunTarget::External`] | the APIs of a running stack | the same stack |
+//!
+//! Each device has three streams: logs (Poisson, its log rate), metrics (fixed interval, its
+//! scrape interval, sent as remote write) and traces (Poisson, its checkout rate; each checkout
+//! also sends its POS log line as a log push). Every `canary_every`-th event of a device's signal
+//! carries a canary, starting with the first.
+
+pub mod slo;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use collector::runtime::Collector;
+use parking_lot::Mutex;
+use reports::Results;
+use reports::results::{Breakdown, RunInfo, Verification};
+use reqwest::Url;
+use stack::external::ExternalArgs;
+use stack::{EmbeddedConfig, EmbeddedStack, Endpoints};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::fleet::{Fleet, FleetSpec};
+use crate::generate::{DeviceSignals, LogEntry};
+use crate::recorder::{Attempt, LATENCY_UNIT, Recorder, ResourceSampler};
+use crate::schedule::{Arrival, Event, Schedule, ScheduleSpec, StreamSpec};
+use crate::send::{Outcome, Payload, SendError, SenderConfig, Senders, Target};
+use crate::signal::Signal;
+use crate::verify::{Ledger, Verifier, VerifierConfig};
+
+pub use slo::{Slo, SloError, SloKind};
+
+/// Where a run sends its data.
+#[derive(Clone, Debug, Default)]
+pub enum RunTarget {
+    /// An embedded stack behind an in-process collector.
+    #[default]
+    Embedded,
+    /// An embedded stack, pushed to directly.
+    Direct,
+    /// A running collector at this base URL, writing to the stack of the arguments.
+    Collector { url: Url, stack: ExternalArgs },
+    /// A running stack, pushed to directly.
+    External(ExternalArgs),
+}
+
+impl RunTarget {
+    /// How `results.json` names it.
+    fn describe(&self) -> String {
+        match self {
+            RunTarget::Embedded => {
+                "embedded (in-process collector: its CPU/RSS are counted in loadgen's)".into()
+            }
+            RunTarget::Direct => "direct (embedded stack, no collector)".into(),
+            RunTarget::Collector { url, .. } => format!("collector {url}"),
+            RunTarget::External(a) => format!("external {}", a.loki_url),
+        }
+    }
+}
+
+/// Live counters of a running run, for a progress display.
+#[derive(Debug, Default)]
+pub struct Progress {
+    acknowledged: [AtomicU64; 3],
+    errors: AtomicU64,
+    /// Milliseconds since the start of the run.
+    elapsed_ms: AtomicU64,
+}
+
+impl Progress {
+    /// Items acknowledged so far (warmup included) of `signal`.
+    pub fn acknowledged(&self, signal: Signal) -> u64 {
+        self.acknowledged[signal.index()].load(Ordering::Relaxed)
+    }
+
+    /// Items not acknowledged so far, all signals.
+    pub fn errors(&self) -> u64 {
+        self.errors.load(Ordering::Relaxed)
+    }
+
+    /// Time since the run started sending.
+    pub fn elapsed(&self) -> Duration {
+        Duration::from_millis(self.elapsed_ms.load(Ordering::Relaxed))
+    }
+}
+
+/// Everything a run needs.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    /// The fleet (its `devices` and `seed` included).
+    pub fleet: FleetSpec,
+    /// Total sending time, warmup included.
+    pub duration: Duration,
+    /// Leading part of `duration` left out of the measurements.
+    pub warmup: Duration,
+    /// Multiplies every device's nominal rates.
+    pub rate_multiplier: f64,
+    /// Every n-th event of a device's signal carries a canary (0: none).
+    pub canary_every: u64,
+    /// How long to wait after the run for canaries to become queryable.
+    pub drain_timeout: Duration,
+    /// The run folder; `None`: `runs/<timestamp>-<devices>d`.
+    pub out_dir: Option<PathBuf>,
+    pub target: RunTarget,
+    pub slos: Vec<Slo>,
+    /// Reporting interval.
+    pub interval: Duration,
+    /// The command line, for `results.json`.
+    pub command: String,
+    /// Live counters, when someone watches.
+    pub progress: Option<Arc<Progress>>,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            fleet: FleetSpec {
+                devices: 5000,
+                ..FleetSpec::default()
+            },
+            duration: Duration::from_secs(60),
+            warmup: Duration::ZERO,
+            rate_multiplier: 1.0,
+            canary_every: 10,
+            drain_timeout: Duration::from_secs(60),
+            out_dir: None,
+            target: RunTarget::Embedded,
+            slos: Vec::new(),
+            interval: Duration::from_secs(1),
+            command: String::new(),
+            progress: None,
+        }
+    }
+}
+
+/// Why a run failed (measurement problems are results, not errors).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("run settings: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Fleet(#[from] crate::fleet::FleetError),
+    #[error("embedded stack: {0}")]
+    Stack(#[from] stack::embedded::EmbeddedError),
+    #[error("external stack: {0}")]
+    External(#[from] stack::external::ExternalError),
+    #[error("in-process collector: {0}")]
+    Collector(String),
+    #[error(transparent)]
+    Send(#[from] SendError),
+    #[error("run folder {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
+    move |source| RunError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Where each signal goes and what is read back, plus what must stay alive meanwhile.
+struct Setup {
+    logs: Target,
+    metrics: Target,
+    traces: Target,
+    verify: Endpoints,
+    stack: Option<EmbeddedStack>,
+    collector: Option<(Collector, PathBuf)>,
+}
+
+impl Setup {
+    fn target(&self, signal: Signal) -> &Target {
+        match signal {
+            Signal::Logs => &self.logs,
+            Signal::Metrics => &self.metrics,
+            Signal::Traces => &self.traces,
+        }
+    }
+
+    /// Straight to a stack's APIs.
+    fn direct(e: &Endpoints) -> (Target, Target, Target) {
+        let t = |url: &Url| Target {
+            url: url.clone(),
+            tenant: e.tenant.clone(),
+        };
+        (t(&e.loki), t(&e.prometheus_write), t(&e.tempo_otlp_http))
+    }
+
+    async fn start(target: &RunTarget) -> Result<Setup, RunError> {
+        let (logs, metrics, traces, verify, stack, collector) = match target {
+            RunTarget::Embedded | RunTarget::Direct => {
+                let stack = EmbeddedStack::start(EmbeddedConfig::default()).await?;
+                let e = stack.endpoints().clone();
+                let ((logs, metrics, traces), collector) = match target {
+                    RunTarget::Embedded => {
+                        let (c, dir) = start_collector(&e).await?;
+                        let t = collector_targets(&c).await?;
+                        (t, Some((c, dir)))
+                    }
+                    _ => (Setup::direct(&e), None),
+                };
+                (logs, metrics, traces, e, Some(stack), collector)
+            }
+            RunTarget::Collector { url, stack } => {
+                let e = stack.endpoints()?;
+                // Relative joins keep a path prefix of the base (`http://h/gw` + `api/v1/write`).
+                let mut root = url.clone();
+                if !root.path().ends_with('/') {
+                    root.set_path(&format!("{}/", root.path()));
+                }
+                let base = |path: &str| -> Result<Target, RunError> {
+                    let url = root.join(path).map_err(|err| {
+                        RunError::Config(format!("collector URL {url} + {path}: {err}"))
+                    })?;
+                    Ok(Target { url, tenant: None })
+                };
+                (base("")?, base("api/v1/write")?, base("")?, e, None, None)
+            }
+            RunTarget::External(args) => {
+                let e = args.endpoints()?;
+                let (l, m, t) = Setup::direct(&e);
+                (l, m, t, e, None, None)
+            }
+        };
+        Ok(Setup {
+            logs,
+            metrics,
+            traces,
+            verify,
+            stack,
+            collector,
+        })
+    }
+
+    async fn stop(self) {
+        if let Some((c, dir)) = self.collector {
+            c.shutdown().await;
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                tracing::debug!(dir = %dir.display(), error = %e, "collector data left behind");
+            }
+        }
+        if let Some(s) = self.stack {
+            s.shutdown().await;
+        }
+    }
+}
+
+/// The in-process collector: Loki push, remote write and OTLP/HTTP in, the stack out.
+async fn start_collector(e: &Endpoints) -> Result<(Collector, PathBuf), RunError> {
+    let dir = std::env::temp_dir().join(format!(
+        "loadgen-collector-{}-{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_millis()
+    ));
+    let text = format!(
+        r#"
+data_dir = "{data}"
+[server]
+address = "127.0.0.1:0"
+
+[sources.logs]
+type = "loki_push"
+address = "127.0.0.1:0"
+use_incoming_timestamp = true
+
+[sources.metrics]
+type = "remote_write"
+address = "127.0.0.1:0"
+
+[sources.traces]
+type = "otlp"
+http_address = "127.0.0.1:0"
+grpc_address = "127.0.0.1:0"
+
+[writers.loki]
+type = "loki"
+inputs = ["logs"]
+url = "{loki}loki/api/v1/push"
+batch_wait = "100ms"
+
+[writers.mimir]
+type = "prometheus_remote_write"
+inputs = ["metrics"]
+url = "{mimir}"
+batch_wait = "100ms"
+
+[writers.tempo]
+type = "otlp"
+protocol = "http"
+inputs = ["traces"]
+url = "{tempo}"
+batch_wait = "100ms"
+"#,
+        data = dir.display(),
+        loki = e.loki,
+        mimir = e.prometheus_write,
+        tempo = e.tempo_otlp_http.as_str().trim_end_matches('/'),
+    );
+    let cfg = collector::config::Config::parse(&text, "loadgen-collector.toml", &|_| None)
+        .map_err(|err| RunError::Collector(err.to_string()))?;
+    let c = Collector::start(&cfg)
+        .await
+        .map_err(|err| RunError::Collector(err.to_string()))?;
+    Ok((c, dir))
+}
+
+/// The collector's three receivers, once they listen.
+async fn collector_targets(c: &Collector) -> Result<(Target, Target, Target), RunError> {
+    let mut urls = Vec::with_capacity(3);
+    for (name, path) in [("logs", ""), ("metrics", "api/v1/write"), ("traces", "")] {
+        let addr = c
+            .listen_addrs()
+            .wait_for(name, Duration::from_secs(10))
+            .await
+            .ok_or_else(|| RunError::Collector(format!("source `{name}` never listened")))?;
+        let url = Url::parse(&format!("http://{addr}/{path}"))
+            .map_err(|err| RunError::Collector(format!("{name} at {addr}: {err}")))?;
+        urls.push(Target { url, tenant: None });
+    }
+    let mut it = urls.into_iter();
+    match (it.next(), it.next(), it.next()) {
+        (Some(l), Some(m), Some(t)) => Ok((l, m, t)),
+        _ => Err(RunError::Collector("missing receivers".into())),
+    }
+}
+
+/// A canary to put in the ledger once its request is acknowledged.
+#[derive(Clone, Debug)]
+struct Stamp {
+    signal: Signal,
+    device: Arc<str>,
+    index: u64,
+    seq: u64,
+    sent_ns: i64,
+}
+
+/// One device's generators and canary counters.
+struct DeviceState {
+    signals: DeviceSignals,
+    id: Arc<str>,
+    group: usize,
+    events: [u64; 3],
+    canaries: [u64; 3],
+}
+
+impl DeviceState {
+    /// The canary sequence number of this event of `signal`, if it carries one: the first
+    /// event of each device's signal and every `every`-th after it, so short runs verify too.
+    fn next_canary(&mut self, signal: Signal, every: u64) -> Option<u64> {
+        let i = signal.index();
+        let n = self.events[i];
+        self.events[i] += 1;
+        (every > 0 && n.is_multiple_of(every)).then(|| {
+            self.canaries[i] += 1;
+            self.canaries[i]
+        })
+    }
+}
+
+/// What is shared by the tasks that send.
+struct Shared {
+    recorder: Recorder,
+    ledger: Arc<Ledger>,
+    breakdown: Mutex<Vec<Breakdown>>,
+    progress: Arc<Progress>,
+}
+
+impl Shared {
+    fn finish(
+        &self,
+        event: &Event,
+        group: usize,
+        completed: Duration,
+        out: &Outcome,
+        stamp: Option<Stamp>,
+    ) {
+        let error = out.error_key();
+        self.recorder.record(&Attempt {
+            signal: event.signal,
+            intended: event.at,
+            completed,
+            items: out.items,
+            error: error.as_deref(),
+            warmup: event.warmup,
+        });
+        if out.acknowledged() {
+            self.progress.acknowledged[event.signal.index()]
+                .fetch_add(out.items, Ordering::Relaxed);
+            if let Some(s) = stamp {
+                self.ledger
+                    .record(s.signal, &s.device, s.index, s.seq, s.sent_ns);
+            }
+        } else {
+            self.progress.errors.fetch_add(out.items, Ordering::Relaxed);
+        }
+        if !event.warmup {
+            let mut b = self.breakdown.lock();
+            if let Some(row) = b.get_mut(group) {
+                *row.sent
+                    .entry(event.signal.as_str().to_string())
+                    .or_default() += out.items;
+                if error.is_some() {
+                    row.errors += out.items;
+                }
+            }
+        }
+    }
+}
+
+fn now_ns() -> i64 {
+    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
+}
+
+fn loki_push(entry: LogEntry) -> Payload {
+    Payload::Loki(wire::loki::PushRequest {
+        streams: vec![wire::loki::Stream {
+            labels: wire::labels::format_label_set(&entry.labels),
+            entries: vec![wire::loki::Entry::new(entry.timestamp_ns, entry.line)],
+            hash: 0,
+        }],
+    })
+}
+
+/// The payloads of one event (a checkout is a trace and a log line), with its canary stamp.
+fn payloads(
+    dev: &mut DeviceState,
+    event: &Event,
+    canary_every: u64,
+) -> Vec<(Payload, Option<Stamp>)> {
+    let now = now_ns();
+    let seq = dev.next_canary(event.signal, canary_every);
+    let stamp = seq.map(|seq| Stamp {
+        signal: event.signal,
+        device: dev.id.clone(),
+        index: dev.signals.device().index,
+        seq,
+        sent_ns: now,
+    });
+    match event.signal {
+        Signal::Logs => vec![(loki_push(dev.signals.log_line(now, seq)), stamp)],
+        Signal::Metrics => {
+            let timeseries = dev.signals.metrics(now / 1_000_000, seq);
+            let req = wire::remote_write::WriteRequest {
+                timeseries,
+                metadata: Vec::new(),
+            };
+            vec![(Payload::RemoteWrite(req), stamp)]
+        }
+        Signal::Traces => match dev.signals.checkout(now, seq, None) {
+            Some(c) => {
+                let req = wire::otlp::ExportTraceServiceRequest {
+                    resource_spans: c.resource_spans,
+                };
+                vec![(Payload::OtlpTraces(req), stamp), (loki_push(c.log), None)]
+            }
+            None => Vec::new(),
+        },
+    }
+}
+
+/// The streams of every device at its type's nominal rates.
+fn streams(fleet: &Fleet) -> Vec<StreamSpec> {
+    fleet
+        .devices
+        .iter()
+        .flat_map(|d| {
+            let r = crate::generate::Rates::for_type(d.device_type);
+            let scrape = r.scrape_interval.as_secs_f64();
+            [
+                (Signal::Logs, r.logs_per_s, Arrival::Poisson),
+                (
+                    Signal::Metrics,
+                    if scrape > 0.0 { 1.0 / scrape } else { 0.0 },
+                    Arrival::Interval { jitter: 0.1 },
+                ),
+                (Signal::Traces, r.checkouts_per_s, Arrival::Poisson),
+            ]
+            .map(|(signal, rate, arrival)| StreamSpec {
+                device: d.index,
+                signal,
+                rate,
+                arrival,
+            })
+        })
+        .collect()
+}
+
+/// Breakdown rows per (device type, region), and each device's row.
+fn groups(fleet: &Fleet) -> (Vec<Breakdown>, Vec<usize>) {
+    let mut rows: Vec<Breakdown> = Vec::new();
+    let mut index: BTreeMap<(String, String), usize> = BTreeMap::new();
+    let of_device = fleet
+        .devices
+        .iter()
+        .map(|d| {
+            let key = (d.device_type.as_str().to_string(), d.region.clone());
+            let i = *index.entry(key).or_insert_with(|| {
+                rows.push(Breakdown {
+                    device_type: d.device_type.as_str().to_string(),
+                    region: d.region.clone(),
+                    devices: 0,
+                    sent: BTreeMap::new(),
+                    errors: 0,
+                });
+                rows.len() - 1
+            });
+            rows[i].devices += 1;
+            i
+        })
+        .collect();
+    (rows, of_device)
+}
+
+fn check(cfg: &RunConfig) -> Result<(), RunError> {
+    cfg.fleet.validate()?;
+    if cfg.fleet.devices == 0 {
+        return Err(RunError::Config("devices must be above 0".into()));
+    }
+    if cfg.duration.is_zero() || cfg.warmup >= cfg.duration {
+        return Err(RunError::Config(format!(
+            "duration ({:?}) must be above 0 and above the warmup ({:?})",
+            cfg.duration, cfg.warmup
+        )));
+    }
+    if !(cfg.rate_multiplier.is_finite() && cfg.rate_multiplier > 0.0) {
+        return Err(RunError::Config(format!(
+            "rate multiplier must be above 0, got {}",
+            cfg.rate_multiplier
+        )));
+    }
+    Ok(())
+}
+
+/// The run folder: `cfg.out_dir`, or `runs/<timestamp>-<devices>d`.
+fn run_dir(cfg: &RunConfig, started: &chrono::DateTime<chrono::Utc>) -> PathBuf {
+    cfg.out_dir.clone().unwrap_or_else(|| {
+        PathBuf::from("runs").join(format!(
+            "{}-{}d",
+            started.format("%Y%m%dT%H%M%SZ"),
+            cfg.fleet.devices
+        ))
+    })
+}
+
+/// Sends the schedule, returning when every request has finished.
+async fn send_all(
+    cfg: &RunConfig,
+    fleet: &Fleet,
+    setup: &Setup,
+    shared: &Arc<Shared>,
+    of_device: &[usize],
+) -> Result<(), RunError> {
+    let senders = Senders::new(&SenderConfig::default())?;
+    let spec = ScheduleSpec {
+        streams: streams(fleet),
+        duration: cfg.duration,
+        warmup: cfg.warmup,
+        ramp: Duration::ZERO,
+        rate_multiplier: cfg.rate_multiplier,
+    };
+    let mut devices: Vec<DeviceState> = fleet
+        .devices
+        .iter()
+        .zip(of_device)
+        .map(|(d, &group)| DeviceState {
+            signals: DeviceSignals::new(d, cfg.fleet.seed),
+            id: Arc::from(d.id.as_str()),
+            group,
+            events: [0; 3],
+            canaries: [0; 3],
+        })
+        .collect();
+    let start = Instant::now();
+    let mut tasks = JoinSet::new();
+    for event in Schedule::new(&spec, cfg.fleet.seed) {
+        tokio::time::sleep_until(start + event.at).await;
+        shared
+            .progress
+            .elapsed_ms
+            .store(event.at.as_millis() as u64, Ordering::Relaxed);
+        let Some(dev) = usize::try_from(event.device)
+            .ok()
+            .and_then(|i| devices.get_mut(i))
+        else {
+            continue;
+        };
+        let group = dev.group;
+        for (payload, stamp) in payloads(dev, &event, cfg.canary_every) {
+            let req = match payload.prepare(setup.target(payload.signal())) {
+                Ok(req) => req,
+                Err(e) => {
+                    let out = Outcome {
+                        items: payload.items(),
+                        result: Err(e),
+                    };
+                    shared.finish(&event, group, start.elapsed(), &out, None);
+                    continue;
+                }
+            };
+            let permit = senders.acquire(req.url()).await;
+            let (senders, shared) = (senders.clone(), shared.clone());
+            let mut event = event;
+            event.signal = payload.signal();
+            tasks.spawn(async move {
+                let out = senders.execute(permit, req).await;
+                shared.finish(&event, group, start.elapsed(), &out, stamp);
+            });
+        }
+        while tasks.try_join_next().is_some() {}
+    }
+    while tasks.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// Runs the whole thing and writes `results.json` and `report.html` into the run folder.
+pub async fn run(cfg: &RunConfig) -> Result<(Results, PathBuf), RunError> {
+    check(cfg)?;
+    let started = chrono::Utc::now();
+    let dir = run_dir(cfg, &started);
+    std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    let fleet = Fleet::generate(&cfg.fleet);
+    let setup = Setup::start(&cfg.target).await?;
+    tracing::info!(devices = fleet.devices.len(), target = %cfg.target.describe(), "run starting");
+
+    let (rows, of_device) = groups(&fleet);
+    let ledger = Arc::new(Ledger::new());
+    let shared = Arc::new(Shared {
+        recorder: Recorder::new(cfg.interval, cfg.warmup),
+        ledger: ledger.clone(),
+        breakdown: Mutex::new(rows),
+        progress: cfg.progress.clone().unwrap_or_default(),
+    });
+    let verifier = Verifier::new(
+        &setup.verify,
+        ledger,
+        VerifierConfig {
+            poll_interval: Duration::from_secs(1),
+            drain_timeout: cfg.drain_timeout,
+            ..VerifierConfig::default()
+        },
+    );
+    let sampler = ResourceSampler::new(std::time::Instant::now()).spawn(Duration::from_secs(1));
+
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let sending = async {
+        let r = send_all(cfg, &fleet, &setup, &shared, &of_device).await;
+        let _ = stop_tx.send(());
+        r
+    };
+    let polling = verifier.poll_until(async {
+        let _ = stop_rx.await;
+    });
+    let (sent, ()) = tokio::join!(sending, polling);
+    sent?;
+    tracing::info!(
+        pending = verifier.pending(),
+        "sending done, draining canaries"
+    );
+    let verified = verifier.drain().await;
+    let resources = sampler.stop().await;
+    setup.stop().await;
+
+    let report = shared
+        .recorder
+        .report(cfg.duration.saturating_sub(cfg.warmup));
+    let mut verifications = verified.verifications();
+    let signals = report
+        .signals
+        .into_iter()
+        .map(|(name, totals)| {
+            let v = verifications.remove(&name).unwrap_or_else(|| Verification {
+                canaries: 0,
+                found: 0,
+                lost: 0,
+                duplicated: 0,
+                out_of_order: 0,
+                write_to_query_latency: reports::HistogramData::empty(LATENCY_UNIT),
+            });
+            (name, totals.into_results(v))
+        })
+        .collect();
+    let mut results = Results {
+        schema_version: reports::SCHEMA_VERSION,
+        run: RunInfo {
+            id: dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            started_at: started.to_rfc3339(),
+            duration_s: cfg.duration.as_secs_f64(),
+            warmup_s: cfg.warmup.as_secs_f64(),
+            seed: cfg.fleet.seed,
+            devices: cfg.fleet.devices,
+            shard: None,
+            shards_merged: 1,
+            target: cfg.target.describe(),
+            rate_multiplier: cfg.rate_multiplier,
+            loadgen_version: env!("CARGO_PKG_VERSION").to_string(),
+            command: cfg.command.clone(),
+        },
+        fleet: fleet.summary(),
+        signals,
+        intervals: report.intervals,
+        breakdown: std::mem::take(&mut *shared.breakdown.lock()),
+        resources,
+        slos: Vec::new(),
+    };
+    results.slos = cfg.slos.iter().map(|s| s.check(&results)).collect();
+    write_outputs(&results, &dir, None)?;
+    Ok((results, dir))
+}
+
+/// Writes `results.json` and `report.html` (against `baseline`, if given) into `dir`.
+pub fn write_outputs(
+    results: &Results,
+    dir: &Path,
+    baseline: Option<&Results>,
+) -> Result<(), RunError> {
+    let json = dir.join("results.json");
+    std::fs::write(&json, results.to_json()).map_err(io_err(&json))?;
+    write_report(results, dir, baseline)
+}
+
+/// Writes `report.html` into `dir`.
+pub fn write_report(
+    results: &Results,
+    dir: &Path,
+    baseline: Option<&Results>,
+) -> Result<(), RunError> {
+    let html = dir.join("report.html");
+    std::fs::write(&html, reports::render(results, baseline)).map_err(io_err(&html))
+}

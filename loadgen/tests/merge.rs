@@ -1,0 +1,125 @@
+//! `loadgen merge`'s arithmetic: counts add up and histograms merge exactly (the merged
+//! histogram equals one recorded with every value of both), intervals align by time.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+
+use loadgen::combine::{compare, merge};
+use reports::histogram::{HistogramData, new_histogram};
+use reports::results::{Breakdown, FleetSummary, Interval, RunInfo, SignalResults, Verification};
+use reports::{Results, SCHEMA_VERSION};
+
+fn hist(values: &[u64]) -> HistogramData {
+    let mut h = new_histogram();
+    for &v in values {
+        h.record(v).unwrap();
+    }
+    HistogramData::from_histogram(&h, "us")
+}
+
+/// Every recorded (value, count), for exact comparison.
+fn recorded(h: &HistogramData) -> Vec<(u64, u64)> {
+    h.histogram()
+        .unwrap()
+        .iter_recorded()
+        .map(|v| (v.value_iterated_to(), v.count_at_value()))
+        .collect()
+}
+
+fn results(id: &str, sent: u64, lat: &[u64], interval_t: &[f64]) -> Results {
+    let signal = SignalResults {
+        sent,
+        acknowledged: sent - 1,
+        errors: BTreeMap::from([("500".to_string(), 1)]),
+        send_latency: hist(lat),
+        verification: Verification {
+            canaries: 10,
+            found: 9,
+            lost: 1,
+            duplicated: 0,
+            out_of_order: 0,
+            write_to_query_latency: hist(lat),
+        },
+        items_per_second: sent as f64 / 10.0,
+    };
+    Results {
+        schema_version: SCHEMA_VERSION,
+        run: RunInfo {
+            id: id.into(),
+            started_at: "2026-11-22T00:00:00Z".into(),
+            duration_s: 10.0,
+            warmup_s: 0.0,
+            seed: 1,
+            devices: 100,
+            shard: Some([0, 2]),
+            shards_merged: 1,
+            target: "embedded".into(),
+            rate_multiplier: 1.0,
+            loadgen_version: "0".into(),
+            command: String::new(),
+        },
+        fleet: FleetSummary {
+            by_type: BTreeMap::from([("pos".to_string(), 100)]),
+            ..FleetSummary::default()
+        },
+        signals: BTreeMap::from([("logs".to_string(), signal)]),
+        intervals: interval_t
+            .iter()
+            .map(|&t_s| Interval {
+                t_s,
+                sent: BTreeMap::from([("logs".to_string(), 5)]),
+                errors: BTreeMap::new(),
+                send_latency: hist(lat),
+            })
+            .collect(),
+        breakdown: vec![Breakdown {
+            device_type: "pos".into(),
+            region: "eu".into(),
+            devices: 100,
+            sent: BTreeMap::from([("logs".to_string(), sent)]),
+            errors: 1,
+        }],
+        resources: Vec::new(),
+        slos: Vec::new(),
+    }
+}
+
+#[test]
+fn counts_add_and_histograms_merge_exactly() {
+    let a = results("a", 100, &[100, 200, 300], &[0.0, 1.0]);
+    let b = results("b", 50, &[1_000, 5_000], &[1.0, 2.0]);
+    let m = merge(&[a, b]).unwrap();
+
+    assert_eq!(m.run.devices, 200);
+    assert_eq!(m.run.shards_merged, 2);
+    assert_eq!(m.run.shard, None);
+    assert_eq!(m.fleet.by_type["pos"], 200);
+    let logs = &m.signals["logs"];
+    assert_eq!(logs.sent, 150);
+    assert_eq!(logs.acknowledged, 148);
+    assert_eq!(logs.errors["500"], 2);
+    assert_eq!(logs.verification.canaries, 20);
+    assert_eq!(logs.verification.lost, 2);
+    let all = recorded(&hist(&[100, 200, 300, 1_000, 5_000]));
+    assert_eq!(recorded(&logs.send_latency), all);
+    assert_eq!(recorded(&logs.verification.write_to_query_latency), all);
+    assert_eq!(logs.send_latency.count, 5);
+    assert_eq!(logs.send_latency.max, hist(&[5_000]).max);
+
+    let ts: Vec<f64> = m.intervals.iter().map(|i| i.t_s).collect();
+    assert_eq!(ts, vec![0.0, 1.0, 2.0]);
+    assert_eq!(m.intervals[1].sent["logs"], 10);
+    assert_eq!(m.intervals[1].send_latency.count, 5);
+    assert_eq!(m.breakdown.len(), 1);
+    assert_eq!(m.breakdown[0].sent["logs"], 150);
+
+    assert!(Results::from_json(&m.to_json()).is_ok());
+    let text = compare(&results("a", 100, &[100], &[0.0]), &m);
+    assert!(text.contains("items/s"), "{text}");
+}
+
+#[test]
+fn merging_nothing_is_an_error() {
+    assert!(merge(&[]).is_err());
+}
