@@ -92,6 +92,10 @@ fn check(path: &Path) -> anyhow::Result<()> {
 
 async fn run(path: &Path) -> anyhow::Result<()> {
     let config = Config::from_file(path)?;
+    // Handlers before starting: a stop requested during start-up is still a clean stop.
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let collector = Collector::start(&config).await?;
     if let Some(addr) = collector.server_addr() {
         tracing::info!(%addr, "self-monitoring: /metrics, /-/healthy, /-/ready");
@@ -99,10 +103,8 @@ async fn run(path: &Path) -> anyhow::Result<()> {
     for (key, addr) in collector.listen_addrs().all() {
         tracing::info!(listener = %key, %addr, "listening");
     }
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     tokio::select! {
-        r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
+        _ = int.recv() => {}
         _ = term.recv() => {}
     }
     tracing::info!("stopping: draining queues and saving positions");

@@ -113,6 +113,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_line_size: args.max_line_size,
         ..EmbeddedConfig::default()
     };
+    // Handlers first: a signal that arrives right after the endpoints are printed must stop us
+    // cleanly, not kill us by default action.
+    let mut signals = Signals::install()?;
     let stack = EmbeddedStack::start(cfg)
         .await
         .context("starting the embedded stack (another process may hold a port: try --ephemeral or the --*-port flags)")?;
@@ -121,21 +124,34 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         println!("{}", guide(&stack));
     }
-    wait_for_signal().await?;
+    signals.wait().await;
     eprintln!("stopping: finishing in-flight requests");
     stack.shutdown().await;
     eprintln!("stopped");
     Ok(())
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
-        _ = term.recv() => {}
+/// SIGINT (Ctrl-C) and SIGTERM, registered as soon as this is created.
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+        })
     }
-    Ok(())
+
+    async fn wait(&mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
+    }
 }
 
 fn endpoints_json(stack: &EmbeddedStack) -> serde_json::Value {
