@@ -1,6 +1,7 @@
-//! The plain-text summary the CLI prints after a run: one table row per signal (items/s, loss,
-//! p50/p99 send latency, p50/p99 write-to-query latency) and the SLO verdicts with an overall
-//! PASS/FAIL line.
+//! The plain-text summary the CLI prints after a run: one table row per signal (items/s, items
+//! the target refused, canary loss, p50/p99 send latency, p50/p99 write-to-query latency), the
+//! refusals by status, and the SLO verdicts with an overall PASS/FAIL line. Refused items are
+//! shown beside the loss so that a target answering 429 or 500 never reads as "0 loss".
 
 use std::fmt::Write as _;
 
@@ -31,8 +32,8 @@ pub fn summary(results: &Results) -> String {
         .unwrap_or(6);
     let _ = writeln!(
         out,
-        "{:<name_w$}  {:>12}  {:>9}  {:>11}  {:>11}  {:>11}  {:>11}",
-        "signal", "items/s", "loss", "p50 send", "p99 send", "p50 w2q", "p99 w2q"
+        "{:<name_w$}  {:>12}  {:>9}  {:>9}  {:>11}  {:>11}  {:>11}  {:>11}",
+        "signal", "items/s", "refused", "loss", "p50 send", "p99 send", "p50 w2q", "p99 w2q"
     );
     if results.signals.is_empty() {
         let _ = writeln!(out, "(no signals)");
@@ -46,17 +47,30 @@ pub fn summary(results: &Results) -> String {
     };
     for (name, s) in &results.signals {
         let (send, w2q) = (&s.send_latency, &s.verification.write_to_query_latency);
+        let refused = s.errors.values().fold(0u64, |a, b| a.saturating_add(*b));
+        let refused_frac = if s.sent > 0 {
+            Some(refused as f64 / s.sent as f64)
+        } else {
+            None
+        };
         let _ = writeln!(
             out,
-            "{:<name_w$}  {:>12}  {:>9}  {:>11}  {:>11}  {:>11}  {:>11}",
+            "{:<name_w$}  {:>12}  {:>9}  {:>9}  {:>11}  {:>11}  {:>11}  {:>11}",
             name,
             fmt_f(s.items_per_second),
+            fmt_pct(refused_frac),
             fmt_pct(loss_fraction(&s.verification)),
             lat(send, send.p50),
             lat(send, send.p99),
             lat(w2q, w2q.p50),
             lat(w2q, w2q.p99),
         );
+    }
+    for (name, s) in &results.signals {
+        if !s.errors.is_empty() {
+            let by: Vec<String> = s.errors.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            let _ = writeln!(out, "refused {name} items by status: {}", by.join(", "));
+        }
     }
     if results.slos.is_empty() {
         let _ = writeln!(out, "SLOs: none checked");

@@ -324,6 +324,9 @@ fn text_summary_has_a_row_per_signal_and_verdicts() {
         "PASS  loss",
         "FAIL  p99_send_latency_ms",
         "overall: FAIL",
+        // Refused items stand beside the loss, so a 429-ing target never reads as "0 loss".
+        "refused",
+        "refused logs items by status: 429: 120, 500: 3",
     ] {
         assert!(text.contains(needle), "{needle} in\n{text}");
     }
