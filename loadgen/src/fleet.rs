@@ -102,6 +102,12 @@ pub enum FleetError {
     Invalid { key: &'static str, reason: String },
     #[error("shard {index}/{count}: the index must be below the count, and the count above 0")]
     Shard { index: u64, count: u64 },
+    /// A shard that is not `i/n` with whole numbers.
+    #[error("shard `{0}`: expected i/n, e.g. 0/4")]
+    ShardSyntax(String),
+    /// `--shard-from-env` without the variables it reads, or with a bad value in one.
+    #[error("shard from the environment: {0}")]
+    ShardEnv(String),
 }
 
 fn invalid(key: &'static str, reason: impl Into<String>) -> FleetError {
@@ -426,8 +432,74 @@ impl Fleet {
     }
 }
 
+/// Shard `index` of `count` (`--shard i/n`): the devices whose index % count == index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u64,
+    pub count: u64,
+}
+
+/// Where `--shard-from-env` reads the shard index, first set wins: ours, then the one
+/// Kubernetes gives every pod of an Indexed Job.
+pub const SHARD_INDEX_VARS: [&str; 2] = ["LOADGEN_SHARD_INDEX", "JOB_COMPLETION_INDEX"];
+/// Where `--shard-from-env` reads the shard count.
+pub const SHARD_COUNT_VAR: &str = "LOADGEN_SHARDS";
+
+impl Shard {
+    /// A checked shard: `index < count`, `count > 0`.
+    pub fn new(index: u64, count: u64) -> Result<Shard, FleetError> {
+        check_shard(index, count)?;
+        Ok(Shard { index, count })
+    }
+
+    /// The shard from environment variables ([`SHARD_INDEX_VARS`], [`SHARD_COUNT_VAR`]), read
+    /// through `var` (`|k| std::env::var(k).ok()` in the binary).
+    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Shard, FleetError> {
+        let number = |name: &str, value: String| {
+            value.trim().parse::<u64>().map_err(|_| {
+                FleetError::ShardEnv(format!("{name}=`{value}` is not a whole number"))
+            })
+        };
+        let (index_var, index) = SHARD_INDEX_VARS
+            .iter()
+            .find_map(|name| var(name).map(|v| (*name, v)))
+            .ok_or_else(|| {
+                FleetError::ShardEnv(format!("set {}", SHARD_INDEX_VARS.join(" or ")))
+            })?;
+        let count = var(SHARD_COUNT_VAR)
+            .ok_or_else(|| FleetError::ShardEnv(format!("set {SHARD_COUNT_VAR}")))?;
+        Shard::new(number(index_var, index)?, number(SHARD_COUNT_VAR, count)?)
+    }
+
+    /// `[index, count]` as `results.json` records it.
+    pub fn to_results(self) -> Option<[u32; 2]> {
+        Some([
+            u32::try_from(self.index).ok()?,
+            u32::try_from(self.count).ok()?,
+        ])
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = FleetError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let syntax = || FleetError::ShardSyntax(s.to_string());
+        let (i, n) = s.split_once('/').ok_or_else(syntax)?;
+        let i = i.trim().parse().map_err(|_| syntax())?;
+        let n = n.trim().parse().map_err(|_| syntax())?;
+        Shard::new(i, n)
+    }
+}
+
 fn check_shard(index: u64, count: u64) -> Result<(), FleetError> {
-    if count == 0 || index >= count || usize::try_from(count).is_err() {
+    if count == 0 || index >= count || u32::try_from(count).is_err() {
         return Err(FleetError::Shard { index, count });
     }
     Ok(())
@@ -482,6 +554,39 @@ mod tests {
         let small = Fleet::generate(&spec(50));
         let big = Fleet::generate(&spec(5000));
         assert_eq!(small.devices[..], big.devices[..50]);
+    }
+
+    #[test]
+    fn shards_parse_and_come_from_the_environment() {
+        assert_eq!("1/3".parse::<Shard>().unwrap(), Shard::new(1, 3).unwrap());
+        for bad in ["3/2", "a/b", "0/0", "1", "1/", "-1/2"] {
+            assert!(bad.parse::<Shard>().is_err(), "{bad}");
+        }
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let k8s = env(&[("JOB_COMPLETION_INDEX", "2"), ("LOADGEN_SHARDS", "4")]);
+        assert_eq!(Shard::from_env(k8s).unwrap(), Shard::new(2, 4).unwrap());
+        let ours_first = env(&[
+            ("LOADGEN_SHARD_INDEX", "1"),
+            ("JOB_COMPLETION_INDEX", "2"),
+            ("LOADGEN_SHARDS", "4"),
+        ]);
+        assert_eq!(Shard::from_env(ours_first).unwrap().index, 1);
+        assert!(Shard::from_env(env(&[("LOADGEN_SHARDS", "4")])).is_err());
+        assert!(Shard::from_env(env(&[("JOB_COMPLETION_INDEX", "0")])).is_err());
+        assert!(
+            Shard::from_env(env(&[
+                ("JOB_COMPLETION_INDEX", "4"),
+                ("LOADGEN_SHARDS", "4")
+            ]))
+            .is_err()
+        );
     }
 
     #[test]

@@ -34,7 +34,7 @@ use stack::{EmbeddedConfig, EmbeddedStack, Endpoints};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::fleet::{Fleet, FleetSpec};
+use crate::fleet::{Fleet, FleetSpec, Shard};
 use crate::generate::{DeviceSignals, LogEntry};
 use crate::recorder::{Attempt, LATENCY_UNIT, Recorder, ResourceSampler};
 use crate::schedule::{Arrival, Event, Schedule, ScheduleSpec, StreamSpec};
@@ -103,6 +103,8 @@ impl Progress {
 pub struct RunConfig {
     /// The fleet (its `devices` and `seed` included).
     pub fleet: FleetSpec,
+    /// Emulate only this shard of the fleet (`--shard i/n`); `None`: all of it.
+    pub shard: Option<Shard>,
     /// Total sending time, warmup included.
     pub duration: Duration,
     /// Leading part of `duration` left out of the measurements.
@@ -137,6 +139,7 @@ impl Default for RunConfig {
             rate_multiplier: 1.0,
             canary_every: 10,
             drain_timeout: Duration::from_secs(60),
+            shard: None,
             out_dir: None,
             target: RunTarget::Embedded,
             slos: Vec::new(),
@@ -550,11 +553,15 @@ fn check(cfg: &RunConfig) -> Result<(), RunError> {
     Ok(())
 }
 
-/// The run folder: `cfg.out_dir`, or `runs/<timestamp>-<devices>d`.
+/// The run folder: `cfg.out_dir`, or `runs/<timestamp>-<devices>d[-shard<i>of<n>]`.
 fn run_dir(cfg: &RunConfig, started: &chrono::DateTime<chrono::Utc>) -> PathBuf {
     cfg.out_dir.clone().unwrap_or_else(|| {
+        let shard = cfg
+            .shard
+            .map(|s| format!("-shard{}of{}", s.index, s.count))
+            .unwrap_or_default();
         PathBuf::from("runs").join(format!(
-            "{}-{}d",
+            "{}-{}d{shard}",
             started.format("%Y%m%dT%H%M%SZ"),
             cfg.fleet.devices
         ))
@@ -637,7 +644,10 @@ pub async fn run(cfg: &RunConfig) -> Result<(Results, PathBuf), RunError> {
     let started = chrono::Utc::now();
     let dir = run_dir(cfg, &started);
     std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-    let fleet = Fleet::generate(&cfg.fleet);
+    let fleet = match cfg.shard {
+        Some(s) => Fleet::generate_shard(&cfg.fleet, s.index, s.count)?,
+        None => Fleet::generate(&cfg.fleet),
+    };
     let setup = Setup::start(&cfg.target).await?;
     tracing::info!(devices = fleet.devices.len(), target = %cfg.target.describe(), "run starting");
 
@@ -709,8 +719,8 @@ pub async fn run(cfg: &RunConfig) -> Result<(Results, PathBuf), RunError> {
             duration_s: cfg.duration.as_secs_f64(),
             warmup_s: cfg.warmup.as_secs_f64(),
             seed: cfg.fleet.seed,
-            devices: cfg.fleet.devices,
-            shard: None,
+            devices: fleet.devices.len() as u64,
+            shard: cfg.shard.and_then(Shard::to_results),
             shards_merged: 1,
             target: cfg.target.describe(),
             rate_multiplier: cfg.rate_multiplier,

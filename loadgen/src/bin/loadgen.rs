@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use loadgen::Signal;
-use loadgen::fleet::{Fleet, FleetSpec};
+use loadgen::fleet::{Fleet, FleetSpec, Shard};
 use loadgen::run::{Progress, RunConfig, RunError, RunTarget, Slo};
 use reports::Results;
 use reqwest::Url;
@@ -68,6 +68,13 @@ struct FleetFlags {
     /// A fleet spec (TOML).
     #[arg(long, value_name = "FILE")]
     fleet: Option<PathBuf>,
+    /// Only shard I of N: the devices whose index % N == I.
+    #[arg(long, value_name = "I/N")]
+    shard: Option<Shard>,
+    /// The shard from the environment: the index from LOADGEN_SHARD_INDEX, else
+    /// JOB_COMPLETION_INDEX (a Kubernetes Indexed Job), the count from LOADGEN_SHARDS.
+    #[arg(long, conflicts_with = "shard")]
+    shard_from_env: bool,
 }
 
 impl FleetFlags {
@@ -86,6 +93,27 @@ impl FleetFlags {
             spec.seed = s;
         }
         Ok(spec)
+    }
+
+    fn shard(&self) -> Result<Option<Shard>, Usage> {
+        if self.shard_from_env {
+            let shard = Shard::from_env(|k| std::env::var(k).ok())
+                .map_err(|e| Usage(format!("--shard-from-env: {e}")))?;
+            return Ok(Some(shard));
+        }
+        Ok(self.shard)
+    }
+
+    /// The fleet, or its shard.
+    fn generate(&self) -> Result<(FleetSpec, Option<Shard>, Fleet), Usage> {
+        let spec = self.spec()?;
+        let shard = self.shard()?;
+        let fleet = match shard {
+            Some(s) => Fleet::generate_shard(&spec, s.index, s.count)
+                .map_err(|e| Usage(format!("--shard: {e}")))?,
+            None => Fleet::generate(&spec),
+        };
+        Ok((spec, shard, fleet))
     }
 }
 
@@ -197,11 +225,13 @@ fn read(path: &Path) -> anyhow::Result<Results> {
 }
 
 fn fleet(args: &FleetArgs) -> anyhow::Result<()> {
-    let spec = args.fleet.spec()?;
-    let fleet = Fleet::generate(&spec);
+    let (spec, shard, fleet) = args.fleet.generate()?;
     let s = fleet.summary();
+    let of_shard = shard
+        .map(|s| format!(" (shard {s} of {} devices)", spec.devices))
+        .unwrap_or_default();
     println!(
-        "fleet: {} devices, seed {}, {} stores, {} in problem mode",
+        "fleet: {} devices{of_shard}, seed {}, {} stores, {} in problem mode",
         fleet.devices.len(),
         spec.seed,
         s.stores,
@@ -307,6 +337,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     let progress = Arc::new(Progress::default());
     let cfg = RunConfig {
         fleet: args.fleet.spec()?,
+        shard: args.fleet.shard()?,
         duration: args.duration,
         warmup: args.warmup,
         rate_multiplier: args.rate,
