@@ -1,6 +1,11 @@
 //! Combining `results.json` files: [`merge`] adds shards of one run into one result (counts
 //! summed, histograms merged exactly, intervals aligned by time), [`compare`] prints per-signal
 //! deltas between a baseline and a new run.
+//!
+//! Before adding, [`merge`] checks the inputs are shards of one run: all shards or none, the
+//! same seed, shard count and rate, distinct indexes, and device counts that fit one fleet
+//! (shard `i` of `n` of an `N`-device fleet has `ceil((N - i) / n)` devices). A partial set
+//! is merged with a warning; results that are not shards are added as they are, with a warning.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -17,6 +22,12 @@ use crate::run::Slo;
 pub enum MergeError {
     #[error("nothing to merge")]
     Empty,
+    /// Two inputs are not shards of one run.
+    #[error("{a} and {b} are not shards of the same run: {why}")]
+    NotSameRun { a: String, b: String, why: String },
+    /// Some inputs are shards, some are not.
+    #[error("{shard} is a shard but {whole} is not: merge shards of one run only")]
+    Mixed { shard: String, whole: String },
     #[error("{what}: {source}")]
     Histogram {
         what: String,
@@ -97,7 +108,8 @@ fn merge_into(acc: &mut Results, r: &Results) -> Result<(), MergeError> {
     acc.run.shards_merged += r.run.shards_merged.max(1);
     add_counts(&mut acc.fleet.by_type, &r.fleet.by_type);
     add_counts(&mut acc.fleet.by_region, &r.fleet.by_region);
-    acc.fleet.stores += r.fleet.stores;
+    // A store's devices spread over the shards: the largest shard count is the best bound.
+    acc.fleet.stores = acc.fleet.stores.max(r.fleet.stores);
     acc.fleet.problem_devices += r.fleet.problem_devices;
 
     for (name, s) in &r.signals {
@@ -145,10 +157,98 @@ fn merge_into(acc: &mut Results, r: &Results) -> Result<(), MergeError> {
     Ok(())
 }
 
-/// The sum of several results (shards of one run). The SLOs of the first are checked again on
-/// the sum.
+/// The fleet sizes `N` (inclusive range) for which shard `[i, n]` has `devices` devices.
+fn fleet_sizes(devices: u64, [i, n]: [u32; 2]) -> (u64, u64) {
+    let (i, n) = (u64::from(i), u64::from(n));
+    let lo = if devices == 0 {
+        0
+    } else {
+        (devices - 1).saturating_mul(n).saturating_add(i + 1)
+    };
+    (lo, devices.saturating_mul(n).saturating_add(i))
+}
+
+/// Checks `all` are shards of one run (see the module docs); warns about a partial set.
+fn check_shards(all: &[Results]) -> Result<(), MergeError> {
+    let shards: Vec<(&Results, [u32; 2])> = all
+        .iter()
+        .filter_map(|r| r.run.shard.map(|s| (r, s)))
+        .collect();
+    let Some(&(first, [_, n])) = shards.first() else {
+        tracing::warn!("none of the inputs is a shard result; adding them as they are");
+        return Ok(());
+    };
+    if let Some(whole) = all.iter().find(|r| r.run.shard.is_none()) {
+        return Err(MergeError::Mixed {
+            shard: first.run.id.clone(),
+            whole: whole.run.id.clone(),
+        });
+    }
+    let mut seen = BTreeMap::new();
+    let mut sizes = (0, u64::MAX);
+    for &(r, shard) in &shards {
+        let differ = |why: String| MergeError::NotSameRun {
+            a: first.run.id.clone(),
+            b: r.run.id.clone(),
+            why,
+        };
+        if r.run.seed != first.run.seed {
+            return Err(differ(format!(
+                "seeds {} and {}",
+                first.run.seed, r.run.seed
+            )));
+        }
+        if shard[1] != n {
+            return Err(differ(format!("{n} and {} shards", shard[1])));
+        }
+        if r.run.rate_multiplier != first.run.rate_multiplier {
+            return Err(differ(format!(
+                "rate multipliers {} and {}",
+                first.run.rate_multiplier, r.run.rate_multiplier
+            )));
+        }
+        if let Some(other) = seen.insert(shard[0], &r.run.id) {
+            return Err(MergeError::NotSameRun {
+                a: other.clone(),
+                b: r.run.id.clone(),
+                why: format!("both are shard {}/{n}", shard[0]),
+            });
+        }
+        let (lo, hi) = fleet_sizes(r.run.devices, shard);
+        sizes = (sizes.0.max(lo), sizes.1.min(hi));
+        if sizes.0 > sizes.1 {
+            return Err(differ(format!(
+                "their device counts ({} in shard {}/{n}) do not fit one fleet",
+                r.run.devices, shard[0]
+            )));
+        }
+    }
+    if seen.len() < n as usize {
+        let missing: Vec<String> = (0..n)
+            .filter(|i| !seen.contains_key(i))
+            .map(|i| i.to_string())
+            .collect();
+        tracing::warn!(
+            missing = %missing.join(","),
+            "merging {} of {n} shards: the result covers part of the fleet",
+            seen.len()
+        );
+    }
+    Ok(())
+}
+
+/// `id` less a trailing `-shard<i>of<n>` (the default run folder of a shard).
+fn run_id_of_shard(id: &str, shard: Option<[u32; 2]>) -> &str {
+    shard
+        .and_then(|[i, n]| id.strip_suffix(&format!("-shard{i}of{n}")))
+        .unwrap_or(id)
+}
+
+/// The sum of several results (shards of one run, checked as the module docs say). The SLOs
+/// of the first are checked again on the sum.
 pub fn merge(all: &[Results]) -> Result<Results, MergeError> {
     let (first, rest) = all.split_first().ok_or(MergeError::Empty)?;
+    check_shards(all)?;
     let mut acc = first.clone();
     acc.schema_version = SCHEMA_VERSION;
     acc.run.shard = None;
@@ -156,7 +256,11 @@ pub fn merge(all: &[Results]) -> Result<Results, MergeError> {
     for r in rest {
         merge_into(&mut acc, r)?;
     }
-    acc.run.id = format!("{}-merged{}", first.run.id, acc.run.shards_merged);
+    acc.run.id = format!(
+        "{}-merged{}",
+        run_id_of_shard(&first.run.id, first.run.shard),
+        acc.run.shards_merged
+    );
     acc.breakdown
         .sort_by(|a, b| (&a.device_type, &a.region).cmp(&(&b.device_type, &b.region)));
     acc.resources.sort_by(|a, b| a.t_s.total_cmp(&b.t_s));

@@ -1,5 +1,6 @@
 //! `loadgen merge`'s arithmetic: counts add up and histograms merge exactly (the merged
-//! histogram equals one recorded with every value of both), intervals align by time.
+//! histogram equals one recorded with every value of both), intervals align by time; and its
+//! checks: only shards of one run (seed, shard count, distinct indexes, device counts) merge.
 
 #![allow(clippy::unwrap_used)]
 
@@ -88,7 +89,8 @@ fn results(id: &str, sent: u64, lat: &[u64], interval_t: &[f64]) -> Results {
 #[test]
 fn counts_add_and_histograms_merge_exactly() {
     let a = results("a", 100, &[100, 200, 300], &[0.0, 1.0]);
-    let b = results("b", 50, &[1_000, 5_000], &[1.0, 2.0]);
+    let mut b = results("b", 50, &[1_000, 5_000], &[1.0, 2.0]);
+    b.run.shard = Some([1, 2]);
     let m = merge(&[a, b]).unwrap();
 
     assert_eq!(m.run.devices, 200);
@@ -122,4 +124,41 @@ fn counts_add_and_histograms_merge_exactly() {
 #[test]
 fn merging_nothing_is_an_error() {
     assert!(merge(&[]).is_err());
+}
+
+#[test]
+fn only_shards_of_one_run_merge() {
+    let shard = |i: u32, n: u32, devices: u64| {
+        let mut r = results(&format!("run-{devices}d-shard{i}of{n}"), 10, &[100], &[0.0]);
+        r.run.shard = Some([i, n]);
+        r.run.devices = devices;
+        r
+    };
+    // 20 devices in 3 shards: 7, 7, 6.
+    let m = merge(&[shard(0, 3, 7), shard(1, 3, 7), shard(2, 3, 6)]).unwrap();
+    assert_eq!(m.run.devices, 20);
+    assert_eq!(m.run.shards_merged, 3);
+    assert_eq!(m.run.id, "run-7d-merged3");
+    // A partial set merges (with a warning).
+    assert_eq!(
+        merge(&[shard(0, 3, 7), shard(2, 3, 6)])
+            .unwrap()
+            .run
+            .devices,
+        13
+    );
+
+    let refused = |all: &[Results], says: &str| {
+        let e = merge(all).unwrap_err().to_string();
+        assert!(e.contains(says), "{e}");
+    };
+    refused(&[shard(0, 2, 5), shard(0, 2, 5)], "both are shard 0/2");
+    refused(&[shard(0, 2, 5), shard(1, 3, 5)], "2 and 3 shards");
+    let mut other_seed = shard(1, 2, 5);
+    other_seed.run.seed = 9;
+    refused(&[shard(0, 2, 5), other_seed], "seeds 1 and 9");
+    refused(&[shard(0, 2, 5), shard(1, 2, 9)], "do not fit one fleet");
+    let mut whole = shard(1, 2, 5);
+    whole.run.shard = None;
+    refused(&[shard(0, 2, 5), whole], "is not");
 }

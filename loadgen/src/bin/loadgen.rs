@@ -270,7 +270,7 @@ fn merge(inputs: &[PathBuf], out: &Path) -> anyhow::Result<()> {
         .iter()
         .map(|p| read(p))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let merged = loadgen::combine::merge(&all)?;
+    let merged = loadgen::combine::merge(&all).map_err(|e| Usage(e.to_string()))?;
     std::fs::write(out, merged.to_json()).with_context(|| format!("writing {}", out.display()))?;
     print!("{}", reports::summary(&merged));
     Ok(())
