@@ -1,5 +1,5 @@
-//! The `loadgen` binary: the fleet listing, and clear errors (exit code 2) for a bad `--slo`
-//! and a bad `--fleet` file.
+//! The `loadgen` binary: the fleet listing (whole and one shard), and clear errors (exit code
+//! 2) for a bad `--slo`, a bad `--fleet` file and a bad `--shard`.
 
 #![allow(clippy::unwrap_used)]
 
@@ -20,6 +20,62 @@ fn fleet_lists_the_devices() {
     assert!(stdout.contains("fleet: 20 devices"), "{stdout}");
     let devices = stdout.lines().filter(|l| l.starts_with("device ")).count();
     assert_eq!(devices, 20, "{stdout}");
+}
+
+#[test]
+fn fleet_lists_one_shard() {
+    let out = loadgen(&["fleet", "--shard", "1/3", "--devices", "30"]);
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let indexes: Vec<u64> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("device "))
+        .map(|l| l.split_whitespace().next().unwrap().parse().unwrap())
+        .collect();
+    let expected: Vec<u64> = (0..30).filter(|i| i % 3 == 1).collect();
+    assert_eq!(indexes, expected, "{stdout}");
+}
+
+#[test]
+fn a_bad_shard_names_the_flag() {
+    for bad in ["3/2", "a/b", "0/0"] {
+        for cmd in ["fleet", "run"] {
+            let out = loadgen(&[cmd, "--devices", "5", "--shard", bad]);
+            assert_eq!(out.status.code(), Some(2), "{cmd} --shard {bad}: {out:?}");
+            let stderr = String::from_utf8(out.stderr).unwrap();
+            assert!(stderr.contains("--shard"), "{stderr}");
+        }
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["fleet", "--devices", "5", "--shard-from-env"])
+        .env_remove("LOADGEN_SHARD_INDEX")
+        .env_remove("JOB_COMPLETION_INDEX")
+        .env("LOADGEN_SHARDS", "2")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("--shard-from-env") && stderr.contains("JOB_COMPLETION_INDEX"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_shard_comes_from_the_job_completion_index() {
+    let out = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(["fleet", "--devices", "10", "--shard-from-env"])
+        .env_remove("LOADGEN_SHARD_INDEX")
+        .env("JOB_COMPLETION_INDEX", "1")
+        .env("LOADGEN_SHARDS", "2")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains("fleet: 5 devices (shard 1/2 of 10 devices)"),
+        "{stdout}"
+    );
 }
 
 #[test]
