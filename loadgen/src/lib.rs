@@ -12,7 +12,11 @@
 //! | [`verify`] | the ledger of acknowledged canaries and the verifier that reads them back: loss, duplicates, order, write-to-queryable latency |
 //!
 //! | [`run`] | a whole run: target (embedded stack behind an in-process collector, direct, a running collector, an external stack), schedule, payloads, canaries, verification, `results.json` and `report.html`; `--slo` checks |
-//! | [`combine`] | merging shard results (exact histogram sums) and comparing two runs |
+//! | [`combine`] | merging shard results (checked to be shards of one run; exact histogram sums) and comparing two runs |
+//!
+//! A run can emulate one shard of the fleet ([`fleet::Shard`], `--shard i/n` or
+//! `--shard-from-env`), so N processes or pods (`deploy/k8s/loadgen-shards.yaml`) share a
+//! fleet, and `loadgen merge` adds their results up.
 //!
 //! The `loadgen` binary (`src/bin/loadgen.rs`) is the command line over these. Still to come:
 //! delivery through scrape targets and log files.
