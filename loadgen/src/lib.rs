@@ -19,6 +19,7 @@
 
 pub mod canary;
 pub mod combine;
+pub mod deliver;
 pub mod fleet;
 pub mod generate;
 pub mod recorder;
