@@ -15,6 +15,9 @@
 //! scrape interval, sent as remote write) and traces (Poisson, its checkout rate; each checkout
 //! also sends its POS log line as a log push). Every `canary_every`-th event of a device's signal
 //! carries a canary, starting with the first.
+//!
+//! With [`RunConfig::delivery`] other than push (embedded target only), metrics are scraped by
+//! the in-process collector and/or logs are tailed from files instead; see [`crate::deliver`].
 
 pub mod slo;
 

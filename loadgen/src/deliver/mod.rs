@@ -15,7 +15,8 @@
 //!   end of the append (`write` returned); the canary is put in the ledger once appended.
 //!
 //! Scrape and files need the embedded target (the in-process collector is what scrapes and
-//! tails); [`Delivery::sources_toml`] gives the collector its extra sources.
+//! tails); [`scrape::ScrapeServer::source_toml`] and [`files::FileSink::collector_toml`] give it
+//! its extra components.
 
 pub mod files;
 pub mod scrape;
