@@ -909,7 +909,10 @@ pub async fn run(cfg: &RunConfig) -> Result<(Results, PathBuf), RunError> {
             devices: cfg.fleet.devices,
             shard: None,
             shards_merged: 1,
-            target: cfg.target.describe(),
+            target: match cfg.delivery {
+                Delivery::Push => cfg.target.describe(),
+                d => format!("{}, delivery {d}", cfg.target.describe()),
+            },
             rate_multiplier: cfg.rate_multiplier,
             loadgen_version: env!("CARGO_PKG_VERSION").to_string(),
             command: cfg.command.clone(),
