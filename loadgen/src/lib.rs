@@ -9,6 +9,7 @@
 //! | [`schedule`] | open-loop arrivals: intended send times per shard (Poisson or fixed interval, ramp, warmup) |
 //! | [`recorder`] | sent/acknowledged/errors and send latency from the intended time, per interval and in total; CPU/RSS sampling |
 //! | [`send`] | senders (Loki, remote write, OTLP/HTTP) with a per-target in-flight bound, and the [`send::driver`] tying the three together |
+//! | [`deliver`] | delivery besides push: per-device scrape targets (file_sd) and tailed, rotated log files |
 //! | [`verify`] | the ledger of acknowledged canaries and the verifier that reads them back: loss, duplicates, order, write-to-queryable latency |
 //!
 //! | [`run`] | a whole run: target (embedded stack behind an in-process collector, direct, a running collector, an external stack), schedule, payloads, canaries, verification, `results.json` and `report.html`; `--slo` checks |
@@ -18,11 +19,11 @@
 //! `--shard-from-env`), so N processes or pods (`deploy/k8s/loadgen-shards.yaml`) share a
 //! fleet, and `loadgen merge` adds their results up.
 //!
-//! The `loadgen` binary (`src/bin/loadgen.rs`) is the command line over these. Still to come:
-//! delivery through scrape targets and log files.
+//! The `loadgen` binary (`src/bin/loadgen.rs`) is the command line over these.
 
 pub mod canary;
 pub mod combine;
+pub mod deliver;
 pub mod fleet;
 pub mod generate;
 pub mod recorder;

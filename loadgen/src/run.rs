@@ -15,6 +15,9 @@
 //! scrape interval, sent as remote write) and traces (Poisson, its checkout rate; each checkout
 //! also sends its POS log line as a log push). Every `canary_every`-th event of a device's signal
 //! carries a canary, starting with the first.
+//!
+//! With [`RunConfig::delivery`] other than push (embedded target only), metrics are scraped by
+//! the in-process collector and/or logs are tailed from files instead; see [`crate::deliver`].
 
 pub mod slo;
 
@@ -34,6 +37,7 @@ use stack::{EmbeddedConfig, EmbeddedStack, Endpoints};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::deliver::{Delivered, Delivery, files::FileSink, scrape::ScrapeServer};
 use crate::fleet::{Fleet, FleetSpec, Shard};
 use crate::generate::{DeviceSignals, LogEntry};
 use crate::recorder::{Attempt, LATENCY_UNIT, Recorder, ResourceSampler};
@@ -118,6 +122,8 @@ pub struct RunConfig {
     /// The run folder; `None`: `runs/<timestamp>-<devices>d`.
     pub out_dir: Option<PathBuf>,
     pub target: RunTarget,
+    /// Push, or metrics by scrape and/or logs by files ([`crate::deliver`]; embedded target).
+    pub delivery: Delivery,
     pub slos: Vec<Slo>,
     /// Reporting interval.
     pub interval: Duration,
@@ -142,6 +148,7 @@ impl Default for RunConfig {
             shard: None,
             out_dir: None,
             target: RunTarget::Embedded,
+            delivery: Delivery::Push,
             slos: Vec::new(),
             interval: Duration::from_secs(1),
             command: String::new(),
@@ -165,6 +172,8 @@ pub enum RunError {
     Collector(String),
     #[error(transparent)]
     Send(#[from] SendError),
+    #[error("delivery: {0}")]
+    Deliver(#[from] crate::deliver::DeliverError),
     #[error("run folder {path}: {source}")]
     Io {
         path: String,
@@ -208,14 +217,14 @@ impl Setup {
         (t(&e.loki), t(&e.prometheus_write), t(&e.tempo_otlp_http))
     }
 
-    async fn start(target: &RunTarget) -> Result<Setup, RunError> {
+    async fn start(target: &RunTarget, extra: &CollectorExtra) -> Result<Setup, RunError> {
         let (logs, metrics, traces, verify, stack, collector) = match target {
             RunTarget::Embedded | RunTarget::Direct => {
                 let stack = EmbeddedStack::start(EmbeddedConfig::default()).await?;
                 let e = stack.endpoints().clone();
                 let ((logs, metrics, traces), collector) = match target {
                     RunTarget::Embedded => {
-                        let (c, dir) = start_collector(&e).await?;
+                        let (c, dir) = start_collector(&e, extra).await?;
                         let t = collector_targets(&c).await?;
                         (t, Some((c, dir)))
                     }
@@ -268,7 +277,10 @@ impl Setup {
 }
 
 /// The in-process collector: Loki push, remote write and OTLP/HTTP in, the stack out.
-async fn start_collector(e: &Endpoints) -> Result<(Collector, PathBuf), RunError> {
+async fn start_collector(
+    e: &Endpoints,
+    extra: &CollectorExtra,
+) -> Result<(Collector, PathBuf), RunError> {
     let dir = std::env::temp_dir().join(format!(
         "loadgen-collector-{}-{}",
         std::process::id(),
@@ -296,13 +308,13 @@ grpc_address = "127.0.0.1:0"
 
 [writers.loki]
 type = "loki"
-inputs = ["logs"]
+inputs = [{logs_in}]
 url = "{loki}loki/api/v1/push"
 batch_wait = "100ms"
 
 [writers.mimir]
 type = "prometheus_remote_write"
-inputs = ["metrics"]
+inputs = [{metrics_in}]
 url = "{mimir}"
 batch_wait = "100ms"
 
@@ -312,8 +324,11 @@ protocol = "http"
 inputs = ["traces"]
 url = "{tempo}"
 batch_wait = "100ms"
-"#,
+{extra}"#,
         data = dir.display(),
+        logs_in = extra.inputs("logs", &extra.logs),
+        metrics_in = extra.inputs("metrics", &extra.metrics),
+        extra = extra.toml,
         loki = e.loki,
         mimir = e.prometheus_write,
         tempo = e.tempo_otlp_http.as_str().trim_end_matches('/'),
@@ -324,6 +339,99 @@ batch_wait = "100ms"
         .await
         .map_err(|err| RunError::Collector(err.to_string()))?;
     Ok((c, dir))
+}
+
+/// What the delivery paths add to the in-process collector: components, and the extra inputs
+/// of its Loki and remote-write writers.
+#[derive(Default)]
+struct CollectorExtra {
+    toml: String,
+    logs: Option<String>,
+    metrics: Option<String>,
+}
+
+impl CollectorExtra {
+    /// `"<base>", "<extra>"` as a TOML list body.
+    fn inputs(&self, base: &str, extra: &Option<String>) -> String {
+        std::iter::once(base)
+            .chain(extra.as_deref())
+            .map(|n| format!("\"{n}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// The delivery paths of a run besides push.
+#[derive(Default)]
+struct Paths {
+    scrape: Option<ScrapeServer>,
+    files: Option<FileSink>,
+}
+
+impl Paths {
+    /// Starts what `cfg.delivery` asks for; attempts are reported to `shared`.
+    async fn start(
+        cfg: &RunConfig,
+        fleet: &Fleet,
+        dir: &Path,
+        shared: &Arc<Shared>,
+        of_device: &[usize],
+    ) -> Result<Paths, RunError> {
+        let mut paths = Paths::default();
+        if cfg.delivery.scrapes() {
+            let devices: Vec<(Arc<str>, u64, usize)> = fleet
+                .devices
+                .iter()
+                .zip(of_device)
+                .map(|(d, &g)| (Arc::from(d.id.as_str()), d.index, g))
+                .collect();
+            let (shared, warmup) = (shared.clone(), cfg.warmup);
+            let sink: crate::deliver::Sink = Arc::new(move |d: Delivered| {
+                if let Some((id, index, group)) = devices.get(d.device) {
+                    shared.delivered(&d, warmup, *group, id, *index);
+                }
+            });
+            let server = ScrapeServer::start(
+                fleet,
+                cfg.fleet.seed,
+                cfg.canary_every,
+                cfg.rate_multiplier,
+                dir,
+                sink,
+            )
+            .await?;
+            paths.scrape = Some(server);
+        }
+        if cfg.delivery.writes_files() {
+            let names = fleet
+                .devices
+                .first()
+                .map(|d| d.labels().into_iter().map(|(k, _)| k).collect())
+                .unwrap_or_default();
+            let sink = FileSink::new(
+                &dir.join("logs"),
+                names,
+                crate::deliver::files::DEFAULT_ROTATE_BYTES,
+            )?;
+            paths.files = Some(sink);
+        }
+        Ok(paths)
+    }
+
+    fn collector_extra(&self) -> CollectorExtra {
+        let mut extra = CollectorExtra::default();
+        if let Some(s) = &self.scrape {
+            extra.toml.push_str(&s.source_toml("scrape"));
+            extra.metrics = Some("scrape".into());
+        }
+        if let Some(f) = &self.files {
+            extra
+                .toml
+                .push_str(&f.collector_toml("files", "files_labels"));
+            extra.logs = Some("files_labels".into());
+        }
+        extra
+    }
 }
 
 /// The collector's three receivers, once they listen.
@@ -397,32 +505,68 @@ impl Shared {
         stamp: Option<Stamp>,
     ) {
         let error = out.error_key();
+        self.attempt(event, group, completed, out.items, error.as_deref(), stamp);
+    }
+
+    /// An attempt of a delivery path (scrape served, line appended).
+    fn delivered(&self, d: &Delivered, warmup: Duration, group: usize, id: &Arc<str>, index: u64) {
+        let event = Event {
+            at: d.intended,
+            device: d.device as u64,
+            signal: d.signal,
+            warmup: d.intended < warmup,
+        };
+        let stamp = d.canary.map(|(seq, sent_ns)| Stamp {
+            signal: d.signal,
+            device: id.clone(),
+            index,
+            seq,
+            sent_ns,
+        });
+        self.attempt(
+            &event,
+            group,
+            d.completed,
+            d.items,
+            d.error.as_deref(),
+            stamp,
+        );
+    }
+
+    fn attempt(
+        &self,
+        event: &Event,
+        group: usize,
+        completed: Duration,
+        items: u64,
+        error: Option<&str>,
+        stamp: Option<Stamp>,
+    ) {
         self.recorder.record(&Attempt {
             signal: event.signal,
             intended: event.at,
             completed,
-            items: out.items,
-            error: error.as_deref(),
+            items,
+            error,
             warmup: event.warmup,
         });
-        if out.acknowledged() {
-            self.progress.acknowledged[event.signal.index()]
-                .fetch_add(out.items, Ordering::Relaxed);
+        if error.is_none() {
+            self.progress.acknowledged[event.signal.index()].fetch_add(items, Ordering::Relaxed);
             if let Some(s) = stamp {
                 self.ledger
                     .record(s.signal, &s.device, s.index, s.seq, s.sent_ns);
             }
         } else {
-            self.progress.errors.fetch_add(out.items, Ordering::Relaxed);
+            self.progress.errors.fetch_add(items, Ordering::Relaxed);
         }
         if !event.warmup {
             let mut b = self.breakdown.lock();
             if let Some(row) = b.get_mut(group) {
                 *row.sent
                     .entry(event.signal.as_str().to_string())
-                    .or_default() += out.items;
+                    .or_default() += items;
                 if error.is_some() {
-                    row.errors += out.items;
+                    row.errors += items;
                 }
             }
         }
@@ -443,12 +587,14 @@ fn loki_push(entry: LogEntry) -> Payload {
     })
 }
 
-/// The payloads of one event (a checkout is a trace and a log line), with its canary stamp.
-fn payloads(
-    dev: &mut DeviceState,
-    event: &Event,
-    canary_every: u64,
-) -> Vec<(Payload, Option<Stamp>)> {
+/// What one event produces: a payload to push, or a log entry (pushed, or appended to a file).
+enum Item {
+    Push(Payload),
+    Log(LogEntry),
+}
+
+/// The items of one event (a checkout is a trace and a log line), with its canary stamp.
+fn payloads(dev: &mut DeviceState, event: &Event, canary_every: u64) -> Vec<(Item, Option<Stamp>)> {
     let now = now_ns();
     let seq = dev.next_canary(event.signal, canary_every);
     let stamp = seq.map(|seq| Stamp {
@@ -459,21 +605,24 @@ fn payloads(
         sent_ns: now,
     });
     match event.signal {
-        Signal::Logs => vec![(loki_push(dev.signals.log_line(now, seq)), stamp)],
+        Signal::Logs => vec![(Item::Log(dev.signals.log_line(now, seq)), stamp)],
         Signal::Metrics => {
             let timeseries = dev.signals.metrics(now / 1_000_000, seq);
             let req = wire::remote_write::WriteRequest {
                 timeseries,
                 metadata: Vec::new(),
             };
-            vec![(Payload::RemoteWrite(req), stamp)]
+            vec![(Item::Push(Payload::RemoteWrite(req)), stamp)]
         }
         Signal::Traces => match dev.signals.checkout(now, seq, None) {
             Some(c) => {
                 let req = wire::otlp::ExportTraceServiceRequest {
                     resource_spans: c.resource_spans,
                 };
-                vec![(Payload::OtlpTraces(req), stamp), (loki_push(c.log), None)]
+                vec![
+                    (Item::Push(Payload::OtlpTraces(req)), stamp),
+                    (Item::Log(c.log), None),
+                ]
             }
             None => Vec::new(),
         },
@@ -538,6 +687,12 @@ fn check(cfg: &RunConfig) -> Result<(), RunError> {
     if cfg.fleet.devices == 0 {
         return Err(RunError::Config("devices must be above 0".into()));
     }
+    if cfg.delivery != Delivery::Push && !matches!(cfg.target, RunTarget::Embedded) {
+        return Err(RunError::Config(format!(
+            "delivery {} needs the embedded target (its in-process collector scrapes and tails)",
+            cfg.delivery
+        )));
+    }
     if cfg.duration.is_zero() || cfg.warmup >= cfg.duration {
         return Err(RunError::Config(format!(
             "duration ({:?}) must be above 0 and above the warmup ({:?})",
@@ -575,6 +730,7 @@ async fn send_all(
     setup: &Setup,
     shared: &Arc<Shared>,
     of_device: &[usize],
+    paths: &mut Paths,
 ) -> Result<(), RunError> {
     let senders = Senders::new(&SenderConfig::default())?;
     let spec = ScheduleSpec {
@@ -597,6 +753,9 @@ async fn send_all(
         })
         .collect();
     let start = Instant::now();
+    if let Some(s) = &paths.scrape {
+        s.begin(start)?;
+    }
     let mut tasks = JoinSet::new();
     for event in Schedule::new(&spec, cfg.fleet.seed) {
         tokio::time::sleep_until(start + event.at).await;
@@ -611,7 +770,39 @@ async fn send_all(
             continue;
         };
         let group = dev.group;
-        for (payload, stamp) in payloads(dev, &event, cfg.canary_every) {
+        if event.signal == Signal::Metrics && paths.scrape.is_some() {
+            continue;
+        }
+        for (item, stamp) in payloads(dev, &event, cfg.canary_every) {
+            let payload = match (item, paths.files.as_mut()) {
+                (Item::Push(p), _) => p,
+                (Item::Log(entry), None) => loki_push(entry),
+                (Item::Log(entry), Some(files)) => {
+                    let index = dev.signals.device().index;
+                    let error = files
+                        .append(
+                            usize::try_from(event.device).unwrap_or(usize::MAX),
+                            &dev.id,
+                            &entry,
+                        )
+                        .err()
+                        .map(|e| {
+                            tracing::debug!(error = %e, "log file append failed");
+                            "file".to_string()
+                        });
+                    let d = Delivered {
+                        device: usize::try_from(event.device).unwrap_or(usize::MAX),
+                        signal: Signal::Logs,
+                        intended: event.at,
+                        completed: start.elapsed(),
+                        items: 1,
+                        error,
+                        canary: stamp.as_ref().map(|s| (s.seq, s.sent_ns)),
+                    };
+                    shared.delivered(&d, cfg.warmup, group, &dev.id, index);
+                    continue;
+                }
+            };
             let req = match payload.prepare(setup.target(payload.signal())) {
                 Ok(req) => req,
                 Err(e) => {
@@ -635,6 +826,9 @@ async fn send_all(
         while tasks.try_join_next().is_some() {}
     }
     while tasks.join_next().await.is_some() {}
+    if let Some(s) = &paths.scrape {
+        s.end()?;
+    }
     Ok(())
 }
 
@@ -648,9 +842,6 @@ pub async fn run(cfg: &RunConfig) -> Result<(Results, PathBuf), RunError> {
         Some(s) => Fleet::generate_shard(&cfg.fleet, s.index, s.count)?,
         None => Fleet::generate(&cfg.fleet),
     };
-    let setup = Setup::start(&cfg.target).await?;
-    tracing::info!(devices = fleet.devices.len(), target = %cfg.target.describe(), "run starting");
-
     let (rows, of_device) = groups(&fleet);
     let ledger = Arc::new(Ledger::new());
     let shared = Arc::new(Shared {
@@ -659,6 +850,9 @@ pub async fn run(cfg: &RunConfig) -> Result<(Results, PathBuf), RunError> {
         breakdown: Mutex::new(rows),
         progress: cfg.progress.clone().unwrap_or_default(),
     });
+    let mut paths = Paths::start(cfg, &fleet, &dir, &shared, &of_device).await?;
+    let setup = Setup::start(&cfg.target, &paths.collector_extra()).await?;
+    tracing::info!(devices = fleet.devices.len(), target = %cfg.target.describe(), delivery = %cfg.delivery, "run starting");
     let verifier = Verifier::new(
         &setup.verify,
         ledger,
@@ -672,7 +866,7 @@ pub async fn run(cfg: &RunConfig) -> Result<(Results, PathBuf), RunError> {
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let sending = async {
-        let r = send_all(cfg, &fleet, &setup, &shared, &of_device).await;
+        let r = send_all(cfg, &fleet, &setup, &shared, &of_device, &mut paths).await;
         let _ = stop_tx.send(());
         r
     };
@@ -688,6 +882,9 @@ pub async fn run(cfg: &RunConfig) -> Result<(Results, PathBuf), RunError> {
     let verified = verifier.drain().await;
     let resources = sampler.stop().await;
     setup.stop().await;
+    if let Some(s) = paths.scrape.take() {
+        s.shutdown().await;
+    }
 
     let report = shared
         .recorder
@@ -722,7 +919,10 @@ pub async fn run(cfg: &RunConfig) -> Result<(Results, PathBuf), RunError> {
             devices: fleet.devices.len() as u64,
             shard: cfg.shard.and_then(Shard::to_results),
             shards_merged: 1,
-            target: cfg.target.describe(),
+            target: match cfg.delivery {
+                Delivery::Push => cfg.target.describe(),
+                d => format!("{}, delivery {d}", cfg.target.describe()),
+            },
             rate_multiplier: cfg.rate_multiplier,
             loadgen_version: env!("CARGO_PKG_VERSION").to_string(),
             command: cfg.command.clone(),

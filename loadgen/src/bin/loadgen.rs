@@ -15,6 +15,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use loadgen::Signal;
+use loadgen::deliver::Delivery;
 use loadgen::fleet::{Fleet, FleetSpec, Shard};
 use loadgen::run::{Progress, RunConfig, RunError, RunTarget, Slo};
 use reports::Results;
@@ -155,6 +156,11 @@ struct RunArgs {
     /// How long to wait for canaries after the run.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     drain: Duration,
+    /// How data reaches the collector: push; scrape (metrics scraped from per-device targets
+    /// listed in a file_sd file); files (logs appended to per-device files it tails); mixed
+    /// (both). Traces always go by OTLP. Scrape, files and mixed need the embedded target.
+    #[arg(long, default_value = "push", value_parser = parse_delivery)]
+    delivery: Delivery,
     /// Run folder [default: runs/<timestamp>-<devices>d].
     #[arg(long)]
     out: Option<PathBuf>,
@@ -336,6 +342,11 @@ fn progress_bar(
     (bar, task)
 }
 
+fn parse_delivery(s: &str) -> Result<Delivery, String> {
+    s.parse()
+        .map_err(|e: loadgen::deliver::DeliverError| e.to_string())
+}
+
 fn run(args: RunArgs) -> anyhow::Result<()> {
     let progress = Arc::new(Progress::default());
     let cfg = RunConfig {
@@ -348,6 +359,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         drain_timeout: args.drain,
         out_dir: args.out.clone(),
         target: target(&args),
+        delivery: args.delivery,
         slos: args.slo.clone(),
         command: command_line(),
         progress: Some(progress.clone()),
