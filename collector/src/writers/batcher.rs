@@ -3,10 +3,12 @@
 //! (`batch_wait`), encode each batch once and deliver it with the shared retry policy.
 //!
 //! A writer is a [`Sink`] (how to weigh, shard, encode and send items) wrapped in an [`Engine`]
-//! that implements [`Writer`]. Each shard worker sends one batch at a time, in order; while it
-//! retries, its small hand-off channel fills, then the input queue, and backpressure reaches the
-//! upstream (`block`) or drops there (`drop_newest`), so memory stays bounded and nothing queued
-//! is lost to a slow or failing backend.
+//! that implements [`Writer`]. Each shard worker keeps one batch in flight at a time, in order,
+//! and goes on filling the next batch meanwhile (so a slow request does not stop the shard from
+//! taking items); when the next batch is full too, it waits for the one in flight, its small
+//! hand-off channel fills, then the input queue, and backpressure reaches the upstream (`block`)
+//! or drops there (`drop_newest`), so memory stays bounded and nothing queued is lost to a slow
+//! or failing backend.
 //!
 //! Accounting: `sent` counts items the backend acknowledged; `discarded{reason}` counts the rest
 //! (`http_<status>`/`grpc_<code>` refusals, `retries_exhausted`, `rejected` partial successes,
@@ -23,7 +25,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
 use super::http::{ClientConfig, take_keys};
@@ -257,23 +259,24 @@ async fn run<S: Sink>(
     Ok(())
 }
 
-/// One shard: batches what it receives and sends one batch at a time, in order.
+/// One shard: batches what it receives, with at most one batch in flight, in order.
 async fn worker<S: Sink>(shared: Arc<Shared<S>>, mut rx: mpsc::Receiver<Vec<S::Item>>) {
     let mut acc: Vec<S::Item> = Vec::new();
     let mut weight = 0usize;
     let mut flush_at: Option<Instant> = None;
+    let mut inflight: Option<JoinHandle<bool>> = None;
     loop {
         let chunk = tokio::select! {
             c = rx.recv() => c,
             () = sleep_until_opt(flush_at) => {
-                if !flush(&shared, &mut acc, &mut weight, &mut flush_at).await {
+                if !flush(&shared, &mut inflight, &mut acc, &mut weight, &mut flush_at).await {
                     break;
                 }
                 continue;
             }
         };
         let Some(chunk) = chunk else {
-            flush(&shared, &mut acc, &mut weight, &mut flush_at).await;
+            flush(&shared, &mut inflight, &mut acc, &mut weight, &mut flush_at).await;
             break;
         };
         let mut items = chunk.into_iter();
@@ -282,7 +285,7 @@ async fn worker<S: Sink>(shared: Arc<Shared<S>>, mut rx: mpsc::Receiver<Vec<S::I
             let w = shared.sink.weight(&item);
             if !acc.is_empty()
                 && weight.saturating_add(w) > shared.batch_size
-                && !flush(&shared, &mut acc, &mut weight, &mut flush_at).await
+                && !flush(&shared, &mut inflight, &mut acc, &mut weight, &mut flush_at).await
             {
                 // The drain deadline passed: what is left is counted below.
                 acc.push(item);
@@ -298,10 +301,14 @@ async fn worker<S: Sink>(shared: Arc<Shared<S>>, mut rx: mpsc::Receiver<Vec<S::I
             break;
         }
         if weight >= shared.batch_size
-            && !flush(&shared, &mut acc, &mut weight, &mut flush_at).await
+            && !flush(&shared, &mut inflight, &mut acc, &mut weight, &mut flush_at).await
         {
             break;
         }
+    }
+    // The batch in flight counts its own items, sent or not.
+    if let Some(h) = inflight.take() {
+        let _ = finished(h).await;
     }
     // Only reached with items left when the drain deadline passed.
     let shutdown = shared.metrics.discarded(S::SIGNAL, "shutdown");
@@ -319,19 +326,41 @@ async fn sleep_until_opt(at: Option<Instant>) {
     }
 }
 
-/// Sends what `acc` holds; false when the drain deadline passed (the batch is counted).
+/// Starts sending what `acc` holds, once the batch in flight (if any) is done; false when that
+/// one found the drain deadline passed (`acc` is then left as it is, for the caller to count).
 async fn flush<S: Sink>(
-    shared: &Shared<S>,
+    shared: &Arc<Shared<S>>,
+    inflight: &mut Option<JoinHandle<bool>>,
     acc: &mut Vec<S::Item>,
     weight: &mut usize,
     flush_at: &mut Option<Instant>,
 ) -> bool {
+    if let Some(h) = inflight.take()
+        && !finished(h).await
+    {
+        return false;
+    }
     *weight = 0;
     *flush_at = None;
     if acc.is_empty() {
         return true;
     }
     let items = std::mem::take(acc);
+    *inflight = Some(tokio::spawn(send_batch(shared.clone(), items)));
+    true
+}
+
+/// The outcome of a batch in flight (a send that panicked is logged and treated as done).
+async fn finished(h: JoinHandle<bool>) -> bool {
+    h.await.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "a writer send task failed");
+        true
+    })
+}
+
+/// Sends one batch with the retry policy and counts it; false when the drain deadline passed
+/// (the batch is then counted as `shutdown`).
+async fn send_batch<S: Sink>(shared: Arc<Shared<S>>, items: Vec<S::Item>) -> bool {
     let n = count::<S>(&items);
     let m = &shared.metrics;
     m.batch_size(S::SIGNAL).observe(n as f64);
