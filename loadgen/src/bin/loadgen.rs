@@ -58,6 +58,28 @@ enum Command {
         #[arg(short, long)]
         out: PathBuf,
     },
+    /// Be one device until stopped: serve its /metrics, append its log lines to
+    /// LOG_DIR/DEVICE.log, send POS checkout traces over OTLP. Identity from NODE_TYPE,
+    /// DEVICE, REGION, LOCATION, BRAND, PROBLEM_MODE (the node agent's variables).
+    Node(NodeArgs),
+}
+
+#[derive(Args, Debug)]
+struct NodeArgs {
+    /// Address of the device's /metrics.
+    #[arg(long, env = "NODE_LISTEN", default_value = "127.0.0.1:9300")]
+    listen: std::net::SocketAddr,
+    /// Folder of the device's log file (DEVICE.log).
+    #[arg(long, env = "LOG_DIR", default_value = "/var/log/retail")]
+    log_dir: PathBuf,
+    /// OTLP/HTTP base URL for checkout traces (POS), e.g. http://127.0.0.1:4318.
+    #[arg(long, env = "OTLP_URL")]
+    otlp: Option<Url>,
+    #[arg(long, env = "NODE_SEED", default_value_t = 42)]
+    seed: u64,
+    /// Multiplies the device's nominal log and checkout rates.
+    #[arg(long, default_value_t = 1.0)]
+    rate: f64,
 }
 
 /// Which fleet.
@@ -224,6 +246,59 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Merge { inputs, out }) => merge(&inputs, &out),
+        Some(Command::Node(args)) => node(args),
+    }
+}
+
+fn node(args: NodeArgs) -> anyhow::Result<()> {
+    use loadgen::node::{Node, NodeIdentity, NodeOptions};
+    let identity =
+        NodeIdentity::from_env(|k| std::env::var(k).ok()).map_err(|e| Usage(e.to_string()))?;
+    let opts = NodeOptions {
+        listen: args.listen,
+        log_dir: Some(args.log_dir),
+        otlp: args.otlp,
+        seed: args.seed,
+        rate_multiplier: args.rate,
+    };
+    let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+    rt.block_on(async {
+        let node = Node::start(identity, opts).await?;
+        println!(
+            "node {} ({}) serving http://{}/metrics{}",
+            node.identity().device,
+            node.identity().device_type.as_str(),
+            node.metrics_addr(),
+            node.log_path()
+                .map(|p| format!(", logging to {}", p.display()))
+                .unwrap_or_default()
+        );
+        stop_signal().await;
+        node.stop().await;
+        anyhow::Ok(())
+    })
+}
+
+/// Ctrl-C or SIGTERM (what `docker stop` sends).
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
