@@ -7,6 +7,7 @@
 //! | target | pushes to | verifies against |
 //! |---|---|---|
 //! | [`RunTarget::Embedded`] | an in-process collector (Loki push, remote write, OTLP/HTTP on 127.0.0.1 port 0) writing to an embedded stack | the embedded stack |
+//! | [`RunTarget::CollectorCmd`] | the collector binary, spawned with the same config on free ports; its CPU and RSS sampled from `/proc` | the embedded stack |
 //! | [`RunTarget::Direct`] | the embedded stack's own APIs | the embedded stack |
 //! | [`RunTarget::Collector`] | a running collector: `{url}/loki/api/v1/push`, `{url}/api/v1/write`, `{url}/v1/traces` | the stack of its [`ExternalArgs`] |
 //! | [`RunTarget::External`] | the APIs of a running stack | the same stack |
@@ -19,6 +20,7 @@
 //! With [`RunConfig::delivery`] other than push (embedded target only), metrics are scraped by
 //! the in-process collector and/or logs are tailed from files instead; see [`crate::deliver`].
 
+pub mod process;
 pub mod slo;
 
 use std::collections::BTreeMap;
@@ -54,6 +56,9 @@ pub enum RunTarget {
     /// An embedded stack behind an in-process collector.
     #[default]
     Embedded,
+    /// An embedded stack behind the collector binary at this path, spawned as a child process
+    /// (its CPU and RSS are sampled apart from loadgen's).
+    CollectorCmd { program: PathBuf },
     /// An embedded stack, pushed to directly.
     Direct,
     /// A running collector at this base URL, writing to the stack of the arguments.
@@ -68,6 +73,9 @@ impl RunTarget {
         match self {
             RunTarget::Embedded => {
                 "embedded (in-process collector: its CPU/RSS are counted in loadgen's)".into()
+            }
+            RunTarget::CollectorCmd { program } => {
+                format!("collector process {} (embedded stack)", program.display())
             }
             RunTarget::Direct => "direct (embedded stack, no collector)".into(),
             RunTarget::Collector { url, .. } => format!("collector {url}"),
@@ -197,6 +205,7 @@ struct Setup {
     verify: Endpoints,
     stack: Option<EmbeddedStack>,
     collector: Option<(Collector, PathBuf)>,
+    process: Option<process::CollectorProcess>,
 }
 
 impl Setup {
@@ -219,7 +228,7 @@ impl Setup {
 
     async fn start(target: &RunTarget, extra: &CollectorExtra) -> Result<Setup, RunError> {
         let (logs, metrics, traces, verify, stack, collector) = match target {
-            RunTarget::Embedded | RunTarget::Direct => {
+            RunTarget::Embedded | RunTarget::Direct | RunTarget::CollectorCmd { .. } => {
                 let stack = EmbeddedStack::start(EmbeddedConfig::default()).await?;
                 let e = stack.endpoints().clone();
                 let ((logs, metrics, traces), collector) = match target {
@@ -227,6 +236,19 @@ impl Setup {
                         let (c, dir) = start_collector(&e, extra).await?;
                         let t = collector_targets(&c).await?;
                         (t, Some((c, dir)))
+                    }
+                    RunTarget::CollectorCmd { program } => {
+                        let (p, t) = spawn_collector(program, &e, extra).await?;
+                        let (l, m, t) = t;
+                        return Ok(Setup {
+                            logs: l,
+                            metrics: m,
+                            traces: t,
+                            verify: e,
+                            stack: Some(stack),
+                            collector: None,
+                            process: Some(p),
+                        });
                     }
                     _ => (Setup::direct(&e), None),
                 };
@@ -260,10 +282,19 @@ impl Setup {
             verify,
             stack,
             collector,
+            process: None,
         })
     }
 
+    /// The pid of the collector process, when loadgen spawned one.
+    fn collector_pid(&self) -> Option<u32> {
+        self.process.as_ref().and_then(|p| p.pid())
+    }
+
     async fn stop(self) {
+        if let Some(p) = self.process {
+            p.stop(Duration::from_secs(30)).await;
+        }
         if let Some((c, dir)) = self.collector {
             c.shutdown().await;
             if let Err(e) = std::fs::remove_dir_all(&dir) {
@@ -281,30 +312,83 @@ async fn start_collector(
     e: &Endpoints,
     extra: &CollectorExtra,
 ) -> Result<(Collector, PathBuf), RunError> {
-    let dir = std::env::temp_dir().join(format!(
+    let dir = collector_dir();
+    let text = collector_toml(e, extra, &dir, None);
+    let cfg = collector::config::Config::parse(&text, "loadgen-collector.toml", &|_| None)
+        .map_err(|err| RunError::Collector(err.to_string()))?;
+    let c = Collector::start(&cfg)
+        .await
+        .map_err(|err| RunError::Collector(err.to_string()))?;
+    Ok((c, dir))
+}
+
+/// The collector binary as a child process with the in-process collector's config on free
+/// ports, and its three receivers.
+async fn spawn_collector(
+    program: &Path,
+    e: &Endpoints,
+    extra: &CollectorExtra,
+) -> Result<(process::CollectorProcess, (Target, Target, Target)), RunError> {
+    let dir = collector_dir();
+    let ports = process::Ports::free()?;
+    let text = collector_toml(e, extra, &dir.join("data"), Some(&ports));
+    let p = process::CollectorProcess::spawn(
+        program,
+        &text,
+        &dir,
+        process::Ports::addr(ports.server),
+        Duration::from_secs(20),
+    )
+    .await?;
+    let target = |port: u16, path: &str| -> Result<Target, RunError> {
+        let url = Url::parse(&format!("http://127.0.0.1:{port}/{path}"))
+            .map_err(|err| RunError::Collector(err.to_string()))?;
+        Ok(Target { url, tenant: None })
+    };
+    let targets = (
+        target(ports.loki_push, "")?,
+        target(ports.remote_write, "api/v1/write")?,
+        target(ports.otlp_http, "")?,
+    );
+    Ok((p, targets))
+}
+
+fn collector_dir() -> PathBuf {
+    std::env::temp_dir().join(format!(
         "loadgen-collector-{}-{}",
         std::process::id(),
         chrono::Utc::now().timestamp_millis()
-    ));
-    let text = format!(
+    ))
+}
+
+/// The collector config of a run: Loki push, remote write and OTLP in, the stack `e` out, plus
+/// what the delivery paths add; listeners on port 0 (in process) or on `ports`.
+fn collector_toml(
+    e: &Endpoints,
+    extra: &CollectorExtra,
+    data_dir: &Path,
+    ports: Option<&process::Ports>,
+) -> String {
+    let at = |p: Option<u16>| format!("127.0.0.1:{}", p.unwrap_or(0));
+    format!(
         r#"
-data_dir = "{data}"
+data_dir = {data}
 [server]
-address = "127.0.0.1:0"
+address = "{server}"
 
 [sources.logs]
 type = "loki_push"
-address = "127.0.0.1:0"
+address = "{loki_push}"
 use_incoming_timestamp = true
 
 [sources.metrics]
 type = "remote_write"
-address = "127.0.0.1:0"
+address = "{remote_write}"
 
 [sources.traces]
 type = "otlp"
-http_address = "127.0.0.1:0"
-grpc_address = "127.0.0.1:0"
+http_address = "{otlp_http}"
+grpc_address = "{otlp_grpc}"
 
 [writers.loki]
 type = "loki"
@@ -325,20 +409,19 @@ inputs = ["traces"]
 url = "{tempo}"
 batch_wait = "100ms"
 {extra}"#,
-        data = dir.display(),
+        data = crate::deliver::toml_str(&data_dir.display().to_string()),
+        server = at(ports.map(|p| p.server)),
+        loki_push = at(ports.map(|p| p.loki_push)),
+        remote_write = at(ports.map(|p| p.remote_write)),
+        otlp_http = at(ports.map(|p| p.otlp_http)),
+        otlp_grpc = at(ports.map(|p| p.otlp_grpc)),
         logs_in = extra.inputs("logs", &extra.logs),
         metrics_in = extra.inputs("metrics", &extra.metrics),
         extra = extra.toml,
         loki = e.loki,
         mimir = e.prometheus_write,
         tempo = e.tempo_otlp_http.as_str().trim_end_matches('/'),
-    );
-    let cfg = collector::config::Config::parse(&text, "loadgen-collector.toml", &|_| None)
-        .map_err(|err| RunError::Collector(err.to_string()))?;
-    let c = Collector::start(&cfg)
-        .await
-        .map_err(|err| RunError::Collector(err.to_string()))?;
-    Ok((c, dir))
+    )
 }
 
 /// What the delivery paths add to the in-process collector: components, and the extra inputs
@@ -687,10 +770,23 @@ fn check(cfg: &RunConfig) -> Result<(), RunError> {
     if cfg.fleet.devices == 0 {
         return Err(RunError::Config("devices must be above 0".into()));
     }
-    if cfg.delivery != Delivery::Push && !matches!(cfg.target, RunTarget::Embedded) {
+    if cfg.delivery != Delivery::Push
+        && !matches!(
+            cfg.target,
+            RunTarget::Embedded | RunTarget::CollectorCmd { .. }
+        )
+    {
         return Err(RunError::Config(format!(
             "delivery {} needs the embedded target (its in-process collector scrapes and tails)",
             cfg.delivery
+        )));
+    }
+    if let Some(slo) = cfg.slos.iter().find(|s| s.kind.needs_collector_process())
+        && !matches!(cfg.target, RunTarget::CollectorCmd { .. })
+    {
+        return Err(RunError::Config(format!(
+            "SLO {slo} bounds the collector process: run with --collector-cmd, so loadgen \
+             spawns the collector and samples its CPU and RSS"
         )));
     }
     if cfg.duration.is_zero() || cfg.warmup >= cfg.duration {
@@ -862,7 +958,11 @@ pub async fn run(cfg: &RunConfig) -> Result<(Results, PathBuf), RunError> {
             ..VerifierConfig::default()
         },
     );
-    let sampler = ResourceSampler::new(std::time::Instant::now()).spawn(Duration::from_secs(1));
+    let mut sampler = ResourceSampler::new(std::time::Instant::now());
+    if let Some(pid) = setup.collector_pid() {
+        sampler = sampler.watch("collector", pid);
+    }
+    let sampler = sampler.spawn(Duration::from_secs(1));
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let sending = async {

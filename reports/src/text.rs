@@ -72,6 +72,15 @@ pub fn summary(results: &Results) -> String {
             let _ = writeln!(out, "refused {name} items by status: {}", by.join(", "));
         }
     }
+    for (process, s) in resource_totals(results) {
+        let _ = writeln!(
+            out,
+            "{process}: mean CPU {:.3} cores, peak {:.3} cores, peak RSS {:.1} MiB",
+            s.mean_cpu,
+            s.peak_cpu,
+            s.peak_rss as f64 / (1024.0 * 1024.0)
+        );
+    }
     if results.slos.is_empty() {
         let _ = writeln!(out, "SLOs: none checked");
     } else {
@@ -93,4 +102,31 @@ pub fn summary(results: &Results) -> String {
         if results.passed() { "PASS" } else { "FAIL" }
     );
     out
+}
+
+/// CPU and RSS of one process over a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ResourceTotals {
+    /// Mean of the samples' CPU, cores.
+    pub mean_cpu: f64,
+    pub peak_cpu: f64,
+    pub peak_rss: u64,
+}
+
+/// Per process (`loadgen`, `collector`), in name order.
+pub fn resource_totals(results: &Results) -> Vec<(String, ResourceTotals)> {
+    let mut by: std::collections::BTreeMap<&str, (ResourceTotals, u32)> = Default::default();
+    for s in &results.resources {
+        let (t, n) = by.entry(&s.process).or_default();
+        t.mean_cpu += s.cpu_cores;
+        t.peak_cpu = t.peak_cpu.max(s.cpu_cores);
+        t.peak_rss = t.peak_rss.max(s.rss_bytes);
+        *n += 1;
+    }
+    by.into_iter()
+        .map(|(p, (mut t, n))| {
+            t.mean_cpu /= f64::from(n.max(1));
+            (p.to_string(), t)
+        })
+        .collect()
 }

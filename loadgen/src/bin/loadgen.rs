@@ -152,7 +152,7 @@ struct FleetArgs {
     show: usize,
 }
 
-#[derive(Clone, Copy, Debug, Default, ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 enum StackKind {
     #[default]
     Embedded,
@@ -186,12 +186,18 @@ struct RunArgs {
     /// Run folder [default: runs/<timestamp>-<devices>d].
     #[arg(long)]
     out: Option<PathBuf>,
-    /// An SLO, name=value (loss, errors, p99_send_ms, p99_write_to_query_ms); repeatable.
+    /// An SLO, name=value (loss, errors, p99_send_ms, p99_write_to_query_ms,
+    /// collector_rss_mb, collector_cpu_cores); repeatable.
     #[arg(long, value_name = "NAME=VALUE")]
     slo: Vec<Slo>,
     /// Send to a running collector at this base URL instead.
     #[arg(long, value_name = "URL", conflicts_with = "direct")]
     collector: Option<Url>,
+    /// Spawn the collector binary (PATH, or the `collector` beside this executable) in front of
+    /// the embedded stack and sample its CPU and RSS from /proc.
+    #[arg(long, value_name = "PATH", num_args = 0..=1, default_missing_value = "",
+          conflicts_with_all = ["direct", "collector"])]
+    collector_cmd: Option<String>,
     /// Push straight to the stack, without a collector.
     #[arg(long)]
     direct: bool,
@@ -376,8 +382,24 @@ fn command_line() -> String {
         .join(" ")
 }
 
-fn target(args: &RunArgs) -> RunTarget {
-    match (&args.collector, args.stack, args.direct) {
+fn target(args: &RunArgs) -> anyhow::Result<RunTarget> {
+    if let Some(path) = &args.collector_cmd {
+        if args.stack == StackKind::External {
+            return Err(Usage(
+                "--collector-cmd runs the collector in front of the embedded stack; \
+                 for an external stack start the collector yourself and use --collector URL"
+                    .into(),
+            )
+            .into());
+        }
+        let program = if path.is_empty() {
+            loadgen::run::process::default_program()?
+        } else {
+            PathBuf::from(path)
+        };
+        return Ok(RunTarget::CollectorCmd { program });
+    }
+    Ok(match (&args.collector, args.stack, args.direct) {
         (Some(url), _, _) => RunTarget::Collector {
             url: url.clone(),
             stack: args.external.clone(),
@@ -385,7 +407,7 @@ fn target(args: &RunArgs) -> RunTarget {
         (None, StackKind::External, _) => RunTarget::External(args.external.clone()),
         (None, StackKind::Embedded, true) => RunTarget::Direct,
         (None, StackKind::Embedded, false) => RunTarget::Embedded,
-    }
+    })
 }
 
 fn progress_bar(
@@ -433,7 +455,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         canary_every: args.canary_every,
         drain_timeout: args.drain,
         out_dir: args.out.clone(),
-        target: target(&args),
+        target: target(&args)?,
         delivery: args.delivery,
         slos: args.slo.clone(),
         command: command_line(),

@@ -7,6 +7,8 @@
 //! | `errors` | largest share of sent items not acknowledged, in `[0, 1]` |
 //! | `p99_send_ms` | largest p99 send latency (from the intended time), ms |
 //! | `p99_write_to_query_ms` | largest p99 write-to-queryable latency of canaries, ms |
+//! | `collector_rss_mb` | the collector process's peak RSS, MiB (`--collector-cmd`) |
+//! | `collector_cpu_cores` | the collector process's mean CPU over the run, cores (`--collector-cmd`) |
 
 use std::fmt;
 use std::str::FromStr;
@@ -22,15 +24,24 @@ pub enum SloKind {
     Errors,
     P99SendMs,
     P99WriteToQueryMs,
+    CollectorRssMb,
+    CollectorCpuCores,
 }
 
 impl SloKind {
-    const ALL: [SloKind; 4] = [
+    const ALL: [SloKind; 6] = [
         SloKind::Loss,
         SloKind::Errors,
         SloKind::P99SendMs,
         SloKind::P99WriteToQueryMs,
+        SloKind::CollectorRssMb,
+        SloKind::CollectorCpuCores,
     ];
+
+    /// Bounds the collector process, so needs one loadgen spawned and sampled.
+    pub fn needs_collector_process(self) -> bool {
+        matches!(self, SloKind::CollectorRssMb | SloKind::CollectorCpuCores)
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -38,11 +49,32 @@ impl SloKind {
             SloKind::Errors => "errors",
             SloKind::P99SendMs => "p99_send_ms",
             SloKind::P99WriteToQueryMs => "p99_write_to_query_ms",
+            SloKind::CollectorRssMb => "collector_rss_mb",
+            SloKind::CollectorCpuCores => "collector_cpu_cores",
         }
     }
 
     /// The worst signal's value in `r` (0 when there are no signals).
     fn actual(self, r: &Results) -> f64 {
+        let collector = || r.resources.iter().filter(|s| s.process == "collector");
+        match self {
+            // No samples (no process): infinite, so the SLO fails rather than passes unseen.
+            SloKind::CollectorRssMb => {
+                return collector()
+                    .map(|s| s.rss_bytes as f64 / (1024.0 * 1024.0))
+                    .reduce(f64::max)
+                    .unwrap_or(f64::INFINITY);
+            }
+            SloKind::CollectorCpuCores => {
+                let (sum, n) = collector().fold((0.0, 0u32), |(a, n), s| (a + s.cpu_cores, n + 1));
+                return if n == 0 {
+                    f64::INFINITY
+                } else {
+                    sum / f64::from(n)
+                };
+            }
+            _ => {}
+        }
         r.signals
             .values()
             .map(|s| match self {
@@ -59,6 +91,7 @@ impl SloKind {
                     let h = &s.verification.write_to_query_latency;
                     to_ms(h.p99 as f64, &h.unit)
                 }
+                SloKind::CollectorRssMb | SloKind::CollectorCpuCores => 0.0,
             })
             .fold(0.0, f64::max)
     }
