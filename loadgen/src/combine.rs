@@ -111,6 +111,15 @@ fn merge_into(acc: &mut Results, r: &Results) -> Result<(), MergeError> {
     // A store's devices spread over the shards: the largest shard count is the best bound.
     acc.fleet.stores = acc.fleet.stores.max(r.fleet.stores);
     acc.fleet.problem_devices += r.fleet.problem_devices;
+    let (d, e) = (&mut acc.fleet.dynamics, &r.fleet.dynamics);
+    d.churn_per_min = d.churn_per_min.max(e.churn_per_min);
+    d.offline_share = d.offline_share.max(e.offline_share);
+    d.offline_from_s = d.offline_from_s.max(e.offline_from_s);
+    d.offline_for_s = d.offline_for_s.max(e.offline_for_s);
+    d.replaced += e.replaced;
+    d.offline_devices += e.offline_devices;
+    d.backfilled_items += e.backfilled_items;
+    d.backfill_dropped += e.backfill_dropped;
 
     for (name, s) in &r.signals {
         let merged = match acc.signals.get(name) {

@@ -428,6 +428,7 @@ impl Fleet {
             by_region,
             stores: stores.len() as u64,
             problem_devices,
+            dynamics: Default::default(),
         }
     }
 }

@@ -20,6 +20,7 @@
 //! With [`RunConfig::delivery`] other than push (embedded target only), metrics are scraped by
 //! the in-process collector and/or logs are tailed from files instead; see [`crate::deliver`].
 
+pub mod dynamics;
 pub mod process;
 pub mod slo;
 
@@ -133,6 +134,8 @@ pub struct RunConfig {
     /// Push, or metrics by scrape and/or logs by files ([`crate::deliver`]; embedded target).
     pub delivery: Delivery,
     pub slos: Vec<Slo>,
+    /// Devices coming and going (`--churn`), going offline and backfilling (`--offline`).
+    pub dynamics: dynamics::DynamicsSpec,
     /// Reporting interval.
     pub interval: Duration,
     /// The command line, for `results.json`.
@@ -161,6 +164,7 @@ impl Default for RunConfig {
             interval: Duration::from_secs(1),
             command: String::new(),
             progress: None,
+            dynamics: dynamics::DynamicsSpec::default(),
         }
     }
 }
@@ -554,6 +558,24 @@ struct DeviceState {
     group: usize,
     events: [u64; 3],
     canaries: [u64; 3],
+    /// Which device of its slot this is ([`dynamics::Plan::generation`]).
+    generation: u32,
+    /// What it produced while offline, oldest first.
+    backlog: Vec<(Item, Option<Stamp>, Signal)>,
+}
+
+impl DeviceState {
+    fn new(device: &crate::fleet::Device, seed: u64, group: usize, generation: u32) -> Self {
+        DeviceState {
+            signals: DeviceSignals::new(device, seed.wrapping_add(u64::from(generation))),
+            id: Arc::from(device.id.as_str()),
+            group,
+            events: [0; 3],
+            canaries: [0; 3],
+            generation,
+            backlog: Vec::new(),
+        }
+    }
 }
 
 impl DeviceState {
@@ -781,6 +803,14 @@ fn check(cfg: &RunConfig) -> Result<(), RunError> {
             cfg.delivery
         )));
     }
+    cfg.dynamics.validate().map_err(RunError::Config)?;
+    if cfg.dynamics.is_active() && cfg.delivery != Delivery::Push {
+        return Err(RunError::Config(format!(
+            "--churn and --offline work with push delivery (not {}): scraped and tailed \
+             devices keep their own state",
+            cfg.delivery
+        )));
+    }
     if let Some(slo) = cfg.slos.iter().find(|s| s.kind.needs_collector_process())
         && !matches!(cfg.target, RunTarget::CollectorCmd { .. })
     {
@@ -827,7 +857,7 @@ async fn send_all(
     shared: &Arc<Shared>,
     of_device: &[usize],
     paths: &mut Paths,
-) -> Result<(), RunError> {
+) -> Result<reports::results::FleetDynamics, RunError> {
     let senders = Senders::new(&SenderConfig::default())?;
     let spec = ScheduleSpec {
         streams: streams(fleet),
@@ -840,14 +870,29 @@ async fn send_all(
         .devices
         .iter()
         .zip(of_device)
-        .map(|(d, &group)| DeviceState {
-            signals: DeviceSignals::new(d, cfg.fleet.seed),
-            id: Arc::from(d.id.as_str()),
-            group,
-            events: [0; 3],
-            canaries: [0; 3],
-        })
+        .map(|(d, &group)| DeviceState::new(d, cfg.fleet.seed, group, 0))
         .collect();
+    let plan = cfg
+        .dynamics
+        .is_active()
+        .then(|| dynamics::Plan::new(&cfg.dynamics, fleet, cfg.fleet.seed, cfg.duration));
+    let mut dyn_totals = reports::results::FleetDynamics::default();
+    if let Some(p) = &plan {
+        let (from, until) = cfg.dynamics.offline_window(cfg.duration);
+        dyn_totals = reports::results::FleetDynamics {
+            churn_per_min: cfg.dynamics.churn_per_min,
+            offline_share: cfg.dynamics.offline_share,
+            offline_devices: p.offline_devices(),
+            offline_from_s: from.as_secs_f64(),
+            offline_for_s: until.saturating_sub(from).as_secs_f64(),
+            ..Default::default()
+        };
+    }
+    let targets = Arc::new([
+        setup.target(Signal::Logs).clone(),
+        setup.target(Signal::Metrics).clone(),
+        setup.target(Signal::Traces).clone(),
+    ]);
     let start = Instant::now();
     if let Some(s) = &paths.scrape {
         s.begin(start)?;
@@ -868,6 +913,39 @@ async fn send_all(
         let group = dev.group;
         if event.signal == Signal::Metrics && paths.scrape.is_some() {
             continue;
+        }
+        if let Some(plan) = &plan {
+            let slot = usize::try_from(event.device).unwrap_or(usize::MAX);
+            let generation = plan.generation(slot, event.at);
+            if generation != dev.generation
+                && let Some(original) = fleet.devices.get(slot)
+            {
+                let d = dynamics::replacement(original, generation);
+                *dev = DeviceState::new(&d, cfg.fleet.seed, group, generation);
+                dyn_totals.replaced += 1;
+            }
+            if plan.offline(slot, event.at) {
+                for (item, stamp) in payloads(dev, &event, cfg.canary_every) {
+                    if dev.backlog.len() < dynamics::BACKLOG_LIMIT {
+                        let signal = match &item {
+                            Item::Push(p) => p.signal(),
+                            Item::Log(_) => Signal::Logs,
+                        };
+                        dev.backlog.push((item, stamp, signal));
+                    } else {
+                        dyn_totals.backfill_dropped += 1;
+                    }
+                }
+                continue;
+            }
+            if !dev.backlog.is_empty() {
+                let backlog = std::mem::take(&mut dev.backlog);
+                dyn_totals.backfilled_items += backlog.len() as u64;
+                let (senders, shared, targets) = (senders.clone(), shared.clone(), targets.clone());
+                tasks.spawn(backfill(
+                    backlog, event, group, start, senders, shared, targets,
+                ));
+            }
         }
         for (item, stamp) in payloads(dev, &event, cfg.canary_every) {
             let payload = match (item, paths.files.as_mut()) {
@@ -925,7 +1003,45 @@ async fn send_all(
     if let Some(s) = &paths.scrape {
         s.end()?;
     }
-    Ok(())
+    Ok(dyn_totals)
+}
+
+/// Sends an offline device's backlog, oldest first, one request at a time (so each series'
+/// samples stay in order), timed from the event that found it back online. Canaries count as
+/// sent when they are sent.
+async fn backfill(
+    backlog: Vec<(Item, Option<Stamp>, Signal)>,
+    event: Event,
+    group: usize,
+    start: Instant,
+    senders: Senders,
+    shared: Arc<Shared>,
+    targets: Arc<[Target; 3]>,
+) {
+    for (item, stamp, signal) in backlog {
+        let payload = match item {
+            Item::Push(p) => p,
+            Item::Log(entry) => loki_push(entry),
+        };
+        let mut event = event;
+        event.signal = signal;
+        let stamp = stamp.map(|s| Stamp {
+            sent_ns: now_ns(),
+            ..s
+        });
+        let out = match payload.prepare(&targets[signal.index()]) {
+            Ok(req) => {
+                let permit = senders.acquire(req.url()).await;
+                senders.execute(permit, req).await
+            }
+            Err(e) => Outcome {
+                items: payload.items(),
+                result: Err(e),
+            },
+        };
+        let stamp = if out.result.is_ok() { stamp } else { None };
+        shared.finish(&event, group, start.elapsed(), &out, stamp);
+    }
 }
 
 /// Runs the whole thing and writes `results.json` and `report.html` into the run folder.
@@ -955,6 +1071,15 @@ pub async fn run(cfg: &RunConfig) -> Result<(Results, PathBuf), RunError> {
         VerifierConfig {
             poll_interval: Duration::from_secs(1),
             drain_timeout: cfg.drain_timeout,
+            // Backfilled items carry timestamps from up to the offline window before they
+            // are sent: the read-back window reaches that far back.
+            window_margin: VerifierConfig::default().window_margin
+                + if cfg.dynamics.offline_share > 0.0 {
+                    let (from, until) = cfg.dynamics.offline_window(cfg.duration);
+                    until.saturating_sub(from)
+                } else {
+                    Duration::ZERO
+                },
             ..VerifierConfig::default()
         },
     );
@@ -974,7 +1099,7 @@ pub async fn run(cfg: &RunConfig) -> Result<(Results, PathBuf), RunError> {
         let _ = stop_rx.await;
     });
     let (sent, ()) = tokio::join!(sending, polling);
-    sent?;
+    let dynamics = sent?;
     tracing::info!(
         pending = verifier.pending(),
         "sending done, draining canaries"
@@ -1027,7 +1152,10 @@ pub async fn run(cfg: &RunConfig) -> Result<(Results, PathBuf), RunError> {
             loadgen_version: env!("CARGO_PKG_VERSION").to_string(),
             command: cfg.command.clone(),
         },
-        fleet: fleet.summary(),
+        fleet: reports::results::FleetSummary {
+            dynamics,
+            ..fleet.summary()
+        },
         signals,
         intervals: report.intervals,
         breakdown: std::mem::take(&mut *shared.breakdown.lock()),

@@ -190,6 +190,33 @@ fn section(id: &str, heading: &str, body: &str) -> String {
     format!("<section id=\"{id}\">\n<h2>{heading}</h2>\n{body}</section>\n")
 }
 
+/// One line on devices that came and went or went offline; "none" when the run had neither.
+fn dynamics(d: &crate::results::FleetDynamics) -> String {
+    let mut parts = Vec::new();
+    if d.churn_per_min > 0.0 {
+        parts.push(format!(
+            "churn {}%/min: {} devices replaced",
+            fmt_f(d.churn_per_min * 100.0),
+            fmt_int(d.replaced)
+        ));
+    }
+    if d.offline_share > 0.0 {
+        parts.push(format!(
+            "{} devices offline from {} s for {} s, {} items backfilled late, {} dropped by full device buffers",
+            fmt_int(d.offline_devices),
+            fmt_f(d.offline_from_s),
+            fmt_f(d.offline_for_s),
+            fmt_int(d.backfilled_items),
+            fmt_int(d.backfill_dropped)
+        ));
+    }
+    if parts.is_empty() {
+        "none".into()
+    } else {
+        esc(&parts.join("; "))
+    }
+}
+
 fn summary_section(r: &Results) -> String {
     let run = &r.run;
     let mut body = String::new();
@@ -240,6 +267,7 @@ fn summary_section(r: &Results) -> String {
                 fmt_int(r.fleet.problem_devices)
             ),
         ),
+        ("Churn and offline devices", dynamics(&r.fleet.dynamics)),
         ("Devices by type", fleet(&r.fleet.by_type)),
         ("Devices by region", fleet(&r.fleet.by_region)),
         ("Seed", run.seed.to_string()),

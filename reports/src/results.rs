@@ -62,6 +62,30 @@ pub struct FleetSummary {
     pub by_region: BTreeMap<String, u64>,
     pub stores: u64,
     pub problem_devices: u64,
+    /// Devices that came and went, and devices that went offline and backfilled; all zero
+    /// when the run asked for neither (`--churn`, `--offline`).
+    #[serde(default)]
+    pub dynamics: FleetDynamics,
+}
+
+/// How the fleet changed during the run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FleetDynamics {
+    /// Share of the fleet replaced per minute (`--churn`).
+    pub churn_per_min: f64,
+    /// Devices that left and were replaced by a new device (new id, new series and streams).
+    pub replaced: u64,
+    /// Share of the fleet asked to go offline (`--offline`).
+    pub offline_share: f64,
+    /// Devices that were offline during the window.
+    pub offline_devices: u64,
+    /// The offline window, seconds from the start.
+    pub offline_from_s: f64,
+    pub offline_for_s: f64,
+    /// Items buffered while offline and sent late (with their original timestamps).
+    pub backfilled_items: u64,
+    /// Items an offline device could not buffer (its buffer was full); never sent, counted.
+    pub backfill_dropped: u64,
 }
 
 /// Everything measured about one signal.

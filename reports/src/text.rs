@@ -72,6 +72,20 @@ pub fn summary(results: &Results) -> String {
             let _ = writeln!(out, "refused {name} items by status: {}", by.join(", "));
         }
     }
+    let d = &results.fleet.dynamics;
+    if d.churn_per_min > 0.0 || d.offline_share > 0.0 {
+        let _ = writeln!(
+            out,
+            "fleet changes: {} devices replaced (churn {}/min); {} offline from {} s for {} s, {} items backfilled, {} dropped",
+            d.replaced,
+            fmt_f(d.churn_per_min),
+            d.offline_devices,
+            fmt_f(d.offline_from_s),
+            fmt_f(d.offline_for_s),
+            d.backfilled_items,
+            d.backfill_dropped
+        );
+    }
     for (process, s) in resource_totals(results) {
         let _ = writeln!(
             out,

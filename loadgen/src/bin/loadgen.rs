@@ -183,6 +183,20 @@ struct RunArgs {
     /// (both). Traces always go by OTLP. Scrape, files and mixed need the embedded target.
     #[arg(long, default_value = "push", value_parser = parse_delivery)]
     delivery: Delivery,
+    /// Share of the fleet replaced per minute by new devices (new ids, series and streams),
+    /// e.g. 0.05; push delivery.
+    #[arg(long, default_value_t = 0.0, value_name = "SHARE")]
+    churn: f64,
+    /// Share of the devices whose link goes down for a window: they buffer and backfill with
+    /// their old timestamps when back, e.g. 0.1; push delivery.
+    #[arg(long, default_value_t = 0.0, value_name = "SHARE")]
+    offline: f64,
+    /// Start of the offline window [default: a third into the run].
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    offline_from: Option<Duration>,
+    /// Length of the offline window [default: a third of the run].
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    offline_for: Option<Duration>,
     /// Run folder [default: runs/<timestamp>-<devices>d].
     #[arg(long)]
     out: Option<PathBuf>,
@@ -460,6 +474,12 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         slos: args.slo.clone(),
         command: command_line(),
         progress: Some(progress.clone()),
+        dynamics: loadgen::run::dynamics::DynamicsSpec {
+            churn_per_min: args.churn,
+            offline_share: args.offline,
+            offline_from: args.offline_from,
+            offline_for: args.offline_for,
+        },
         ..RunConfig::default()
     };
     if let Err(e) = cfg.fleet.validate() {
