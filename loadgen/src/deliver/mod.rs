@@ -17,8 +17,13 @@
 //! Scrape and files need the embedded target (the in-process collector is what scrapes and
 //! tails); [`scrape::ScrapeServer::source_toml`] and [`files::FileSink::collector_toml`] give it
 //! its extra components.
+//!
+//! [`otlp`] turns log entries and scrapes into OTLP export requests, for delivering logs and
+//! metrics over OTLP/HTTP to the collector's `otlp` source; the series and streams the
+//! collector makes of them are those of the push path (see its docs for the source settings).
 
 pub mod files;
+pub mod otlp;
 pub mod scrape;
 
 use std::fmt;
