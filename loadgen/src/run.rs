@@ -213,6 +213,14 @@ struct Setup {
 }
 
 impl Setup {
+    /// Where a payload goes: OTLP payloads of every signal to the OTLP receiver.
+    fn target_of(&self, payload: &Payload) -> &Target {
+        match payload {
+            Payload::OtlpLogs(_) | Payload::OtlpMetrics(_) | Payload::OtlpTraces(_) => &self.traces,
+            _ => self.target(payload.signal()),
+        }
+    }
+
     fn target(&self, signal: Signal) -> &Target {
         match signal {
             Signal::Logs => &self.logs,
@@ -393,6 +401,8 @@ address = "{remote_write}"
 type = "otlp"
 http_address = "{otlp_http}"
 grpc_address = "{otlp_grpc}"
+log_index_attributes = {log_index}
+promote_resource_attributes = {promote}
 
 [writers.loki]
 type = "loki"
@@ -419,13 +429,21 @@ batch_wait = "100ms"
         remote_write = at(ports.map(|p| p.remote_write)),
         otlp_http = at(ports.map(|p| p.otlp_http)),
         otlp_grpc = at(ports.map(|p| p.otlp_grpc)),
-        logs_in = extra.inputs("logs", &extra.logs),
-        metrics_in = extra.inputs("metrics", &extra.metrics),
+        logs_in = extra.inputs(&["logs", "traces"], &extra.logs),
+        metrics_in = extra.inputs(&["metrics", "traces"], &extra.metrics),
+        log_index = toml_list(&crate::deliver::otlp::LOG_INDEX_ATTRIBUTES),
+        promote = toml_list(&crate::deliver::otlp::LABEL_ATTRIBUTES),
         extra = extra.toml,
         loki = e.loki,
         mimir = e.prometheus_write,
         tempo = e.tempo_otlp_http.as_str().trim_end_matches('/'),
     )
+}
+
+/// `["a", "b"]`.
+fn toml_list(items: &[&str]) -> String {
+    let quoted: Vec<String> = items.iter().map(|s| crate::deliver::toml_str(s)).collect();
+    format!("[{}]", quoted.join(", "))
 }
 
 /// What the delivery paths add to the in-process collector: components, and the extra inputs
@@ -438,9 +456,10 @@ struct CollectorExtra {
 }
 
 impl CollectorExtra {
-    /// `"<base>", "<extra>"` as a TOML list body.
-    fn inputs(&self, base: &str, extra: &Option<String>) -> String {
-        std::iter::once(base)
+    /// `"<base>"..., "<extra>"` as a TOML list body.
+    fn inputs(&self, base: &[&str], extra: &Option<String>) -> String {
+        base.iter()
+            .copied()
             .chain(extra.as_deref())
             .map(|n| format!("\"{n}\""))
             .collect::<Vec<_>>()
@@ -682,6 +701,17 @@ fn now_ns() -> i64 {
     chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
 }
 
+/// A log entry as a Loki push, or as OTLP logs.
+fn log_payload(entry: LogEntry, otlp: bool) -> Payload {
+    if otlp {
+        Payload::OtlpLogs(crate::deliver::otlp::logs_request(std::slice::from_ref(
+            &entry,
+        )))
+    } else {
+        loki_push(entry)
+    }
+}
+
 fn loki_push(entry: LogEntry) -> Payload {
     Payload::Loki(wire::loki::PushRequest {
         streams: vec![wire::loki::Stream {
@@ -699,7 +729,12 @@ enum Item {
 }
 
 /// The items of one event (a checkout is a trace and a log line), with its canary stamp.
-fn payloads(dev: &mut DeviceState, event: &Event, canary_every: u64) -> Vec<(Item, Option<Stamp>)> {
+fn payloads(
+    dev: &mut DeviceState,
+    event: &Event,
+    canary_every: u64,
+    otlp: bool,
+) -> Vec<(Item, Option<Stamp>)> {
     let now = now_ns();
     let seq = dev.next_canary(event.signal, canary_every);
     let stamp = seq.map(|seq| Stamp {
@@ -711,6 +746,12 @@ fn payloads(dev: &mut DeviceState, event: &Event, canary_every: u64) -> Vec<(Ite
     });
     match event.signal {
         Signal::Logs => vec![(Item::Log(dev.signals.log_line(now, seq)), stamp)],
+        Signal::Metrics if otlp => {
+            let scrape = dev.signals.scrape(now / 1_000_000, seq);
+            let req =
+                crate::deliver::otlp::metrics_request(&scrape, &dev.signals.device().labels());
+            vec![(Item::Push(Payload::OtlpMetrics(req)), stamp)]
+        }
         Signal::Metrics => {
             let timeseries = dev.signals.metrics(now / 1_000_000, seq);
             let req = wire::remote_write::WriteRequest {
@@ -792,7 +833,7 @@ fn check(cfg: &RunConfig) -> Result<(), RunError> {
     if cfg.fleet.devices == 0 {
         return Err(RunError::Config("devices must be above 0".into()));
     }
-    if cfg.delivery != Delivery::Push
+    if !matches!(cfg.delivery, Delivery::Push | Delivery::Otlp)
         && !matches!(
             cfg.target,
             RunTarget::Embedded | RunTarget::CollectorCmd { .. }
@@ -804,7 +845,16 @@ fn check(cfg: &RunConfig) -> Result<(), RunError> {
         )));
     }
     cfg.dynamics.validate().map_err(RunError::Config)?;
-    if cfg.dynamics.is_active() && cfg.delivery != Delivery::Push {
+    if cfg.delivery == Delivery::Otlp
+        && matches!(cfg.target, RunTarget::Direct | RunTarget::External(_))
+    {
+        return Err(RunError::Config(
+            "delivery otlp sends logs and metrics to a collector's OTLP receiver: use the \
+             embedded target, --collector-cmd or --collector URL"
+                .into(),
+        ));
+    }
+    if cfg.dynamics.is_active() && !matches!(cfg.delivery, Delivery::Push | Delivery::Otlp) {
         return Err(RunError::Config(format!(
             "--churn and --offline work with push delivery (not {}): scraped and tailed \
              devices keep their own state",
@@ -888,6 +938,7 @@ async fn send_all(
             ..Default::default()
         };
     }
+    let otlp = cfg.delivery == Delivery::Otlp;
     let targets = Arc::new([
         setup.target(Signal::Logs).clone(),
         setup.target(Signal::Metrics).clone(),
@@ -925,7 +976,7 @@ async fn send_all(
                 dyn_totals.replaced += 1;
             }
             if plan.offline(slot, event.at) {
-                for (item, stamp) in payloads(dev, &event, cfg.canary_every) {
+                for (item, stamp) in payloads(dev, &event, cfg.canary_every, otlp) {
                     if dev.backlog.len() < dynamics::BACKLOG_LIMIT {
                         let signal = match &item {
                             Item::Push(p) => p.signal(),
@@ -943,14 +994,14 @@ async fn send_all(
                 dyn_totals.backfilled_items += backlog.len() as u64;
                 let (senders, shared, targets) = (senders.clone(), shared.clone(), targets.clone());
                 tasks.spawn(backfill(
-                    backlog, event, group, start, senders, shared, targets,
+                    backlog, event, group, start, senders, shared, targets, otlp,
                 ));
             }
         }
-        for (item, stamp) in payloads(dev, &event, cfg.canary_every) {
+        for (item, stamp) in payloads(dev, &event, cfg.canary_every, otlp) {
             let payload = match (item, paths.files.as_mut()) {
                 (Item::Push(p), _) => p,
-                (Item::Log(entry), None) => loki_push(entry),
+                (Item::Log(entry), None) => log_payload(entry, otlp),
                 (Item::Log(entry), Some(files)) => {
                     let index = dev.signals.device().index;
                     let error = files
@@ -977,7 +1028,7 @@ async fn send_all(
                     continue;
                 }
             };
-            let req = match payload.prepare(setup.target(payload.signal())) {
+            let req = match payload.prepare(setup.target_of(&payload)) {
                 Ok(req) => req,
                 Err(e) => {
                     let out = Outcome {
@@ -1017,11 +1068,12 @@ async fn backfill(
     senders: Senders,
     shared: Arc<Shared>,
     targets: Arc<[Target; 3]>,
+    otlp: bool,
 ) {
     for (item, stamp, signal) in backlog {
         let payload = match item {
             Item::Push(p) => p,
-            Item::Log(entry) => loki_push(entry),
+            Item::Log(entry) => log_payload(entry, otlp),
         };
         let mut event = event;
         event.signal = signal;
@@ -1029,7 +1081,11 @@ async fn backfill(
             sent_ns: now_ns(),
             ..s
         });
-        let out = match payload.prepare(&targets[signal.index()]) {
+        let target = match payload {
+            Payload::OtlpLogs(_) | Payload::OtlpMetrics(_) => &targets[Signal::Traces.index()],
+            _ => &targets[signal.index()],
+        };
+        let out = match payload.prepare(target) {
             Ok(req) => {
                 let permit = senders.acquire(req.url()).await;
                 senders.execute(permit, req).await

@@ -1,5 +1,6 @@
 //! Short whole runs on the embedded target with the delivery paths besides push: metrics
-//! scraped by the in-process collector, logs tailed from files. Every signal is acknowledged
+//! scraped by the in-process collector, logs tailed from files, logs and metrics over OTLP.
+//! Every signal is acknowledged
 //! (served, appended or pushed) and no canary is lost.
 
 #![allow(clippy::unwrap_used)]
@@ -71,6 +72,16 @@ async fn tailed_logs_lose_no_canary() {
         .unwrap()
         .count();
     assert!(files > 0, "no log files written");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otlp_logs_and_metrics_lose_no_canary() {
+    let (results, _) = smoke(Delivery::Otlp).await;
+    assert!(
+        results.run.target.contains("delivery otlp"),
+        "{}",
+        results.run.target
+    );
 }
 
 #[test]

@@ -180,7 +180,8 @@ struct RunArgs {
     drain: Duration,
     /// How data reaches the collector: push; scrape (metrics scraped from per-device targets
     /// listed in a file_sd file); files (logs appended to per-device files it tails); mixed
-    /// (both). Traces always go by OTLP. Scrape, files and mixed need the embedded target.
+    /// (both); otlp (logs and metrics over OTLP/HTTP too). Traces always go by OTLP. Scrape,
+    /// files and mixed need the embedded target (or --collector-cmd); otlp a collector.
     #[arg(long, default_value = "push", value_parser = parse_delivery)]
     delivery: Delivery,
     /// Share of the fleet replaced per minute by new devices (new ids, series and streams),

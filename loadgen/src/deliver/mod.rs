@@ -44,14 +44,17 @@ pub enum Delivery {
     Files,
     /// Metrics by scrape and logs by files.
     Mixed,
+    /// Logs and metrics pushed over OTLP/HTTP (as an OpenTelemetry SDK on the device does).
+    Otlp,
 }
 
 impl Delivery {
-    pub const ALL: [Delivery; 4] = [
+    pub const ALL: [Delivery; 5] = [
         Delivery::Push,
         Delivery::Scrape,
         Delivery::Files,
         Delivery::Mixed,
+        Delivery::Otlp,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -60,6 +63,7 @@ impl Delivery {
             Delivery::Scrape => "scrape",
             Delivery::Files => "files",
             Delivery::Mixed => "mixed",
+            Delivery::Otlp => "otlp",
         }
     }
 
