@@ -992,10 +992,14 @@ async fn send_all(
             if !dev.backlog.is_empty() {
                 let backlog = std::mem::take(&mut dev.backlog);
                 dyn_totals.backfilled_items += backlog.len() as u64;
-                let (senders, shared, targets) = (senders.clone(), shared.clone(), targets.clone());
-                tasks.spawn(backfill(
-                    backlog, event, group, start, senders, shared, targets, otlp,
-                ));
+                let out = Outbound {
+                    senders: senders.clone(),
+                    shared: shared.clone(),
+                    targets: targets.clone(),
+                    otlp,
+                    start,
+                };
+                tasks.spawn(backfill(backlog, event, group, out));
             }
         }
         for (item, stamp) in payloads(dev, &event, cfg.canary_every, otlp) {
@@ -1057,6 +1061,15 @@ async fn send_all(
     Ok(dyn_totals)
 }
 
+/// What a backfill task needs to send and record.
+struct Outbound {
+    senders: Senders,
+    shared: Arc<Shared>,
+    targets: Arc<[Target; 3]>,
+    otlp: bool,
+    start: Instant,
+}
+
 /// Sends an offline device's backlog, oldest first, one request at a time (so each series'
 /// samples stay in order), timed from the event that found it back online. Canaries count as
 /// sent when they are sent.
@@ -1064,12 +1077,15 @@ async fn backfill(
     backlog: Vec<(Item, Option<Stamp>, Signal)>,
     event: Event,
     group: usize,
-    start: Instant,
-    senders: Senders,
-    shared: Arc<Shared>,
-    targets: Arc<[Target; 3]>,
-    otlp: bool,
+    out: Outbound,
 ) {
+    let Outbound {
+        senders,
+        shared,
+        targets,
+        otlp,
+        start,
+    } = out;
     for (item, stamp, signal) in backlog {
         let payload = match item {
             Item::Push(p) => p,
