@@ -4,3 +4,4 @@
 //! (`cargo test --features e2e`), or against a user's stack (`STEPS_STACK=external`).
 
 pub mod dashboards;
+pub mod images;
