@@ -43,14 +43,14 @@ pub enum ContainersError {
         service: &'static str,
         image: String,
         #[source]
-        source: TestcontainersError,
+        source: Box<TestcontainersError>,
     },
     #[error("{service}: no host port for container port {port}: {source}")]
     Port {
         service: &'static str,
         port: u16,
         #[source]
-        source: TestcontainersError,
+        source: Box<TestcontainersError>,
     },
     #[error("{service}: bad URL {url:?}: {source}")]
     Url {
@@ -214,7 +214,7 @@ async fn run_one(
             ContainersError::Start {
                 service,
                 image: format!("{image}:{tag}"),
-                source,
+                source: Box::new(source),
             }
         }
     })
@@ -229,7 +229,7 @@ async fn url(
     let err = |source| ContainersError::Port {
         service,
         port,
-        source,
+        source: Box::new(source),
     };
     let host = c.get_host().await.map_err(err)?;
     let mapped = c

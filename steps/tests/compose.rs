@@ -299,7 +299,7 @@ fn nodes_carry_their_identity_and_reach_the_stack() {
         let e = env(&s[*name]);
         assert_eq!(e["NODE_TYPE"], *ty, "{name}");
         for k in ["DEVICE", "REGION", "LOCATION", "BRAND", "PROBLEM_MODE"] {
-            assert!(!e.get(k).map_or(true, String::is_empty), "{name}: {k}");
+            assert!(!e.get(k).is_none_or(String::is_empty), "{name}: {k}");
         }
         assert_eq!(
             s[*name]["build"], s["node_template"]["build"],
