@@ -94,6 +94,7 @@ fn merge_signal(
             &format!("{name} write-to-query latency"),
         )?,
         items_per_second: a.items_per_second + b.items_per_second,
+        target_items_per_second: a.target_items_per_second + b.target_items_per_second,
     })
 }
 
@@ -138,6 +139,7 @@ fn merge_into(acc: &mut Results, r: &Results) -> Result<(), MergeError> {
             Some(a) => {
                 add_counts(&mut a.sent, &i.sent);
                 add_counts(&mut a.errors, &i.errors);
+                add_counts(&mut a.scheduled, &i.scheduled);
                 a.send_latency =
                     merge_hist("interval send latency", &a.send_latency, &i.send_latency)?;
             }

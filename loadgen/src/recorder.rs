@@ -81,6 +81,7 @@ impl SignalTotals {
             send_latency: self.send_latency,
             verification,
             items_per_second: self.items_per_second,
+            target_items_per_second: 0.0,
         }
     }
 }
@@ -136,8 +137,11 @@ impl Default for Totals {
 /// Items sent and refused per signal in one interval.
 #[derive(Clone, Debug, Default, PartialEq)]
 struct Counts {
+    /// By completion time.
     sent: BTreeMap<Signal, u64>,
     errors: BTreeMap<Signal, u64>,
+    /// By intended time: what the schedule asked for in this interval.
+    scheduled: BTreeMap<Signal, u64>,
 }
 
 struct OpenInterval {
@@ -214,10 +218,13 @@ impl Recorder {
         record_value(&mut totals.latency, latency_us);
 
         st.close_before(idx.saturating_sub(1));
-        let open = match st.closed.remove(&idx) {
-            Some(closed) => st.open.entry(idx).or_insert(OpenInterval::reopen(closed)),
-            None => st.open.entry(idx).or_insert_with(OpenInterval::new),
-        };
+        let scheduled_idx = self.interval_index(a.intended);
+        *st.interval_mut(scheduled_idx)
+            .counts
+            .scheduled
+            .entry(a.signal)
+            .or_default() += a.items;
+        let open = st.interval_mut(idx);
         *open.counts.sent.entry(a.signal).or_default() += a.items;
         if a.error.is_some() {
             *open.counts.errors.entry(a.signal).or_default() += a.items;
@@ -290,6 +297,7 @@ impl Recorder {
                     t_s: (idx + 1) as f64 * step,
                     sent: per_signal(&c.counts.sent),
                     errors: per_signal(&c.counts.errors),
+                    scheduled: per_signal(&c.counts.scheduled),
                     send_latency: c.latency.clone(),
                 }
             })
@@ -306,6 +314,14 @@ fn record_value(h: &mut Histogram<u64>, v: u64) {
 }
 
 impl State {
+    /// Interval `idx`, reopened if it was closed.
+    fn interval_mut(&mut self, idx: u64) -> &mut OpenInterval {
+        match self.closed.remove(&idx) {
+            Some(closed) => self.open.entry(idx).or_insert(OpenInterval::reopen(closed)),
+            None => self.open.entry(idx).or_insert_with(OpenInterval::new),
+        }
+    }
+
     /// Serializes every open interval before `idx`.
     fn close_before(&mut self, idx: u64) {
         while let Some(entry) = self.open.first_entry() {

@@ -775,6 +775,29 @@ fn payloads(
     }
 }
 
+/// Items per second the schedule aims at, per signal: every device's nominal rates times the
+/// multiplier. Metrics count samples as remote write does (OTLP delivery sends fewer, larger
+/// data points: histograms are one point there).
+fn target_rates(fleet: &Fleet, multiplier: f64, delivery: Delivery) -> [(Signal, f64); 3] {
+    let mut sum = [0.0f64; 3];
+    for d in &fleet.devices {
+        let (l, m, t) = crate::generate::Rates::for_type(d.device_type).items_per_s();
+        sum[0] += l;
+        sum[1] += m;
+        sum[2] += t;
+    }
+    let metrics = if delivery == Delivery::Otlp {
+        0.0
+    } else {
+        sum[1]
+    };
+    [
+        (Signal::Logs, sum[0] * multiplier),
+        (Signal::Metrics, metrics * multiplier),
+        (Signal::Traces, sum[2] * multiplier),
+    ]
+}
+
 /// The streams of every device at its type's nominal rates.
 fn streams(fleet: &Fleet) -> Vec<StreamSpec> {
     fleet
@@ -1186,6 +1209,7 @@ pub async fn run(cfg: &RunConfig) -> Result<(Results, PathBuf), RunError> {
     let report = shared
         .recorder
         .report(cfg.duration.saturating_sub(cfg.warmup));
+    let target_rates = target_rates(&fleet, cfg.rate_multiplier, cfg.delivery);
     let mut verifications = verified.verifications();
     let signals = report
         .signals
@@ -1199,7 +1223,12 @@ pub async fn run(cfg: &RunConfig) -> Result<(Results, PathBuf), RunError> {
                 out_of_order: 0,
                 write_to_query_latency: reports::HistogramData::empty(LATENCY_UNIT),
             });
-            (name, totals.into_results(v))
+            let mut r = totals.into_results(v);
+            r.target_items_per_second = target_rates
+                .iter()
+                .find(|(s, _)| s.as_str() == name)
+                .map_or(0.0, |(_, rate)| *rate);
+            (name, r)
         })
         .collect();
     let mut results = Results {

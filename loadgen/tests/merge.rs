@@ -43,6 +43,7 @@ fn results(id: &str, sent: u64, lat: &[u64], interval_t: &[f64]) -> Results {
             write_to_query_latency: hist(lat),
         },
         items_per_second: sent as f64 / 10.0,
+        target_items_per_second: sent as f64 / 10.0,
     };
     Results {
         schema_version: SCHEMA_VERSION,
@@ -71,6 +72,7 @@ fn results(id: &str, sent: u64, lat: &[u64], interval_t: &[f64]) -> Results {
                 t_s,
                 sent: BTreeMap::from([("logs".to_string(), 5)]),
                 errors: BTreeMap::new(),
+                scheduled: BTreeMap::from([("logs".to_string(), 5)]),
                 send_latency: hist(lat),
             })
             .collect(),

@@ -103,6 +103,10 @@ pub struct SignalResults {
     pub verification: Verification,
     /// Mean acknowledged items per second over the measured (post-warmup) time.
     pub items_per_second: f64,
+    /// The rate the schedule aimed at (every device's nominal rate times `--rate`), items/s;
+    /// 0 when unknown (results from before it was recorded).
+    #[serde(default)]
+    pub target_items_per_second: f64,
 }
 
 /// Read-back verification of the canary items of one signal.
@@ -128,6 +132,11 @@ pub struct Interval {
     pub sent: BTreeMap<String, u64>,
     /// Errors per signal in this interval.
     pub errors: BTreeMap<String, u64>,
+    /// Items per signal whose intended send time fell in this interval (what the open-loop
+    /// schedule asked for); `sent` counts by completion, so `sent` above `scheduled` would be
+    /// a catch-up burst.
+    #[serde(default)]
+    pub scheduled: BTreeMap<String, u64>,
     /// Send latency of this interval, all signals, µs.
     pub send_latency: HistogramData,
 }

@@ -72,6 +72,22 @@ pub fn summary(results: &Results) -> String {
             let _ = writeln!(out, "refused {name} items by status: {}", by.join(", "));
         }
     }
+    for (name, s) in &results.signals {
+        if s.target_items_per_second <= 0.0 {
+            continue;
+        }
+        if let Some(peak) = peak_rate(results, name) {
+            let _ = writeln!(
+                out,
+                "pacing {name}: target {}/s, sent {}/s on average, busiest interval {}/s; most sent over scheduled in one interval: {}",
+                fmt_f(s.target_items_per_second),
+                fmt_f(mean_sent_rate(results, name)),
+                fmt_f(peak),
+                max_over_schedule(results, name)
+                    .map_or("n/a".to_string(), |x| format!("{x:+} items"))
+            );
+        }
+    }
     let d = &results.fleet.dynamics;
     if d.churn_per_min > 0.0 || d.offline_share > 0.0 {
         let _ = writeln!(
@@ -116,6 +132,48 @@ pub fn summary(results: &Results) -> String {
         if results.passed() { "PASS" } else { "FAIL" }
     );
     out
+}
+
+/// The busiest reporting interval's sent rate of `signal` after the warm-up (intervals
+/// shorter than half a second, the run's ragged end, left out).
+pub fn peak_rate(results: &Results, signal: &str) -> Option<f64> {
+    measured_intervals(results)
+        .map(|(dt, i)| i.sent.get(signal).copied().unwrap_or(0) as f64 / dt)
+        .reduce(f64::max)
+}
+
+/// The largest `sent - scheduled` of `signal` in one measured interval: above 0, loadgen
+/// completed more in that interval than the schedule asked for (a catch-up burst after a
+/// stall). `None` for results without scheduled counts.
+pub fn max_over_schedule(results: &Results, signal: &str) -> Option<i64> {
+    measured_intervals(results)
+        .filter(|(_, i)| !i.scheduled.is_empty())
+        .map(|(_, i)| {
+            let sent = i.sent.get(signal).copied().unwrap_or(0) as i64;
+            sent - i.scheduled.get(signal).copied().unwrap_or(0) as i64
+        })
+        .max()
+}
+
+/// Sent items of `signal` per second over the measured intervals.
+pub fn mean_sent_rate(results: &Results, signal: &str) -> f64 {
+    let (items, secs) = measured_intervals(results).fold((0u64, 0.0), |(n, t), (dt, i)| {
+        (n + i.sent.get(signal).copied().unwrap_or(0), t + dt)
+    });
+    if secs > 0.0 { items as f64 / secs } else { 0.0 }
+}
+
+/// (length s, interval) of every post-warm-up interval of at least half a second.
+fn measured_intervals(results: &Results) -> impl Iterator<Item = (f64, &crate::results::Interval)> {
+    let warmup = results.run.warmup_s;
+    let duration = results.run.duration_s;
+    let mut prev = 0.0f64;
+    results.intervals.iter().filter_map(move |i| {
+        let dt = i.t_s - prev;
+        let start = prev;
+        prev = i.t_s;
+        (start >= warmup && dt >= 0.5 && i.t_s <= duration + 1e-9).then_some((dt, i))
+    })
 }
 
 /// CPU and RSS of one process over a run.

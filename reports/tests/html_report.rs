@@ -67,6 +67,7 @@ fn realistic(id: &str, scale: f64) -> Results {
                     write_to_query_latency: hist(&mut rng, 6_000, 900, "ms"),
                 },
                 items_per_second: acked as f64 / 60.0,
+                target_items_per_second: sent as f64 / 60.0,
             },
         );
     }
@@ -82,6 +83,7 @@ fn realistic(id: &str, scale: f64) -> Results {
                 .iter()
                 .map(|s| (s.to_string(), if t % 10 == 0 { rng.next() % 40 } else { 0 }))
                 .collect(),
+            scheduled: BTreeMap::new(),
             send_latency: hist(&mut rng, 300, 2_000, "us"),
         })
         .collect();
@@ -384,6 +386,7 @@ prop_compose! {
     ) -> SignalResults {
         SignalResults {
             sent, acknowledged, errors, send_latency, items_per_second,
+            target_items_per_second: items_per_second,
             verification: Verification {
                 canaries: c[0], found: c[1], lost: c[2], duplicated: c[3], out_of_order: c[4],
                 write_to_query_latency: w2q,
@@ -415,7 +418,7 @@ prop_compose! {
             fleet: FleetSummary::default(),
             signals,
             intervals: intervals.into_iter().map(|(t_s, sent, errors, send_latency)| Interval {
-                t_s, sent, errors, send_latency,
+                scheduled: sent.clone(), t_s, sent, errors, send_latency,
             }).collect(),
             breakdown: breakdown.into_iter().map(|(device_type, region, devices, sent, errors)| {
                 Breakdown { device_type, region, devices, sent, errors }
