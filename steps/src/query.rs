@@ -128,6 +128,9 @@ impl Exchange {
     }
 }
 
+/// A Prometheus instant vector as the steps read it: (labels, value) per series.
+pub type Vector = [(serde_json::Map<String, Value>, f64)];
+
 /// A label of a JSON label map as a string.
 pub fn label<'a>(labels: &'a serde_json::Map<String, Value>, name: &str) -> Option<&'a str> {
     labels.get(name).and_then(Value::as_str)
@@ -194,7 +197,7 @@ impl Api {
                 ex.status = resp.status().as_u16();
                 ex.body = resp.text().await.unwrap_or_else(|e| e.to_string());
             }
-            Err(e) => ex.body = e.without_url().to_string(),
+            Err(e) => ex.body = chain(&e.without_url()),
         }
         ex
     }
@@ -350,10 +353,21 @@ impl Api {
                 ex.status = r.status().as_u16();
                 ex.body = r.text().await.unwrap_or_else(|e| e.to_string());
             }
-            Err(e) => ex.body = e.without_url().to_string(),
+            Err(e) => ex.body = chain(&e.without_url()),
         }
         Ok(Some(ex))
     }
+}
+
+/// An error with its causes ("error sending request: ...: Connection refused").
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    s
 }
 
 /// A plain GET (collector self-monitoring, device exporters): never fails, see [`Api::get`].
@@ -373,7 +387,7 @@ pub async fn get_plain(url: &str) -> Exchange {
             ex.status = r.status().as_u16();
             ex.body = r.text().await.unwrap_or_else(|e| e.to_string());
         }
-        Err(e) => ex.body = e.without_url().to_string(),
+        Err(e) => ex.body = chain(&e.without_url()),
     }
     ex
 }

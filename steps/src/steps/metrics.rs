@@ -12,14 +12,14 @@ use crate::StepsWorld;
 use crate::collectors::{ScenarioCollector, toml_str, writers_toml};
 use crate::device::{Node, NodeIdentity, NodeOptions};
 use crate::eventually::{Attempt, PATIENCE, eventually};
-use crate::query::{Api, Exchange, label};
+use crate::query::{Api, Exchange, Vector, label};
 
 /// Waits for a PromQL query to answer a vector that `check` accepts.
 pub async fn expect_vector(
     w: &mut StepsWorld,
     what: &str,
     query: &str,
-    check: impl Fn(&[(serde_json::Map<String, serde_json::Value>, f64)]) -> Result<(), String> + Clone,
+    check: impl Fn(&Vector) -> Result<(), String> + Clone,
 ) -> anyhow::Result<Exchange> {
     let api = w.api().await?;
     let r = eventually(what, PATIENCE, || {
@@ -35,7 +35,7 @@ pub async fn expect_vector(
 async fn vector_attempt(
     api: &Api,
     query: &str,
-    check: impl Fn(&[(serde_json::Map<String, serde_json::Value>, f64)]) -> Result<(), String>,
+    check: impl Fn(&Vector) -> Result<(), String>,
 ) -> Attempt<Exchange> {
     match api.promql(query).await {
         Ok(ex) if !ex.ok() => Attempt::not_yet("the query failed", &ex),
@@ -48,9 +48,7 @@ async fn vector_attempt(
 }
 
 /// Every sample carries the node's six labels (and there is at least one).
-pub fn has_node_labels(
-    id: &NodeIdentity,
-) -> impl Fn(&[(serde_json::Map<String, serde_json::Value>, f64)]) -> Result<(), String> + Clone {
+pub fn has_node_labels(id: &NodeIdentity) -> impl Fn(&Vector) -> Result<(), String> + Clone {
     let id = id.clone();
     move |v| {
         if v.is_empty() {
