@@ -2,6 +2,9 @@
 //! `loadgen node` serves the device's `/metrics`, appends its log lines to
 //! `<log dir>/<device>.log`, and (POS terminals) sends each checkout's trace over OTLP/HTTP.
 //!
+//! Its `/metrics` carries the device's own labels (interface, lane, ...) but not the node's
+//! metadata ([`NODE_LABELS`]): the agent adds those, as Alloy's relabelling does.
+//!
 //! This is the exporter half of a node in `docker-compose.yaml` (the other half is the
 //! collector's `node-agent.toml`, which scrapes this exporter, tails the file and stamps the
 //! node's labels) and of the fleet scenarios. Identity comes from the same environment
@@ -330,12 +333,27 @@ fn now_ns() -> i64 {
         .unwrap_or(i64::MAX / 2)
 }
 
+/// The labels a node's agent adds from its environment; like a real exporter, the node's
+/// `/metrics` leaves them out (an agent that forgets them shows it).
+pub const NODE_LABELS: [&str; 6] = [
+    "region",
+    "location",
+    "node_type",
+    "device",
+    "brand",
+    "problem_mode",
+];
+
 async fn serve_metrics(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
-    let text = shared
-        .signals
-        .lock()
-        .scrape(now_ns() / 1_000_000, None)
-        .text();
+    let mut scrape = shared.signals.lock().scrape(now_ns() / 1_000_000, None);
+    for family in &mut scrape.families {
+        for sample in &mut family.samples {
+            sample
+                .labels
+                .retain(|(k, _)| !NODE_LABELS.contains(&k.as_str()));
+        }
+    }
+    let text = scrape.text();
     shared
         .stats
         .scrapes

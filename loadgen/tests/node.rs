@@ -50,7 +50,10 @@ async fn a_pos_node_serves_metrics_writes_logs_and_sends_traces() {
         "no POS family in:\n{text}"
     );
     assert!(!parsed.is_empty());
-    assert!(text.contains("device=\"pos-node-test\""), "{text}");
+    assert!(
+        !text.contains("pos-node-test") && !text.contains("region3"),
+        "the node's metadata is the agent's to add:\n{text}"
+    );
 
     // 100x: 20 log lines/s and 5 checkouts/s; wait for a checkout line with a trace id.
     let log = node.log_path().unwrap().to_path_buf();

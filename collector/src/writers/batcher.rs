@@ -192,6 +192,7 @@ async fn run<S: Sink>(
         workers.spawn(worker(shared.clone(), rx));
     }
     let depth = metrics.queue_depth();
+    let received = metrics.received(S::SIGNAL);
     let shutdown_discarded = metrics.discarded(S::SIGNAL, "shutdown");
     // Starts the drain clock when the collector stops, whatever the engine is waiting on.
     let watcher = tokio::spawn({
@@ -215,6 +216,8 @@ async fn run<S: Sink>(
         };
         depth.set(i64::try_from(input.len()).unwrap_or(i64::MAX));
         let Some(batch) = batch else { break };
+        // What the writer took in: sent + discarded add up to it once it has drained.
+        received.add(count::<S>(&batch));
         // Route to shards, keeping each shard's items in arrival order.
         let mut routed: Vec<Vec<S::Item>> = (0..shards).map(|_| Vec::new()).collect();
         for item in batch {

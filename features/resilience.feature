@@ -1,0 +1,21 @@
+Feature: The pipeline rides out backend failures and refuses bad input
+  A backend that fails for a while loses nothing once it recovers: the collector retries.
+  Input that cannot be parsed is refused with 400 and a reason, and counted.
+
+  Background:
+    Given the central stack
+
+  Scenario: Loki answers 500 for a while, then recovers: nothing is lost
+    Given a fault-injecting proxy in front of Loki
+    And a gateway collector writing to Loki through the proxy
+    And the proxy answers the next 3 Loki pushes with HTTP 500
+    When 50 log lines of a new stream are pushed to the gateway
+    Then within 20 s Loki returns all 50 lines of the stream, each exactly once
+    And the proxy injected 3 failures
+    And the gateway's loki writer counted at least 3 retries
+
+  Scenario: A malformed push is refused with a reason and counted
+    Given a gateway collector in front of the stack
+    When a log push with an unparsable body is sent to the gateway
+    Then the gateway answered 400 with a reason
+    And within 20 s the gateway counts 1 more discarded item with reason "decode_error" at "loki_in"
