@@ -20,6 +20,7 @@
 //! With [`RunConfig::delivery`] other than push (embedded target only), metrics are scraped by
 //! the in-process collector and/or logs are tailed from files instead; see [`crate::deliver`].
 
+mod batch;
 pub mod dynamics;
 pub mod process;
 pub mod slo;
@@ -85,6 +86,9 @@ impl RunTarget {
     }
 }
 
+/// The default `--batch-window`.
+pub const DEFAULT_BATCH_WINDOW: Duration = Duration::from_millis(10);
+
 /// Live counters of a running run, for a progress display.
 #[derive(Debug, Default)]
 pub struct Progress {
@@ -136,6 +140,9 @@ pub struct RunConfig {
     pub slos: Vec<Slo>,
     /// Devices coming and going (`--churn`), going offline and backfilling (`--offline`).
     pub dynamics: dynamics::DynamicsSpec,
+    /// Events due within this window share requests (see `run/batch.rs`); zero: a request
+    /// per event.
+    pub batch_window: Duration,
     /// Reporting interval.
     pub interval: Duration,
     /// The command line, for `results.json`.
@@ -165,6 +172,7 @@ impl Default for RunConfig {
             command: String::new(),
             progress: None,
             dynamics: dynamics::DynamicsSpec::default(),
+            batch_window: DEFAULT_BATCH_WINDOW,
         }
     }
 }
@@ -213,14 +221,6 @@ struct Setup {
 }
 
 impl Setup {
-    /// Where a payload goes: OTLP payloads of every signal to the OTLP receiver.
-    fn target_of(&self, payload: &Payload) -> &Target {
-        match payload {
-            Payload::OtlpLogs(_) | Payload::OtlpMetrics(_) | Payload::OtlpTraces(_) => &self.traces,
-            _ => self.target(payload.signal()),
-        }
-    }
-
     fn target(&self, signal: Signal) -> &Target {
         match signal {
             Signal::Logs => &self.logs,
@@ -972,8 +972,32 @@ async fn send_all(
         s.begin(start)?;
     }
     let mut tasks = JoinSet::new();
-    for event in Schedule::new(&spec, cfg.fleet.seed) {
-        tokio::time::sleep_until(start + event.at).await;
+    let mut batcher = batch::Batcher::new(cfg.batch_window);
+    let out = Outbound {
+        senders: senders.clone(),
+        shared: shared.clone(),
+        targets: targets.clone(),
+        otlp,
+        start,
+    };
+    let mut events = Schedule::new(&spec, cfg.fleet.seed).peekable();
+    loop {
+        // Sleep until the next event or the next batch deadline, whichever is first.
+        let next_at = events.peek().map(|e| e.at);
+        let (wake, flush) = match (next_at, batcher.next_deadline()) {
+            (None, None) => break,
+            (Some(a), Some(d)) if d <= a => (d, true),
+            (Some(a), _) => (a, false),
+            (None, Some(d)) => (d, true),
+        };
+        tokio::time::sleep_until(start + wake).await;
+        if flush {
+            for b in batcher.due(wake) {
+                send_batch(b, &out, &mut tasks).await;
+            }
+            continue;
+        }
+        let Some(event) = events.next() else { break };
         shared
             .progress
             .elapsed_ms
@@ -1015,14 +1039,7 @@ async fn send_all(
             if !dev.backlog.is_empty() {
                 let backlog = std::mem::take(&mut dev.backlog);
                 dyn_totals.backfilled_items += backlog.len() as u64;
-                let out = Outbound {
-                    senders: senders.clone(),
-                    shared: shared.clone(),
-                    targets: targets.clone(),
-                    otlp,
-                    start,
-                };
-                tasks.spawn(backfill(backlog, event, group, out));
+                tasks.spawn(backfill(backlog, event, group, out.clone()));
             }
         }
         for (item, stamp) in payloads(dev, &event, cfg.canary_every, otlp) {
@@ -1055,27 +1072,22 @@ async fn send_all(
                     continue;
                 }
             };
-            let req = match payload.prepare(setup.target_of(&payload)) {
-                Ok(req) => req,
-                Err(e) => {
-                    let out = Outcome {
-                        items: payload.items(),
-                        result: Err(e),
-                    };
-                    shared.finish(&event, group, start.elapsed(), &out, None);
-                    continue;
-                }
-            };
-            let permit = senders.acquire(req.url()).await;
-            let (senders, shared) = (senders.clone(), shared.clone());
             let mut event = event;
             event.signal = payload.signal();
-            tasks.spawn(async move {
-                let out = senders.execute(permit, req).await;
-                shared.finish(&event, group, start.elapsed(), &out, stamp);
-            });
+            let part = batch::Part {
+                event,
+                group,
+                items: payload.items(),
+                stamp,
+            };
+            if let Some(b) = batcher.add(part, payload) {
+                send_batch(b, &out, &mut tasks).await;
+            }
         }
         while tasks.try_join_next().is_some() {}
+    }
+    for b in batcher.drain() {
+        send_batch(b, &out, &mut tasks).await;
     }
     while tasks.join_next().await.is_some() {}
     if let Some(s) = &paths.scrape {
@@ -1084,13 +1096,69 @@ async fn send_all(
     Ok(dyn_totals)
 }
 
+/// Sends one batch (waiting for a permit of its target) in a task; each part is recorded as
+/// its own attempt, with its own intended time, when the request completes.
+async fn send_batch(b: batch::Batch, out: &Outbound, tasks: &mut JoinSet<()>) {
+    let target = out.target_of(&b.payload);
+    let shared = out.shared.clone();
+    let start = out.start;
+    let req = match b.payload.prepare(target) {
+        Ok(req) => req,
+        Err(e) => {
+            let kind = e.kind();
+            for p in b.parts {
+                shared.attempt(
+                    &p.event,
+                    p.group,
+                    start.elapsed(),
+                    p.items,
+                    Some(&kind),
+                    None,
+                );
+            }
+            return;
+        }
+    };
+    let permit = out.senders.acquire(req.url()).await;
+    let senders = out.senders.clone();
+    tasks.spawn(async move {
+        let outcome = senders.execute(permit, req).await;
+        let completed = start.elapsed();
+        let error = outcome.error_key();
+        for p in b.parts {
+            let stamp = if error.is_none() { p.stamp } else { None };
+            shared.attempt(
+                &p.event,
+                p.group,
+                completed,
+                p.items,
+                error.as_deref(),
+                stamp,
+            );
+        }
+    });
+}
+
 /// What a backfill task needs to send and record.
+#[derive(Clone)]
 struct Outbound {
     senders: Senders,
     shared: Arc<Shared>,
     targets: Arc<[Target; 3]>,
     otlp: bool,
     start: Instant,
+}
+
+impl Outbound {
+    /// Where a payload goes: OTLP payloads of every signal to the OTLP receiver.
+    fn target_of(&self, payload: &Payload) -> &Target {
+        match payload {
+            Payload::OtlpLogs(_) | Payload::OtlpMetrics(_) | Payload::OtlpTraces(_) => {
+                &self.targets[Signal::Traces.index()]
+            }
+            _ => &self.targets[payload.signal().index()],
+        }
+    }
 }
 
 /// Sends an offline device's backlog, oldest first, one request at a time (so each series'
@@ -1102,17 +1170,10 @@ async fn backfill(
     group: usize,
     out: Outbound,
 ) {
-    let Outbound {
-        senders,
-        shared,
-        targets,
-        otlp,
-        start,
-    } = out;
     for (item, stamp, signal) in backlog {
         let payload = match item {
             Item::Push(p) => p,
-            Item::Log(entry) => log_payload(entry, otlp),
+            Item::Log(entry) => log_payload(entry, out.otlp),
         };
         let mut event = event;
         event.signal = signal;
@@ -1120,22 +1181,20 @@ async fn backfill(
             sent_ns: now_ns(),
             ..s
         });
-        let target = match payload {
-            Payload::OtlpLogs(_) | Payload::OtlpMetrics(_) => &targets[Signal::Traces.index()],
-            _ => &targets[signal.index()],
-        };
-        let out = match payload.prepare(target) {
+        let target = out.target_of(&payload);
+        let outcome = match payload.prepare(target) {
             Ok(req) => {
-                let permit = senders.acquire(req.url()).await;
-                senders.execute(permit, req).await
+                let permit = out.senders.acquire(req.url()).await;
+                out.senders.execute(permit, req).await
             }
             Err(e) => Outcome {
                 items: payload.items(),
                 result: Err(e),
             },
         };
-        let stamp = if out.result.is_ok() { stamp } else { None };
-        shared.finish(&event, group, start.elapsed(), &out, stamp);
+        let stamp = if outcome.result.is_ok() { stamp } else { None };
+        out.shared
+            .finish(&event, group, out.start.elapsed(), &outcome, stamp);
     }
 }
 

@@ -141,6 +141,38 @@ pub enum Payload {
 }
 
 impl Payload {
+    /// Appends `other`'s streams, series or resources when both are the same kind of payload;
+    /// gives `other` back otherwise.
+    pub fn merge(&mut self, other: Payload) -> Result<(), Payload> {
+        match (self, other) {
+            (Payload::Loki(a), Payload::Loki(b)) => a.streams.extend(b.streams),
+            (Payload::RemoteWrite(a), Payload::RemoteWrite(b)) => {
+                a.timeseries.extend(b.timeseries);
+                a.metadata.extend(b.metadata);
+            }
+            (Payload::OtlpTraces(a), Payload::OtlpTraces(b)) => {
+                a.resource_spans.extend(b.resource_spans)
+            }
+            (Payload::OtlpMetrics(a), Payload::OtlpMetrics(b)) => {
+                a.resource_metrics.extend(b.resource_metrics)
+            }
+            (Payload::OtlpLogs(a), Payload::OtlpLogs(b)) => a.resource_logs.extend(b.resource_logs),
+            (_, other) => return Err(other),
+        }
+        Ok(())
+    }
+
+    /// Which kind of payload, 0..5 (Loki, remote write, OTLP traces, metrics, logs).
+    pub fn kind(&self) -> usize {
+        match self {
+            Payload::Loki(_) => 0,
+            Payload::RemoteWrite(_) => 1,
+            Payload::OtlpTraces(_) => 2,
+            Payload::OtlpMetrics(_) => 3,
+            Payload::OtlpLogs(_) => 4,
+        }
+    }
+
     pub fn signal(&self) -> Signal {
         match self {
             Payload::Loki(_) | Payload::OtlpLogs(_) => Signal::Logs,
