@@ -55,6 +55,28 @@ pub struct TimedOut {
     pub exchange: Option<Exchange>,
 }
 
+impl TimedOut {
+    fn new(
+        what: String,
+        start: Instant,
+        attempts: u32,
+        why: String,
+        exchange: Option<Exchange>,
+    ) -> TimedOut {
+        TimedOut {
+            what,
+            waited: start.elapsed(),
+            attempts,
+            why,
+            shown: exchange
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            exchange,
+        }
+    }
+}
+
 /// Runs `check` until it passes or `patience` is over.
 pub async fn eventually<T, F, Fut>(
     what: &str,
@@ -73,17 +95,13 @@ where
             Attempt::Pass(v) => return Ok(v),
             Attempt::NotYet { why, exchange } => {
                 if start.elapsed() >= patience {
-                    return Err(TimedOut {
-                        what: what.to_string(),
-                        waited: start.elapsed(),
+                    return Err(TimedOut::new(
+                        what.to_string(),
+                        start,
                         attempts,
                         why,
-                        shown: exchange
-                            .as_ref()
-                            .map(ToString::to_string)
-                            .unwrap_or_default(),
                         exchange,
-                    });
+                    ));
                 }
             }
         }
@@ -102,17 +120,13 @@ where
     loop {
         attempts += 1;
         if let Attempt::NotYet { why, exchange } = check().await {
-            return Err(TimedOut {
-                what: format!("{what} (broken after {:?})", start.elapsed()),
-                waited: start.elapsed(),
+            return Err(TimedOut::new(
+                format!("{what} (broken after {:?})", start.elapsed()),
+                start,
                 attempts,
                 why,
-                shown: exchange
-                    .as_ref()
-                    .map(ToString::to_string)
-                    .unwrap_or_default(),
                 exchange,
-            });
+            ));
         }
         if start.elapsed() >= period {
             return Ok(());

@@ -83,11 +83,7 @@ impl Exchange {
         self.result()
             .into_iter()
             .map(|s| {
-                let labels = s
-                    .get("stream")
-                    .and_then(Value::as_object)
-                    .cloned()
-                    .unwrap_or_default();
+                let labels = labels_at(&s, "stream");
                 let lines = s
                     .get("values")
                     .and_then(Value::as_array)
@@ -112,11 +108,7 @@ impl Exchange {
         self.result()
             .into_iter()
             .map(|s| {
-                let labels = s
-                    .get("metric")
-                    .and_then(Value::as_object)
-                    .cloned()
-                    .unwrap_or_default();
+                let labels = labels_at(&s, "metric");
                 let v = s
                     .pointer("/value/1")
                     .and_then(Value::as_str)
@@ -390,4 +382,13 @@ pub async fn get_plain(url: &str) -> Exchange {
         Err(e) => ex.body = chain(&e.without_url()),
     }
     ex
+}
+
+/// The label object at `key` of one result (`stream` for Loki, `metric` for Prometheus).
+fn labels_at(result: &Value, key: &str) -> serde_json::Map<String, Value> {
+    result
+        .get(key)
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default()
 }
