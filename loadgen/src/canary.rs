@@ -63,10 +63,16 @@ pub fn find_token(line: &str) -> Option<Canary> {
 /// The trace id of a device's canary trace `seq`: deterministic, so the verifier can fetch it by
 /// id; never all zero. Bytes 0..8 are the device index, 8..16 the sequence number, both
 /// big-endian with the top bit of byte 0 set.
-pub fn trace_id(device_index: u64, seq: u64) -> [u8; 16] {
+///
+/// `run` tells runs apart: two runs of one seed have the same devices and canary sequence
+/// numbers, and a trace is looked up by id with no time window, so without it a run against a
+/// stack that still holds an earlier run's traces would find that run's canaries (and miss its
+/// own losses). A device's canary numbers stay far below 2^32 in any run.
+pub fn trace_id(run: u32, device_index: u64, seq: u64) -> [u8; 16] {
     let mut id = [0u8; 16];
     id[..8].copy_from_slice(&(device_index | (1 << 63)).to_be_bytes());
-    id[8..].copy_from_slice(&seq.to_be_bytes());
+    id[8..12].copy_from_slice(&run.to_be_bytes());
+    id[12..].copy_from_slice(&(seq as u32).to_be_bytes());
     id
 }
 
@@ -107,8 +113,9 @@ mod tests {
 
     #[test]
     fn trace_ids_are_distinct_and_nonzero() {
-        assert_ne!(trace_id(0, 0), [0u8; 16]);
-        assert_ne!(trace_id(1, 2), trace_id(2, 1));
+        assert_ne!(trace_id(0, 0, 0), [0u8; 16]);
+        assert_ne!(trace_id(0, 1, 2), trace_id(0, 2, 1));
+        assert_ne!(trace_id(7, 1, 2), trace_id(8, 1, 2), "runs differ");
     }
 
     proptest! {

@@ -584,9 +584,16 @@ struct DeviceState {
 }
 
 impl DeviceState {
-    fn new(device: &crate::fleet::Device, seed: u64, group: usize, generation: u32) -> Self {
+    fn new(
+        device: &crate::fleet::Device,
+        seed: u64,
+        group: usize,
+        generation: u32,
+        run: u32,
+    ) -> Self {
         DeviceState {
-            signals: DeviceSignals::new(device, seed.wrapping_add(u64::from(generation))),
+            signals: DeviceSignals::new(device, seed.wrapping_add(u64::from(generation)))
+                .for_run(run),
             id: Arc::from(device.id.as_str()),
             group,
             events: [0; 3],
@@ -613,6 +620,8 @@ impl DeviceState {
 
 /// What is shared by the tasks that send.
 struct Shared {
+    /// This run's id in canary trace ids, from its start time.
+    run: u32,
     recorder: Recorder,
     ledger: Arc<Ledger>,
     breakdown: Mutex<Vec<Breakdown>>,
@@ -931,6 +940,7 @@ async fn send_all(
     of_device: &[usize],
     paths: &mut Paths,
 ) -> Result<reports::results::FleetDynamics, RunError> {
+    let run = shared.run;
     let senders = Senders::new(&SenderConfig::default())?;
     let spec = ScheduleSpec {
         streams: streams(fleet),
@@ -943,7 +953,7 @@ async fn send_all(
         .devices
         .iter()
         .zip(of_device)
-        .map(|(d, &group)| DeviceState::new(d, cfg.fleet.seed, group, 0))
+        .map(|(d, &group)| DeviceState::new(d, cfg.fleet.seed, group, 0, run))
         .collect();
     let plan = cfg
         .dynamics
@@ -1019,7 +1029,7 @@ async fn send_all(
                 && let Some(original) = fleet.devices.get(slot)
             {
                 let d = dynamics::replacement(original, generation);
-                *dev = DeviceState::new(&d, cfg.fleet.seed, group, generation);
+                *dev = DeviceState::new(&d, cfg.fleet.seed, group, generation, run);
                 dyn_totals.replaced += 1;
             }
             if plan.offline(slot, event.at) {
@@ -1210,7 +1220,12 @@ pub async fn run(cfg: &RunConfig) -> Result<(Results, PathBuf), RunError> {
     };
     let (rows, of_device) = groups(&fleet);
     let ledger = Arc::new(Ledger::new());
+    let run_id = {
+        let ns = started.timestamp_nanos_opt().unwrap_or_default() as u64;
+        (ns ^ (ns >> 32)) as u32
+    };
     let shared = Arc::new(Shared {
+        run: run_id,
         recorder: Recorder::new(cfg.interval, cfg.warmup),
         ledger: ledger.clone(),
         breakdown: Mutex::new(rows),
@@ -1225,6 +1240,7 @@ pub async fn run(cfg: &RunConfig) -> Result<(Results, PathBuf), RunError> {
         VerifierConfig {
             poll_interval: Duration::from_secs(1),
             drain_timeout: cfg.drain_timeout,
+            run: run_id,
             // Backfilled items carry timestamps from up to the offline window before they
             // are sent: the read-back window reaches that far back.
             window_margin: VerifierConfig::default().window_margin

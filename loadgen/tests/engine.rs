@@ -92,7 +92,7 @@ fn traces(d: u64, seq: u64) -> ExportTraceServiceRequest {
             resource: resource(d),
             scope_spans: vec![ScopeSpans {
                 spans: vec![Span {
-                    trace_id: loadgen::canary::trace_id(d, seq).to_vec(),
+                    trace_id: loadgen::canary::trace_id(0, d, seq).to_vec(),
                     span_id: vec![1; 8],
                     name: "checkout".into(),
                     start_time_unix_nano: t - 1_000_000,

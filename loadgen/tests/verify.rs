@@ -53,9 +53,13 @@ fn config() -> VerifierConfig {
         log_page_limit: 3,
         metric_chunk: Duration::from_millis(250),
         trace_concurrency: 2,
+        run: RUN,
         ..VerifierConfig::default()
     }
 }
+
+/// The run id of the canaries these tests push (see `canary::trace_id`).
+const RUN: u32 = 7;
 
 async fn push_logs(endpoints: &stack::Endpoints, device: &str, pushes: &[Push]) {
     let entries = pushes
@@ -110,17 +114,19 @@ fn attr(key: &str, v: any_value::Value) -> KeyValue {
     }
 }
 
-/// Pushes each canary's root span; `span_salt` makes distinct span ids for re-sends.
+/// Pushes each canary's root span of run `run`; `span_salt` makes distinct span ids for
+/// re-sends.
 async fn push_traces(
     endpoints: &stack::Endpoints,
     (device, index): (&str, u64),
     pushes: &[Push],
     span_salt: u64,
+    run: u32,
 ) {
     let spans = pushes
         .iter()
         .map(|p| Span {
-            trace_id: canary::trace_id(index, p.seq).to_vec(),
+            trace_id: canary::trace_id(run, index, p.seq).to_vec(),
             span_id: (p.seq + 1 + (span_salt << 32)).to_be_bytes().to_vec(),
             name: "checkout".into(),
             start_time_unix_nano: p.ts_ns as u64,
@@ -156,7 +162,7 @@ async fn push_traces(
 async fn push_all(endpoints: &stack::Endpoints, device: (&str, u64), pushes: &[Push]) {
     push_logs(endpoints, device.0, pushes).await;
     push_metrics(endpoints, device.0, pushes).await;
-    push_traces(endpoints, device, pushes, 0).await;
+    push_traces(endpoints, device, pushes, 0, RUN).await;
 }
 
 fn record_all(ledger: &Ledger, (device, index): (&str, u64), pushes: &[Push]) {
@@ -203,6 +209,29 @@ async fn every_pushed_canary_is_found() {
     }
     let v = r.verifications();
     assert_eq!(v.keys().collect::<Vec<_>>(), ["logs", "metrics", "traces"]);
+}
+
+#[tokio::test]
+async fn an_earlier_runs_traces_do_not_hide_this_runs_losses() {
+    let stack = EmbeddedStack::start(EmbeddedConfig::default())
+        .await
+        .unwrap();
+    let ledger = Arc::new(Ledger::new());
+    let pushes = canaries(6);
+    let d = DEVICES[0];
+    // An earlier run of the same seed left every canary trace (same devices, same numbers) in
+    // the stack; this run's odd canaries never arrived.
+    push_traces(stack.endpoints(), d, &pushes, 0, RUN - 1).await;
+    let this_run: Vec<Push> = pushes.iter().copied().filter(|p| p.seq % 2 == 0).collect();
+    push_traces(stack.endpoints(), d, &this_run, 1, RUN).await;
+    record_all(&ledger, d, &pushes);
+    let cfg = VerifierConfig {
+        drain_timeout: Duration::from_secs(1),
+        ..config()
+    };
+    let r = drain(&stack, ledger, cfg).await;
+    let (canaries, found, lost, duplicated, _) = counts(&r, Signal::Traces);
+    assert_eq!((canaries, found, lost, duplicated), (6, 3, 3, 0));
 }
 
 #[tokio::test]
@@ -269,8 +298,8 @@ async fn canaries_stored_twice_are_duplicates() {
     );
     push_logs(stack.endpoints(), d.0, &twice).await;
     push_metrics(stack.endpoints(), d.0, &twice).await;
-    push_traces(stack.endpoints(), d, &pushes, 0).await;
-    push_traces(stack.endpoints(), d, &pushes[2..3], 1).await;
+    push_traces(stack.endpoints(), d, &pushes, 0, RUN).await;
+    push_traces(stack.endpoints(), d, &pushes[2..3], 1, RUN).await;
     let r = drain(&stack, ledger, config()).await;
     for s in Signal::ALL {
         assert_eq!(counts(&r, s), (5, 5, 0, 1, 0), "{s}");

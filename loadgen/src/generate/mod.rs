@@ -37,6 +37,8 @@ pub struct DeviceSignals {
     rng: StdRng,
     metrics: MetricState,
     last_scrape_ms: Option<i64>,
+    /// The run's id in canary trace ids ([`crate::canary::trace_id`]).
+    run: u32,
 }
 
 impl DeviceSignals {
@@ -50,7 +52,14 @@ impl DeviceSignals {
             rng,
             metrics,
             last_scrape_ms: None,
+            run: 0,
         }
+    }
+
+    /// These generators belong to run `run` (canary trace ids carry it).
+    pub fn for_run(mut self, run: u32) -> Self {
+        self.run = run;
+        self
     }
 
     pub fn device(&self) -> &Device {
@@ -116,6 +125,7 @@ impl DeviceSignals {
                 now_ns,
                 trace_canary,
                 log_canary,
+                self.run,
             )
         })
     }

@@ -218,7 +218,7 @@ fn checkout_trace_spans_four_linked_services_and_the_log_has_its_id() {
     let mut g = DeviceSignals::new(&d, 1);
     let now_ns = T0_MS * 1_000_000;
     let c = g.checkout(now_ns, Some(9), Some(4)).unwrap();
-    assert_eq!(c.trace_id, canary::trace_id(d.index, 9));
+    assert_eq!(c.trace_id, canary::trace_id(0, d.index, 9));
     assert_eq!(c.resource_spans.len(), 4);
     let mut parent: Option<&[u8]> = None;
     let mut outer = (0u64, u64::MAX);

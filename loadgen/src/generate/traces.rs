@@ -62,9 +62,10 @@ pub(crate) fn checkout(
     now_ns: i64,
     trace_canary: Option<u64>,
     log_canary: Option<u64>,
+    run: u32,
 ) -> Checkout {
     let trace_id = match trace_canary {
-        Some(seq) => canary::trace_id(device.index, seq),
+        Some(seq) => canary::trace_id(run, device.index, seq),
         None => {
             // Top bit clear: never equal to a canary trace id.
             let mut id = nonzero_id::<16>(rng);

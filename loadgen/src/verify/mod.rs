@@ -62,6 +62,8 @@ pub struct VerifierConfig {
     /// How far before its send time a canary may be stamped (clock skew, a pipeline that
     /// rewrites timestamps): queries start this much before the earliest send time.
     pub window_margin: Duration,
+    /// The run whose canary trace ids to look up ([`crate::canary::trace_id`]).
+    pub run: u32,
 }
 
 impl Default for VerifierConfig {
@@ -76,6 +78,7 @@ impl Default for VerifierConfig {
             metric_chunk: Duration::from_secs(3600),
             trace_concurrency: 8,
             window_margin: Duration::from_secs(60),
+            run: 0,
         }
     }
 }

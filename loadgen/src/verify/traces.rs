@@ -1,4 +1,4 @@
-//! Trace canaries: `GET /api/traces/<hex(canary::trace_id(device index, seq))>` for each
+//! Trace canaries: `GET /api/traces/<hex(canary::trace_id(run, device index, seq))>` for each
 //! canary, at most [`VerifierConfig::trace_concurrency`] at a time. A trace that exists is
 //! found; its copies are the spans carrying `loadgen.canary.seq` = seq (at least one once the
 //! trace exists). Tempo merges spans with the same span id when it reads a trace, so only a
@@ -32,7 +32,7 @@ pub(crate) async fn read(
             let (device, index) = (t.device.clone(), t.index);
             tasks.spawn(async move {
                 let _permit = permits.acquire_owned().await;
-                let id = hex::encode(canary::trace_id(index, seq));
+                let id = hex::encode(canary::trace_id(cfg.run, index, seq));
                 let what = || format!("trace {id} ({device}/{seq})");
                 let trace = guarded(Signal::Traces, &cfg, what, tempo.trace_by_id(&id)).await;
                 (
