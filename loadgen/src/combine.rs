@@ -15,7 +15,7 @@ use reports::html::{fmt_f, loss_fraction, to_ms};
 use reports::results::{Interval, SignalResults, Verification};
 use reports::{Results, SCHEMA_VERSION};
 
-use crate::run::Slo;
+use reports::verdict::Objectives;
 
 /// Why results cannot be merged.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +69,11 @@ fn merge_verification(
             &a.write_to_query_latency,
             &b.write_to_query_latency,
         )?,
+        query_errors: a.query_errors + b.query_errors,
+        last_query_error: b
+            .last_query_error
+            .clone()
+            .or_else(|| a.last_query_error.clone()),
     })
 }
 
@@ -275,12 +280,7 @@ pub fn merge(all: &[Results]) -> Result<Results, MergeError> {
     acc.breakdown
         .sort_by(|a, b| (&a.device_type, &a.region).cmp(&(&b.device_type, &b.region)));
     acc.resources.sort_by(|a, b| a.t_s.total_cmp(&b.t_s));
-    let slos: Vec<Slo> = first
-        .slos
-        .iter()
-        .filter_map(|v| format!("{}={}", v.name, v.threshold).parse().ok())
-        .collect();
-    acc.slos = slos.iter().map(|s| s.check(&acc)).collect();
+    Objectives::of(first).judge(&mut acc);
     Ok(acc)
 }
 

@@ -9,7 +9,7 @@
 //! | [`RunTarget::Embedded`] | an in-process collector (Loki push, remote write, OTLP/HTTP on 127.0.0.1 port 0) writing to an embedded stack | the embedded stack |
 //! | [`RunTarget::CollectorCmd`] | the collector binary, spawned with the same config on free ports; its CPU and RSS sampled from `/proc` | the embedded stack |
 //! | [`RunTarget::Direct`] | the embedded stack's own APIs | the embedded stack |
-//! | [`RunTarget::Collector`] | a running collector: `{url}/loki/api/v1/push`, `{url}/api/v1/write`, `{url}/v1/traces` | the stack of its [`ExternalArgs`] |
+//! | [`RunTarget::Collector`] | a running collector's receivers ([`receivers::Receivers`]: the shipped gateway's ports, or one URL each) | the stack of its [`ExternalArgs`] |
 //! | [`RunTarget::External`] | the APIs of a running stack | the same stack |
 //!
 //! Each device has three streams: logs (Poisson, its log rate), metrics (fixed interval, its
@@ -22,8 +22,9 @@
 
 mod batch;
 pub mod dynamics;
+pub mod preflight;
 pub mod process;
-pub mod slo;
+pub mod receivers;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -50,7 +51,7 @@ use crate::send::{Outcome, Payload, SendError, SenderConfig, Senders, Target};
 use crate::signal::Signal;
 use crate::verify::{Ledger, Verifier, VerifierConfig};
 
-pub use slo::{Slo, SloError, SloKind};
+pub use reports::verdict::{Objectives, Slo, SloError, SloKind};
 
 /// Where a run sends its data.
 #[derive(Clone, Debug, Default)]
@@ -63,8 +64,11 @@ pub enum RunTarget {
     CollectorCmd { program: PathBuf },
     /// An embedded stack, pushed to directly.
     Direct,
-    /// A running collector at this base URL, writing to the stack of the arguments.
-    Collector { url: Url, stack: ExternalArgs },
+    /// A running collector with these receivers, writing to the stack of the arguments.
+    Collector {
+        receivers: receivers::Receivers,
+        stack: ExternalArgs,
+    },
     /// A running stack, pushed to directly.
     External(ExternalArgs),
 }
@@ -80,7 +84,10 @@ impl RunTarget {
                 format!("collector process {} (embedded stack)", program.display())
             }
             RunTarget::Direct => "direct (embedded stack, no collector)".into(),
-            RunTarget::Collector { url, .. } => format!("collector {url}"),
+            RunTarget::Collector { receivers: r, .. } => format!(
+                "collector (Loki push {}, remote write {}, OTLP {})",
+                r.loki, r.remote_write, r.otlp
+            ),
             RunTarget::External(a) => format!("external {}", a.loki_url),
         }
     }
@@ -137,7 +144,11 @@ pub struct RunConfig {
     pub target: RunTarget,
     /// Push, or metrics by scrape and/or logs by files ([`crate::deliver`]; embedded target).
     pub delivery: Delivery,
+    /// Objectives given with `--slo`; each replaces the default objective of its name.
     pub slos: Vec<Slo>,
+    /// Judge by the default objectives too (no loss, duplicates, refusals; every sent signal
+    /// verified); `--no-default-slos` turns this off.
+    pub default_slos: bool,
     /// Devices coming and going (`--churn`), going offline and backfilling (`--offline`).
     pub dynamics: dynamics::DynamicsSpec,
     /// Events due within this window share requests (see `run/batch.rs`); zero: a request
@@ -168,6 +179,7 @@ impl Default for RunConfig {
             target: RunTarget::Embedded,
             delivery: Delivery::Push,
             slos: Vec::new(),
+            default_slos: true,
             interval: Duration::from_secs(1),
             command: String::new(),
             progress: None,
@@ -192,6 +204,8 @@ pub enum RunError {
     Collector(String),
     #[error(transparent)]
     Send(#[from] SendError),
+    #[error(transparent)]
+    Preflight(#[from] preflight::PreflightError),
     #[error("delivery: {0}")]
     Deliver(#[from] crate::deliver::DeliverError),
     #[error("run folder {path}: {source}")]
@@ -266,20 +280,16 @@ impl Setup {
                 };
                 (logs, metrics, traces, e, Some(stack), collector)
             }
-            RunTarget::Collector { url, stack } => {
+            RunTarget::Collector {
+                receivers: r,
+                stack,
+            } => {
                 let e = stack.endpoints()?;
-                // Relative joins keep a path prefix of the base (`http://h/gw` + `api/v1/write`).
-                let mut root = url.clone();
-                if !root.path().ends_with('/') {
-                    root.set_path(&format!("{}/", root.path()));
-                }
-                let base = |path: &str| -> Result<Target, RunError> {
-                    let url = root.join(path).map_err(|err| {
-                        RunError::Config(format!("collector URL {url} + {path}: {err}"))
-                    })?;
-                    Ok(Target { url, tenant: None })
+                let t = |url: &Url| Target {
+                    url: url.clone(),
+                    tenant: e.tenant.clone(),
                 };
-                (base("")?, base("api/v1/write")?, base("")?, e, None, None)
+                (t(&r.loki), t(&r.remote_write), t(&r.otlp), e, None, None)
             }
             RunTarget::External(args) => {
                 let e = args.endpoints()?;
@@ -491,6 +501,7 @@ impl Paths {
                 .zip(of_device)
                 .map(|(d, &g)| (Arc::from(d.id.as_str()), d.index, g))
                 .collect();
+            let run = shared.run;
             let (shared, warmup) = (shared.clone(), cfg.warmup);
             let sink: crate::deliver::Sink = Arc::new(move |d: Delivered| {
                 if let Some((id, index, group)) = devices.get(d.device) {
@@ -500,6 +511,7 @@ impl Paths {
             let server = ScrapeServer::start(
                 fleet,
                 cfg.fleet.seed,
+                run,
                 cfg.canary_every,
                 cfg.rate_multiplier,
                 dir,
@@ -931,6 +943,35 @@ fn run_dir(cfg: &RunConfig, started: &chrono::DateTime<chrono::Utc>) -> PathBuf 
     })
 }
 
+/// One empty request to every push target the run will use and one query of each query API;
+/// the run stops here if any fails.
+async fn preflight(cfg: &RunConfig, setup: &Setup) -> Result<(), RunError> {
+    let otlp = cfg.delivery == Delivery::Otlp;
+    let senders = Senders::new(&SenderConfig::default())?;
+    let pushes: Vec<preflight::PushProbe> = Signal::ALL
+        .into_iter()
+        .filter(|s| match s {
+            Signal::Logs => !cfg.delivery.writes_files(),
+            Signal::Metrics => !cfg.delivery.scrapes(),
+            Signal::Traces => true,
+        })
+        .map(|signal| {
+            let payload = preflight::PushProbe::empty(signal, otlp);
+            let target = match payload {
+                Payload::OtlpLogs(_) | Payload::OtlpMetrics(_) => setup.target(Signal::Traces),
+                _ => setup.target(signal),
+            };
+            preflight::PushProbe {
+                signal,
+                target: target.clone(),
+                payload,
+            }
+        })
+        .collect();
+    preflight::check(&senders, &pushes, &setup.verify).await?;
+    Ok(())
+}
+
 /// Sends the schedule, returning when every request has finished.
 async fn send_all(
     cfg: &RunConfig,
@@ -1233,6 +1274,10 @@ pub async fn run(cfg: &RunConfig) -> Result<(Results, PathBuf), RunError> {
     });
     let mut paths = Paths::start(cfg, &fleet, &dir, &shared, &of_device).await?;
     let setup = Setup::start(&cfg.target, &paths.collector_extra()).await?;
+    if let Err(e) = preflight(cfg, &setup).await {
+        setup.stop().await;
+        return Err(e);
+    }
     tracing::info!(devices = fleet.devices.len(), target = %cfg.target.describe(), delivery = %cfg.delivery, "run starting");
     let verifier = Verifier::new(
         &setup.verify,
@@ -1290,14 +1335,9 @@ pub async fn run(cfg: &RunConfig) -> Result<(Results, PathBuf), RunError> {
         .signals
         .into_iter()
         .map(|(name, totals)| {
-            let v = verifications.remove(&name).unwrap_or_else(|| Verification {
-                canaries: 0,
-                found: 0,
-                lost: 0,
-                duplicated: 0,
-                out_of_order: 0,
-                write_to_query_latency: reports::HistogramData::empty(LATENCY_UNIT),
-            });
+            let v = verifications
+                .remove(&name)
+                .unwrap_or_else(|| Verification::empty(LATENCY_UNIT));
             let mut r = totals.into_results(v);
             r.target_items_per_second = target_rates
                 .iter()
@@ -1337,8 +1377,10 @@ pub async fn run(cfg: &RunConfig) -> Result<(Results, PathBuf), RunError> {
         breakdown: std::mem::take(&mut *shared.breakdown.lock()),
         resources,
         slos: Vec::new(),
+        defaults_off: false,
+        verdict: None,
     };
-    results.slos = cfg.slos.iter().map(|s| s.check(&results)).collect();
+    Objectives::new(&cfg.slos, cfg.default_slos).judge(&mut results);
     write_outputs(&results, &dir, None)?;
     Ok((results, dir))
 }

@@ -41,6 +41,8 @@ fn results(id: &str, sent: u64, lat: &[u64], interval_t: &[f64]) -> Results {
             duplicated: 0,
             out_of_order: 0,
             write_to_query_latency: hist(lat),
+            query_errors: 0,
+            last_query_error: None,
         },
         items_per_second: sent as f64 / 10.0,
         target_items_per_second: sent as f64 / 10.0,
@@ -85,6 +87,8 @@ fn results(id: &str, sent: u64, lat: &[u64], interval_t: &[f64]) -> Results {
         }],
         resources: Vec::new(),
         slos: Vec::new(),
+        defaults_off: false,
+        verdict: None,
     }
 }
 

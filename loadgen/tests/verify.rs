@@ -61,13 +61,14 @@ fn config() -> VerifierConfig {
 /// The run id of the canaries these tests push (see `canary::trace_id`).
 const RUN: u32 = 7;
 
-async fn push_logs(endpoints: &stack::Endpoints, device: &str, pushes: &[Push]) {
+async fn push_logs(endpoints: &stack::Endpoints, device: &str, pushes: &[Push], run: u32) {
     let entries = pushes
         .iter()
         .map(|p| {
+            let mark = canary::Mark { run, seq: p.seq };
             wire::loki::Entry::new(
                 p.ts_ns,
-                format!("sale ok {}", canary::token(device, p.seq, p.sent_ns)),
+                format!("sale ok {}", canary::token(device, mark, p.sent_ns)),
             )
         })
         .collect();
@@ -81,13 +82,14 @@ async fn push_logs(endpoints: &stack::Endpoints, device: &str, pushes: &[Push]) 
     LokiClient::new(endpoints).push(&req).await.unwrap();
 }
 
-async fn push_metrics(endpoints: &stack::Endpoints, device: &str, pushes: &[Push]) {
+async fn push_metrics(endpoints: &stack::Endpoints, device: &str, pushes: &[Push], run: u32) {
     use wire::remote_write::{Label, Sample, TimeSeries, WriteRequest};
     let mut ts = TimeSeries {
         labels: vec![
             Label::new("__name__", canary::METRIC_NAME),
             Label::new("device", device),
             Label::new("job", "pos"),
+            Label::new(canary::RUN_LABEL, &canary::run_tag(run)),
         ],
         samples: pushes
             .iter()
@@ -160,8 +162,8 @@ async fn push_traces(
 
 /// Pushes `pushes` of every signal for `device`.
 async fn push_all(endpoints: &stack::Endpoints, device: (&str, u64), pushes: &[Push]) {
-    push_logs(endpoints, device.0, pushes).await;
-    push_metrics(endpoints, device.0, pushes).await;
+    push_logs(endpoints, device.0, pushes, RUN).await;
+    push_metrics(endpoints, device.0, pushes, RUN).await;
     push_traces(endpoints, device, pushes, 0, RUN).await;
 }
 
@@ -235,6 +237,39 @@ async fn an_earlier_runs_traces_do_not_hide_this_runs_losses() {
 }
 
 #[tokio::test]
+async fn an_earlier_runs_logs_and_metrics_do_not_count_as_this_runs() {
+    // A real stack keeps data: a run 35 s after another of the same seed used to count the
+    // earlier run's canaries as its own (found with 0 ms latency, and as duplicates).
+    let stack = EmbeddedStack::start(EmbeddedConfig::default())
+        .await
+        .unwrap();
+    let ledger = Arc::new(Ledger::new());
+    let pushes = canaries(6);
+    let d = DEVICES[0];
+    let earlier: Vec<Push> = pushes
+        .iter()
+        .map(|p| Push {
+            ts_ns: p.ts_ns - 700_000_000,
+            ..*p
+        })
+        .collect();
+    push_logs(stack.endpoints(), d.0, &earlier, RUN - 1).await;
+    push_metrics(stack.endpoints(), d.0, &earlier, RUN - 1).await;
+    let this_run: Vec<Push> = pushes.iter().copied().filter(|p| p.seq % 2 == 0).collect();
+    push_logs(stack.endpoints(), d.0, &this_run, RUN).await;
+    push_metrics(stack.endpoints(), d.0, &this_run, RUN).await;
+    record_all(&ledger, d, &pushes);
+    let cfg = VerifierConfig {
+        drain_timeout: Duration::from_secs(1),
+        ..config()
+    };
+    let r = drain(&stack, ledger, cfg).await;
+    for s in [Signal::Logs, Signal::Metrics] {
+        assert_eq!(counts(&r, s), (6, 3, 3, 0, 0), "{s}");
+    }
+}
+
+#[tokio::test]
 async fn canaries_acknowledged_but_never_stored_are_lost_exactly() {
     let stack = EmbeddedStack::start(EmbeddedConfig::default())
         .await
@@ -296,8 +331,8 @@ async fn canaries_stored_twice_are_duplicates() {
             ..pushes[2]
         },
     );
-    push_logs(stack.endpoints(), d.0, &twice).await;
-    push_metrics(stack.endpoints(), d.0, &twice).await;
+    push_logs(stack.endpoints(), d.0, &twice, RUN).await;
+    push_metrics(stack.endpoints(), d.0, &twice, RUN).await;
     push_traces(stack.endpoints(), d, &pushes, 0, RUN).await;
     push_traces(stack.endpoints(), d, &pushes[2..3], 1, RUN).await;
     let r = drain(&stack, ledger, config()).await;

@@ -37,7 +37,7 @@ h1{font-size:1.6em;margin:.2em 0}h2{font-size:1.25em;border-bottom:2px solid #cc
 table{border-collapse:collapse;margin:.5em 0 1em;font-size:.9em}th,td{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top}
 td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}th{background:#f2f2f2}
 .banner{font-size:1.4em;font-weight:bold;padding:.4em .8em;border:3px solid;display:inline-block;margin:.4em 0}
-.banner.pass{color:#11651e;border-color:#11651e;background:#e6f4e8}.banner.fail{color:#9b1111;border-color:#9b1111;background:#fbe9e9}
+.banner.pass{color:#11651e;border-color:#11651e;background:#e6f4e8}.banner.unjudged{color:#555;border-color:#777;background:#eee}.banner.fail{color:#9b1111;border-color:#9b1111;background:#fbe9e9}
 .badge{font-weight:bold;padding:0 .5em;border:1px solid;border-radius:3px}.badge.pass{color:#11651e;background:#e6f4e8}.badge.fail{color:#9b1111;background:#fbe9e9}
 .better{color:#11651e}.worse{color:#9b1111}.muted{color:#666}
 figure.chart{margin:.8em 0 1.4em;page-break-inside:avoid;break-inside:avoid}figcaption{font-weight:bold;margin-bottom:.2em}
@@ -143,7 +143,7 @@ pub fn fmt_f(v: f64) -> String {
 
 /// Canary loss as a fraction of acknowledged canaries; `None` without canaries.
 pub fn loss_fraction(v: &Verification) -> Option<f64> {
-    (v.canaries > 0).then(|| v.lost as f64 / v.canaries as f64)
+    v.loss_fraction()
 }
 
 /// `0.012%`, or `–` when unknown.
@@ -220,23 +220,22 @@ fn dynamics(d: &crate::results::FleetDynamics) -> String {
 fn summary_section(r: &Results) -> String {
     let run = &r.run;
     let mut body = String::new();
-    let (class, word, note) = match (r.slos.is_empty(), r.passed()) {
-        (true, _) => ("pass", "PASS", " (no SLOs were checked)".to_string()),
-        (false, true) => ("pass", "PASS", format!(" — all {} SLOs met", r.slos.len())),
-        (false, false) => {
-            let failed = r.slos.iter().filter(|s| !s.pass).count();
-            (
-                "fail",
-                "FAIL",
-                format!(" — {failed} of {} SLOs missed", r.slos.len()),
-            )
-        }
+    let verdict = r.verdict();
+    let class = match verdict.outcome {
+        crate::verdict::Outcome::Pass => "pass",
+        crate::verdict::Outcome::Fail => "fail",
+        crate::verdict::Outcome::Unjudged => "unjudged",
     };
     let _ = writeln!(
         body,
-        "<div class=\"banner {class}\">{word}{}</div>",
-        esc(&note)
+        "<div class=\"banner {class}\">{}</div>",
+        esc(verdict.outcome.as_str())
     );
+    body.push_str("<ul class=\"reasons\">\n");
+    for reason in &verdict.reasons {
+        let _ = writeln!(body, "<li>{}</li>", esc(reason));
+    }
+    body.push_str("</ul>\n");
     let shards = match run.shard {
         Some([i, n]) => format!("shard {i} of {n}"),
         None => format!("{} merged", run.shards_merged),
@@ -279,9 +278,11 @@ fn summary_section(r: &Results) -> String {
     ]
     .map(|(k, v)| vec![k.to_string(), v]);
     body.push_str(&table(&["run", "value"], &rows));
-    body.push_str("<h3>SLO verdicts</h3>\n");
+    body.push_str("<h3>Objectives (SLOs)</h3>\n");
     if r.slos.is_empty() {
-        body.push_str("<p class=\"nodata\">no data — no SLOs were checked</p>\n");
+        body.push_str(
+            "<p class=\"nodata\">no data — no objectives were checked: the default objectives were turned off (--no-default-slos) and none was given</p>\n",
+        );
     } else {
         let rows: Vec<Vec<String>> = r
             .slos
@@ -290,12 +291,17 @@ fn summary_section(r: &Results) -> String {
                 vec![
                     badge(s.pass).to_string(),
                     esc(&s.name),
+                    if s.default { "default" } else { "--slo" }.to_string(),
                     fmt_f(s.threshold),
                     fmt_f(s.actual),
+                    esc(&s.detail),
                 ]
             })
             .collect();
-        body.push_str(&table(&["verdict", "SLO", "threshold#", "actual#"], &rows));
+        body.push_str(&table(
+            &["verdict", "SLO", "from", "threshold#", "actual#", "worst"],
+            &rows,
+        ));
     }
     section("summary", "1. Run summary and SLO verdicts", &body)
 }

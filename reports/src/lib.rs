@@ -7,14 +7,17 @@
 //! | [`html`] | the report: one self-contained HTML file (inline CSS, inline SVG, no scripts), optionally against a baseline |
 //! | [`svg`] | the hand-written SVG line and bar charts the report uses |
 //! | [`text`] | the plain-text summary the CLI prints |
+//! | [`verdict`] | a run's objectives (default and `--slo`), their checks and the one verdict every output shows |
 
 pub mod histogram;
 pub mod html;
 pub mod results;
 pub mod svg;
 pub mod text;
+pub mod verdict;
 
 pub use histogram::{HistogramData, HistogramError};
 pub use html::render;
 pub use results::{Results, SCHEMA_VERSION};
 pub use text::summary;
+pub use verdict::{Objectives, Outcome, Slo, SloError, SloKind, Verdict};

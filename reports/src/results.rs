@@ -27,8 +27,23 @@ pub struct Results {
     pub breakdown: Vec<Breakdown>,
     /// CPU and memory of loadgen and of the collector over time.
     pub resources: Vec<ResourceSample>,
-    /// SLO checks and their outcome.
+    /// SLO checks and their outcome (the default objectives included, see
+    /// [`crate::verdict`]).
     pub slos: Vec<SloVerdict>,
+    /// The default objectives were opted out of (`--no-default-slos`).
+    #[serde(default)]
+    pub defaults_off: bool,
+    /// The verdict the summary's first line and the report's banner show; computed from
+    /// `slos` by [`crate::verdict::Objectives::judge`].
+    #[serde(default)]
+    pub verdict: Option<VerdictRecord>,
+}
+
+/// The verdict as `results.json` records it, for scripts (`jq .verdict.outcome`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VerdictRecord {
+    pub outcome: crate::verdict::Outcome,
+    pub reasons: Vec<String>,
 }
 
 /// What was run, and how.
@@ -121,6 +136,33 @@ pub struct Verification {
     pub out_of_order: u64,
     /// From send to first seen by a query, ms.
     pub write_to_query_latency: HistogramData,
+    /// Read-back queries that failed (each retried at the next poll).
+    #[serde(default)]
+    pub query_errors: u64,
+    /// The last failed read-back query, for the operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_query_error: Option<String>,
+}
+
+impl Verification {
+    /// Nothing acknowledged, nothing found.
+    pub fn empty(latency_unit: &str) -> Verification {
+        Verification {
+            canaries: 0,
+            found: 0,
+            lost: 0,
+            duplicated: 0,
+            out_of_order: 0,
+            write_to_query_latency: HistogramData::empty(latency_unit),
+            query_errors: 0,
+            last_query_error: None,
+        }
+    }
+
+    /// Canary loss as a fraction of acknowledged canaries; `None` without canaries.
+    pub fn loss_fraction(&self) -> Option<f64> {
+        (self.canaries > 0).then(|| self.lost as f64 / self.canaries as f64)
+    }
 }
 
 /// One reporting interval.
@@ -165,11 +207,17 @@ pub struct ResourceSample {
 /// One SLO and whether the run met it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SloVerdict {
-    /// e.g. "loss", "p99_send_latency_ms", "p99_write_to_query_ms", "collector_rss_bytes".
+    /// One of [`crate::verdict::SloKind`]'s names: "loss", "errors", "p99_send_ms", ...
     pub name: String,
     pub threshold: f64,
     pub actual: f64,
     pub pass: bool,
+    /// A default objective (not given with `--slo`).
+    #[serde(default)]
+    pub default: bool,
+    /// What makes `actual` what it is, e.g. "logs: 12 of 400 canaries lost (3.000%)".
+    #[serde(default)]
+    pub detail: String,
 }
 
 /// Why a results file cannot be used.
@@ -202,8 +250,13 @@ impl Results {
         serde_json::to_string_pretty(self).unwrap_or_default()
     }
 
-    /// Did every SLO pass?
+    /// Did every SLO pass? (Also true with no SLOs: see [`Results::verdict`].)
     pub fn passed(&self) -> bool {
         self.slos.iter().all(|s| s.pass)
+    }
+
+    /// The run's verdict, from its SLO verdicts.
+    pub fn verdict(&self) -> crate::verdict::Verdict {
+        crate::verdict::Verdict::of(self)
     }
 }

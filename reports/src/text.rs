@@ -1,6 +1,7 @@
 //! The plain-text summary the CLI prints after a run: one table row per signal (items/s, items
 //! the target refused, canary loss, p50/p99 send latency, p50/p99 write-to-query latency), the
-//! refusals by status, and the SLO verdicts with an overall PASS/FAIL line. Refused items are
+//! refusals by status, and the SLO verdicts. The first line is the verdict with its reasons
+//! ([`crate::verdict`]), repeated as the last (`overall: ...`). Refused items are
 //! shown beside the loss so that a target answering 429 or 500 never reads as "0 loss".
 
 use std::fmt::Write as _;
@@ -12,6 +13,8 @@ use crate::results::Results;
 /// The summary as printable text (ends with a newline).
 pub fn summary(results: &Results) -> String {
     let mut out = String::new();
+    let verdict = results.verdict();
+    let _ = writeln!(out, "{}", verdict.headline());
     let run = &results.run;
     let _ = writeln!(
         out,
@@ -112,25 +115,27 @@ pub fn summary(results: &Results) -> String {
         );
     }
     if results.slos.is_empty() {
-        let _ = writeln!(out, "SLOs: none checked");
+        let _ = writeln!(out, "SLOs: none checked (--no-default-slos)");
     } else {
         let _ = writeln!(out, "SLOs:");
         for s in &results.slos {
             let _ = writeln!(
                 out,
-                "  {}  {}  threshold {}  actual {}",
+                "  {}  {}{}  threshold {}  actual {}{}",
                 if s.pass { "PASS" } else { "FAIL" },
                 s.name,
+                if s.default { " (default)" } else { "" },
                 fmt_f(s.threshold),
-                fmt_f(s.actual)
+                fmt_f(s.actual),
+                if s.detail.is_empty() || s.pass {
+                    String::new()
+                } else {
+                    format!("  ({})", s.detail)
+                }
             );
         }
     }
-    let _ = writeln!(
-        out,
-        "overall: {}",
-        if results.passed() { "PASS" } else { "FAIL" }
-    );
+    let _ = writeln!(out, "overall: {}", verdict.outcome.as_str());
     out
 }
 

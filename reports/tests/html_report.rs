@@ -65,6 +65,8 @@ fn realistic(id: &str, scale: f64) -> Results {
                     duplicated: i as u64,
                     out_of_order: 1,
                     write_to_query_latency: hist(&mut rng, 6_000, 900, "ms"),
+                    query_errors: 0,
+                    last_query_error: None,
                 },
                 items_per_second: acked as f64 / 60.0,
                 target_items_per_second: sent as f64 / 60.0,
@@ -159,14 +161,20 @@ fn realistic(id: &str, scale: f64) -> Results {
                 threshold: 0.001,
                 actual: 0.0005,
                 pass: true,
+                default: false,
+                detail: String::new(),
             },
             SloVerdict {
                 name: "p99_send_latency_ms".into(),
                 threshold: 50.0,
                 actual: 73.2 / scale,
                 pass: false,
+                default: false,
+                detail: "traces: p99 send latency 73.2 ms".into(),
             },
         ],
+        defaults_off: false,
+        verdict: None,
     }
 }
 
@@ -247,10 +255,14 @@ fn every_section_is_present_with_data_and_charts() {
 fn summary_shows_verdicts_first() {
     let doc = reports::render(&realistic("run-1", 1.0), None);
     let s = section(&doc, HEADINGS[0]);
-    assert!(s.contains("banner fail") && s.contains("FAIL — 1 of 2 SLOs missed"));
+    assert!(s.contains("banner fail\">FAIL</div>"), "{s}");
+    assert!(
+        s.contains("<li>p99_send_latency_ms 73.2 &gt; 50 — traces: p99 send latency 73.2 ms</li>"),
+        "the reason is under the banner: {s}"
+    );
     assert!(s.contains("badge pass") && s.contains("badge fail"));
     assert!(s.contains("p99_send_latency_ms") && s.contains("73.20"));
-    assert!(s.find("SLO verdicts") < doc.find(HEADINGS[1]));
+    assert!(s.find("Objectives (SLOs)") < doc.find(HEADINGS[1]));
     let loss = section(&doc, HEADINGS[3]);
     assert!(loss.contains("429: 120") && loss.contains("2 (0.033%)"));
 }
@@ -310,7 +322,9 @@ fn empty_series_say_no_data() {
         assert!(section(&doc, h).contains("no data"), "{h}");
     }
     assert!(!doc.contains("<svg"));
-    assert!(doc.contains("PASS (no SLOs were checked)"));
+    // No objectives (--no-default-slos): never a green banner above the loss table.
+    assert!(doc.contains("banner unjudged\">NOT JUDGED</div>"));
+    assert!(!doc.contains("banner pass"));
 }
 
 #[test]
@@ -389,7 +403,7 @@ prop_compose! {
             target_items_per_second: items_per_second,
             verification: Verification {
                 canaries: c[0], found: c[1], lost: c[2], duplicated: c[3], out_of_order: c[4],
-                write_to_query_latency: w2q,
+                write_to_query_latency: w2q, query_errors: 0, last_query_error: None,
             },
         }
     }
@@ -427,8 +441,10 @@ prop_compose! {
                 ResourceSample { t_s, process, cpu_cores, rss_bytes }
             }).collect(),
             slos: slos.into_iter().map(|(name, threshold, actual, pass)| SloVerdict {
-                name, threshold, actual, pass,
+                name, threshold, actual, pass, default: false, detail: String::new(),
             }).collect(),
+            defaults_off: false,
+            verdict: None,
         }
     }
 }

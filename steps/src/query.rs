@@ -320,6 +320,18 @@ impl Api {
         Ok(self.get("", url).await)
     }
 
+    /// Readiness of the metrics backend at query URL `base`: Mimir's `GET {origin}/ready`, or,
+    /// where that is 404 (the backend is Prometheus, which the harness supports as well),
+    /// Prometheus' `GET {base}/-/ready`.
+    pub async fn ready_metrics(&self, base: &Url) -> Result<Exchange, QueryError> {
+        let mimir = self.ready(base).await?;
+        if mimir.status != 404 {
+            return Ok(mimir);
+        }
+        let url = join(base, "-/ready")?;
+        Ok(self.get("", url).await)
+    }
+
     /// A Grafana API path (basic auth admin/admin unless `GRAFANA_USER`/`GRAFANA_PASSWORD`).
     pub async fn grafana(&self, path: &str) -> Result<Option<Exchange>, QueryError> {
         let Some(base) = &self.endpoints.grafana else {

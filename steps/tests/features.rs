@@ -1,6 +1,6 @@
 //! Runs every scenario in `features/` (cucumber, `harness = false`) against the stack
 //! `STEPS_STACK` names (default: embedded). Console output, and JUnit XML in
-//! `target/cucumber/junit.xml`. A step without a definition fails (it is never skipped).
+//! `$CARGO_TARGET_DIR/cucumber/junit.xml` (default `target/cucumber/junit.xml`). A step without a definition fails (it is never skipped).
 //! Scenarios tagged `@grafana` run only where the stack has a Grafana, `@docker` only where a
 //! Docker engine answers.
 
@@ -15,8 +15,13 @@ fn has_tag(tags: &[String], tag: &str) -> bool {
 
 #[tokio::main]
 async fn main() {
+    // Beside the build's other output: CARGO_TARGET_DIR when set (relative to the workspace),
+    // else the workspace's target/; never into the source tree on its own.
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let out = root.join("target/cucumber");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(|d| root.join(d))
+        .unwrap_or_else(|| root.join("target"));
+    let out = target.join("cucumber");
     if let Err(e) = std::fs::create_dir_all(&out) {
         eprintln!("cannot create {}: {e}", out.display());
         std::process::exit(2);

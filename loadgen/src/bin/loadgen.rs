@@ -4,7 +4,10 @@
 //! `LOADGEN_SHARD_INDEX`, else `JOB_COMPLETION_INDEX`, the count from `LOADGEN_SHARDS`) to
 //! emulate the devices whose index % n == i. Logs go to stderr, the progress bar too; the
 //! summary goes to stdout.
-//! Exit codes: 0 done, 1 an SLO was breached or the run failed, 2 bad flags or files.
+//! Exit codes: 0 the run passed (or was not judged: `--no-default-slos` and no `--slo`), 1 it
+//! failed an objective (the default ones: no loss, duplicates or refusals, every sent signal
+//! verified) or could not finish, 2 bad flags or files, or the preflight probes failed (the
+//! load never started).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -211,17 +214,54 @@ struct RunArgs {
     /// Run folder [default: runs/<timestamp>-<devices>d].
     #[arg(long)]
     out: Option<PathBuf>,
-    /// An SLO, name=value (loss, errors, p99_send_ms, p99_write_to_query_ms,
-    /// collector_rss_mb, collector_cpu_cores); repeatable.
+    /// An objective, name=value (loss, duplicates, errors, unverified, p99_send_ms,
+    /// p99_write_to_query_ms, collector_rss_mb, collector_cpu_cores); repeatable. Each
+    /// replaces the default of its name; the defaults are loss=0, duplicates=0, errors=0,
+    /// unverified=0.
     #[arg(long, value_name = "NAME=VALUE")]
     slo: Vec<Slo>,
-    /// Send to a running collector at this base URL instead.
-    #[arg(long, value_name = "URL", conflicts_with = "direct")]
+    /// Judge the run only by the --slo given, not by the default objectives (no loss,
+    /// duplicates or refusals; every sent signal verified). The verdict says so.
+    #[arg(long)]
+    no_default_slos: bool,
+    /// Send to a running collector on this host (http://HOST, no port): Loki push on 3500,
+    /// remote write on 19291, OTLP/HTTP on 4318 (the shipped gateway's ports); the
+    /// --collector-*-url flags override each.
+    #[arg(
+        long,
+        env = "COLLECTOR_URL",
+        value_name = "URL",
+        conflicts_with = "direct"
+    )]
     collector: Option<Url>,
+    /// The collector's Loki push receiver (base URL, or the full .../loki/api/v1/push URL).
+    #[arg(
+        long,
+        env = "COLLECTOR_LOKI_URL",
+        value_name = "URL",
+        conflicts_with = "direct"
+    )]
+    collector_loki_url: Option<Url>,
+    /// The collector's remote-write receiver (full URL, e.g. http://HOST:19291/api/v1/write).
+    #[arg(
+        long,
+        env = "COLLECTOR_WRITE_URL",
+        value_name = "URL",
+        conflicts_with = "direct"
+    )]
+    collector_write_url: Option<Url>,
+    /// The collector's OTLP/HTTP receiver (base URL; /v1/traces, /v1/logs, /v1/metrics appended).
+    #[arg(
+        long,
+        env = "COLLECTOR_OTLP_URL",
+        value_name = "URL",
+        conflicts_with = "direct"
+    )]
+    collector_otlp_url: Option<Url>,
     /// Spawn the collector binary (PATH, or the `collector` beside this executable) in front of
     /// the embedded stack and sample its CPU and RSS from /proc.
     #[arg(long, value_name = "PATH", num_args = 0..=1, default_missing_value = "",
-          conflicts_with_all = ["direct", "collector"])]
+          conflicts_with_all = ["direct", "collector", "collector_loki_url", "collector_write_url", "collector_otlp_url"])]
     collector_cmd: Option<String>,
     /// Push straight to the stack, without a collector.
     #[arg(long)]
@@ -238,10 +278,10 @@ struct RunArgs {
 #[error("{0}")]
 struct Usage(String);
 
-/// An SLO breach: exit code 1.
+/// A failed run: exit code 1.
 #[derive(Debug, thiserror::Error)]
-#[error("SLO breached: {0}")]
-struct Breach(String);
+#[error("{0}")]
+struct Failed(String);
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -424,14 +464,23 @@ fn target(args: &RunArgs) -> anyhow::Result<RunTarget> {
         };
         return Ok(RunTarget::CollectorCmd { program });
     }
-    Ok(match (&args.collector, args.stack, args.direct) {
-        (Some(url), _, _) => RunTarget::Collector {
-            url: url.clone(),
+    let receivers = loadgen::run::receivers::ReceiverFlags {
+        host: args.collector.clone(),
+        loki: args.collector_loki_url.clone(),
+        remote_write: args.collector_write_url.clone(),
+        otlp: args.collector_otlp_url.clone(),
+    };
+    if receivers.given() {
+        let receivers = receivers.resolve().map_err(|e| Usage(e.to_string()))?;
+        return Ok(RunTarget::Collector {
+            receivers,
             stack: args.external.clone(),
-        },
-        (None, StackKind::External, _) => RunTarget::External(args.external.clone()),
-        (None, StackKind::Embedded, true) => RunTarget::Direct,
-        (None, StackKind::Embedded, false) => RunTarget::Embedded,
+        });
+    }
+    Ok(match (args.stack, args.direct) {
+        (StackKind::External, _) => RunTarget::External(args.external.clone()),
+        (StackKind::Embedded, true) => RunTarget::Direct,
+        (StackKind::Embedded, false) => RunTarget::Embedded,
     })
 }
 
@@ -483,6 +532,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         target: target(&args)?,
         delivery: args.delivery,
         slos: args.slo.clone(),
+        default_slos: !args.no_default_slos,
         command: command_line(),
         progress: Some(progress.clone()),
         batch_window: args.batch_window,
@@ -507,23 +557,18 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             r
         })
         .map_err(|e| match e {
-            RunError::Config(_) | RunError::Fleet(_) | RunError::External(_) => {
-                anyhow::Error::new(Usage(e.to_string()))
-            }
+            RunError::Config(_)
+            | RunError::Fleet(_)
+            | RunError::External(_)
+            | RunError::Preflight(_) => anyhow::Error::new(Usage(e.to_string())),
             other => other.into(),
         })?;
     print!("{}", reports::summary(&results));
     println!("results: {}", dir.join("results.json").display());
     println!("report:  {}", dir.join("report.html").display());
-    let failed: Vec<String> = results
-        .slos
-        .iter()
-        .filter(|s| !s.pass)
-        .map(|s| format!("{} = {} (limit {})", s.name, s.actual, s.threshold))
-        .collect();
-    if failed.is_empty() {
-        Ok(())
-    } else {
-        Err(Breach(failed.join(", ")).into())
+    let verdict = results.verdict();
+    match verdict.outcome {
+        reports::Outcome::Fail => Err(Failed(verdict.headline()).into()),
+        reports::Outcome::Pass | reports::Outcome::Unjudged => Ok(()),
     }
 }

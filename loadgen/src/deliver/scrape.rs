@@ -86,10 +86,11 @@ fn interval(base: Duration, rate_multiplier: f64) -> Duration {
 
 impl ScrapeServer {
     /// Listens on 127.0.0.1 port 0; the file_sd file goes into `dir` (written by
-    /// [`Self::begin`]).
+    /// [`Self::begin`]). Canaries carry `run`.
     pub async fn start(
         fleet: &Fleet,
         seed: u64,
+        run: u32,
         canary_every: u64,
         rate_multiplier: f64,
         dir: &Path,
@@ -130,7 +131,7 @@ impl ScrapeServer {
                 .iter()
                 .map(|d| {
                     Mutex::new(ScrapeDevice {
-                        signals: DeviceSignals::new(d, seed),
+                        signals: DeviceSignals::new(d, seed).for_run(run),
                         scrapes: 0,
                         canaries: 0,
                     })

@@ -165,7 +165,7 @@ pub(crate) fn line(
     rng: &mut StdRng,
     device: &Device,
     now_ns: i64,
-    canary_seq: Option<u64>,
+    canary: Option<canary::Mark>,
 ) -> String {
     let level = Level::draw(rng, device.problem);
     let (component, msg) = one_of(rng, events(device.device_type).for_level(level))
@@ -175,15 +175,15 @@ pub(crate) fn line(
         DeviceType::Pos => {
             let mut fields = Map::new();
             fields.insert("event".into(), json!(component));
-            pos_json(device, now_ns, level, msg, fields, canary_seq)
+            pos_json(device, now_ns, level, msg, fields, canary)
         }
         DeviceType::Router | DeviceType::Switch => {
-            let token = canary_seq.map(|s| canary::token(&device.id, s, now_ns));
+            let token = canary.map(|m| canary::token(&device.id, m, now_ns));
             syslog(device, now_ns, level, component, msg, token.as_deref())
         }
         DeviceType::Server | DeviceType::Custom => {
             let duration_ms = lognormal(rng, by_mode(device.problem, 40.0, 400.0), 0.8).round();
-            let token = canary_seq.map(|s| canary::token(&device.id, s, now_ns));
+            let token = canary.map(|m| canary::token(&device.id, m, now_ns));
             let extra = format!("duration_ms={duration_ms}");
             logfmt(
                 device,
@@ -205,16 +205,16 @@ pub(crate) fn pos_json(
     level: Level,
     msg: &str,
     mut fields: Map<String, Value>,
-    canary_seq: Option<u64>,
+    canary: Option<canary::Mark>,
 ) -> String {
     fields.insert("ts".into(), json!(rfc3339(now_ns)));
     fields.insert("level".into(), json!(level.as_str()));
     fields.insert("device".into(), json!(device.id));
     fields.insert("msg".into(), json!(msg));
-    if let Some(seq) = canary_seq {
+    if let Some(mark) = canary {
         fields.insert(
             canary::LOG_KEY.into(),
-            json!(canary::token_value(&device.id, seq, now_ns)),
+            json!(canary::token_value(&device.id, mark, now_ns)),
         );
     }
     Value::Object(fields).to_string()

@@ -250,13 +250,21 @@ impl MetricState {
     }
 }
 
-/// The canary family: `loadgen_canary_seq` = seq, stamped with the send time.
-pub(crate) fn canary_family(labels: &[(String, String)], seq: u64, sent_ms: i64) -> MetricFamily {
+/// The canary family: `loadgen_canary_seq` = seq, stamped with the send time, labelled with the
+/// device's labels and its run.
+pub(crate) fn canary_family(
+    labels: &[(String, String)],
+    seq: u64,
+    sent_ms: i64,
+    run: u32,
+) -> MetricFamily {
     let mut f = MetricFamily::new(canary::METRIC_NAME, MetricKind::Gauge);
     f.help = Some(
         "loadgen canary: the device's metric sequence number, stamped with the send time.".into(),
     );
-    let mut s = ExpoSample::new(canary::METRIC_NAME, labels.to_vec(), seq as f64);
+    let mut labels = labels.to_vec();
+    labels.push((canary::RUN_LABEL.to_string(), canary::run_tag(run)));
+    let mut s = ExpoSample::new(canary::METRIC_NAME, labels, seq as f64);
     s.timestamp_ms = Some(sent_ms);
     f.samples.push(s);
     f

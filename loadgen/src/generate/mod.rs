@@ -37,7 +37,7 @@ pub struct DeviceSignals {
     rng: StdRng,
     metrics: MetricState,
     last_scrape_ms: Option<i64>,
-    /// The run's id in canary trace ids ([`crate::canary::trace_id`]).
+    /// The run every canary carries ([`crate::canary`]).
     run: u32,
 }
 
@@ -56,7 +56,7 @@ impl DeviceSignals {
         }
     }
 
-    /// These generators belong to run `run` (canary trace ids carry it).
+    /// These generators belong to run `run` (every canary carries it).
     pub fn for_run(mut self, run: u32) -> Self {
         self.run = run;
         self
@@ -84,7 +84,7 @@ impl DeviceSignals {
             .advance(&mut self.rng, dt_ms as f64 / 1e3, self.device.problem);
         let mut families = self.metrics.families(&self.labels);
         if let Some(seq) = canary {
-            families.push(metrics::canary_family(&self.labels, seq, now_ms));
+            families.push(metrics::canary_family(&self.labels, seq, now_ms, self.run));
         }
         Scrape {
             families,
@@ -106,7 +106,12 @@ impl DeviceSignals {
         LogEntry {
             labels: self.labels.clone(),
             timestamp_ns: now_ns,
-            line: logs::line(&mut self.rng, &self.device, now_ns, canary),
+            line: logs::line(
+                &mut self.rng,
+                &self.device,
+                now_ns,
+                canary.map(|seq| crate::canary::Mark { run: self.run, seq }),
+            ),
         }
     }
 

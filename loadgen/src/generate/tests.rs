@@ -201,7 +201,8 @@ fn log_lines_parse_in_their_format_and_carry_canaries() {
                     Some(canary::Canary {
                         device: d.id.clone(),
                         seq,
-                        sent_ns: now_ns + i as i64
+                        sent_ns: now_ns + i as i64,
+                        run: 0,
                     }),
                     "{}",
                     e.line

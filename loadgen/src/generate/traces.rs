@@ -198,6 +198,7 @@ pub(crate) fn checkout(
     } else {
         (Level::Info, "checkout completed".to_string())
     };
+    let log_canary = log_canary.map(|seq| crate::canary::Mark { run, seq });
     let line = pos_json(device, now_ns, level, &msg, fields, log_canary);
     Checkout {
         trace_id,

@@ -1,6 +1,6 @@
-//! Log canaries: `{device=~"<d1>|<d2>|..."} |= "loadgen_canary"` over the window of a batch of
-//! devices, direction forward, paged by time when a page is full; each line is parsed with
-//! [`canary::find_token`]. Duplicates are lines carrying the same token (Loki itself drops an
+//! Log canaries: `{device=~"<d1>|<d2>|..."} |= "loadgen_canary" |= "/<run>"` over the window of
+//! a batch of devices, direction forward, paged by time when a page is full; each line is parsed
+//! with [`canary::find_token`], and a canary of another run is not this run's. Duplicates are lines carrying the same token (Loki itself drops an
 //! entry identical in stream, timestamp and line); order is checked per stream and device.
 
 use std::collections::{HashMap, HashSet};
@@ -27,9 +27,10 @@ pub(crate) async fn read(
         return Ok(());
     };
     let query = format!(
-        "{{device=~{}}} |= {}",
+        "{{device=~{}}} |= {} |= {}",
         promql_string(&device_regex(targets)),
-        promql_string(canary::LOG_KEY)
+        promql_string(canary::LOG_KEY),
+        promql_string(&format!("/{}", canary::run_tag(cfg.run)))
     );
     let limit = cfg.log_page_limit.max(1);
     let mut streams = Streams::new();
@@ -67,7 +68,7 @@ pub(crate) async fn read(
                 if Some(ts) == last_ts {
                     next_boundary.insert(key.clone());
                 }
-                if let Some(c) = canary::find_token(&key.1) {
+                if let Some(c) = canary::find_token(&key.1).filter(|c| c.run == cfg.run) {
                     streams
                         .entry((key.0, c.device))
                         .or_default()

@@ -1,4 +1,5 @@
-//! Metric canaries: every raw sample of `loadgen_canary_seq{device=~"<d1>|<d2>|..."}`.
+//! Metric canaries: every raw sample of
+//! `loadgen_canary_seq{device=~"<d1>|<d2>|...",loadgen_run="<run>"}` (this run's only).
 //!
 //! A `query_range` would not do: it evaluates an instant selector at each step, which repeats a
 //! sample over the lookback delta and skips samples closer together than the step, so seqs could
@@ -34,9 +35,11 @@ pub(crate) async fn read(
         return Ok(());
     };
     let selector = format!(
-        "{}{{device=~{}}}",
+        "{}{{device=~{},{}={}}}",
         canary::METRIC_NAME,
-        promql_string(&device_regex(targets))
+        promql_string(&device_regex(targets)),
+        canary::RUN_LABEL,
+        promql_string(&canary::run_tag(cfg.run))
     );
     let (start_ms, end_ms) = (
         start_ns.div_euclid(1_000_000),

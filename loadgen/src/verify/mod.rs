@@ -5,8 +5,8 @@
 //!
 //! | signal | how | module |
 //! |---|---|---|
-//! | logs | LogQL `{device=~"..."} \|= "loadgen_canary"`, forward, paged by time | `logs` |
-//! | metrics | raw samples of `loadgen_canary_seq{device=~"..."}` by an instant query of a range selector | `metrics` |
+//! | logs | LogQL `{device=~"..."} \|= "loadgen_canary" \|= "/<run>"`, forward, paged by time | `logs` |
+//! | metrics | raw samples of `loadgen_canary_seq{device=~"...",loadgen_run="<run>"}` by an instant query of a range selector | `metrics` |
 //! | traces | Tempo trace by id, bounded concurrency | `traces` |
 //!
 //! During the run, [`Verifier::poll`] (or [`Verifier::poll_until`]) looks for the canaries not
@@ -62,7 +62,7 @@ pub struct VerifierConfig {
     /// How far before its send time a canary may be stamped (clock skew, a pipeline that
     /// rewrites timestamps): queries start this much before the earliest send time.
     pub window_margin: Duration,
-    /// The run whose canary trace ids to look up ([`crate::canary::trace_id`]).
+    /// The run whose canaries to look for ([`crate::canary`]): every canary carries it.
     pub run: u32,
 }
 
@@ -232,7 +232,9 @@ impl Verifier {
             .iter()
             .map(|&s| {
                 let st = self.state(s).lock();
-                let verification = self.ledger.read(s, |l| st.tally.verification(l));
+                let mut verification = self.ledger.read(s, |l| st.tally.verification(l));
+                verification.query_errors = st.query_errors;
+                verification.last_query_error = st.last_error.clone();
                 let report = SignalReport {
                     verification,
                     unverified: self.ledger.overflowed(s),

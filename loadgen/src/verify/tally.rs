@@ -185,6 +185,8 @@ impl Tally {
             duplicated: self.duplicated.values().sum(),
             out_of_order: self.out_of_order.values().sum(),
             write_to_query_latency: HistogramData::from_histogram(&latency, "ms"),
+            query_errors: 0,
+            last_query_error: None,
         }
     }
 }

@@ -10,6 +10,7 @@ async fn the_central_stack(w: &mut StepsWorld) -> anyhow::Result<()> {
     w.endpoints().await.map(|_| ())
 }
 
+/// Mimir's `/ready` is at its root; with Prometheus as the metrics backend, its `/-/ready`.
 #[then(regex = r"^(Loki|Mimir|Tempo) answers 200 on /ready$")]
 async fn answers_ready(w: &mut StepsWorld, backend: String) -> anyhow::Result<()> {
     let api = w.api().await?;
@@ -21,9 +22,14 @@ async fn answers_ready(w: &mut StepsWorld, backend: String) -> anyhow::Result<()
     };
     let r = eventually(&format!("{backend} ready"), PATIENCE, || {
         let api = api.clone();
-        let base = base.clone();
+        let (base, backend) = (base.clone(), backend.clone());
         async move {
-            match api.ready(&base).await {
+            let answer = if backend == "Mimir" {
+                api.ready_metrics(&base).await
+            } else {
+                api.ready(&base).await
+            };
+            match answer {
                 Ok(ex) if ex.status == 200 => Attempt::Pass(ex),
                 Ok(ex) => Attempt::not_yet("not 200", &ex),
                 Err(e) => Attempt::not_yet_bare(e.to_string()),
