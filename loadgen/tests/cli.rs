@@ -1,5 +1,7 @@
-//! The `loadgen` binary: the fleet listing (whole and one shard), and clear errors (exit code
-//! 2) for a bad `--slo`, a bad `--fleet` file and a bad `--shard`.
+//! The `loadgen` binary: the fleet listing (whole and one shard), clear errors (exit code 2)
+//! for a bad `--slo`, a bad `--fleet` file, a bad `--shard` and a target that fails preflight,
+//! and the verdict (exit code 1, the reason first) of runs through collectors that lose or
+//! refuse data.
 
 #![allow(clippy::unwrap_used)]
 
@@ -129,6 +131,195 @@ fn a_breached_slo_exits_1_and_says_which() {
     ]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let stderr = String::from_utf8(out.stderr).unwrap();
-    assert!(stderr.contains("SLO breached: p99_send_ms"), "{stderr}");
+    assert!(stderr.contains("FAIL: p99_send_ms"), "{stderr}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.starts_with("FAIL: p99_send_ms"),
+        "the verdict is the first line: {stdout}"
+    );
     assert!(dir.path().join("run/results.json").exists());
+}
+
+/// A receiver nobody wrote well: answers preflight's empty probes with `probe`, the n-th
+/// request with data (0-based) with `status(n)`, and stores nothing. Returns its base URL.
+async fn fake_receiver(
+    probe: u16,
+    status: impl Fn(u64) -> u16 + Send + Sync + 'static,
+) -> (String, tokio::task::JoinHandle<()>) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let n = Arc::new(AtomicU64::new(0));
+    let status = Arc::new(status);
+    let app = axum::Router::new().fallback(move |body: axum::body::Bytes| {
+        let (n, status) = (n.clone(), status.clone());
+        async move {
+            // Probes carry (almost) nothing; count only requests with data.
+            let i = if body.len() > 16 {
+                n.fetch_add(1, Ordering::Relaxed)
+            } else {
+                0
+            };
+            let code = if body.len() > 16 { status(i) } else { probe };
+            axum::http::StatusCode::from_u16(code).unwrap()
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (url, task)
+}
+
+/// Runs loadgen (blocking, in a thread) with `args` against the embedded stack `e` as the
+/// external stack.
+async fn run_against(e: &stack::Endpoints, args: Vec<String>) -> Output {
+    let mut all: Vec<String> = [
+        "--devices",
+        "6",
+        "--duration",
+        "2s",
+        "--rate",
+        "5",
+        "--drain",
+        "2s",
+        "--stack",
+        "external",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    all.extend([
+        "--loki-url".into(),
+        e.loki.to_string(),
+        "--mimir-write-url".into(),
+        e.prometheus_write.to_string(),
+        "--mimir-query-url".into(),
+        e.prometheus_query.to_string(),
+        "--tempo-otlp-url".into(),
+        e.tempo_otlp_http.to_string(),
+        "--tempo-query-url".into(),
+        e.tempo_query.to_string(),
+    ]);
+    all.extend(args);
+    tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_loadgen"))
+            .args(&all)
+            .env_remove("COLLECTOR_URL")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+fn collector_at(url: &str, out: &std::path::Path) -> Vec<String> {
+    vec![
+        "--collector-loki-url".into(),
+        url.into(),
+        "--collector-write-url".into(),
+        format!("{url}/api/v1/write"),
+        "--collector-otlp-url".into(),
+        url.into(),
+        "--out".into(),
+        out.display().to_string(),
+    ]
+}
+
+#[tokio::test]
+async fn a_collector_that_loses_everything_fails_the_run() {
+    let stack = stack::EmbeddedStack::start(stack::EmbeddedConfig::default())
+        .await
+        .unwrap();
+    // Acknowledges everything, delivers nothing.
+    let (url, _task) = fake_receiver(204, |_| 204).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_against(
+        stack.endpoints(),
+        collector_at(&url, &dir.path().join("run")),
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{out:?}");
+    let first = stdout.lines().next().unwrap_or_default();
+    assert!(first.starts_with("FAIL: loss 1 > 0"), "{stdout}");
+    assert!(first.contains("canaries lost (100.000%)"), "{first}");
+    let results = std::fs::read_to_string(dir.path().join("run/results.json")).unwrap();
+    let r: serde_json::Value = serde_json::from_str(&results).unwrap();
+    assert_eq!(r["verdict"]["outcome"], "fail");
+    let html = std::fs::read_to_string(dir.path().join("run/report.html")).unwrap();
+    assert!(html.contains("banner fail") && !html.contains("banner pass"));
+}
+
+#[tokio::test]
+async fn a_collector_that_refuses_some_requests_fails_the_run() {
+    let stack = stack::EmbeddedStack::start(stack::EmbeddedConfig::default())
+        .await
+        .unwrap();
+    let (url, _task) = fake_receiver(204, |i| if i % 2 == 0 { 204 } else { 429 }).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_against(
+        stack.endpoints(),
+        collector_at(&url, &dir.path().join("run")),
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{out:?}");
+    let first = stdout.lines().next().unwrap_or_default();
+    assert!(first.starts_with("FAIL:"), "{stdout}");
+    assert!(
+        first.contains("errors") && first.contains("429:"),
+        "{first}"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_port_or_path_stops_the_run_in_preflight() {
+    let stack = stack::EmbeddedStack::start(stack::EmbeddedConfig::default())
+        .await
+        .unwrap();
+    let (url_404, _task) = fake_receiver(404, |_| 404).await;
+    // Nothing listens on a port just released.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = collector_at(&closed, &dir.path().join("run"));
+    // Remote write to a server that answers 404 to everything (a wrong path).
+    args[3] = format!("{url_404}/api/v1/write");
+    let started = std::time::Instant::now();
+    let out = run_against(stack.endpoints(), args).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}\n{out:?}");
+    assert!(
+        stderr.contains("preflight failed, the run did not start"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "logs push (Loki push API) at {closed}/loki/api/v1/push: cannot connect (Connection refused"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "metrics push (Prometheus remote write) at {url_404}/api/v1/write: HTTP 404"
+        )) && stderr.contains("wrong port or path"),
+        "{stderr}"
+    );
+    // The 2 s load never ran: the run stopped in preflight (a generous bound, for slow CI).
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    assert!(!dir.path().join("run/results.json").exists());
+}
+
+#[test]
+fn a_collector_url_with_a_port_is_refused_with_the_gateway_ports() {
+    let out = loadgen(&["--devices", "5", "--collector", "http://127.0.0.1:4318"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("without a port") && stderr.contains("--collector-otlp-url"),
+        "{stderr}"
+    );
 }

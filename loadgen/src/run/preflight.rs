@@ -178,7 +178,11 @@ fn send_answer(e: &SendError) -> String {
             format!("HTTP {status}")
         }
         SendError::Status { status, body, .. } => format!("HTTP {status}: {}", body.trim()),
-        SendError::Connect { detail, .. } => format!("cannot connect ({detail})"),
+        // reqwest's chain ends in the OS's words ("Connection refused (os error 111)").
+        SendError::Connect { detail, .. } => format!(
+            "cannot connect ({})",
+            detail.rsplit(": ").next().unwrap_or(detail)
+        ),
         SendError::Timeout { detail, .. } => format!("no answer in time ({detail})"),
         other => other.to_string(),
     }
