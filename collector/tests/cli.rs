@@ -34,7 +34,7 @@ fn check_accepts_the_examples() {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("OK (3 sources, 0 process, 3 writers)"),
+        text.contains("OK (4 sources, 0 process, 3 writers)"),
         "{text}"
     );
 

@@ -161,10 +161,68 @@ fn datasources_link_logs_traces_and_metrics() {
     let tempo = by_uid("tempo");
     let j = &tempo["jsonData"];
     assert_eq!(j["tracesToLogsV2"]["datasourceUid"], "loki");
-    assert_eq!(j["tracesToLogsV2"]["filterByTraceID"], true);
     assert_eq!(j["serviceMap"]["datasourceUid"], "mimir");
-    assert_eq!(j["lokiSearch"]["datasourceUid"], "loki");
     assert_eq!(j["nodeGraph"]["enabled"], true);
+    // Gone from current Grafana's Tempo datasource.
+    assert!(j["lokiSearch"].is_null(), "lokiSearch is still provisioned");
+}
+
+/// A provisioned query as Grafana runs it: `$$` unescaped (Grafana expands `$VAR` from the
+/// environment in provisioning files), then the span's variables filled in.
+fn as_grafana_runs_it(query: &str, vars: &[(&str, &str)]) -> String {
+    vars.iter()
+        .fold(query.replace("$$", "$"), |q, (var, value)| {
+            q.replace(var, value)
+        })
+}
+
+const SPAN_DEVICE_TAGS: &str = "device=\"pos-0042-03\"";
+const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+#[test]
+fn span_links_run_queries_the_embedded_stack_answers() {
+    let prov = yaml(&provisioning_file());
+    let tempo = prov["datasources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["uid"] == "tempo")
+        .unwrap()
+        .clone();
+    let logs = &tempo["jsonData"]["tracesToLogsV2"];
+    // Grafana's own trace-id filter (`| label_format ... | ... or trace_id=...` since Grafana 11)
+    // is outside the embedded LogQL subset: the link uses a custom query instead.
+    assert_eq!(logs["customQuery"], true);
+    assert_eq!(logs["filterByTraceID"], false);
+    assert_eq!(logs["tags"][0]["key"], "device");
+    let q = as_grafana_runs_it(
+        logs["query"].as_str().unwrap(),
+        &[
+            ("${__tags}", SPAN_DEVICE_TAGS),
+            ("${__trace.traceId}", TRACE_ID),
+        ],
+    );
+    assert_eq!(q, format!("{{{SPAN_DEVICE_TAGS}}} |= \"{TRACE_ID}\""));
+    logql::parse(&q).unwrap_or_else(|e| panic!("{q}: {e}"));
+
+    // Without queries Grafana shows no trace-to-metrics link at all.
+    let metrics = &tempo["jsonData"]["tracesToMetrics"];
+    assert_eq!(metrics["datasourceUid"], "mimir");
+    let queries = metrics["queries"].as_array().unwrap();
+    assert!(!queries.is_empty(), "tracesToMetrics has no queries");
+    for m in queries {
+        assert!(m["name"].as_str().is_some_and(|n| !n.is_empty()));
+        let q = as_grafana_runs_it(
+            m["query"].as_str().unwrap(),
+            &[("$__tags", SPAN_DEVICE_TAGS)],
+        );
+        assert!(
+            q.contains(SPAN_DEVICE_TAGS),
+            "{q} does not select the span's device"
+        );
+        let ast = promql_parser::parser::parse(&q).unwrap_or_else(|e| panic!("{q}: {e}"));
+        promql::check(&ast).unwrap_or_else(|e| panic!("{q}: {e:?}"));
+    }
 }
 
 /// Parses an expanded query with the embedded stack's parser for its kind.
@@ -394,4 +452,189 @@ fn dashboard_provider_points_where_dashboards_are_mounted() {
         provider["options"]["path"],
         steps::dashboards::GRAFANA_DASHBOARDS_PATH
     );
+}
+
+/// The loadgen receiver ports a gateway must listen on (`loadgen --collector http://HOST`).
+const LOKI_PUSH_PORT: &str = ":3500";
+const REMOTE_WRITE_PORT: &str = ":19291";
+const OTLP_HTTP_PORT: &str = ":4318";
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// `["a", "b"]`, as the gateway's TOML writes a list.
+fn toml_list(items: &[&str]) -> String {
+    let quoted: Vec<String> = items.iter().map(|s| format!("\"{s}\"")).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+#[test]
+fn shipped_gateway_takes_every_loadgen_delivery() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../collector/examples/gateway.toml");
+    let text = read(&path);
+    let cfg = collector::config::Config::parse(&text, "gateway.toml", &|_| None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    cfg.build().unwrap_or_else(|e| panic!("{e}"));
+    for port in ["127.0.0.1:3500", "127.0.0.1:19291", "127.0.0.1:4318"] {
+        assert!(
+            text.contains(port),
+            "gateway.toml does not listen on {port}"
+        );
+    }
+    assert!(text.contains("type = \"remote_write\""));
+    assert!(text.contains("use_incoming_timestamp = true"));
+    // The OTLP source turns loadgen's resource attributes back into labels.
+    let promote = format!(
+        "promote_resource_attributes = {}",
+        toml_list(&loadgen::deliver::otlp::LABEL_ATTRIBUTES)
+    );
+    let index = format!(
+        "log_index_attributes = {}",
+        toml_list(&loadgen::deliver::otlp::LOG_INDEX_ATTRIBUTES)
+    );
+    assert!(text.contains(&promote), "missing `{promote}`");
+    assert!(text.contains(&index), "missing `{index}`");
+}
+
+/// Names in a YAML mapping.
+fn keys(v: &Value) -> BTreeSet<String> {
+    v.as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn otel_collector_peer_config_is_wired_and_listens_on_loadgens_ports() {
+    let c = yaml(&deploy_dir().join("peers/otelcol/config.yaml"));
+    let otlp = at(&c, "receivers.otlp.protocols");
+    assert!(
+        otlp["http"]["endpoint"]
+            .as_str()
+            .unwrap()
+            .ends_with(OTLP_HTTP_PORT)
+    );
+    let loki = &c["receivers"]["loki"];
+    assert!(
+        loki["protocols"]["http"]["endpoint"]
+            .as_str()
+            .unwrap()
+            .ends_with(LOKI_PUSH_PORT)
+    );
+    assert_eq!(loki["use_incoming_timestamp"], true);
+    let rw = &c["exporters"]["prometheusremotewrite/mimir"];
+    assert_eq!(rw["resource_to_telemetry_conversion"]["enabled"], true);
+    let grouped: Vec<&str> = c["processors"]["groupbyattrs/loki_labels"]["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    assert_eq!(grouped, loadgen::deliver::otlp::LABEL_ATTRIBUTES);
+    // Every pipeline names defined components, and every signal has a pipeline.
+    let pipelines = at(&c, "service.pipelines").as_object().unwrap();
+    for (name, p) in pipelines {
+        for kind in ["receivers", "processors", "exporters"] {
+            let defined = keys(&c[kind]);
+            for id in p[kind].as_array().into_iter().flatten() {
+                let id = id.as_str().unwrap();
+                assert!(
+                    defined.contains(id),
+                    "pipeline {name}: {kind} `{id}` is not defined"
+                );
+            }
+        }
+    }
+    for signal in ["traces", "metrics", "logs"] {
+        assert!(
+            pipelines
+                .keys()
+                .any(|k| k.split('/').next() == Some(signal)),
+            "no {signal} pipeline"
+        );
+    }
+}
+
+#[test]
+fn vector_peer_config_is_wired_and_listens_on_loadgens_ports() {
+    let c = yaml(&deploy_dir().join("peers/vector/vector.yaml"));
+    let otlp = &c["sources"]["otlp"];
+    assert_eq!(otlp["type"], "opentelemetry");
+    assert!(
+        otlp["http"]["address"]
+            .as_str()
+            .unwrap()
+            .ends_with(OTLP_HTTP_PORT)
+    );
+    assert_eq!(otlp["use_otlp_decoding"]["traces"], true);
+    let rw = &c["sources"]["remote_write"];
+    assert!(rw["address"].as_str().unwrap().ends_with(REMOTE_WRITE_PORT));
+    assert_eq!(rw["path"], "/api/v1/write");
+    // Aggregation would merge two canary samples of a series in one batch.
+    assert_eq!(c["sinks"]["mimir"]["batch"]["aggregate"], false);
+    let labels = keys(&c["sinks"]["loki"]["labels"]);
+    for l in loadgen::deliver::otlp::LABEL_ATTRIBUTES {
+        assert!(labels.contains(l), "the loki sink does not set `{l}`");
+    }
+    // Every input is a source (or one of its outputs, `otlp.logs`) or a transform.
+    let mut defined = keys(&c["sources"]);
+    defined.extend(keys(&c["transforms"]));
+    for section in ["transforms", "sinks"] {
+        for (name, comp) in c[section].as_object().unwrap() {
+            for input in comp["inputs"].as_array().unwrap() {
+                let input = input.as_str().unwrap();
+                let component = input.split('.').next().unwrap();
+                assert!(
+                    defined.contains(component),
+                    "{name}: input `{input}` is not defined"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn alloy_peer_config_is_wired_and_listens_on_loadgens_ports() {
+    let text = read(&deploy_dir().join("peers/alloy/config.alloy"));
+    // Not YAML: check the listeners and the settings the verification depends on as text.
+    for needle in [
+        "listen_port    = 3500",
+        "listen_port    = 19291",
+        "endpoint = \"0.0.0.0:4318\"",
+        "use_incoming_timestamp = true",
+        "resource_to_telemetry_conversion = true",
+        "value  = \"raw\"",
+    ] {
+        assert!(text.contains(needle), "config.alloy lacks `{needle}`");
+    }
+    let code: String = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_eq!(code.matches('{').count(), code.matches('}').count());
+    // Every `a.b.NAME.receiver|input` reference names a component block `a.b "NAME"`.
+    let mut blocks = BTreeSet::new();
+    for line in code.lines() {
+        if let Some((kind, rest)) = line.split_once(" \"")
+            && let Some((label, _)) = rest.split_once('"')
+            && !kind.starts_with(' ')
+        {
+            blocks.insert(format!("{kind}.{label}"));
+        }
+    }
+    let mut refs = 0;
+    for word in code.split(|c: char| !(c.is_alphanumeric() || c == '.' || c == '_')) {
+        if let Some(component) = word
+            .strip_suffix(".receiver")
+            .or_else(|| word.strip_suffix(".input"))
+        {
+            refs += 1;
+            assert!(
+                blocks.contains(component),
+                "`{word}` names no component ({blocks:?})"
+            );
+        }
+    }
+    assert!(refs >= 8, "only {refs} references");
 }
