@@ -232,7 +232,9 @@ impl Verifier {
             .iter()
             .map(|&s| {
                 let st = self.state(s).lock();
-                let verification = self.ledger.read(s, |l| st.tally.verification(l));
+                let mut verification = self.ledger.read(s, |l| st.tally.verification(l));
+                verification.poll_interval_ms =
+                    u64::try_from(self.cfg.poll_interval.as_millis()).unwrap_or(u64::MAX);
                 let report = SignalReport {
                     verification,
                     unverified: self.ledger.overflowed(s),

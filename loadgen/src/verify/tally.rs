@@ -185,6 +185,8 @@ impl Tally {
             duplicated: self.duplicated.values().sum(),
             out_of_order: self.out_of_order.values().sum(),
             write_to_query_latency: HistogramData::from_histogram(&latency, "ms"),
+            // The verifier knows its poll interval; see `Verifier::report`.
+            poll_interval_ms: 0,
         }
     }
 }
