@@ -1,8 +1,8 @@
 //! What a running load run shows while it runs: the live counters ([`Progress`], filled by the
 //! run and by [`track`] from the verifier), one status formatter ([`status`]) and the display
 //! ([`spawn`]): a progress bar on a terminal, or, when stderr is not a terminal (a CI log), a
-//! plain line every [`PLAIN_EVERY`] — a bar redrawn in place is noise in a log file, and a
-//! silent minute looks like a hang.
+//! plain line every [`PLAIN_EVERY`] and at each change of phase — a bar redrawn in place is
+//! noise in a log file, and a silent minute looks like a hang.
 //!
 //! Three phases: sending (rates per signal, refused items, canaries found so far out of those
 //! acknowledged, ETA), draining (the run waits for the canaries still missing: "draining
@@ -187,6 +187,12 @@ pub fn plain_line(s: &Snapshot) -> String {
     format!("loadgen progress: {}", status(s))
 }
 
+/// Is a plain line due, `since` after the last one, which showed phase `shown`? Every
+/// [`PLAIN_EVERY`], and at once when the phase changed (a short drain would show no line).
+pub fn plain_due(since: Duration, shown: Phase, now: Phase) -> bool {
+    since >= PLAIN_EVERY || std::mem::discriminant(&shown) != std::mem::discriminant(&now)
+}
+
 /// Runs `fut` (the verifier polling or draining) while copying `counts()` — `(found,
 /// expected)` canaries — into `progress` every second and once at the end.
 pub async fn track<F: Future>(
@@ -253,16 +259,17 @@ pub fn spawn(p: std::sync::Arc<Progress>, duration: Duration, drain_timeout: Dur
         );
         bar
     });
-    let every = if terminal {
-        Duration::from_millis(500)
-    } else {
-        PLAIN_EVERY
-    };
+    let tick = Duration::from_millis(if terminal { 500 } else { 1000 });
     let b = bar.clone();
     let task = tokio::spawn(async move {
+        // Rates are over the time since the last bar update or printed line.
         let mut last = ([0u64; 3], Instant::now());
+        let mut shown = Phase::Sending;
         loop {
-            tokio::time::sleep(every).await;
+            tokio::time::sleep(tick).await;
+            if b.is_none() && !plain_due(last.1.elapsed(), shown, p.phase()) {
+                continue;
+            }
             let now = (Signal::ALL.map(|s| p.acknowledged(s)), Instant::now());
             let dt = now.1.duration_since(last.1).as_secs_f64().max(1e-3);
             let mut rates = [0.0; 3];
@@ -271,6 +278,7 @@ pub fn spawn(p: std::sync::Arc<Progress>, duration: Duration, drain_timeout: Dur
             }
             last = now;
             let snap = Snapshot::of(&p, duration, drain_timeout, rates);
+            shown = snap.phase;
             match &b {
                 Some(bar) => {
                     bar.set_position(snap.elapsed.as_millis() as u64);
@@ -330,6 +338,21 @@ mod tests {
         );
         let line = status(&snap(Phase::Sweeping));
         assert!(line.starts_with("draining canaries: 180 of 200 found; drain time over"));
+    }
+
+    #[test]
+    fn plain_lines_every_ten_seconds_and_at_each_new_phase() {
+        let draining = Phase::Draining {
+            left: Duration::from_secs(5),
+        };
+        let sec = Duration::from_secs;
+        assert!(!plain_due(sec(3), Phase::Sending, Phase::Sending));
+        assert!(plain_due(sec(10), Phase::Sending, Phase::Sending));
+        assert!(plain_due(sec(1), Phase::Sending, draining));
+        // The drain counting down is not a new phase; its end is.
+        let later = Phase::Draining { left: sec(4) };
+        assert!(!plain_due(sec(1), draining, later));
+        assert!(plain_due(sec(1), later, Phase::Sweeping));
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //! `loadgen --devices 5000` works), `loadgen fleet`, `loadgen report`, `loadgen compare` and
 //! `loadgen merge`. `run` and `fleet` take `--shard i/n` (or `--shard-from-env`: the index from
 //! `LOADGEN_SHARD_INDEX`, else `JOB_COMPLETION_INDEX`, the count from `LOADGEN_SHARDS`) to
-//! emulate the devices whose index % n == i. Logs go to stderr, the progress bar too; the
-//! summary goes to stdout.
+//! emulate the devices whose index % n == i. Logs go to stderr, and so does the progress (a
+//! bar on a terminal, a plain line every 10 s otherwise); the summary goes to stdout.
+//! `report`, `compare` and `merge` take run folders as well as results.json files.
 //! Exit codes: 0 done, 1 an SLO was breached or the run failed, 2 bad flags or files.
 
 use std::path::{Path, PathBuf};
