@@ -1,6 +1,9 @@
 //! Combining `results.json` files: [`merge`] adds shards of one run into one result (counts
 //! summed, histograms merged exactly, intervals aligned by time), [`compare`] prints per-signal
-//! deltas between a baseline and a new run.
+//! deltas between a baseline and a new run: it names the settings in which the runs differ
+//! ([`setting_differences`]) and calls a difference better or worse only beyond the noise of
+//! the figures ([`reports::html::change`]: 5 %, Poisson bands of counts, latency resolution).
+//! Both take run folders as well as files ([`results_path`]).
 //!
 //! Before adding, [`merge`] checks the inputs are shards of one run: all shards or none, the
 //! same seed, shard count and rate, distinct indexes, and device counts that fit one fleet
@@ -9,9 +12,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 
 use reports::histogram::{HistogramData, HistogramError};
-use reports::html::{fmt_f, loss_fraction, to_ms};
+pub use reports::html::setting_differences;
+use reports::html::{SIGNAL_FIGURES, change};
 use reports::results::{Interval, SignalResults, Verification};
 use reports::{Results, SCHEMA_VERSION};
 
@@ -74,6 +79,8 @@ fn merge_verification(
             .last_query_error
             .clone()
             .or_else(|| a.last_query_error.clone()),
+        // Shards poll alike; should they not, the coarser resolution holds for the sum.
+        poll_interval_ms: a.poll_interval_ms.max(b.poll_interval_ms),
     })
 }
 
@@ -100,6 +107,8 @@ fn merge_signal(
         )?,
         items_per_second: a.items_per_second + b.items_per_second,
         target_items_per_second: a.target_items_per_second + b.target_items_per_second,
+        requests: a.requests + b.requests,
+        bytes: a.bytes + b.bytes,
     })
 }
 
@@ -145,6 +154,8 @@ fn merge_into(acc: &mut Results, r: &Results) -> Result<(), MergeError> {
                 add_counts(&mut a.sent, &i.sent);
                 add_counts(&mut a.errors, &i.errors);
                 add_counts(&mut a.scheduled, &i.scheduled);
+                add_counts(&mut a.requests, &i.requests);
+                add_counts(&mut a.bytes, &i.bytes);
                 a.send_latency =
                     merge_hist("interval send latency", &a.send_latency, &i.send_latency)?;
             }
@@ -284,6 +295,15 @@ pub fn merge(all: &[Results]) -> Result<Results, MergeError> {
     Ok(acc)
 }
 
+/// The `results.json` of `path`: the file itself, or the one in a run folder.
+pub fn results_path(path: &Path) -> PathBuf {
+    if path.is_dir() {
+        path.join("results.json")
+    } else {
+        path.to_path_buf()
+    }
+}
+
 fn delta(base: f64, new: f64) -> String {
     if base == 0.0 {
         "n/a".into()
@@ -292,47 +312,141 @@ fn delta(base: f64, new: f64) -> String {
     }
 }
 
-/// Per-signal deltas of `new` against `base`, as printable text.
+/// Per-signal deltas of `new` against `base`, as printable text: first a warning line for each
+/// setting the runs differ in, then one row per figure with its change (`better`, `worse`,
+/// `≈ same` within the noise, `n/a`).
 pub fn compare(base: &Results, new: &Results) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "base {}  new {}", base.run.id, new.run.id);
+    let differences = setting_differences(base, new);
+    for w in &differences {
+        let _ = writeln!(out, "warning: the runs differ in {w}");
+    }
+    if !differences.is_empty() {
+        let _ = writeln!(
+            out,
+            "warning: runs with different settings measure different things; read the deltas with care"
+        );
+    }
     let _ = writeln!(
         out,
-        "{:<8} {:<22} {:>14} {:>14} {:>9}",
+        "{:<8} {:<24} {:>14} {:>14} {:>9}  change",
         "signal", "figure", "base", "new", "delta"
     );
     let names: std::collections::BTreeSet<&String> =
         base.signals.keys().chain(new.signals.keys()).collect();
     for name in names {
-        let figures = |r: &Results| -> [f64; 5] {
-            r.signals.get(name).map_or([0.0; 5], |s| {
-                let w = &s.verification.write_to_query_latency;
-                [
-                    s.items_per_second,
-                    loss_fraction(&s.verification).unwrap_or(0.0) * 100.0,
-                    to_ms(s.send_latency.p50 as f64, &s.send_latency.unit),
-                    to_ms(s.send_latency.p99 as f64, &s.send_latency.unit),
-                    to_ms(w.p99 as f64, &w.unit),
-                ]
-            })
-        };
-        let (b, n) = (figures(base), figures(new));
-        let labels = [
-            "items/s",
-            "loss %",
-            "p50 send ms",
-            "p99 send ms",
-            "p99 write-to-query ms",
-        ];
-        for ((label, b), n) in labels.iter().zip(b).zip(n) {
+        for f in &SIGNAL_FIGURES {
+            let b = base.signals.get(name).and_then(|s| (f.get)(base, s));
+            let n = new.signals.get(name).and_then(|s| (f.get)(new, s));
+            let show =
+                |v: Option<reports::html::Figure>| v.map_or("–".into(), |v| (f.fmt)(v.value));
+            let d = match (b, n) {
+                (Some(b), Some(n)) => delta(b.value, n.value),
+                _ => "n/a".into(),
+            };
             let _ = writeln!(
                 out,
-                "{name:<8} {label:<22} {:>14} {:>14} {:>9}",
-                fmt_f(b),
-                fmt_f(n),
-                delta(b, n)
+                "{name:<8} {:<24} {:>14} {:>14} {:>9}  {}",
+                f.label,
+                show(b),
+                show(n),
+                d,
+                change(b, n, f.better).word()
             );
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(id: &str, acked: u64, p99_us: u64) -> Results {
+        let mut h = reports::histogram::new_histogram();
+        for v in 1..=100u64 {
+            h.record(v * p99_us / 99).unwrap();
+        }
+        let hist = HistogramData::from_histogram(&h, "us");
+        let signal = SignalResults {
+            sent: acked,
+            acknowledged: acked,
+            errors: BTreeMap::new(),
+            send_latency: hist.clone(),
+            verification: Verification {
+                canaries: 1000,
+                found: 1000,
+                poll_interval_ms: 1000,
+                ..Verification::empty("ms")
+            },
+            items_per_second: acked as f64 / 60.0,
+            target_items_per_second: 0.0,
+            requests: acked / 100,
+            bytes: acked * 200,
+        };
+        serde_json::from_str::<Results>(&format!(
+            r#"{{"schema_version":1,"run":{{"id":"{id}","started_at":"","duration_s":60,
+            "warmup_s":0,"seed":1,"devices":100,"shard":null,"shards_merged":1,
+            "target":"embedded","rate_multiplier":1.0,"loadgen_version":"0.1.0","command":""}},
+            "fleet":{{"by_type":{{}},"by_region":{{}},"stores":0,"problem_devices":0}},
+            "signals":{{}},"intervals":[],"breakdown":[],"resources":[],"slos":[]}}"#
+        ))
+        .map(|mut r| {
+            r.signals.insert("logs".into(), signal);
+            r
+        })
+        .unwrap()
+    }
+
+    fn row<'a>(text: &'a str, figure: &str) -> &'a str {
+        text.lines()
+            .find(|l| l.starts_with("logs") && l.contains(figure))
+            .unwrap_or_else(|| panic!("no {figure} row in\n{text}"))
+    }
+
+    #[test]
+    fn noise_sized_differences_read_the_same() {
+        // 2 % more items and 3 % more p99: run-to-run noise.
+        let text = compare(&run("a", 600_000, 10_000), &run("b", 612_000, 10_300));
+        assert!(row(&text, "items/s").ends_with("≈ same"), "{text}");
+        assert!(row(&text, "p99 send").ends_with("≈ same"), "{text}");
+        assert!(!text.contains("warning"), "{text}");
+        // 20 % more throughput, twice the p99: real changes.
+        let text = compare(&run("a", 600_000, 10_000), &run("b", 720_000, 20_000));
+        assert!(row(&text, "items/s").ends_with("better"), "{text}");
+        assert!(row(&text, "p99 send").ends_with("worse"), "{text}");
+        assert!(row(&text, "requests/s").ends_with("higher"), "{text}");
+        // No canaries found: no write-to-query figure to compare.
+        assert!(row(&text, "p99 write-to-query").ends_with("n/a"), "{text}");
+    }
+
+    #[test]
+    fn different_settings_are_warned_about() {
+        let a = run("a", 600_000, 10_000);
+        let mut b = run("b", 600_000, 10_000);
+        b.run.devices = 5000;
+        b.run.rate_multiplier = 2.0;
+        b.run.duration_s = 120.0;
+        b.run.target = "embedded, delivery otlp".into();
+        let text = compare(&a, &b);
+        for w in [
+            "warning: the runs differ in devices: 100 and 5,000",
+            "warning: the runs differ in duration: 60 s and 120 s",
+            "warning: the runs differ in rate multiplier: 1 and 2",
+            "warning: the runs differ in delivery: push and otlp",
+        ] {
+            assert!(text.contains(w), "{w} in\n{text}");
+        }
+        assert!(!text.contains("differ in target"), "{text}");
+    }
+
+    #[test]
+    fn run_folders_stand_for_their_results() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(results_path(dir.path()), dir.path().join("results.json"));
+        let file = dir.path().join("other.json");
+        std::fs::write(&file, "{}").unwrap();
+        assert_eq!(results_path(&file), file);
+    }
 }

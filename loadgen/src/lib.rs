@@ -11,6 +11,7 @@
 //! | [`send`] | senders (Loki, remote write, OTLP/HTTP) with a per-target in-flight bound, and the [`send::driver`] tying the three together |
 //! | [`deliver`] | delivery besides push: per-device scrape targets (file_sd) and tailed, rotated log files |
 //! | [`node`] | one device as a long-running exporter (`loadgen node`): `/metrics`, a log file, OTLP traces; the device half of a compose node |
+//! | [`progress`] | live counters of a run and their display: a bar on a terminal, plain lines in a CI log; canaries found, ETA, the drain |
 //! | [`verify`] | the ledger of acknowledged canaries and the verifier that reads them back: loss, duplicates, order, write-to-queryable latency |
 //!
 //! | [`run`] | a whole run: target (embedded stack behind an in-process collector, direct, a running collector, an external stack), schedule, payloads, canaries, verification, `results.json` and `report.html`; `--slo` checks |
@@ -28,6 +29,7 @@ pub mod deliver;
 pub mod fleet;
 pub mod generate;
 pub mod node;
+pub mod progress;
 pub mod recorder;
 pub mod run;
 pub mod schedule;

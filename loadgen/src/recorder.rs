@@ -6,8 +6,12 @@
 //!
 //! # Rules
 //!
-//! - One [`Attempt`] is one request (a batch of `items`). Counters count items; histograms count
-//!   requests, one latency value each, successful or not (a refusal also took that long).
+//! - One [`Attempt`] is one event's share of a request (`items` of it). Counters count items;
+//!   histograms count attempts, one latency value each, successful or not (a refusal also took
+//!   that long).
+//! - A [`Request`] is one HTTP request as it went out (a batch may carry many attempts'
+//!   items): its body bytes, counted per signal in [`SignalTotals::requests`] and `bytes`, so
+//!   the report can show requests/s and bytes/s beside items/s.
 //! - Warmup attempts are counted apart ([`SignalTotals::warmup_sent`]) and appear nowhere else,
 //!   so the intervals add up exactly to the totals.
 //! - An attempt belongs to the interval in which it *completed*. Intervals more than one interval
@@ -57,6 +61,18 @@ pub struct Attempt<'a> {
     pub warmup: bool,
 }
 
+/// One request that went out (whatever its outcome), as handed to [`Recorder::request`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Request {
+    pub signal: Signal,
+    /// When its outcome was known, since the start of the run.
+    pub completed: Duration,
+    /// Its body as sent (encoded, compressed).
+    pub bytes: u64,
+    /// Every item it carried was scheduled during warmup.
+    pub warmup: bool,
+}
+
 /// Everything measured about one signal (the parts of [`SignalResults`] the sender knows).
 #[derive(Clone, Debug, PartialEq)]
 pub struct SignalTotals {
@@ -69,6 +85,9 @@ pub struct SignalTotals {
     pub send_latency: HistogramData,
     /// Acknowledged items per second over the measured window.
     pub items_per_second: f64,
+    /// Requests sent (measured window) and their body bytes.
+    pub requests: u64,
+    pub bytes: u64,
 }
 
 impl SignalTotals {
@@ -82,6 +101,8 @@ impl SignalTotals {
             verification,
             items_per_second: self.items_per_second,
             target_items_per_second: 0.0,
+            requests: self.requests,
+            bytes: self.bytes,
         }
     }
 }
@@ -120,6 +141,8 @@ struct Totals {
     errors: BTreeMap<String, u64>,
     warmup_sent: u64,
     latency: Histogram<u64>,
+    requests: u64,
+    bytes: u64,
 }
 
 impl Default for Totals {
@@ -130,6 +153,8 @@ impl Default for Totals {
             errors: BTreeMap::new(),
             warmup_sent: 0,
             latency: new_histogram(),
+            requests: 0,
+            bytes: 0,
         }
     }
 }
@@ -142,6 +167,9 @@ struct Counts {
     errors: BTreeMap<Signal, u64>,
     /// By intended time: what the schedule asked for in this interval.
     scheduled: BTreeMap<Signal, u64>,
+    /// Requests and their body bytes, by completion time.
+    requests: BTreeMap<Signal, u64>,
+    bytes: BTreeMap<Signal, u64>,
 }
 
 struct OpenInterval {
@@ -232,6 +260,23 @@ impl Recorder {
         record_value(&mut open.latency, latency_us);
     }
 
+    /// Records one request that went out (after its outcome is known).
+    pub fn request(&self, r: &Request) {
+        if r.warmup {
+            return;
+        }
+        let idx = self.interval_index(r.completed);
+        let mut st = self.shared.state.lock();
+        let totals = st.totals.entry(r.signal).or_default();
+        totals.requests += 1;
+        totals.bytes = totals.bytes.saturating_add(r.bytes);
+        st.close_before(idx.saturating_sub(1));
+        let counts = &mut st.interval_mut(idx).counts;
+        *counts.requests.entry(r.signal).or_default() += 1;
+        let b = counts.bytes.entry(r.signal).or_default();
+        *b = b.saturating_add(r.bytes);
+    }
+
     /// Totals and intervals so far; `window` is the measured (post-warmup) time that
     /// `items_per_second` divides by.
     pub fn report(&self, window: Duration) -> RecorderReport {
@@ -252,6 +297,8 @@ impl Recorder {
                     } else {
                         0.0
                     },
+                    requests: t.requests,
+                    bytes: t.bytes,
                 };
                 (signal.as_str().to_string(), totals)
             })
@@ -298,6 +345,8 @@ impl Recorder {
                     sent: per_signal(&c.counts.sent),
                     errors: per_signal(&c.counts.errors),
                     scheduled: per_signal(&c.counts.scheduled),
+                    requests: per_signal(&c.counts.requests),
+                    bytes: per_signal(&c.counts.bytes),
                     send_latency: c.latency.clone(),
                 }
             })
@@ -457,6 +506,41 @@ mod tests {
         assert_eq!(m.errors["500"], 10);
         assert_eq!(m.errors["connect"], 10);
         assert_eq!(m.items_per_second, 5.0);
+    }
+
+    #[test]
+    fn requests_and_bytes_add_up_per_signal_and_interval() {
+        let rec = Recorder::new(Duration::from_secs(1), Duration::from_secs(1));
+        let req = |signal, completed_ms, bytes, warmup| Request {
+            signal,
+            completed: ms(completed_ms),
+            bytes,
+            warmup,
+        };
+        rec.record(&attempt(Signal::Logs, ms(1100), ms(1200)));
+        rec.request(&req(Signal::Logs, 1200, 700, false));
+        rec.request(&req(Signal::Logs, 2500, 300, false));
+        rec.request(&req(Signal::Metrics, 2600, 5000, false));
+        // Warmup requests are left out, as warmup attempts are.
+        rec.request(&req(Signal::Logs, 500, 999, true));
+        let r = rec.report(Duration::from_secs(2));
+        let logs = &r.signals["logs"];
+        assert_eq!((logs.requests, logs.bytes), (2, 1000));
+        assert_eq!(r.signals["metrics"].requests, 1);
+        let sum = |f: fn(&Interval) -> &BTreeMap<String, u64>, s: &str| -> u64 {
+            r.intervals
+                .iter()
+                .map(|i| f(i).get(s).copied().unwrap_or(0))
+                .sum()
+        };
+        assert_eq!(sum(|i| &i.requests, "logs"), 2);
+        assert_eq!(sum(|i| &i.bytes, "logs"), 1000);
+        assert_eq!(sum(|i| &i.bytes, "metrics"), 5000);
+        assert_eq!(r.intervals[0].bytes["logs"], 700);
+        let res = logs
+            .clone()
+            .into_results(reports::results::Verification::empty("ms"));
+        assert_eq!((res.requests, res.bytes), (2, 1000));
     }
 
     #[test]

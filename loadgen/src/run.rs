@@ -29,7 +29,7 @@ pub mod receivers;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use collector::runtime::Collector;
@@ -45,7 +45,7 @@ use tokio::time::Instant;
 use crate::deliver::{Delivered, Delivery, files::FileSink, scrape::ScrapeServer};
 use crate::fleet::{Fleet, FleetSpec, Shard};
 use crate::generate::{DeviceSignals, LogEntry};
-use crate::recorder::{Attempt, LATENCY_UNIT, Recorder, ResourceSampler};
+use crate::recorder::{Attempt, LATENCY_UNIT, Recorder, Request, ResourceSampler};
 use crate::schedule::{Arrival, Event, Schedule, ScheduleSpec, StreamSpec};
 use crate::send::{Outcome, Payload, SendError, SenderConfig, Senders, Target};
 use crate::signal::Signal;
@@ -96,31 +96,7 @@ impl RunTarget {
 /// The default `--batch-window`.
 pub const DEFAULT_BATCH_WINDOW: Duration = Duration::from_millis(10);
 
-/// Live counters of a running run, for a progress display.
-#[derive(Debug, Default)]
-pub struct Progress {
-    acknowledged: [AtomicU64; 3],
-    errors: AtomicU64,
-    /// Milliseconds since the start of the run.
-    elapsed_ms: AtomicU64,
-}
-
-impl Progress {
-    /// Items acknowledged so far (warmup included) of `signal`.
-    pub fn acknowledged(&self, signal: Signal) -> u64 {
-        self.acknowledged[signal.index()].load(Ordering::Relaxed)
-    }
-
-    /// Items not acknowledged so far, all signals.
-    pub fn errors(&self) -> u64 {
-        self.errors.load(Ordering::Relaxed)
-    }
-
-    /// Time since the run started sending.
-    pub fn elapsed(&self) -> Duration {
-        Duration::from_millis(self.elapsed_ms.load(Ordering::Relaxed))
-    }
-}
+pub use crate::progress::Progress;
 
 /// Everything a run needs.
 #[derive(Clone, Debug)]
@@ -1172,9 +1148,19 @@ async fn send_batch(b: batch::Batch, out: &Outbound, tasks: &mut JoinSet<()>) {
     };
     let permit = out.senders.acquire(req.url()).await;
     let senders = out.senders.clone();
+    let request = Request {
+        signal: b.payload.signal(),
+        completed: Duration::ZERO,
+        bytes: req.body_len(),
+        warmup: b.parts.iter().all(|p| p.event.warmup),
+    };
     tasks.spawn(async move {
         let outcome = senders.execute(permit, req).await;
         let completed = start.elapsed();
+        shared.recorder.request(&Request {
+            completed,
+            ..request
+        });
         let error = outcome.error_key();
         for p in b.parts {
             let stamp = if error.is_none() { p.stamp } else { None };
@@ -1235,8 +1221,16 @@ async fn backfill(
         let target = out.target_of(&payload);
         let outcome = match payload.prepare(target) {
             Ok(req) => {
+                let bytes = req.body_len();
                 let permit = out.senders.acquire(req.url()).await;
-                out.senders.execute(permit, req).await
+                let outcome = out.senders.execute(permit, req).await;
+                out.shared.recorder.request(&Request {
+                    signal,
+                    completed: out.start.elapsed(),
+                    bytes,
+                    warmup: event.warmup,
+                });
+                outcome
             }
             Err(e) => Outcome {
                 items: payload.items(),
@@ -1310,16 +1304,27 @@ pub async fn run(cfg: &RunConfig) -> Result<(Results, PathBuf), RunError> {
         let _ = stop_tx.send(());
         r
     };
-    let polling = verifier.poll_until(async {
-        let _ = stop_rx.await;
-    });
+    let canaries = || crate::progress::canary_counts(&shared.ledger, &verifier);
+    let polling = crate::progress::track(
+        &shared.progress,
+        &canaries,
+        verifier.poll_until(async {
+            let _ = stop_rx.await;
+        }),
+    );
     let (sent, ()) = tokio::join!(sending, polling);
     let dynamics = sent?;
     tracing::info!(
         pending = verifier.pending(),
         "sending done, draining canaries"
     );
-    let verified = verifier.drain().await;
+    let verified = crate::progress::draining(
+        &shared.progress,
+        cfg.drain_timeout,
+        &canaries,
+        verifier.drain(),
+    )
+    .await;
     let resources = sampler.stop().await;
     setup.stop().await;
     if let Some(s) = paths.scrape.take() {

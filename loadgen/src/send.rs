@@ -279,6 +279,11 @@ impl Prepared {
     pub fn items(&self) -> u64 {
         self.items
     }
+
+    /// The body's length as it goes on the wire (encoded and compressed).
+    pub fn body_len(&self) -> u64 {
+        self.body.len() as u64
+    }
 }
 
 /// The OTLP/HTTP path of each export request.

@@ -1,7 +1,7 @@
 //! The `loadgen` binary: the fleet listing (whole and one shard), clear errors (exit code 2)
 //! for a bad `--slo`, a bad `--fleet` file, a bad `--shard` and a target that fails preflight,
-//! and the verdict (exit code 1, the reason first) of runs through collectors that lose or
-//! refuse data.
+//! the verdict (exit code 1, the reason first) of runs through collectors that lose or refuse
+//! data, and `compare` on run folders.
 
 #![allow(clippy::unwrap_used)]
 
@@ -321,5 +321,74 @@ fn a_collector_url_with_a_port_is_refused_with_the_gateway_ports() {
     assert!(
         stderr.contains("without a port") && stderr.contains("--collector-otlp-url"),
         "{stderr}"
+    );
+}
+
+#[test]
+fn compare_takes_run_folders_and_warns_about_different_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let out = loadgen(&[
+        "--devices",
+        "10",
+        "--duration",
+        "2s",
+        "--rate",
+        "5",
+        "--drain",
+        "10s",
+        "--direct",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    // Off a terminal, progress is plain lines, never a bar's control sequences.
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        !stderr.contains('\r') && !stderr.contains("\u{1b}["),
+        "{stderr}"
+    );
+    // What a run now records: requests, body bytes and the verifier's poll interval.
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap()).unwrap();
+    let logs = &json["signals"]["logs"];
+    assert!(logs["requests"].as_u64().unwrap() > 0, "{logs}");
+    assert!(logs["bytes"].as_u64().unwrap() > logs["requests"].as_u64().unwrap());
+    assert_eq!(logs["verification"]["poll_interval_ms"], 1000);
+
+    // A run against itself, by folder: no warnings, nothing better or worse.
+    let out = loadgen(&["compare", run.to_str().unwrap(), run.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains("≈ same") && !stdout.contains("better"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("worse") && !stdout.contains("warning"),
+        "{stdout}"
+    );
+
+    // Another device count: warned about on stderr and in the output.
+    let mut other = json.clone();
+    other["run"]["devices"] = 5000.into();
+    let other_dir = dir.path().join("other");
+    std::fs::create_dir(&other_dir).unwrap();
+    std::fs::write(other_dir.join("results.json"), other.to_string()).unwrap();
+    let out = loadgen(&[
+        "compare",
+        run.to_str().unwrap(),
+        other_dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stderr.contains("warning: devices: 10 and 5,000"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("warning: the runs differ in devices: 10 and 5,000"),
+        "{stdout}"
     );
 }

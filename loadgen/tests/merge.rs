@@ -43,9 +43,12 @@ fn results(id: &str, sent: u64, lat: &[u64], interval_t: &[f64]) -> Results {
             write_to_query_latency: hist(lat),
             query_errors: 0,
             last_query_error: None,
+            poll_interval_ms: 1000,
         },
         items_per_second: sent as f64 / 10.0,
         target_items_per_second: sent as f64 / 10.0,
+        requests: sent / 10,
+        bytes: sent * 100,
     };
     Results {
         schema_version: SCHEMA_VERSION,
@@ -75,6 +78,8 @@ fn results(id: &str, sent: u64, lat: &[u64], interval_t: &[f64]) -> Results {
                 sent: BTreeMap::from([("logs".to_string(), 5)]),
                 errors: BTreeMap::new(),
                 scheduled: BTreeMap::from([("logs".to_string(), 5)]),
+                requests: BTreeMap::from([("logs".to_string(), 1)]),
+                bytes: BTreeMap::from([("logs".to_string(), 500)]),
                 send_latency: hist(lat),
             })
             .collect(),
@@ -109,6 +114,8 @@ fn counts_add_and_histograms_merge_exactly() {
     assert_eq!(logs.errors["500"], 2);
     assert_eq!(logs.verification.canaries, 20);
     assert_eq!(logs.verification.lost, 2);
+    assert_eq!((logs.requests, logs.bytes), (15, 15_000));
+    assert_eq!(logs.verification.poll_interval_ms, 1000);
     let all = recorded(&hist(&[100, 200, 300, 1_000, 5_000]));
     assert_eq!(recorded(&logs.send_latency), all);
     assert_eq!(recorded(&logs.verification.write_to_query_latency), all);
@@ -119,6 +126,8 @@ fn counts_add_and_histograms_merge_exactly() {
     assert_eq!(ts, vec![0.0, 1.0, 2.0]);
     assert_eq!(m.intervals[1].sent["logs"], 10);
     assert_eq!(m.intervals[1].send_latency.count, 5);
+    assert_eq!(m.intervals[1].requests["logs"], 2);
+    assert_eq!(m.intervals[1].bytes["logs"], 1000);
     assert_eq!(m.breakdown.len(), 1);
     assert_eq!(m.breakdown[0].sent["logs"], 150);
 

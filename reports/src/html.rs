@@ -2,9 +2,17 @@
 //! into ONE self-contained HTML document — inline CSS, inline SVG charts from [`crate::svg`], no
 //! scripts, no links, nothing fetched from the network — that also prints legibly.
 //!
-//! Sections, in order: run summary and SLO verdicts, throughput and errors over time, latency
-//! (percentile spectrum and over time), loss and duplicates, breakdown by device type and region,
-//! collector and loadgen resources, and the baseline comparison when a baseline is given.
+//! Sections, in order: run summary and SLO verdicts, throughput and errors over time (with
+//! requests/s and bytes/s, and each signal's pacing: target versus scheduled versus sent),
+//! latency (a numeric table of send and write-to-query percentiles, the write-to-query
+//! resolution, the percentile spectrum and over time), loss and duplicates, breakdown by device
+//! type and region, collector and loadgen resources, and the baseline comparison when a baseline
+//! is given.
+//!
+//! Rates over time divide an interval's count by the part of it the schedule covered, so the
+//! run's ragged end is neither drawn as a collapse to zero nor as a spike (see [`rate_points`]).
+//! Comparisons with a baseline ([`change`]) call a difference better or worse only when it is
+//! larger than the noise of the figures compared.
 //!
 //! Every string that comes from the results is escaped with [`esc`].
 
@@ -12,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use crate::histogram::HistogramData;
-use crate::results::{Results, SignalResults, Verification};
+use crate::results::{Interval, Results, SignalResults, Verification};
 use crate::svg::{self, BarChart, BarSeries, LineChart, Series, XAxis};
 
 /// Escapes `s` for HTML text and (quoted) attribute values.
@@ -151,6 +159,285 @@ pub fn fmt_pct(f: Option<f64>) -> String {
     f.filter(|f| f.is_finite())
         .map_or_else(|| "–".to_string(), |f| format!("{:.3}%", f * 100.0))
 }
+
+/// `1.5 KiB`, `12.0 MiB`.
+pub fn fmt_bytes(v: f64) -> String {
+    if !v.is_finite() {
+        return "–".to_string();
+    }
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = v;
+    let mut i = 0;
+    while v.abs() >= 1024.0 && i + 1 < units.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{v:.0} B")
+    } else {
+        format!("{v:.1} {}", units[i])
+    }
+}
+
+/// The measured (post-warm-up) seconds that totals divide by; `None` when the results do not
+/// give a usable one.
+pub fn measured_s(r: &Results) -> Option<f64> {
+    let s = r.run.duration_s - r.run.warmup_s;
+    (s.is_finite() && s > 0.0).then_some(s)
+}
+
+/// The reporting interval's length: the smallest step between consecutive intervals (the
+/// first interval's end when there is only one).
+fn interval_len(r: &Results) -> Option<f64> {
+    let step = r
+        .intervals
+        .windows(2)
+        .map(|w| w[1].t_s - w[0].t_s)
+        .filter(|d| d.is_finite() && *d > 0.0)
+        .fold(f64::INFINITY, f64::min);
+    let step = if step.is_finite() {
+        step
+    } else {
+        r.intervals.first().map_or(0.0, |i| i.t_s)
+    };
+    (step.is_finite() && step > 0.0).then_some(step)
+}
+
+/// `(t, count per second)` of one count of each interval. The rate divides by the part of the
+/// interval the schedule covered (it ends at `duration_s`): an interval straddling the end is
+/// divided by its time up to the end, one covering less than half an interval of schedule is
+/// left out (its few items would draw a collapse to zero, or a spike), and so are intervals
+/// after the end (requests still completing). The items left out stay in every total; see
+/// [`tail_items`].
+pub fn rate_points(r: &Results, count: impl Fn(&Interval) -> Option<u64>) -> Vec<(f64, f64)> {
+    drawn_intervals(r)
+        .into_iter()
+        .filter_map(|(i, covered)| {
+            let iv = &r.intervals[i];
+            Some((iv.t_s, count(iv)? as f64 / covered))
+        })
+        .collect()
+}
+
+/// The intervals rate charts draw (index, seconds of schedule covered); see [`rate_points`].
+fn drawn_intervals(r: &Results) -> Vec<(usize, f64)> {
+    let Some(step) = interval_len(r) else {
+        return Vec::new();
+    };
+    let end = if r.run.duration_s.is_finite() && r.run.duration_s > 0.0 {
+        r.run.duration_s
+    } else {
+        f64::INFINITY
+    };
+    r.intervals
+        .iter()
+        .enumerate()
+        .filter_map(|(i, iv)| {
+            let covered = iv.t_s.min(end) - (iv.t_s - step).max(0.0);
+            (covered >= step * 0.5).then_some((i, covered))
+        })
+        .collect()
+}
+
+/// Items of `pick` in the intervals [`rate_points`] leaves out (the run's ragged end).
+fn tail_items(r: &Results, pick: impl Fn(&Interval) -> u64) -> u64 {
+    let drawn: BTreeSet<usize> = drawn_intervals(r).into_iter().map(|(i, _)| i).collect();
+    r.intervals
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !drawn.contains(i))
+        .fold(0u64, |a, (_, iv)| a.saturating_add(pick(iv)))
+}
+
+/// Which direction of change is an improvement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Better {
+    Higher,
+    Lower,
+    /// Neither (requests/s, bytes/s): a change is only "higher" or "lower".
+    Neither,
+}
+
+/// How a figure moved from a baseline to a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    Better,
+    Worse,
+    Higher,
+    Lower,
+    /// Within the noise of the two figures.
+    Same,
+    /// One side has no value.
+    Unknown,
+}
+
+impl Change {
+    pub fn word(self) -> &'static str {
+        match self {
+            Change::Better => "better",
+            Change::Worse => "worse",
+            Change::Higher => "higher",
+            Change::Lower => "lower",
+            Change::Same => "≈ same",
+            Change::Unknown => "n/a",
+        }
+    }
+
+    fn html(self) -> String {
+        let (class, arrow) = match self {
+            Change::Better => ("better", "▲ "),
+            Change::Worse => ("worse", "▼ "),
+            Change::Higher => ("muted", "▲ "),
+            Change::Lower => ("muted", "▼ "),
+            Change::Same | Change::Unknown => ("muted", ""),
+        };
+        format!("<span class=\"{class}\">{arrow}{}</span>", self.word())
+    }
+}
+
+/// Relative differences up to this are noise: the run-to-run spread of a figure measured
+/// twice on one machine is of this order.
+pub const NOISE_RELATIVE: f64 = 0.05;
+
+/// A figure of one run with what makes it uncertain.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Figure {
+    pub value: f64,
+    /// One standard deviation (counts: Poisson, sqrt(n) scaled like the value).
+    pub sigma: f64,
+    /// The smallest step the measurement can tell apart (histogram unit, poll interval).
+    pub resolution: f64,
+}
+
+impl Figure {
+    /// A value with no known noise besides [`NOISE_RELATIVE`].
+    pub fn plain(value: f64) -> Figure {
+        Figure {
+            value,
+            sigma: 0.0,
+            resolution: 0.0,
+        }
+    }
+
+    /// `n` counted events shown as `n * scale` (a rate: `1 / seconds`; a percentage of `c`:
+    /// `100 / c`), with Poisson noise.
+    pub fn count(n: u64, scale: f64) -> Figure {
+        Figure {
+            value: n as f64 * scale,
+            sigma: (n as f64).sqrt() * scale.abs(),
+            resolution: 0.0,
+        }
+    }
+}
+
+/// `base` to `cur`: the same when the difference is within two standard deviations of the
+/// difference, within the coarser resolution, or within [`NOISE_RELATIVE`] of the larger
+/// value; otherwise better or worse (higher or lower) by `better`.
+pub fn change(base: Option<Figure>, cur: Option<Figure>, better: Better) -> Change {
+    let (Some(b), Some(c)) = (base, cur) else {
+        return Change::Unknown;
+    };
+    if !(b.value.is_finite() && c.value.is_finite()) {
+        return Change::Unknown;
+    }
+    let d = c.value - b.value;
+    let noise = (2.0 * (b.sigma * b.sigma + c.sigma * c.sigma).sqrt())
+        .max(b.resolution.max(c.resolution))
+        .max(NOISE_RELATIVE * b.value.abs().max(c.value.abs()));
+    if d.abs() <= noise {
+        return Change::Same;
+    }
+    match (better, d > 0.0) {
+        (Better::Higher, true) | (Better::Lower, false) => Change::Better,
+        (Better::Higher, false) | (Better::Lower, true) => Change::Worse,
+        (Better::Neither, true) => Change::Higher,
+        (Better::Neither, false) => Change::Lower,
+    }
+}
+
+/// How the figures of one signal are labelled, read and formatted for comparisons.
+pub struct FigureSpec {
+    pub label: &'static str,
+    pub better: Better,
+    pub get: fn(&Results, &SignalResults) -> Option<Figure>,
+    pub fmt: fn(f64) -> String,
+}
+
+/// A latency percentile in ms, resolved to one histogram unit and at least `floor_ms`.
+fn latency_figure(h: &HistogramData, v: u64, floor_ms: f64) -> Option<Figure> {
+    (h.count > 0).then(|| Figure {
+        value: to_ms(v as f64, &h.unit),
+        sigma: 0.0,
+        resolution: to_ms(1.0, &h.unit).max(floor_ms),
+    })
+}
+
+fn w2q_figure(s: &SignalResults, pick: fn(&HistogramData) -> u64) -> Option<Figure> {
+    let v = &s.verification;
+    let h = &v.write_to_query_latency;
+    latency_figure(h, pick(h), v.poll_interval_ms as f64)
+}
+
+/// The per-signal figures `loadgen compare` and the report's baseline section compare.
+pub const SIGNAL_FIGURES: [FigureSpec; 8] = [
+    FigureSpec {
+        label: "items/s",
+        better: Better::Higher,
+        get: |r, s| Some(Figure::count(s.acknowledged, 1.0 / measured_s(r)?)),
+        fmt: fmt_f,
+    },
+    FigureSpec {
+        label: "requests/s",
+        better: Better::Neither,
+        get: |r, s| {
+            let secs = measured_s(r)?;
+            (s.requests > 0).then(|| Figure::count(s.requests, 1.0 / secs))
+        },
+        fmt: fmt_f,
+    },
+    FigureSpec {
+        label: "bytes/s",
+        better: Better::Neither,
+        get: |r, s| {
+            let secs = measured_s(r)?;
+            (s.bytes > 0).then(|| Figure::plain(s.bytes as f64 / secs))
+        },
+        fmt: fmt_bytes,
+    },
+    FigureSpec {
+        label: "loss %",
+        better: Better::Lower,
+        get: |_, s| {
+            let v = &s.verification;
+            (v.canaries > 0).then(|| Figure::count(v.lost, 100.0 / v.canaries as f64))
+        },
+        fmt: |f| format!("{f:.3}"),
+    },
+    FigureSpec {
+        label: "p50 send latency (ms)",
+        better: Better::Lower,
+        get: |_, s| latency_figure(&s.send_latency, s.send_latency.p50, 0.0),
+        fmt: fmt_f,
+    },
+    FigureSpec {
+        label: "p99 send latency (ms)",
+        better: Better::Lower,
+        get: |_, s| latency_figure(&s.send_latency, s.send_latency.p99, 0.0),
+        fmt: fmt_f,
+    },
+    FigureSpec {
+        label: "p50 write-to-query (ms)",
+        better: Better::Lower,
+        get: |_, s| w2q_figure(s, |h| h.p50),
+        fmt: fmt_f,
+    },
+    FigureSpec {
+        label: "p99 write-to-query (ms)",
+        better: Better::Lower,
+        get: |_, s| w2q_figure(s, |h| h.p99),
+        fmt: fmt_f,
+    },
+];
 
 fn badge(pass: bool) -> &'static str {
     if pass {
@@ -306,24 +593,12 @@ fn summary_section(r: &Results) -> String {
     section("summary", "1. Run summary and SLO verdicts", &body)
 }
 
-/// Per-signal rate series from interval counts (`pick` selects sent or errors).
-fn rate_series(
-    r: &Results,
-    pick: impl Fn(&crate::results::Interval) -> &BTreeMap<String, u64>,
-) -> Vec<Series> {
+/// Per-signal rate series from interval counts (`pick` selects sent, errors, ...).
+fn rate_series(r: &Results, pick: impl Fn(&Interval) -> &BTreeMap<String, u64>) -> Vec<Series> {
     signal_names(r)
         .into_iter()
         .map(|name| {
-            let mut prev_t = 0.0;
-            let mut points = Vec::new();
-            for iv in &r.intervals {
-                let dt = iv.t_s - prev_t;
-                prev_t = iv.t_s;
-                if dt > 0.0 {
-                    let n = pick(iv).get(&name).copied().unwrap_or(0);
-                    points.push((iv.t_s, n as f64 / dt));
-                }
-            }
+            let points = rate_points(r, |iv| Some(pick(iv).get(&name).copied().unwrap_or(0)));
             Series { name, points }
         })
         .collect()
@@ -337,6 +612,18 @@ fn throughput_section(r: &Results) -> String {
         x_axis: XAxis::Linear,
         series: &rate_series(r, |iv| &iv.sent),
     });
+    let tail = tail_items(r, |iv| {
+        iv.sent.values().fold(0, |a, b| a.saturating_add(*b))
+    });
+    if tail > 0 {
+        let _ = writeln!(
+            body,
+            "<p class=\"muted\">{} items completed in the run's last, partial interval or after \
+             the schedule ended (requests still in flight); they are in every total but not \
+             drawn as a rate, which would show a collapse that did not happen.</p>",
+            fmt_int(tail)
+        );
+    }
     let errors = rate_series(r, |iv| &iv.errors);
     let no_errors = errors.iter().all(|s| s.points.iter().all(|p| p.1 == 0.0));
     body.push_str(&svg::line_chart(&LineChart {
@@ -349,7 +636,137 @@ fn throughput_section(r: &Results) -> String {
     if no_errors && !r.intervals.is_empty() {
         body.push_str("<p class=\"muted\">No errors in any interval.</p>\n");
     }
+    body.push_str(&requests_part(r));
+    body.push_str(&pacing_part(r));
     section("throughput", "2. Throughput and errors over time", &body)
+}
+
+/// Requests and request bytes per signal: a table, and both rates over time.
+fn requests_part(r: &Results) -> String {
+    let mut body = String::from("<h3>Requests and bytes sent</h3>\n");
+    let secs = measured_s(r);
+    let per_s = |v: u64| secs.map(|t| v as f64 / t);
+    let rows: Vec<Vec<String>> = r
+        .signals
+        .iter()
+        .filter(|(_, s)| s.requests > 0)
+        .map(|(name, s)| {
+            let per_req = |v: u64| v as f64 / s.requests as f64;
+            vec![
+                esc(name),
+                fmt_int(s.requests),
+                per_s(s.requests).map_or("–".into(), fmt_f),
+                fmt_bytes(s.bytes as f64),
+                per_s(s.bytes).map_or("–".into(), |b| format!("{}/s", fmt_bytes(b))),
+                fmt_f(per_req(s.sent)),
+                fmt_bytes(per_req(s.bytes)),
+                if s.sent > 0 {
+                    fmt_bytes(s.bytes as f64 / s.sent as f64)
+                } else {
+                    "–".into()
+                },
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        body.push_str(
+            "<p class=\"nodata\">no data — requests and bytes were not recorded (results of an \
+             older loadgen, or items delivered by scrape or log files only)</p>\n",
+        );
+        return body;
+    }
+    body.push_str(&table(
+        &[
+            "signal",
+            "requests#",
+            "requests/s#",
+            "body bytes#",
+            "bytes/s#",
+            "items per request#",
+            "bytes per request#",
+            "bytes per item#",
+        ],
+        &rows,
+    ));
+    body.push_str(
+        "<p class=\"muted\">Over the measured (post-warm-up) time; bytes are request bodies as \
+         sent (encoded and compressed), HTTP headers not counted.</p>\n",
+    );
+    let has_intervals = r.intervals.iter().any(|iv| !iv.requests.is_empty());
+    if has_intervals {
+        body.push_str(&svg::line_chart(&LineChart {
+            title: "Requests per second, per signal",
+            x_label: "time since start (s)",
+            y_label: "requests/s",
+            x_axis: XAxis::Linear,
+            series: &rate_series(r, |iv| &iv.requests),
+        }));
+        let kib: Vec<Series> = rate_series(r, |iv| &iv.bytes)
+            .into_iter()
+            .map(|mut s| {
+                s.points.iter_mut().for_each(|p| p.1 /= 1024.0);
+                s
+            })
+            .collect();
+        body.push_str(&svg::line_chart(&LineChart {
+            title: "Request body bytes per second, per signal",
+            x_label: "time since start (s)",
+            y_label: "KiB/s",
+            x_axis: XAxis::Linear,
+            series: &kib,
+        }));
+    }
+    body
+}
+
+/// Per signal: the rate the schedule aimed at, what it scheduled per interval (by intended
+/// time) and what was sent (by completion).
+fn pacing_part(r: &Results) -> String {
+    let mut body = String::from("<h3>Pacing: target versus sent</h3>\n");
+    let mut any = false;
+    for (name, s) in &r.signals {
+        let scheduled = rate_points(r, |iv| iv.scheduled.get(name).copied());
+        let sent = rate_points(r, |iv| Some(iv.sent.get(name).copied().unwrap_or(0)));
+        let target = s.target_items_per_second;
+        if scheduled.is_empty() && !(target > 0.0 && target.is_finite()) {
+            continue;
+        }
+        any = true;
+        let mut series = Vec::new();
+        if target > 0.0 && target.is_finite() {
+            series.push(Series {
+                name: "target".into(),
+                points: sent.iter().map(|&(t, _)| (t, target)).collect(),
+            });
+        }
+        series.push(Series {
+            name: "scheduled".into(),
+            points: scheduled,
+        });
+        series.push(Series {
+            name: "sent".into(),
+            points: sent,
+        });
+        let title = format!("Pacing of {name}: target, scheduled and sent items per second");
+        body.push_str(&svg::line_chart(&LineChart {
+            title: &title,
+            x_label: "time since start (s)",
+            y_label: "items/s",
+            x_axis: XAxis::Linear,
+            series: &series,
+        }));
+    }
+    if any {
+        body.push_str(
+            "<p class=\"muted\">Target: every device's nominal rate times the rate multiplier. \
+             Scheduled: items whose intended send time fell in the interval. Sent: items whose \
+             request completed in it. Sent below scheduled is loadgen or the target falling \
+             behind; sent above scheduled afterwards is the catch-up.</p>\n",
+        );
+    } else {
+        body.push_str("<p class=\"nodata\">no data — no target or scheduled rates recorded</p>\n");
+    }
+    body
 }
 
 /// Percentile spectrum series (ms) for one histogram per signal; unreadable histograms are named
@@ -380,19 +797,93 @@ fn spectrum_series<'a>(
         .collect()
 }
 
+/// One row per signal of `pick`'s histogram: count, p50, p90, p99, p99.9, max.
+fn latency_table(r: &Results, count: &str, pick: fn(&SignalResults) -> &HistogramData) -> String {
+    let rows: Vec<Vec<String>> = r
+        .signals
+        .iter()
+        .map(|(name, s)| {
+            let h = pick(s);
+            let mut row = vec![esc(name), fmt_int(h.count)];
+            row.extend([h.p50, h.p90, h.p99, h.p999, h.max].map(|v| {
+                if h.count > 0 {
+                    fmt_ms(v, &h.unit)
+                } else {
+                    "–".to_string()
+                }
+            }));
+            row
+        })
+        .collect();
+    if rows.is_empty() {
+        return "<p class=\"nodata\">no data</p>\n".to_string();
+    }
+    table(
+        &["signal", count, "p50#", "p90#", "p99#", "p99.9#", "max#"],
+        &rows,
+    )
+}
+
+/// The verifier's poll intervals in the results, ms (usually one).
+pub(crate) fn poll_intervals_ms(r: &Results) -> BTreeSet<u64> {
+    r.signals
+        .values()
+        .filter(|s| s.verification.write_to_query_latency.count > 0)
+        .map(|s| s.verification.poll_interval_ms)
+        .filter(|&p| p > 0)
+        .collect()
+}
+
+/// What limits the write-to-query figures: the verifier's poll interval.
+pub fn w2q_resolution(r: &Results) -> String {
+    let polls = poll_intervals_ms(r);
+    if polls.is_empty() {
+        return "Write-to-query latency is the time from a canary's send until the first \
+                verifier query that found it, so its resolution is the verifier's poll \
+                interval (not recorded in these results; 1 s in loadgen runs)."
+            .to_string();
+    }
+    let list: Vec<String> = polls
+        .iter()
+        .map(|&ms| format!("{} s", fmt_f(ms as f64 / 1000.0)))
+        .collect();
+    let list = list.join(" or ");
+    format!(
+        "Write-to-query latency is the time from a canary's send until the first verifier \
+         query that found it. The verifier queried the stack every {list}, so these latencies \
+         have a resolution of about {list} and overstate the true latency by up to that much; \
+         differences smaller than that are not meaningful."
+    )
+}
+
 fn latency_section(r: &Results) -> String {
     let mut notes = String::new();
     let spectrum = spectrum_series(
         r.signals.iter().map(|(n, s)| (n, &s.send_latency)),
         &mut notes,
     );
-    let mut body = svg::line_chart(&LineChart {
+    let mut body = String::from("<h3>Send latency per signal</h3>\n");
+    body.push_str(&latency_table(r, "samples#", |s| &s.send_latency));
+    body.push_str(
+        "<p class=\"muted\">From each event's intended send time (the schedule's) to its \
+         request's outcome, so waiting in a batch or behind a slow target counts.</p>\n",
+    );
+    body.push_str("<h3>Write-to-query latency per signal</h3>\n");
+    body.push_str(&latency_table(r, "canaries found#", |s| {
+        &s.verification.write_to_query_latency
+    }));
+    let _ = writeln!(
+        body,
+        "<p><b>Resolution.</b> {}</p>",
+        esc(&w2q_resolution(r))
+    );
+    body.push_str(&svg::line_chart(&LineChart {
         title: "Send latency by percentile, per signal",
         x_label: "percentile (log scale)",
         y_label: "send latency (ms)",
         x_axis: XAxis::Percentile,
         series: &spectrum,
-    });
+    }));
     body.push_str(&notes);
     let over_time: Vec<Series> = [("p50", false), ("p99", true)]
         .into_iter()
@@ -613,47 +1104,85 @@ fn resources_section(r: &Results) -> String {
     section("resources", "6. Collector and loadgen resources", &body)
 }
 
-/// Which direction of change is an improvement.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Better {
-    Higher,
-    Lower,
-}
-
-/// Cells: baseline, this run, delta, marker.
+/// Cells: baseline, this run, delta, change.
 fn compare_cells(
-    base: Option<f64>,
-    cur: Option<f64>,
+    base: Option<Figure>,
+    cur: Option<Figure>,
     better: Better,
     fmt: &dyn Fn(f64) -> String,
 ) -> Vec<String> {
-    let show = |v: Option<f64>| v.map_or_else(|| "–".to_string(), fmt);
-    let (delta, marker) = match (base, cur) {
-        (Some(b), Some(c)) if b.is_finite() && c.is_finite() => {
-            let d = c - b;
-            let rel = if b != 0.0 {
-                format!(" ({:+.1}%)", d / b * 100.0)
+    let show = |v: Option<Figure>| v.map_or_else(|| "–".to_string(), |f| fmt(f.value));
+    let delta = match (base, cur) {
+        (Some(b), Some(c)) if b.value.is_finite() && c.value.is_finite() => {
+            let d = c.value - b.value;
+            let rel = if b.value != 0.0 {
+                format!(" ({:+.1}%)", d / b.value * 100.0)
             } else {
                 String::new()
             };
             let sign = if d > 0.0 { "+" } else { "" };
-            let same = d.abs() <= 1e-9 * b.abs().max(c.abs());
-            let improved = (d > 0.0) == (better == Better::Higher);
-            let marker = if same {
-                "<span class=\"muted\">= same</span>"
-            } else if improved {
-                "<span class=\"better\">▲ better</span>"
-            } else {
-                "<span class=\"worse\">▼ worse</span>"
-            };
-            (format!("{sign}{}{rel}", fmt(d)), marker.to_string())
+            format!("{sign}{}{rel}", fmt(d))
         }
-        _ => (
-            "–".to_string(),
-            "<span class=\"muted\">n/a</span>".to_string(),
-        ),
+        _ => "–".to_string(),
     };
-    vec![show(base), show(cur), delta, marker]
+    vec![
+        show(base),
+        show(cur),
+        delta,
+        change(base, cur, better).html(),
+    ]
+}
+
+/// The delivery of a run, from its target description (`..., delivery otlp`; push when absent).
+fn delivery(r: &Results) -> &str {
+    r.run
+        .target
+        .rsplit_once(", delivery ")
+        .map_or("push", |(_, d)| d.trim())
+}
+
+/// The settings in which two runs differ, one phrase each (`"devices: 5,000 and 300"`): runs
+/// that differ in these measure different things, so their figures do not compare as better or
+/// worse.
+pub fn setting_differences(a: &Results, b: &Results) -> Vec<String> {
+    let (x, y) = (&a.run, &b.run);
+    let mut out = Vec::new();
+    let mut differ = |what: &str, p: String, q: String| {
+        if p != q {
+            out.push(format!("{what}: {p} and {q}"));
+        }
+    };
+    differ("devices", fmt_int(x.devices), fmt_int(y.devices));
+    differ(
+        "duration",
+        format!("{} s", fmt_f(x.duration_s)),
+        format!("{} s", fmt_f(y.duration_s)),
+    );
+    differ(
+        "warm-up",
+        format!("{} s", fmt_f(x.warmup_s)),
+        format!("{} s", fmt_f(y.warmup_s)),
+    );
+    differ(
+        "rate multiplier",
+        fmt_f(x.rate_multiplier),
+        fmt_f(y.rate_multiplier),
+    );
+    let target = |r: &Results| {
+        r.run
+            .target
+            .rsplit_once(", delivery ")
+            .map_or(r.run.target.clone(), |(t, _)| t.to_string())
+    };
+    differ("target", target(a), target(b));
+    differ("seed", x.seed.to_string(), y.seed.to_string());
+    differ("delivery", delivery(a).to_string(), delivery(b).to_string());
+    differ(
+        "loadgen version",
+        x.loadgen_version.clone(),
+        y.loadgen_version.clone(),
+    );
+    out
 }
 
 fn baseline_section(r: &Results, base: &Results) -> String {
@@ -663,54 +1192,24 @@ fn baseline_section(r: &Results, base: &Results) -> String {
         esc(&base.run.id),
         esc(&base.run.started_at)
     );
+    for w in setting_differences(base, r) {
+        let _ = writeln!(
+            body,
+            "<p class=\"worse\"><b>Warning:</b> the runs differ in {}: their figures may \
+             not be comparable.</p>",
+            esc(&w)
+        );
+    }
     let names: BTreeSet<&String> = r.signals.keys().chain(base.signals.keys()).collect();
-    let ms = |f: fn(&HistogramData) -> u64| {
-        move |s: &SignalResults| {
-            let h = &s.send_latency;
-            (h.count > 0).then(|| to_ms(f(h) as f64, &h.unit))
-        }
-    };
-    type Metric<'a> = (
-        &'a str,
-        Box<dyn Fn(&SignalResults) -> Option<f64>>,
-        Better,
-        fn(f64) -> String,
-    );
-    let metrics: [Metric<'_>; 4] = [
-        (
-            "items/s",
-            Box::new(|s| Some(s.items_per_second)),
-            Better::Higher,
-            fmt_f,
-        ),
-        (
-            "p50 send latency (ms)",
-            Box::new(ms(|h| h.p50)),
-            Better::Lower,
-            fmt_f,
-        ),
-        (
-            "p99 send latency (ms)",
-            Box::new(ms(|h| h.p99)),
-            Better::Lower,
-            fmt_f,
-        ),
-        (
-            "loss",
-            Box::new(|s| loss_fraction(&s.verification)),
-            Better::Lower,
-            |f| fmt_pct(Some(f)),
-        ),
-    ];
     let mut rows = Vec::new();
     for name in &names {
-        for (label, get, better, fmt) in &metrics {
-            let mut row = vec![esc(name), (*label).to_string()];
+        for f in &SIGNAL_FIGURES {
+            let mut row = vec![esc(name), f.label.to_string()];
             row.extend(compare_cells(
-                base.signals.get(*name).and_then(get),
-                r.signals.get(*name).and_then(get),
-                *better,
-                fmt,
+                base.signals.get(*name).and_then(|s| (f.get)(base, s)),
+                r.signals.get(*name).and_then(|s| (f.get)(r, s)),
+                f.better,
+                &f.fmt,
             ));
             rows.push(row);
         }
@@ -723,6 +1222,13 @@ fn baseline_section(r: &Results, base: &Results) -> String {
         "delta#",
         "change",
     ];
+    body.push_str(&format!(
+        "<p class=\"muted\">A change is called better or worse only beyond the noise: {}% of \
+         the larger value, two standard deviations of counted figures (Poisson), and the \
+         resolution of latencies (the histogram unit; for write-to-query, the verifier's poll \
+         interval). Smaller differences read \"≈ same\".</p>\n",
+        NOISE_RELATIVE * 100.0
+    ));
     if rows.is_empty() {
         body.push_str("<p class=\"nodata\">no data</p>\n");
     } else {
@@ -745,8 +1251,8 @@ fn baseline_section(r: &Results, base: &Results) -> String {
             });
             let mut row = vec![esc(name)];
             row.extend(compare_cells(
-                old.map(|s| s.actual),
-                cur.map(|s| s.actual),
+                old.map(|s| Figure::plain(s.actual)),
+                cur.map(|s| Figure::plain(s.actual)),
                 better,
                 &fmt_f,
             ));
@@ -799,13 +1305,121 @@ mod tests {
         assert_eq!(fmt_pct(None), "–");
     }
 
+    fn p(v: f64) -> Option<Figure> {
+        Some(Figure::plain(v))
+    }
+
     #[test]
     fn deltas_know_which_way_is_better() {
-        let c = compare_cells(Some(100.0), Some(120.0), Better::Higher, &fmt_f);
+        let c = compare_cells(p(100.0), p(120.0), Better::Higher, &fmt_f);
         assert!(c[3].contains("better") && c[2].contains("+20"));
-        let c = compare_cells(Some(100.0), Some(120.0), Better::Lower, &fmt_f);
+        let c = compare_cells(p(100.0), p(120.0), Better::Lower, &fmt_f);
         assert!(c[3].contains("worse"));
-        let c = compare_cells(None, Some(1.0), Better::Lower, &fmt_f);
+        let c = compare_cells(None, p(1.0), Better::Lower, &fmt_f);
         assert!(c[3].contains("n/a"));
+        assert_eq!(change(p(100.0), p(80.0), Better::Neither), Change::Lower);
+    }
+
+    #[test]
+    fn noise_sized_differences_are_the_same() {
+        // Under 5 %.
+        assert_eq!(change(p(100.0), p(104.9), Better::Higher), Change::Same);
+        assert_eq!(change(p(100.0), p(94.0), Better::Higher), Change::Worse);
+        // Counts: 100 and 120 events are within two Poisson standard deviations (±30).
+        let c = |n| Some(Figure::count(n, 1.0));
+        assert_eq!(change(c(100), c(120), Better::Higher), Change::Same);
+        assert_eq!(change(c(100), c(140), Better::Higher), Change::Better);
+        // 0 and 1 lost canaries of 10,000: noise, not a regression.
+        let loss = |n| Some(Figure::count(n, 100.0 / 10_000.0));
+        assert_eq!(change(loss(0), loss(1), Better::Lower), Change::Same);
+        assert_eq!(change(loss(0), loss(40), Better::Lower), Change::Worse);
+        // Latencies within the resolution (a 1 s poll) are the same, beyond it they are not.
+        let w = |ms| {
+            Some(Figure {
+                value: ms,
+                sigma: 0.0,
+                resolution: 1000.0,
+            })
+        };
+        assert_eq!(change(w(1000.0), w(1900.0), Better::Lower), Change::Same);
+        assert_eq!(change(w(1000.0), w(2100.0), Better::Lower), Change::Worse);
+    }
+
+    fn run_with(intervals: &[(f64, u64)], duration_s: f64, warmup_s: f64) -> Results {
+        let mut r: Results = serde_json::from_str(&format!(
+            r#"{{"schema_version":1,"run":{{"id":"x","started_at":"","duration_s":{duration_s},
+            "warmup_s":{warmup_s},"seed":1,"devices":1,"shard":null,"shards_merged":1,"target":"embedded",
+            "rate_multiplier":1.0,"loadgen_version":"0","command":""}},"fleet":{{"by_type":{{}},
+            "by_region":{{}},"stores":0,"problem_devices":0}},"signals":{{}},"intervals":[],
+            "breakdown":[],"resources":[],"slos":[]}}"#
+        ))
+        .unwrap();
+        r.intervals = intervals
+            .iter()
+            .map(|&(t_s, n)| Interval {
+                t_s,
+                sent: BTreeMap::from([("logs".to_string(), n)]),
+                errors: BTreeMap::new(),
+                scheduled: BTreeMap::new(),
+                requests: BTreeMap::new(),
+                bytes: BTreeMap::new(),
+                send_latency: HistogramData::empty("us"),
+            })
+            .collect();
+        r
+    }
+
+    fn logs_rate(r: &Results) -> Vec<(f64, f64)> {
+        rate_points(r, |iv| iv.sent.get("logs").copied())
+    }
+
+    #[test]
+    fn the_ragged_end_is_not_drawn_as_a_collapse() {
+        // 60 s at 1000/s, then the last in-flight requests completing in interval 61.
+        let mut iv: Vec<(f64, u64)> = (1..=60).map(|t| (t as f64, 1000)).collect();
+        iv.push((61.0, 3));
+        let r = run_with(&iv, 60.0, 0.0);
+        let pts = logs_rate(&r);
+        assert_eq!(pts.len(), 60);
+        assert!(pts.iter().all(|p| p.1 == 1000.0), "{pts:?}");
+        assert_eq!(tail_items(&r, |iv| iv.sent["logs"]), 3);
+        // A schedule ending mid-interval: that interval's rate is over the time it covered.
+        let mut iv: Vec<(f64, u64)> = (1..=60).map(|t| (t as f64, 1000)).collect();
+        iv.push((61.0, 600));
+        let pts = logs_rate(&run_with(&iv, 60.6, 0.0));
+        assert_eq!(pts.len(), 61);
+        assert!((pts[60].1 - 1000.0).abs() < 1e-6, "{:?}", pts[60]);
+        // ...unless it covered under half an interval.
+        let mut iv: Vec<(f64, u64)> = (1..=60).map(|t| (t as f64, 1000)).collect();
+        iv.push((61.0, 100));
+        assert_eq!(logs_rate(&run_with(&iv, 60.1, 0.0)).len(), 60);
+    }
+
+    #[test]
+    fn the_first_interval_after_warmup_is_one_interval_long() {
+        let iv: Vec<(f64, u64)> = (6..=10).map(|t| (t as f64, 500)).collect();
+        let pts = logs_rate(&run_with(&iv, 10.0, 5.0));
+        assert_eq!(pts.first(), Some(&(6.0, 500.0)));
+    }
+
+    #[test]
+    fn settings_that_differ_are_named() {
+        let a = run_with(&[], 60.0, 0.0);
+        assert!(setting_differences(&a, &a.clone()).is_empty());
+        let mut b = a.clone();
+        b.run.devices = 300;
+        b.run.seed = 2;
+        b.run.target = "embedded, delivery otlp".into();
+        b.run.loadgen_version = "1".into();
+        let d = setting_differences(&a, &b);
+        assert_eq!(
+            d,
+            [
+                "devices: 1 and 300",
+                "seed: 1 and 2",
+                "delivery: push and otlp",
+                "loadgen version: 0 and 1"
+            ]
+        );
     }
 }

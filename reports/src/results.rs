@@ -122,6 +122,15 @@ pub struct SignalResults {
     /// 0 when unknown (results from before it was recorded).
     #[serde(default)]
     pub target_items_per_second: f64,
+    /// Requests loadgen sent for this signal over the measured time (a batch of items is one
+    /// request; refused and failed requests count too). 0 in results from before it was
+    /// recorded, and for items delivered by scrape or file.
+    #[serde(default)]
+    pub requests: u64,
+    /// Request body bytes of those requests, as sent on the wire (encoded and compressed,
+    /// HTTP headers not counted).
+    #[serde(default)]
+    pub bytes: u64,
 }
 
 /// Read-back verification of the canary items of one signal.
@@ -142,6 +151,11 @@ pub struct Verification {
     /// The last failed read-back query, for the operator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_query_error: Option<String>,
+    /// How often the verifier queried the stack for canaries not found yet, ms. A canary's
+    /// write-to-query latency is the time to the first query that found it, so latencies
+    /// have a resolution (and may overstate by up to) about this much. 0 when unknown.
+    #[serde(default)]
+    pub poll_interval_ms: u64,
 }
 
 impl Verification {
@@ -156,6 +170,7 @@ impl Verification {
             write_to_query_latency: HistogramData::empty(latency_unit),
             query_errors: 0,
             last_query_error: None,
+            poll_interval_ms: 0,
         }
     }
 
@@ -179,6 +194,12 @@ pub struct Interval {
     /// a catch-up burst.
     #[serde(default)]
     pub scheduled: BTreeMap<String, u64>,
+    /// Requests per signal completed in this interval (see [`SignalResults::requests`]).
+    #[serde(default)]
+    pub requests: BTreeMap<String, u64>,
+    /// Request body bytes per signal completed in this interval.
+    #[serde(default)]
+    pub bytes: BTreeMap<String, u64>,
     /// Send latency of this interval, all signals, µs.
     pub send_latency: HistogramData,
 }

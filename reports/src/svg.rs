@@ -19,6 +19,11 @@ const PLOT_T: f64 = 12.0;
 const PLOT_B: f64 = 236.0;
 /// Legend entries per row.
 const LEGEND_PER_ROW: usize = 4;
+/// An upper bound of a tick label's width per character (11px system-ui; digits and `%` are
+/// the widest characters ticks use, at about 0.6 em).
+const TICK_CHAR_W: f64 = 7.0;
+/// Space kept between a label and the edge of the view box.
+const EDGE: f64 = 2.0;
 
 /// Colours picked to stay apart on screen; dash patterns keep series apart when printed in grey.
 const PALETTE: [&str; 8] = [
@@ -145,10 +150,11 @@ pub fn line_chart(c: &LineChart<'_>) -> String {
     let mut body = String::new();
     for (x, label) in &x_ticks {
         let px = sx(*x);
+        let (tx, anchor) = x_tick_anchor(px, label);
         let _ = write!(
             body,
             "<line class=\"grid\" x1=\"{px:.1}\" y1=\"{PLOT_T}\" x2=\"{px:.1}\" y2=\"{PLOT_B}\"/>\
-             <text class=\"tick\" x=\"{px:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+             <text class=\"tick\" x=\"{tx:.1}\" y=\"{:.1}\" text-anchor=\"{anchor}\">{}</text>",
             PLOT_B + 16.0,
             esc(label)
         );
@@ -339,6 +345,20 @@ impl Frame<'_> {
     }
 }
 
+/// Where an x-axis tick label at `px` goes and how it is anchored: centred under its tick,
+/// unless that would run past an edge of the view box (the last percentile tick, "99.999%",
+/// sits at the plot's right edge): then it ends (or starts) at the edge instead.
+fn x_tick_anchor(px: f64, label: &str) -> (f64, &'static str) {
+    let half = label.chars().count() as f64 * TICK_CHAR_W / 2.0;
+    if px + half > W - EDGE {
+        (W - EDGE, "end")
+    } else if px - half < EDGE {
+        (EDGE, "start")
+    } else {
+        (px, "middle")
+    }
+}
+
 fn style(i: usize) -> (&'static str, &'static str) {
     (PALETTE[i % PALETTE.len()], DASHES[(i / 2) % DASHES.len()])
 }
@@ -429,6 +449,51 @@ mod tests {
         assert_eq!(percentile_x(0.0), 0.0);
         assert!((percentile_x(99.0) - 2.0).abs() < 1e-9);
         assert!((percentile_x(100.0) - 5.0).abs() < 1e-6);
+    }
+
+    /// The horizontal extent of a tick label as drawn, by its anchor.
+    fn extent(x: f64, anchor: &str, label: &str) -> (f64, f64) {
+        let w = label.chars().count() as f64 * TICK_CHAR_W;
+        match anchor {
+            "end" => (x - w, x),
+            "start" => (x, x + w),
+            _ => (x - w / 2.0, x + w / 2.0),
+        }
+    }
+
+    #[test]
+    fn every_x_tick_label_is_inside_the_view_box() {
+        let series = [Series {
+            name: "logs".into(),
+            points: vec![(50.0, 1.0), (99.9999, 30.0)],
+        }];
+        let c = LineChart {
+            title: "t",
+            x_label: "x",
+            y_label: "y",
+            x_axis: XAxis::Percentile,
+            series: &series,
+        };
+        let svg = line_chart(&c);
+        let mut seen = 0;
+        for part in svg.split("<text class=\"tick\" ").skip(1) {
+            let attr = |name: &str| {
+                let start = part.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+                let len = part[start..].find('"').unwrap();
+                &part[start..start + len]
+            };
+            let label = &part[part.find('>').unwrap() + 1..part.find("</text>").unwrap()];
+            let x: f64 = attr("x").parse().unwrap();
+            let (lo, hi) = extent(x, attr("text-anchor"), label);
+            assert!(lo >= 0.0 && hi <= W, "{label} spans {lo}..{hi}");
+            if label == "99.999%" {
+                assert_eq!(attr("text-anchor"), "end");
+                seen += 1;
+            }
+        }
+        assert_eq!(seen, 1);
+        assert_eq!(x_tick_anchor(400.0, "50"), (400.0, "middle"));
+        assert_eq!(x_tick_anchor(1.0, "0.5"), (EDGE, "start"));
     }
 
     #[test]

@@ -1,13 +1,14 @@
 //! The plain-text summary the CLI prints after a run: one table row per signal (items/s, items
 //! the target refused, canary loss, p50/p99 send latency, p50/p99 write-to-query latency), the
-//! refusals by status, and the SLO verdicts. The first line is the verdict with its reasons
-//! ([`crate::verdict`]), repeated as the last (`overall: ...`). Refused items are
-//! shown beside the loss so that a target answering 429 or 500 never reads as "0 loss".
+//! refusals by status, pacing, requests/s and bytes/s per signal, the write-to-query resolution
+//! (the verifier's poll interval), and the SLO verdicts. The first line is the verdict with its
+//! reasons ([`crate::verdict`]), repeated as the last (`overall: ...`). Refused items are shown
+//! beside the loss so that a target answering 429 or 500 never reads as "0 loss".
 
 use std::fmt::Write as _;
 
 use crate::histogram::HistogramData;
-use crate::html::{fmt_f, fmt_ms, fmt_pct, loss_fraction};
+use crate::html::{fmt_bytes, fmt_f, fmt_ms, fmt_pct, loss_fraction, measured_s};
 use crate::results::Results;
 
 /// The summary as printable text (ends with a newline).
@@ -91,6 +92,14 @@ pub fn summary(results: &Results) -> String {
             );
         }
     }
+    requests_lines(&mut out, results);
+    if results
+        .signals
+        .values()
+        .any(|s| s.verification.write_to_query_latency.count > 0)
+    {
+        let _ = writeln!(out, "w2q resolution: {}", w2q_resolution_short(results));
+    }
     let d = &results.fleet.dynamics;
     if d.churn_per_min > 0.0 || d.offline_share > 0.0 {
         let _ = writeln!(
@@ -137,6 +146,40 @@ pub fn summary(results: &Results) -> String {
     }
     let _ = writeln!(out, "overall: {}", verdict.outcome.as_str());
     out
+}
+
+/// One line per signal that recorded requests: requests and body bytes, in total and per
+/// second of measured time, and per request.
+fn requests_lines(out: &mut String, results: &Results) {
+    let secs = measured_s(results);
+    for (name, s) in &results.signals {
+        if s.requests == 0 {
+            continue;
+        }
+        let rate = |v: u64, f: fn(f64) -> String| secs.map_or("–".into(), |t| f(v as f64 / t));
+        let _ = writeln!(
+            out,
+            "requests {name}: {} ({}/s), {} sent ({}/s); {} items and {} per request",
+            s.requests,
+            rate(s.requests, fmt_f),
+            fmt_bytes(s.bytes as f64),
+            rate(s.bytes, fmt_bytes),
+            fmt_f(s.sent as f64 / s.requests as f64),
+            fmt_bytes(s.bytes as f64 / s.requests as f64),
+        );
+    }
+}
+
+/// `~1 s (the verifier polled every 1 s; ...)`.
+fn w2q_resolution_short(results: &Results) -> String {
+    match crate::html::poll_intervals_ms(results).last() {
+        Some(&ms) => format!(
+            "~{s} s: the verifier polled the stack every {s} s, so write-to-query latencies are \
+             from send to the first poll that found the canary (up to {s} s more than the truth)",
+            s = fmt_f(ms as f64 / 1000.0)
+        ),
+        None => "the verifier's poll interval (not recorded in these results)".to_string(),
+    }
 }
 
 /// The busiest reporting interval's sent rate of `signal` after the warm-up (intervals

@@ -1,5 +1,6 @@
-//! The HTML report and the text summary against a realistic run (3 signals, 60 intervals,
-//! resources, breakdown, one failing SLO), and a property test that rendering never panics.
+//! The HTML report and the text summary against a realistic run (3 signals, 60 intervals and a
+//! ragged last one, resources, breakdown, one failing SLO), and a property test that rendering
+//! never panics.
 
 // The whole file is tests; clippy's allow-unwrap-in-tests does not reach the helpers.
 #![allow(clippy::unwrap_used)]
@@ -67,26 +68,45 @@ fn realistic(id: &str, scale: f64) -> Results {
                     write_to_query_latency: hist(&mut rng, 6_000, 900, "ms"),
                     query_errors: 0,
                     last_query_error: None,
+                    poll_interval_ms: 1000,
                 },
                 items_per_second: acked as f64 / 60.0,
                 target_items_per_second: sent as f64 / 60.0,
+                requests: sent / 50,
+                bytes: sent * 120,
             },
         );
     }
-    let intervals = (1..=60)
-        .map(|t| Interval {
-            t_s: t as f64,
-            sent: signals
+    // Interval 61 holds the last requests completing after the 60 s schedule: a few items.
+    let intervals = (1..=61u64)
+        .map(|t| {
+            let per_s = |i: usize| if t <= 60 { 10_000 * (i as u64 + 1) } else { 7 };
+            let sent: BTreeMap<String, u64> = signals
                 .iter()
                 .enumerate()
-                .map(|(i, s)| (s.to_string(), 10_000 * (i as u64 + 1) + rng.next() % 500))
-                .collect(),
-            errors: signals
-                .iter()
-                .map(|s| (s.to_string(), if t % 10 == 0 { rng.next() % 40 } else { 0 }))
-                .collect(),
-            scheduled: BTreeMap::new(),
-            send_latency: hist(&mut rng, 300, 2_000, "us"),
+                .map(|(i, s)| {
+                    (
+                        s.to_string(),
+                        per_s(i) + rng.next() % 500 * u64::from(t <= 60),
+                    )
+                })
+                .collect();
+            Interval {
+                t_s: t as f64,
+                errors: signals
+                    .iter()
+                    .map(|s| (s.to_string(), if t % 10 == 0 { rng.next() % 40 } else { 0 }))
+                    .collect(),
+                scheduled: signals
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| (s.to_string(), per_s(i)))
+                    .collect(),
+                requests: sent.iter().map(|(k, v)| (k.clone(), v / 50)).collect(),
+                bytes: sent.iter().map(|(k, v)| (k.clone(), v * 120)).collect(),
+                sent,
+                send_latency: hist(&mut rng, 300, 2_000, "us"),
+            }
         })
         .collect();
     let resources = (1..=60)
@@ -225,7 +245,11 @@ fn every_section_is_present_with_data_and_charts() {
         assert!(!s.contains("no data"), "{h} has no data");
     }
     let svgs = |h: &str| section(&doc, h).matches("<svg").count();
-    assert_eq!(svgs(HEADINGS[1]), 2, "throughput + errors");
+    assert_eq!(
+        svgs(HEADINGS[1]),
+        7,
+        "throughput + errors + requests/s + bytes/s + pacing of each of 3 signals"
+    );
     assert_eq!(svgs(HEADINGS[2]), 2, "spectrum + over time");
     assert_eq!(svgs(HEADINGS[3]), 1, "write-to-query spectrum");
     assert_eq!(svgs(HEADINGS[4]), 2, "by type + by region");
@@ -243,8 +267,11 @@ fn every_section_is_present_with_data_and_charts() {
     ] {
         assert!(doc.contains(&format!(">{name}</text>")), "legend {name}");
     }
-    // The percentile axis is HdrHistogram's.
-    assert!(section(&doc, HEADINGS[2]).contains(">99.999%</text>"));
+    // The percentile axis is HdrHistogram's, its last tick label ends inside the chart.
+    assert!(
+        section(&doc, HEADINGS[2]).contains("text-anchor=\"end\">99.999%</text>"),
+        "the 99.999% tick is clipped"
+    );
     // Axis labels carry units.
     for label in ["items/s", "send latency (ms)", "CPU (cores)", "RSS (MiB)"] {
         assert!(doc.contains(label), "{label}");
@@ -303,7 +330,97 @@ fn baseline_section_only_with_a_baseline() {
     // More throughput than the baseline is better; a higher p99 SLO actual is worse... here the
     // run is faster (scale 1.0 vs 0.8), so its p99 SLO actual is lower: better.
     assert!(s.contains("▲ better"));
-    assert!(s.contains("▼ worse") || s.contains("= same"));
+    assert!(s.contains("▼ worse") || s.contains("≈ same"));
+    assert!(!s.contains("Warning"), "same settings");
+}
+
+#[test]
+fn baseline_with_other_settings_is_warned_about_and_noise_is_the_same() {
+    let r = realistic("run-1", 1.0);
+    let mut base = realistic("base-0", 1.0);
+    base.run.devices = 300;
+    let doc = reports::render(&r, Some(&base));
+    let s = section(&doc, HEADINGS[6]);
+    assert!(
+        s.contains("Warning:</b> the runs differ in devices: 300 and 1,902"),
+        "{s}"
+    );
+    // Identical figures: nothing is better or worse.
+    assert!(!s.contains("▲ better") && !s.contains("▼ worse"), "{s}");
+    assert!(s.contains("≈ same"));
+}
+
+#[test]
+fn latency_tables_and_write_to_query_resolution() {
+    let r = realistic("run-1", 1.0);
+    let doc = reports::render(&r, None);
+    let s = section(&doc, HEADINGS[2]);
+    for h in [
+        "Send latency per signal",
+        "Write-to-query latency per signal",
+        ">p50</th>",
+        ">p90</th>",
+        ">p99</th>",
+        ">p99.9</th>",
+        ">max</th>",
+    ] {
+        assert!(s.contains(h), "{h}");
+    }
+    for (name, sig) in &r.signals {
+        for h in [&sig.send_latency, &sig.verification.write_to_query_latency] {
+            for v in [h.p50, h.p90, h.p99, h.p999, h.max] {
+                let cell = format!("<td class=\"n\">{}</td>", reports::html::fmt_ms(v, &h.unit));
+                assert!(s.contains(&cell), "{name}: {cell}");
+            }
+        }
+    }
+    assert!(
+        s.contains("The verifier queried the stack every 1 s, so these latencies have a resolution of about 1 s"),
+        "{s}"
+    );
+}
+
+#[test]
+fn requests_bytes_pacing_and_the_ragged_end() {
+    let doc = reports::render(&realistic("run-1", 1.0), None);
+    let s = section(&doc, HEADINGS[1]);
+    for needle in [
+        "Requests and bytes sent",
+        "Requests per second, per signal",
+        "Request body bytes per second, per signal",
+        "Pacing of logs: target, scheduled and sent items per second",
+        "Pacing of traces",
+        ">target</text>",
+        ">scheduled</text>",
+        ">sent</text>",
+        // The ragged end is named, not drawn.
+        "21 items completed in the run's last, partial interval",
+    ] {
+        assert!(s.contains(needle), "{needle}");
+    }
+    // logs: 600,000 items in 12,000 requests of 72,000,000 bytes over 55 measured seconds.
+    assert!(
+        s.contains("<td class=\"n\">12,000</td><td class=\"n\">218.18</td>"),
+        "{s}"
+    );
+    assert!(s.contains("68.7 MiB"), "{s}");
+    // No throughput point near zero: every drawn interval is a full one (~10k-30k items/s).
+    let chart = &s[..s.find("</svg>").unwrap()];
+    let ys: Vec<f64> = chart
+        .split("points=\"")
+        .skip(1)
+        .flat_map(|p| {
+            p[..p.find('"').unwrap()]
+                .split(' ')
+                .map(|xy| xy.split(',').nth(1).unwrap().parse::<f64>().unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let bottom = ys.iter().cloned().fold(f64::MIN, f64::max);
+    assert!(
+        bottom < 236.0 - 20.0,
+        "a point dropped to the axis: {bottom}"
+    );
 }
 
 #[test]
@@ -358,6 +475,12 @@ fn text_summary_has_a_row_per_signal_and_verdicts() {
     }
     let logs = text.lines().find(|l| l.starts_with("logs")).unwrap();
     assert!(logs.contains("0.033%") && logs.contains(" ms"), "{logs}");
+    for needle in [
+        "requests logs: 12000 (218.18/s), 68.7 MiB sent (1.2 MiB/s); 50 items and 5.9 KiB per request",
+        "w2q resolution: ~1 s: the verifier polled the stack every 1 s",
+    ] {
+        assert!(text.contains(needle), "{needle} in\n{text}");
+    }
 }
 
 fn arb_hist() -> impl Strategy<Value = HistogramData> {
@@ -404,7 +527,9 @@ prop_compose! {
             verification: Verification {
                 canaries: c[0], found: c[1], lost: c[2], duplicated: c[3], out_of_order: c[4],
                 write_to_query_latency: w2q, query_errors: 0, last_query_error: None,
+                poll_interval_ms: c[0] % 3000,
             },
+            requests: c[1], bytes: c[2],
         }
     }
 }
@@ -432,7 +557,8 @@ prop_compose! {
             fleet: FleetSummary::default(),
             signals,
             intervals: intervals.into_iter().map(|(t_s, sent, errors, send_latency)| Interval {
-                scheduled: sent.clone(), t_s, sent, errors, send_latency,
+                scheduled: sent.clone(), requests: errors.clone(), bytes: sent.clone(),
+                t_s, sent, errors, send_latency,
             }).collect(),
             breakdown: breakdown.into_iter().map(|(device_type, region, devices, sent, errors)| {
                 Breakdown { device_type, region, devices, sent, errors }

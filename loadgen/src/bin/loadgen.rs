@@ -2,8 +2,9 @@
 //! `loadgen --devices 5000` works), `loadgen fleet`, `loadgen report`, `loadgen compare` and
 //! `loadgen merge`. `run` and `fleet` take `--shard i/n` (or `--shard-from-env`: the index from
 //! `LOADGEN_SHARD_INDEX`, else `JOB_COMPLETION_INDEX`, the count from `LOADGEN_SHARDS`) to
-//! emulate the devices whose index % n == i. Logs go to stderr, the progress bar too; the
-//! summary goes to stdout.
+//! emulate the devices whose index % n == i. Logs go to stderr, and so does the progress (a
+//! bar on a terminal, a plain line every 10 s otherwise); the summary goes to stdout.
+//! `report`, `compare` and `merge` take run folders as well as results.json files.
 //! Exit codes: 0 the run passed (or was not judged: `--no-default-slos` and no `--slo`), 1 it
 //! failed an objective (the default ones: no loss, duplicates or refusals, every sent signal
 //! verified) or could not finish, 2 bad flags or files, or the preflight probes failed (the
@@ -21,8 +22,6 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// 5000-device run (perf), and loadgen's cost must stay far below the system under test's.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use indicatif::{ProgressBar, ProgressStyle};
-use loadgen::Signal;
 use loadgen::deliver::Delivery;
 use loadgen::fleet::{Fleet, FleetSpec, Shard};
 use loadgen::run::{Progress, RunConfig, RunError, RunTarget, Slo};
@@ -57,7 +56,8 @@ enum Command {
         #[arg(long)]
         baseline: Option<PathBuf>,
     },
-    /// Print per-signal deltas of NEW against BASE.
+    /// Print per-signal deltas of NEW against BASE (results.json files or run folders);
+    /// warns when the runs' settings differ.
     Compare { base: PathBuf, new: PathBuf },
     /// Add the results of several shards into one.
     Merge {
@@ -313,7 +313,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Fleet(args)) => fleet(&args),
         Some(Command::Report { results, baseline }) => report(&results, baseline.as_deref()),
         Some(Command::Compare { base, new }) => {
-            print!("{}", loadgen::combine::compare(&read(&base)?, &read(&new)?));
+            let (base, new) = (read(&base)?, read(&new)?);
+            for w in loadgen::combine::setting_differences(&base, &new) {
+                eprintln!("loadgen: warning: {w}");
+            }
+            print!("{}", loadgen::combine::compare(&base, &new));
             Ok(())
         }
         Some(Command::Merge { inputs, out }) => merge(&inputs, &out),
@@ -373,7 +377,9 @@ async fn stop_signal() {
     }
 }
 
+/// A results.json, or the results.json of a run folder.
 fn read(path: &Path) -> anyhow::Result<Results> {
+    let path = &loadgen::combine::results_path(path);
     let text =
         std::fs::read_to_string(path).map_err(|e| Usage(format!("{}: {e}", path.display())))?;
     Ok(Results::from_json(&text).map_err(|e| Usage(format!("{}: {e}", path.display())))?)
@@ -414,6 +420,7 @@ fn fleet(args: &FleetArgs) -> anyhow::Result<()> {
 fn report(path: &Path, baseline: Option<&Path>) -> anyhow::Result<()> {
     let results = read(path)?;
     let base = baseline.map(read).transpose()?;
+    let path = loadgen::combine::results_path(path);
     let dir = path.parent().unwrap_or(Path::new("."));
     loadgen::run::write_report(&results, dir, base.as_ref())?;
     println!("{}", dir.join("report.html").display());
@@ -484,35 +491,6 @@ fn target(args: &RunArgs) -> anyhow::Result<RunTarget> {
     })
 }
 
-fn progress_bar(
-    p: Arc<Progress>,
-    duration: Duration,
-) -> (ProgressBar, tokio::task::JoinHandle<()>) {
-    let bar = ProgressBar::new(duration.as_millis() as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    let b = bar.clone();
-    let task = tokio::spawn(async move {
-        let tick = Duration::from_millis(500);
-        let mut last = [0u64; 3];
-        loop {
-            tokio::time::sleep(tick).await;
-            let now = Signal::ALL.map(|s| p.acknowledged(s));
-            let rates: Vec<String> = Signal::ALL
-                .iter()
-                .zip(now.iter().zip(last))
-                .map(|(s, (n, l))| format!("{s} {:.0}/s", (n - l) as f64 / tick.as_secs_f64()))
-                .collect();
-            last = now;
-            b.set_position(p.elapsed().as_millis() as u64);
-            b.set_message(format!("{}  errors {}", rates.join("  "), p.errors()));
-        }
-    });
-    (bar, task)
-}
-
 fn parse_delivery(s: &str) -> Result<Delivery, String> {
     s.parse()
         .map_err(|e: loadgen::deliver::DeliverError| e.to_string())
@@ -550,10 +528,9 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     let (results, dir) = rt
         .block_on(async {
-            let (bar, task) = progress_bar(progress, cfg.duration);
+            let display = loadgen::progress::spawn(progress, cfg.duration, cfg.drain_timeout);
             let r = loadgen::run::run(&cfg).await;
-            task.abort();
-            bar.finish_and_clear();
+            display.finish();
             r
         })
         .map_err(|e| match e {

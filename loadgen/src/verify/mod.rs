@@ -235,6 +235,8 @@ impl Verifier {
                 let mut verification = self.ledger.read(s, |l| st.tally.verification(l));
                 verification.query_errors = st.query_errors;
                 verification.last_query_error = st.last_error.clone();
+                verification.poll_interval_ms =
+                    u64::try_from(self.cfg.poll_interval.as_millis()).unwrap_or(u64::MAX);
                 let report = SignalReport {
                     verification,
                     unverified: self.ledger.overflowed(s),

@@ -187,6 +187,8 @@ impl Tally {
             write_to_query_latency: HistogramData::from_histogram(&latency, "ms"),
             query_errors: 0,
             last_query_error: None,
+            // The verifier knows its poll interval; see `Verifier::report`.
+            poll_interval_ms: 0,
         }
     }
 }

@@ -24,6 +24,8 @@ fn signal(sent: u64, refused: &[(&str, u64)], canaries: u64, found: u64) -> Sign
         },
         items_per_second: 0.0,
         target_items_per_second: 0.0,
+        requests: 0,
+        bytes: 0,
     }
 }
 
