@@ -12,7 +12,8 @@
 //! `INVALID_ARGUMENT`.
 //!
 //! OTLP/gRPC: `opentelemetry.proto.collector.trace.v1.TraceService/Export`, tenant from the
-//! `x-scope-orgid` metadata, messages up to `max_grpc_message_bytes`.
+//! `x-scope-orgid` metadata, messages up to `max_grpc_message_bytes` (decompressed), requests
+//! compressed with `gzip` or `zstd` (`grpc-encoding`) or not at all.
 
 use std::sync::Arc;
 
@@ -25,6 +26,7 @@ use axum::routing::post;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tonic::codec::CompressionEncoding;
 use wire::otlp::grpc::{TraceService, TraceServiceServer};
 use wire::otlp::{Encoding, ExportTraceServiceRequest, ExportTraceServiceResponse};
 
@@ -169,7 +171,12 @@ pub fn spawn_grpc(
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let max = state.config.max_grpc_message_bytes;
-        let service = TraceServiceServer::new(GrpcReceiver(state)).max_decoding_message_size(max);
+        // Tempo's OTLP receiver (the Collector's configgrpc) decodes gzip- and zstd-compressed
+        // requests; OTel SDKs and the Collector's exporter send gzip by default.
+        let service = TraceServiceServer::new(GrpcReceiver(state))
+            .max_decoding_message_size(max)
+            .accept_compressed(CompressionEncoding::Gzip)
+            .accept_compressed(CompressionEncoding::Zstd);
         let stop = async move {
             let _ = shutdown.wait_for(|s| *s).await;
         };
