@@ -4,8 +4,8 @@
 //! - `Content-Type: application/x-protobuf` or `application/json`, anything else 415;
 //! - `Content-Encoding: gzip` (or none/`identity`); another encoding or a bad gzip stream 400;
 //! - a body over `max_body_bytes` 413, decompressed over `max_decompressed_bytes` 400;
-//! - success 200 with an `ExportTraceServiceResponse`, a refused payload 400 with a
-//!   `google.rpc.Status`, both in the request's encoding.
+//! - success 200 with an `ExportTraceServiceResponse` (`{"partialSuccess":{}}` in JSON), a
+//!   refused payload 400 with a `google.rpc.Status`, both in the request's encoding.
 //!
 //! Tempo refuses a whole export when one span has an invalid trace or span id, so there is no
 //! partial success here: an export is either stored whole or refused with 400 /
@@ -119,21 +119,26 @@ async fn export_http(State(tempo): State<Arc<Tempo>>, headers: HeaderMap, body: 
         Err(e) => return bad_request(e, encoding),
     };
     match tempo.ingest(&tenant, req) {
-        // No partial success to report: `{}` in JSON, an empty message in protobuf.
+        // The Collector's receiver (pdata) always writes the non-nullable `partial_success`,
+        // empty: `{"partialSuccess":{}}` in JSON, an empty field 1 in protobuf.
         Ok(_) => match encoding {
             Encoding::Json => (
                 StatusCode::OK,
                 [(header::CONTENT_TYPE, encoding.content_type())],
-                "{}",
+                r#"{"partialSuccess":{}}"#,
             )
                 .into_response(),
-            Encoding::Protobuf => encoded(
-                StatusCode::OK,
-                &ExportTraceServiceResponse::default(),
-                encoding,
-            ),
+            Encoding::Protobuf => encoded(StatusCode::OK, &export_response(), encoding),
         },
         Err(e) => bad_request(e, encoding),
+    }
+}
+
+/// A successful export's answer, as the Collector's receiver (pdata) encodes it: with an empty
+/// `partial_success`.
+fn export_response() -> ExportTraceServiceResponse {
+    ExportTraceServiceResponse {
+        partial_success: Some(Default::default()),
     }
 }
 
@@ -156,9 +161,7 @@ impl TraceService for GrpcReceiver {
         self.0
             .ingest(&tenant, request.into_inner())
             .map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
-        Ok(tonic::Response::new(ExportTraceServiceResponse {
-            partial_success: None,
-        }))
+        Ok(tonic::Response::new(export_response()))
     }
 }
 
