@@ -607,6 +607,23 @@ async fn loki_metric_queries_with_hand_checked_numbers() {
             {"metric": {"app": "b", "job": "m"}, "values": [[ts(5.0), "2"], [ts(10.0), "3"]]},
         ])
     );
+    // Start and end off the step: evaluated at multiples of the step, from the start rounded
+    // down (t0()+5s) to the end rounded up (t0()+15s), as Loki's query frontend aligns them.
+    let data = loki
+        .query_range(
+            None,
+            &[
+                ("query", r#"count_over_time({job="m", app="a"}[5s])"#),
+                ("start", secs(7.5)),
+                ("end", secs(11.0)),
+                ("step", "5s"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        data["result"][0]["values"],
+        json!([[ts(5.0), "5"], [ts(10.0), "5"]])
+    );
     let data = loki
         .query_range(None, &range(r#"sum by (job) (rate({job="m"}[5s]))"#))
         .await;
@@ -661,13 +678,13 @@ async fn loki_metric_queries_with_hand_checked_numbers() {
                 ("query", r#"count_over_time({app="a"}[1s])"#),
                 ("start", secs(1.5)),
                 ("end", secs(2.5)),
-                ("step", "1"),
+                ("step", "0.5"),
             ],
         )
         .await;
     assert_eq!(
         data["result"][0]["values"],
-        json!([[ts(1.5), "1"], [ts(2.5), "1"]])
+        json!([[ts(1.5), "1"], [ts(2.0), "1"], [ts(2.5), "1"]])
     );
 }
 
