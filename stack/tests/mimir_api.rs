@@ -547,3 +547,43 @@ async fn out_of_order_window_accepts_within_and_refuses_beyond() {
         .await;
     assert_eq!(v["data"]["result"][0]["value"][1], "3");
 }
+
+/// `stack serve --promql-compat 2|3`: the same samples, `increase(c[1m])` as Prometheus 2 (closed
+/// window `[t-1m, t]`: the sample on the window's start counts) and 3 (left-open `(t-1m, t]`:
+/// extrapolated from the next sample, at most half an average interval back).
+#[tokio::test]
+async fn promql_compat_chooses_prometheus_2_or_3_range_windows() {
+    let samples = [
+        (T, 0.0),
+        (T + 30_000, 1.0),
+        (T + 40_000, 2.0),
+        (T + 50_000, 3.0),
+        (T + 60_000, 4.0),
+    ];
+    for (semantics, want) in [
+        // 4 over the full minute.
+        (stack::embedded::mimir::Semantics::Prometheus2, "4"),
+        // 3 over 30 s, extended by 5 s (half the 10 s interval): 3 * 35 / 30.
+        (stack::embedded::mimir::Semantics::Prometheus3, "3.5"),
+    ] {
+        let (_stack, api) = Api::start(EmbeddedConfig {
+            promql_semantics: semantics,
+            ..EmbeddedConfig::default()
+        })
+        .await;
+        assert_eq!(
+            api.push(None, &[series(&[("__name__", "c")], &samples)])
+                .await
+                .0,
+            200
+        );
+        let (status, v) = api
+            .get(
+                "/api/v1/query?query=increase(c%5B1m%5D)&time=1700000060",
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["data"]["result"][0]["value"][1], want, "{semantics:?}");
+    }
+}
