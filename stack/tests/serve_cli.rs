@@ -116,13 +116,20 @@ fn a_taken_port_is_a_clear_error() {
 
 #[test]
 fn bad_flag_values_are_named() {
-    let out = Command::new(env!("CARGO_BIN_EXE_stack"))
-        .args(["serve", "--retention", "lots"])
-        .output()
-        .expect("runs");
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--retention"), "stderr: {err}");
+    for (flag, value) in [
+        ("--retention", "lots"),
+        ("--promql-compat", "4"),
+        ("--out-of-order-window", "ten minutes"),
+        ("--loki-discover-service-name", "maybe"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_stack"))
+            .args(["serve", flag, value])
+            .output()
+            .expect("runs");
+        assert!(!out.status.success(), "{flag} {value}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(flag), "stderr: {err}");
+    }
 }
 
 /// `promtool` on PATH, or `None` after a notice (a failure with `REQUIRE_LOCAL_SERVERS=1`).

@@ -202,7 +202,7 @@ fn guide(stack: &EmbeddedStack) -> String {
         r#"Embedded stack is ready. Ctrl-C stops it.
 
   Loki        http://{loki}        push /loki/api/v1/push · query /loki/api/v1/query_range · /metrics
-  Mimir       http://{mimir}        remote write /api/v1/push · query /prometheus/api/v1/query · /metrics
+  Mimir       http://{mimir}        remote write /api/v1/push (Mimir's rules), /api/v1/write (Prometheus') · query /prometheus/api/v1/query · /metrics
   Tempo       http://{tempo}        /api/traces/<id> · /api/search · /metrics
   Tempo OTLP  http://{otlp_http}/v1/traces (HTTP) · {otlp_grpc} (gRPC)
 
@@ -237,7 +237,7 @@ Try it:
     )
 }
 
-/// Parses a size such as `256MiB`, `1GiB`, `500MB`, `64k` or a plain number of bytes.
+/// `--promql-compat`: the Prometheus major version whose PromQL rules to follow.
 fn parse_promql_compat(s: &str) -> Result<Semantics, String> {
     match s.trim() {
         "2" => Ok(Semantics::Prometheus2),
@@ -248,6 +248,7 @@ fn parse_promql_compat(s: &str) -> Result<Semantics, String> {
     }
 }
 
+/// Parses a size such as `256MiB`, `1GiB`, `500MB`, `64k` or a plain number of bytes.
 fn parse_bytes(s: &str) -> Result<usize, String> {
     let s = s.trim();
     let split = s
