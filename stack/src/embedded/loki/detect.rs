@@ -430,4 +430,15 @@ mod tests {
         assert_eq!(from_line("sale info=1"), "info");
         assert_eq!(from_line("sale device=7 info"), "info");
     }
+
+    proptest::proptest! {
+        /// Any line, however broken its JSON or logfmt, gets a level and never a panic.
+        #[test]
+        fn any_line_gets_a_level(line in ".{0,64}", json_ish in r#"\{("[a-zA-Z.]{0,6}":("[a-zA-Z]{0,8}"|\{|[0-9]),?){0,4}\}?"#) {
+            for l in [line.as_str(), json_ish.as_str()] {
+                let got = level(&[], &[], l);
+                proptest::prop_assert!(!got.is_empty());
+            }
+        }
+    }
 }
