@@ -47,6 +47,17 @@ fn rfc3339(off: i64) -> &'static str {
     )
 }
 
+/// The embedded Loki with Loki 3's push-time discovery off (`-validation.discover-service-name=`
+/// and `-validation.discover-log-levels=false`), so what a query returns is exactly what was
+/// pushed; the discovery itself is tested with the defaults in `loki_3_discovery_*`.
+fn as_pushed() -> EmbeddedConfig {
+    EmbeddedConfig {
+        loki_discover_service_name: false,
+        loki_discover_log_levels: false,
+        ..EmbeddedConfig::default()
+    }
+}
+
 struct Loki {
     _stack: EmbeddedStack,
     base: String,
@@ -64,8 +75,9 @@ impl Loki {
         }
     }
 
+    /// Loki storing streams as pushed (see [`as_pushed`]).
     async fn default() -> Loki {
-        Loki::start(EmbeddedConfig::default()).await
+        Loki::start(as_pushed()).await
     }
 
     async fn push_raw(
@@ -342,6 +354,121 @@ async fn loki_defaults_to_the_last_hour() {
     assert_eq!(v["data"]["result"][0]["value"][1], "1");
 }
 
+/// Loki 3's defaults: `service_name` from the first of service, app, ..., job (else
+/// `unknown_service`), a stream without labels stored under it, and `detected_level` metadata from
+/// the labels, the metadata or the line, which (as all metadata) splits the streams a query returns.
+#[tokio::test]
+async fn loki_3_discovery_service_name_and_detected_level_by_default() {
+    let loki = Loki::start(EmbeddedConfig::default()).await;
+    let mut tagged = Entry::new(t0() + 3 * S, "fine");
+    tagged.structured_metadata.push(LabelPair {
+        name: "detected_level".into(),
+        value: "ERR".into(),
+    });
+    let req = PushRequest {
+        streams: vec![
+            Stream {
+                labels: r#"{job="pos", app="shop"}"#.into(),
+                entries: vec![
+                    Entry::new(t0() + S, "level=error msg=\"card declined\""),
+                    Entry::new(t0() + 2 * S, r#"{"msg":"sale","level":"Info"}"#),
+                    tagged,
+                ],
+                hash: 0,
+            },
+            Stream {
+                labels: r#"{job="till"}"#.into(),
+                entries: vec![Entry::new(t0() + S, "WARNING: paper low")],
+                hash: 0,
+            },
+            Stream {
+                labels: "{}".into(),
+                entries: vec![Entry::new(t0() + S, "no labels at all")],
+                hash: 0,
+            },
+        ],
+    };
+    let (status, body) = loki.push(None, &req).await;
+    assert_eq!(status, 204, "{body}");
+
+    let range = [("start", s(t0())), ("end", s(t0() + 10 * S))];
+    let mut p: Vec<(&str, &str)> = range.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let labels = loki.json(None, "/loki/api/v1/labels", &p).await;
+    assert_eq!(labels["data"], json!(["app", "job", "service_name"]));
+    let values = loki
+        .json(None, "/loki/api/v1/label/service_name/values", &p)
+        .await;
+    assert_eq!(values["data"], json!(["shop", "till", "unknown_service"]));
+
+    p.push(("query", r#"{service_name=~".+"}"#));
+    let data = loki.query_range(None, &p).await;
+    let mut got: Vec<(Value, Value)> = data["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|st| {
+            st["values"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| (st["stream"].clone(), v[1].clone()))
+        })
+        .collect();
+    got.sort_by(|a, b| a.1.as_str().cmp(&b.1.as_str()));
+    assert_eq!(
+        got,
+        [
+            (
+                json!({"job": "till", "service_name": "till", "detected_level": "warn"}),
+                json!("WARNING: paper low")
+            ),
+            (
+                json!({"app": "shop", "job": "pos", "service_name": "shop", "detected_level": "error"}),
+                json!("fine")
+            ),
+            (
+                json!({"app": "shop", "job": "pos", "service_name": "shop", "detected_level": "error"}),
+                json!("level=error msg=\"card declined\"")
+            ),
+            (
+                json!({"service_name": "unknown_service", "detected_level": "unknown"}),
+                json!("no labels at all")
+            ),
+            (
+                json!({"app": "shop", "job": "pos", "service_name": "shop", "detected_level": "info"}),
+                json!(r#"{"msg":"sale","level":"Info"}"#)
+            ),
+        ]
+    );
+    // A metric query by stream counts the streams metadata made.
+    let at = s(t0() + 10 * S);
+    let v = loki
+        .json(
+            None,
+            "/loki/api/v1/query",
+            &[
+                (
+                    "query",
+                    r#"sum by (detected_level) (count_over_time({service_name=~".+"}[1m]))"#,
+                ),
+                ("time", at.as_str()),
+            ],
+        )
+        .await;
+    assert_eq!(v["data"]["result"].as_array().unwrap().len(), 4, "{v}");
+}
+
+/// `stack serve --loki-discover-service-name false`: a stream without labels is refused again, as
+/// by Loki with `-validation.discover-service-name=` (an empty list).
+#[tokio::test]
+async fn loki_3_discovery_off_refuses_a_stream_without_labels() {
+    let loki = Loki::default().await;
+    let (status, body) = loki
+        .push(None, &stream("{}", vec![Entry::new(t0(), "x")]))
+        .await;
+    assert_eq!(status, 400, "{body}");
+}
+
 #[tokio::test]
 async fn loki_structured_metadata_splits_streams_and_is_filterable() {
     let loki = Loki::default().await;
@@ -480,6 +607,23 @@ async fn loki_metric_queries_with_hand_checked_numbers() {
             {"metric": {"app": "b", "job": "m"}, "values": [[ts(5.0), "2"], [ts(10.0), "3"]]},
         ])
     );
+    // Start and end off the step: evaluated at multiples of the step, from the start rounded
+    // down (t0()+5s) to the end rounded up (t0()+15s), as Loki's query frontend aligns them.
+    let data = loki
+        .query_range(
+            None,
+            &[
+                ("query", r#"count_over_time({job="m", app="a"}[5s])"#),
+                ("start", secs(7.5)),
+                ("end", secs(11.0)),
+                ("step", "5s"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        data["result"][0]["values"],
+        json!([[ts(5.0), "5"], [ts(10.0), "5"]])
+    );
     let data = loki
         .query_range(None, &range(r#"sum by (job) (rate({job="m"}[5s]))"#))
         .await;
@@ -534,13 +678,13 @@ async fn loki_metric_queries_with_hand_checked_numbers() {
                 ("query", r#"count_over_time({app="a"}[1s])"#),
                 ("start", secs(1.5)),
                 ("end", secs(2.5)),
-                ("step", "1"),
+                ("step", "0.5"),
             ],
         )
         .await;
     assert_eq!(
         data["result"][0]["values"],
-        json!([[ts(1.5), "1"], [ts(2.5), "1"]])
+        json!([[ts(1.5), "1"], [ts(2.0), "1"], [ts(2.5), "1"]])
     );
 }
 
@@ -548,7 +692,7 @@ async fn loki_metric_queries_with_hand_checked_numbers() {
 async fn loki_validation_errors_as_loki_words_them() {
     let loki = Loki::start(EmbeddedConfig {
         max_line_size: 16,
-        ..EmbeddedConfig::default()
+        ..as_pushed()
     })
     .await;
     let one = vec![Entry::new(t0(), "x")];
@@ -638,7 +782,7 @@ async fn loki_validation_errors_as_loki_words_them() {
 async fn loki_malformed_requests_get_4xx_and_the_server_keeps_serving() {
     let loki = Loki::start(EmbeddedConfig {
         max_body_bytes: 4096,
-        ..EmbeddedConfig::default()
+        ..as_pushed()
     })
     .await;
     let cases: Vec<(&str, Option<&str>, Vec<u8>)> = vec![
@@ -834,7 +978,7 @@ async fn loki_retention_evicts_the_oldest_and_counts_it() {
     // 64 bytes of overhead + 36 of line = 100 bytes an entry; room for 10.
     let loki = Loki::start(EmbeddedConfig {
         retention_bytes: 1000,
-        ..EmbeddedConfig::default()
+        ..as_pushed()
     })
     .await;
     let req = stream(

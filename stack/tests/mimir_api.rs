@@ -402,3 +402,188 @@ async fn eviction_keeps_memory_bounded() {
         .unwrap();
     assert!(n > 0.0 && n < 10_000.0, "{v}");
 }
+
+/// `/api/v1/write` is Prometheus' receiver and validates as Prometheus 3 does: UTF-8 label
+/// names, invalid series skipped with 204, and a refused sample failing the whole request (400,
+/// the TSDB's words, nothing stored); `/api/v1/push` keeps Mimir's rules.
+#[tokio::test]
+async fn prometheus_write_path_validates_as_prometheus_3() {
+    let (_stack, api) = Api::start(EmbeddedConfig::default()).await;
+    let write =
+        |s: Vec<SeriesSpec<'static>>| api.post_raw("/api/v1/write", None, encode_series(&s));
+
+    let (status, body) = write(vec![series(
+        &[("__name__", "utf8_names"), ("bad-name", "1")],
+        &[(T, 1.0)],
+    )])
+    .await;
+    assert_eq!((status, body.as_str()), (204, ""));
+    let (_, v) = api
+        .get(
+            "/api/v1/series?match[]=utf8_names&start=1699999000&end=1700001000",
+            None,
+        )
+        .await;
+    assert_eq!(
+        v["data"],
+        serde_json::json!([{"__name__": "utf8_names", "bad-name": "1"}])
+    );
+    // Mimir refuses the same series.
+    let (status, _) = api
+        .push(
+            None,
+            &[series(
+                &[("__name__", "utf8_names"), ("bad-name", "1")],
+                &[(T + 1, 1.0)],
+            )],
+        )
+        .await;
+    assert_eq!(status, 400);
+
+    // No metric name, duplicate names: skipped, the rest stored, still 204.
+    let (status, body) = write(vec![
+        series(&[("job", "x")], &[(T, 1.0)]),
+        series(&[("__name__", "dup"), ("a", "1"), ("a", "2")], &[(T, 1.0)]),
+        series(&[("__name__", "kept")], &[(T, 1.0)]),
+    ])
+    .await;
+    assert_eq!((status, body.as_str()), (204, ""));
+    let (_, v) = api
+        .get(
+            "/api/v1/query?query=count({__name__=~\"dup|kept\"})&time=1700000000",
+            None,
+        )
+        .await;
+    assert_eq!(v["data"]["result"][0]["value"][1], "1");
+
+    // A refused sample rolls the whole request back.
+    for (samples, want) in [
+        (vec![(T - 1, 1.0)], "out of order sample\n"),
+        (
+            vec![(T, 2.0)],
+            "duplicate sample for timestamp 1700000000000; overrides not allowed: existing 1, new value 2\n",
+        ),
+        (
+            vec![(chrono::Utc::now().timestamp_millis() + 3_600_000, 1.0)],
+            "out of bounds: timestamp is too far in the future\n",
+        ),
+    ] {
+        let (status, body) = write(vec![
+            series(&[("__name__", "rolled_back")], &[(T, 1.0)]),
+            series(&[("__name__", "kept")], &samples),
+        ])
+        .await;
+        assert_eq!((status, body.as_str()), (400, want));
+    }
+    let (_, v) = api
+        .get(
+            "/api/v1/series?match[]=rolled_back&start=1699999000&end=1700001000",
+            None,
+        )
+        .await;
+    assert_eq!(v["data"], serde_json::json!([]));
+    let m = api
+        .client
+        .get(format!("{}/metrics", api.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        m.contains(r#"cortex_discarded_samples_total{reason="invalid_labels",user="anonymous"} 2"#),
+        "{m}"
+    );
+    assert!(
+        m.contains(
+            r#"cortex_discarded_samples_total{reason="sample-out-of-order",user="anonymous"} 2"#
+        ),
+        "{m}"
+    );
+}
+
+/// `stack serve --out-of-order-window 10m`: as Mimir and Prometheus with
+/// `out_of_order_time_window: 10m`, a sample 5 minutes older than the newest is stored in place,
+/// one 11 minutes older is too old.
+#[tokio::test]
+async fn out_of_order_window_accepts_within_and_refuses_beyond() {
+    let (_stack, api) = Api::start(EmbeddedConfig {
+        out_of_order_window: Duration::from_secs(600),
+        ..EmbeddedConfig::default()
+    })
+    .await;
+    let m = |samples: &[(i64, f64)]| vec![series(&[("__name__", "ooo"), ("job", "x")], samples)];
+    let p = |samples: &[(i64, f64)]| vec![series(&[("__name__", "ooo"), ("job", "p")], samples)];
+    assert_eq!(api.push(None, &m(&[(T, 3.0)])).await.0, 200);
+    assert_eq!(api.push(None, &m(&[(T - 300_000, 1.0)])).await.0, 200);
+    let (status, body) = api.push(None, &m(&[(T - 660_000, 1.0)])).await;
+    assert_eq!(status, 400);
+    assert!(
+        body.contains("this sample is beyond the out-of-order time window of 10m (err-mimir-sample-timestamp-too-old). The affected sample has timestamp 2023-11-14T22:02:20Z"),
+        "{body}"
+    );
+    let write =
+        |s: Vec<SeriesSpec<'static>>| api.post_raw("/api/v1/write", None, encode_series(&s));
+    assert_eq!(write(p(&[(T, 3.0)])).await.0, 204);
+    assert_eq!(write(p(&[(T - 300_000, 1.0)])).await.0, 204);
+    assert_eq!(
+        write(p(&[(T - 660_000, 1.0)])).await,
+        (400, "too old sample\n".to_string())
+    );
+    // The out-of-order samples are in place: the 5-minute-old one answers a query at its time.
+    let (_, v) = api
+        .get("/api/v1/query?query=ooo&time=1699999760", None)
+        .await;
+    let got: Vec<&str> = v["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["value"][1].as_str().unwrap())
+        .collect();
+    assert_eq!(got, ["1", "1"]);
+    let (_, v) = api
+        .get("/api/v1/query?query=ooo&time=1700000000", None)
+        .await;
+    assert_eq!(v["data"]["result"][0]["value"][1], "3");
+}
+
+/// `stack serve --promql-compat 2|3`: the same samples, `increase(c[1m])` as Prometheus 2 (closed
+/// window `[t-1m, t]`: the sample on the window's start counts) and 3 (left-open `(t-1m, t]`:
+/// extrapolated from the next sample, at most half an average interval back).
+#[tokio::test]
+async fn promql_compat_chooses_prometheus_2_or_3_range_windows() {
+    let samples = [
+        (T, 0.0),
+        (T + 30_000, 1.0),
+        (T + 40_000, 2.0),
+        (T + 50_000, 3.0),
+        (T + 60_000, 4.0),
+    ];
+    for (semantics, want) in [
+        // 4 over the full minute.
+        (stack::embedded::mimir::Semantics::Prometheus2, "4"),
+        // 3 over 30 s, extended by 5 s (half the 10 s interval): 3 * 35 / 30.
+        (stack::embedded::mimir::Semantics::Prometheus3, "3.5"),
+    ] {
+        let (_stack, api) = Api::start(EmbeddedConfig {
+            promql_semantics: semantics,
+            ..EmbeddedConfig::default()
+        })
+        .await;
+        assert_eq!(
+            api.push(None, &[series(&[("__name__", "c")], &samples)])
+                .await
+                .0,
+            200
+        );
+        let (status, v) = api
+            .get(
+                "/api/v1/query?query=increase(c%5B1m%5D)&time=1700000060",
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["data"]["result"][0]["value"][1], want, "{semantics:?}");
+    }
+}

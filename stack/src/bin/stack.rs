@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use stack::embedded::mimir::Semantics;
 use stack::embedded::{EmbeddedConfig, EmbeddedStack, Ports};
 
 #[derive(Parser)]
@@ -57,6 +58,21 @@ struct ServeArgs {
     /// Loki's max_line_size: longer log lines are refused with 400 (0 = no limit).
     #[arg(long, default_value = "256KiB", value_parser = parse_bytes)]
     max_line_size: usize,
+    /// Loki 3's discover_service_name: add a service_name label to streams without one (from
+    /// service, app, ..., job; else unknown_service). `false` stores streams as sent.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    loki_discover_service_name: bool,
+    /// Loki 3's discover_log_levels: add detected_level structured metadata to every entry.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    loki_discover_log_levels: bool,
+    /// Mimir's/Prometheus' out_of_order_time_window (e.g. 10m): accept samples up to this much
+    /// older than the newest. 0s (their default) refuses out-of-order samples.
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    out_of_order_window: std::time::Duration,
+    /// Evaluate PromQL as Prometheus 2 (closed range windows: rate/increase extrapolate as 2.x
+    /// did) or 3 (left-open windows, as current Prometheus and Mimir).
+    #[arg(long, default_value = "3", value_parser = parse_promql_compat, value_name = "2|3")]
+    promql_compat: Semantics,
     /// Print the endpoints as one JSON line instead of the human-readable guide.
     #[arg(long)]
     json: bool,
@@ -111,6 +127,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         retention_bytes: args.retention,
         max_body_bytes: args.max_body,
         max_line_size: args.max_line_size,
+        loki_discover_service_name: args.loki_discover_service_name,
+        loki_discover_log_levels: args.loki_discover_log_levels,
+        out_of_order_window: args.out_of_order_window,
+        promql_semantics: args.promql_compat,
         ..EmbeddedConfig::default()
     };
     // Handlers first: a signal that arrives right after the endpoints are printed must stop us
@@ -182,7 +202,7 @@ fn guide(stack: &EmbeddedStack) -> String {
         r#"Embedded stack is ready. Ctrl-C stops it.
 
   Loki        http://{loki}        push /loki/api/v1/push · query /loki/api/v1/query_range · /metrics
-  Mimir       http://{mimir}        remote write /api/v1/push · query /prometheus/api/v1/query · /metrics
+  Mimir       http://{mimir}        remote write /api/v1/push (Mimir's rules), /api/v1/write (Prometheus') · query /prometheus/api/v1/query · /metrics
   Tempo       http://{tempo}        /api/traces/<id> · /api/search · /metrics
   Tempo OTLP  http://{otlp_http}/v1/traces (HTTP) · {otlp_grpc} (gRPC)
 
@@ -215,6 +235,17 @@ Try it:
   curl -sS -G http://{mimir}/prometheus/api/v1/query --data-urlencode 'query=up'
   curl -sS http://{tempo}/api/search"#
     )
+}
+
+/// `--promql-compat`: the Prometheus major version whose PromQL rules to follow.
+fn parse_promql_compat(s: &str) -> Result<Semantics, String> {
+    match s.trim() {
+        "2" => Ok(Semantics::Prometheus2),
+        "3" => Ok(Semantics::Prometheus3),
+        other => Err(format!(
+            "{other:?} is not a Prometheus major version: use 2 or 3"
+        )),
+    }
 }
 
 /// Parses a size such as `256MiB`, `1GiB`, `500MB`, `64k` or a plain number of bytes.

@@ -6,6 +6,7 @@
 //! embedded one both serve: it avoids the differences between Tempo's JSON (base64 ids, enum
 //! names) and the OTLP JSON mapping.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use reqwest::Method;
@@ -55,6 +56,25 @@ pub struct TraceSummary {
     pub span_set: Option<SpanSet>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub span_sets: Vec<SpanSet>,
+    /// Spans and error spans per service over the whole trace (`service.name` of each span's
+    /// resource).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub service_stats: BTreeMap<String, ServiceStats>,
+}
+
+/// A service's share of a trace, as Tempo's search reports it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceStats {
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub span_count: u32,
+    /// Spans with status `error`.
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub error_count: u32,
+}
+
+fn is_zero_u32(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Spans of a trace that matched a TraceQL query.
@@ -73,6 +93,7 @@ pub struct SpanSet {
 pub struct SpanSummary {
     #[serde(rename = "spanID")]
     pub span_id: String,
+    /// The span name, only when the query selected it (as Tempo).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
     #[serde(default, with = "u64_string")]

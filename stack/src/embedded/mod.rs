@@ -70,6 +70,18 @@ pub struct EmbeddedConfig {
     pub max_decompressed_bytes: usize,
     /// Loki's `max_line_size`: a longer log line is refused with 400 (0 disables the check).
     pub max_line_size: usize,
+    /// Loki's `discover_service_name`: add a `service_name` label to streams without one (on by
+    /// default, as in Loki 3).
+    pub loki_discover_service_name: bool,
+    /// Loki's `discover_log_levels`: add `detected_level` structured metadata to every entry
+    /// (on by default, as in Loki 3).
+    pub loki_discover_log_levels: bool,
+    /// Mimir's (and Prometheus') `out_of_order_time_window`; zero, their default, refuses
+    /// out-of-order samples.
+    pub out_of_order_window: std::time::Duration,
+    /// Which Prometheus' PromQL rules the embedded Mimir follows (3.x by default, as current
+    /// Mimir and Prometheus).
+    pub promql_semantics: mimir::Semantics,
 }
 
 impl Default for EmbeddedConfig {
@@ -81,6 +93,10 @@ impl Default for EmbeddedConfig {
             max_body_bytes: 32 << 20,
             max_decompressed_bytes: wire::DEFAULT_MAX_DECOMPRESSED,
             max_line_size: 256 * 1024,
+            loki_discover_service_name: true,
+            loki_discover_log_levels: true,
+            out_of_order_window: std::time::Duration::ZERO,
+            promql_semantics: mimir::Semantics::Prometheus3,
         }
     }
 }

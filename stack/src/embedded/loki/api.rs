@@ -4,6 +4,8 @@
 //! a form body: times as integer seconds (up to 10 digits), integer nanoseconds, float seconds
 //! (rounded to the millisecond) or RFC3339(Nano); `since`; `limit` (100), `direction`
 //! (backward), `step` (float seconds or a duration; default `max(floor(range/250s), 1)` seconds).
+//! Metric range queries are evaluated at multiples of the step, from the start rounded down to
+//! the end rounded up, as Loki's query frontend aligns them ([`align_to_step`]).
 //! Errors are plain text with Go's `http.Error` trailing newline.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -239,6 +241,20 @@ pub fn parse_seconds_or_duration(v: &str) -> Result<i64, LokiError> {
         .ok_or_else(|| LokiError::BadRequest(format!("cannot parse {v:?} to a valid duration")))
 }
 
+/// The evaluation range of a metric range query as Loki's query frontend sets it (the
+/// `metricQuerySplitter` of `split_queries_by_interval`, on by default): start rounded down and
+/// end rounded up to multiples of the step, so every evaluation timestamp is a multiple of it.
+pub fn align_to_step(start: i64, end: i64, step: i64) -> (i64, i64) {
+    if step <= 0 {
+        return (start, end);
+    }
+    let up = match end.rem_euclid(step) {
+        0 => end,
+        m => end.saturating_add(step - m),
+    };
+    (start - start.rem_euclid(step), up)
+}
+
 /// Loki's default step: `max(floor(range in seconds / 250), 1)` seconds.
 pub fn default_step(start: i64, end: i64) -> i64 {
     let secs = (end.saturating_sub(start) as f64 / 1e9 / 250.0)
@@ -300,6 +316,7 @@ async fn query_range(
                 ("streams", streams_json(streams), n)
             }
             Expr::Metric(m) => {
+                let (start, end) = align_to_step(start, end, step);
                 let matrix =
                     eval::eval_metric(tenant.as_deref(), m, start, end, step, &mut processed)
                         .map_err(|e| LokiError::BadRequest(e.to_string()))?;
@@ -603,6 +620,14 @@ mod tests {
             parse_time("yesterday").unwrap_err().to_string(),
             "strconv.ParseInt: parsing \"yesterday\": invalid syntax"
         );
+    }
+
+    #[test]
+    fn metric_ranges_align_to_the_step() {
+        let s = 1_000_000_000;
+        assert_eq!(align_to_step(61 * s, 179 * s, 60 * s), (60 * s, 180 * s));
+        assert_eq!(align_to_step(120 * s, 180 * s, 60 * s), (120 * s, 180 * s));
+        assert_eq!(align_to_step(7, 7, 0), (7, 7));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! | module | role |
 //! |---|---|
 //! | this file | [`LokiConfig`], the shared state [`Loki`], push validation as Loki's distributor does it, eviction, self-metrics |
+//! | [`detect`] | the `service_name` label and `detected_level` metadata Loki 3 adds on push |
 //! | [`store`] | streams and entries of one tenant |
 //! | [`logql`] | the LogQL subset: lexer, parser, evaluator |
 //! | [`api`] | HTTP handlers, parameter parsing and response JSON as Loki writes them |
@@ -12,6 +13,7 @@
 //! oldest entries (by timestamp, across tenants) are evicted and counted on `/metrics`.
 
 pub mod api;
+pub mod detect;
 pub mod logql;
 pub mod store;
 
@@ -50,6 +52,11 @@ pub struct LokiConfig {
     pub reject_old_samples_max_age: Option<std::time::Duration>,
     /// Loki's `creation_grace_period` (default 10m): entries further in the future are refused.
     pub creation_grace_period: std::time::Duration,
+    /// Loki's `discover_service_name`: labels a missing `service_name` is taken from, in order
+    /// (else `unknown_service`); empty turns the discovery off.
+    pub discover_service_name: Vec<String>,
+    /// Loki's `discover_log_levels`: add `detected_level` structured metadata on push.
+    pub discover_log_levels: bool,
 }
 
 impl From<&EmbeddedConfig> for LokiConfig {
@@ -63,6 +70,15 @@ impl From<&EmbeddedConfig> for LokiConfig {
             max_entries_limit_per_query: 5000,
             reject_old_samples_max_age: Some(std::time::Duration::from_secs(168 * 3600)),
             creation_grace_period: std::time::Duration::from_secs(600),
+            discover_service_name: if c.loki_discover_service_name {
+                detect::DEFAULT_SERVICE_NAME_LABELS
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            discover_log_levels: c.loki_discover_log_levels,
         }
     }
 }
@@ -214,6 +230,9 @@ impl Loki {
         };
         // Loki drops labels with empty values.
         labels.retain(|(_, v)| !v.is_empty());
+        // Loki's push parser adds service_name before validating, so with discovery on even a
+        // stream without labels (`{}`) is stored, as `{service_name="unknown_service"}`.
+        detect::add_service_name(&mut labels, &self.config.discover_service_name);
         if labels.is_empty() {
             return Err((
                 reason::MISSING_LABELS,
@@ -222,13 +241,13 @@ impl Loki {
         }
         let key = wire::labels::format_label_set(&labels);
         let max = self.config.max_label_names_per_series;
-        if max > 0 && labels.len() > max {
+        // service_name does not count: Loki's infrastructure adds it.
+        let names =
+            labels.len() - usize::from(labels.iter().any(|(k, _)| k == detect::SERVICE_NAME));
+        if max > 0 && names > max {
             return Err((
                 reason::MAX_LABEL_NAMES,
-                format!(
-                    "entry for stream '{key}' has {} label names; limit {max}",
-                    labels.len()
-                ),
+                format!("entry for stream '{key}' has {names} label names; limit {max}"),
             ));
         }
         Ok((key, labels))
@@ -282,14 +301,18 @@ impl Loki {
                 ));
                 continue;
             }
+            let mut metadata: Labels = e
+                .structured_metadata
+                .into_iter()
+                .map(|p| (sanitize_label_name(p.name), p.value))
+                .collect();
+            if self.config.discover_log_levels {
+                detect::add_detected_level(&labels, &mut metadata, &e.line);
+            }
             out.push(StoredEntry {
                 ts,
                 line: e.line,
-                metadata: e
-                    .structured_metadata
-                    .into_iter()
-                    .map(|p| (sanitize_label_name(p.name), p.value))
-                    .collect(),
+                metadata,
             });
         }
         Prepared {
@@ -600,6 +623,16 @@ mod tests {
         now_ns() - 3_600_000_000_000 + i
     }
 
+    /// Loki 3's push-time discovery off: streams and entries stored as pushed (the discovery
+    /// has its own tests in `detect` and tests/loki_api.rs).
+    fn as_pushed() -> LokiConfig {
+        LokiConfig {
+            discover_service_name: Vec::new(),
+            discover_log_levels: false,
+            ..LokiConfig::default()
+        }
+    }
+
     fn push(labels: &str, entries: Vec<Entry>) -> PushRequest {
         PushRequest {
             streams: vec![WStream {
@@ -614,7 +647,7 @@ mod tests {
     fn validation_messages() {
         let loki = Loki::new(LokiConfig {
             max_line_size: 5,
-            ..LokiConfig::default()
+            ..as_pushed()
         });
         let err = loki
             .ingest("t", push("{}", vec![Entry::new(recent(1), "x")]))
@@ -700,7 +733,7 @@ mod tests {
         .size();
         let loki = Loki::new(LokiConfig {
             retention_bytes: 10 * one,
-            ..LokiConfig::default()
+            ..as_pushed()
         });
         let base = recent(0);
         for tenant in ["a", "b"] {

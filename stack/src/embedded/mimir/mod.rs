@@ -3,7 +3,7 @@
 //!
 //! | module | what |
 //! |---|---|
-//! | [`write`] | `POST /api/v1/push` (200) and `/api/v1/write` (204), Mimir's validation and messages |
+//! | [`write`] | `POST /api/v1/push` (200, Mimir's validation and messages) and `/api/v1/write` (204, Prometheus') |
 //! | [`store`] | per-tenant series index, postings and samples, bounded by `retention_bytes` |
 //! | [`promql`] | the PromQL subset, evaluated with Prometheus' semantics |
 //! | [`api`] | `/api/v1/{query,query_range,series,labels,label/<name>/values}`, also under `/prometheus` |
@@ -43,6 +43,10 @@ pub struct MimirConfig {
     pub semantics: Semantics,
     /// The lookback delta of instant vector selectors (Prometheus' default: 5m).
     pub lookback_ms: i64,
+    /// Mimir's `out_of_order_time_window` (Prometheus' `out_of_order_time_window`), in ms:
+    /// samples up to this much older than the tenant's newest are accepted out of order. Both
+    /// servers default to 0, which refuses every out-of-order sample.
+    pub out_of_order_window_ms: i64,
 }
 
 impl From<&EmbeddedConfig> for MimirConfig {
@@ -51,8 +55,9 @@ impl From<&EmbeddedConfig> for MimirConfig {
             retention_bytes: c.retention_bytes,
             max_body_bytes: c.max_body_bytes,
             max_decompressed_bytes: c.max_decompressed_bytes,
-            semantics: Semantics::default(),
+            semantics: c.promql_semantics,
             lookback_ms: promql::DEFAULT_LOOKBACK_MS,
+            out_of_order_window_ms: c.out_of_order_window.as_millis().min(i64::MAX as u128) as i64,
         }
     }
 }

@@ -1,8 +1,12 @@
 //! The embedded Mimir's in-memory TSDB: per tenant, a series index (sorted label set → id),
 //! postings (label name → value → ids) for matcher selection, and each series' samples in time
-//! order. Appends follow the TSDB head's rules (a sample older than the series' newest is out of
-//! order; the same timestamp with other value bits is a duplicate; the same timestamp and value is
-//! accepted silently). Memory is bounded by a byte estimate: when it is over `retention_bytes`
+//! order. Appends follow the TSDB head's rules (`memSeries.appendable` in Prometheus'
+//! tsdb/head_append.go): a sample older than the series' newest is out of order, unless an
+//! out-of-order window is set and the sample is no older than the tenant's newest sample minus the
+//! window (then it is inserted in place; beyond the window it is too old); the same timestamp with
+//! other value bits is a duplicate; the same timestamp and value is accepted silently. There is no
+//! out-of-bounds check (the TSDB head's "one hour before the newest sample" for new series): the
+//! embedded store has no blocks to protect. Memory is bounded by a byte estimate: when it is over `retention_bytes`
 //! the oldest samples of all tenants are evicted, and series left empty are dropped.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -19,10 +23,51 @@ const SAMPLE_BYTES: usize = 16;
 const SERIES_OVERHEAD: usize = 128;
 
 /// Why one sample was not appended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum AppendError {
+    /// Older than the series' newest and no out-of-order window (`storage.ErrOutOfOrderSample`).
     OutOfOrder,
-    DuplicateTimestamp,
+    /// Older than the out-of-order window allows (`storage.ErrTooOldSample`).
+    TooOld,
+    /// Same timestamp, other value; carries the value already stored.
+    DuplicateTimestamp(f64),
+}
+
+/// Where a sample goes in a series' time-sorted samples, as the TSDB head decides it: `Ok(None)`
+/// for an exact duplicate (accepted, nothing to store), `Ok(Some(i))` to insert at `i`.
+fn placement(
+    samples: &[(i64, f64)],
+    head_max: Option<i64>,
+    t: i64,
+    v: f64,
+    window: i64,
+) -> Result<Option<usize>, AppendError> {
+    let Some(&(lt, lv)) = samples.last() else {
+        // A series without samples takes any timestamp.
+        return Ok(Some(0));
+    };
+    if t > lt {
+        return Ok(Some(samples.len()));
+    }
+    if t == lt {
+        return if lv.to_bits() == v.to_bits() {
+            Ok(None)
+        } else {
+            Err(AppendError::DuplicateTimestamp(lv))
+        };
+    }
+    if window <= 0 {
+        return Err(AppendError::OutOfOrder);
+    }
+    if t < head_max.unwrap_or(lt).saturating_sub(window) {
+        return Err(AppendError::TooOld);
+    }
+    let i = samples.partition_point(|s| s.0 < t);
+    match samples.get(i) {
+        Some(&(st, sv)) if st == t && sv.to_bits() == v.to_bits() => Ok(None),
+        Some(&(st, sv)) if st == t => Err(AppendError::DuplicateTimestamp(sv)),
+        _ => Ok(Some(i)),
+    }
 }
 
 /// One series: labels and samples sorted by timestamp.
@@ -48,6 +93,8 @@ pub struct Tenant {
     series: BTreeMap<u64, Series>,
     postings: HashMap<String, HashMap<String, BTreeSet<u64>>>,
     next_id: u64,
+    /// The newest timestamp ever appended (the TSDB head's max time; eviction leaves it).
+    head_max: Option<i64>,
 }
 
 /// What an eviction pass removed.
@@ -150,13 +197,64 @@ impl Store {
         self.samples
     }
 
-    /// Appends one sample to the series `labels` (sorted, validated) of `tenant`.
+    /// Appends one sample to the series `labels` (sorted, validated) of `tenant`, with no
+    /// out-of-order window.
     pub fn append(
         &mut self,
         tenant: &str,
         labels: &Labels,
         t: i64,
         v: f64,
+    ) -> Result<(), AppendError> {
+        self.append_within(tenant, labels, t, v, 0)
+    }
+
+    /// Would every sample of `series` be accepted (in this order, each seeing the ones before
+    /// it)? Nothing is stored. The first refusal comes with its series and sample.
+    pub fn check_all<'a>(
+        &self,
+        tenant: &str,
+        series: impl IntoIterator<Item = (&'a Labels, &'a [(i64, f64)])>,
+        window: i64,
+    ) -> Result<(), (AppendError, &'a Labels, i64, f64)> {
+        let ten = self.tenants.get(tenant);
+        let mut head_max = ten.and_then(|t| t.head_max);
+        // Per series, the stored samples the request's could touch, then the request's own.
+        let mut overlay: HashMap<&Labels, Vec<(i64, f64)>> = HashMap::new();
+        for (labels, samples) in series {
+            let Some(first) = samples.iter().map(|s| s.0).min() else {
+                continue;
+            };
+            let tail = overlay.entry(labels).or_insert_with(|| {
+                ten.and_then(|t| t.ids.get(labels).and_then(|id| t.series.get(id)))
+                    .map(|s| {
+                        let from = s.samples.partition_point(|x| x.0 < first);
+                        // The last stored sample always stays: it decides in-order appends.
+                        s.samples[from.min(s.samples.len().saturating_sub(1))..].to_vec()
+                    })
+                    .unwrap_or_default()
+            });
+            for &(t, v) in samples {
+                match placement(tail, head_max, t, v, window) {
+                    Ok(Some(i)) => tail.insert(i, (t, v)),
+                    Ok(None) => {}
+                    Err(e) => return Err((e, labels, t, v)),
+                }
+                head_max = Some(head_max.map_or(t, |m| m.max(t)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends one sample, accepting out-of-order samples no older than `window` ms before the
+    /// tenant's newest (0 disables out-of-order ingestion, Mimir's and Prometheus' default).
+    pub fn append_within(
+        &mut self,
+        tenant: &str,
+        labels: &Labels,
+        t: i64,
+        v: f64,
+        window: i64,
     ) -> Result<(), AppendError> {
         let ten = self.tenants.entry(tenant.to_string()).or_default();
         let id = match ten.ids.get(labels) {
@@ -189,19 +287,11 @@ impl Store {
         let Some(s) = ten.series.get_mut(&id) else {
             return Ok(());
         };
-        if let Some(&(lt, lv)) = s.samples.last() {
-            if t < lt {
-                return Err(AppendError::OutOfOrder);
-            }
-            if t == lt {
-                return if lv.to_bits() == v.to_bits() {
-                    Ok(())
-                } else {
-                    Err(AppendError::DuplicateTimestamp)
-                };
-            }
-        }
-        s.samples.push((t, v));
+        let Some(at) = placement(&s.samples, ten.head_max, t, v, window)? else {
+            return Ok(());
+        };
+        s.samples.insert(at, (t, v));
+        ten.head_max = Some(ten.head_max.map_or(t, |m| m.max(t)));
         self.bytes += SAMPLE_BYTES;
         self.samples += 1;
         Ok(())
@@ -336,12 +426,64 @@ mod tests {
         assert_eq!(s.append("t", &a, 10, 1.0), Ok(()));
         assert_eq!(
             s.append("t", &a, 10, 2.0),
-            Err(AppendError::DuplicateTimestamp)
+            Err(AppendError::DuplicateTimestamp(1.0))
         );
         assert_eq!(s.append("t", &a, 5, 2.0), Err(AppendError::OutOfOrder));
         assert_eq!(s.append("t", &a, 20, 2.0), Ok(()));
         assert_eq!(s.sample_count(), 2);
         assert!(s.tenant("other").is_none());
+    }
+
+    #[test]
+    fn out_of_order_window_as_the_tsdb_head() {
+        let mut s = Store::default();
+        let a = l(&[("__name__", "up"), ("job", "a")]);
+        let b = l(&[("__name__", "up"), ("job", "b")]);
+        let w = 600_000;
+        s.append_within("t", &a, 1_000_000, 1.0, w).unwrap();
+        // 5 minutes back: inside the window, inserted in place.
+        assert_eq!(s.append_within("t", &a, 700_000, 0.5, w), Ok(()));
+        // same timestamp again: same value is fine, another is a duplicate
+        assert_eq!(s.append_within("t", &a, 700_000, 0.5, w), Ok(()));
+        assert_eq!(
+            s.append_within("t", &a, 700_000, 0.7, w),
+            Err(AppendError::DuplicateTimestamp(0.5))
+        );
+        // beyond the window of the tenant's newest sample: too old, for any series
+        assert_eq!(
+            s.append_within("t", &a, 399_999, 1.0, w),
+            Err(AppendError::TooOld)
+        );
+        s.append_within("t", &b, 100, 1.0, w).unwrap();
+        assert_eq!(
+            s.append_within("t", &b, 50, 1.0, w),
+            Err(AppendError::TooOld)
+        );
+        let ten = s.tenant("t").unwrap();
+        let got = &ten.series(*ten.ids.get(&a).unwrap()).unwrap().samples;
+        assert_eq!(got, &[(700_000, 0.5), (1_000_000, 1.0)]);
+        // no window: out of order
+        assert_eq!(
+            s.append("t", &a, 800_000, 1.0),
+            Err(AppendError::OutOfOrder)
+        );
+    }
+
+    #[test]
+    fn check_all_sees_the_requests_own_samples_and_stores_nothing() {
+        let mut s = Store::default();
+        let a = l(&[("__name__", "up")]);
+        s.append("t", &a, 100, 1.0).unwrap();
+        let ok: Vec<(i64, f64)> = vec![(200, 1.0), (300, 1.0)];
+        assert!(s.check_all("t", [(&a, ok.as_slice())], 0).is_ok());
+        let bad: Vec<(i64, f64)> = vec![(200, 1.0), (150, 1.0)];
+        let err = s.check_all("t", [(&a, bad.as_slice())], 0).unwrap_err();
+        assert_eq!((err.0, err.2), (AppendError::OutOfOrder, 150));
+        let dup: Vec<(i64, f64)> = vec![(100, 2.0)];
+        let err = s.check_all("t", [(&a, dup.as_slice())], 0).unwrap_err();
+        assert_eq!(err.0, AppendError::DuplicateTimestamp(1.0));
+        assert!(s.check_all("t", [(&a, bad.as_slice())], 1000).is_ok());
+        assert_eq!(s.sample_count(), 1);
     }
 
     #[test]

@@ -11,7 +11,10 @@
 //! | `GET /api/echo`, `/ready`, `/metrics` | `echo`, `ready`, the text exposition |
 //!
 //! Trace JSON is written the way Tempo writes it (gogo `jsonpb`): ids in base64, span kinds and
-//! status codes as enum names, 64-bit integers as strings. Trace ids in paths are hex, up to 32
+//! status codes as enum names, 64-bit integers as strings, default values (an empty status
+//! message, an unset status code) left out. A trace comes back the way Tempo's vParquet4 blocks
+//! give it back ([`tempo_order`]): the attributes Tempo keeps in dedicated columns move behind
+//! the others, in the columns' order, and every span has a status. Trace ids in paths are hex, up to 32
 //! digits, left-padded with zeros. An unknown trace is 404; a bad id or parameter 400 with the
 //! reason in a plain-text body.
 
@@ -25,8 +28,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use prost::Message as _;
 use serde_json::{Value as Json, json};
+use wire::otlp::proto::common::v1::{KeyValue, any_value::Value as AnyValue};
 use wire::otlp::proto::trace::v1::{
-    ResourceSpans, TracesData, span::SpanKind, status::StatusCode as OtlpStatus,
+    ResourceSpans, Status, TracesData, span::SpanKind, status::StatusCode as OtlpStatus,
 };
 
 use super::search::{self, ParamError, Scopes, SearchParams, TimeRange};
@@ -146,7 +150,7 @@ async fn trace_v1(
         if proto {
             return Ok(protobuf(traces_data(t).encode_to_vec()));
         }
-        Ok(axum::Json(json!({ "batches": tempo_json(&t.batches)? })).into_response())
+        Ok(axum::Json(json!({ "batches": tempo_json(&tempo_order(&t.batches))? })).into_response())
     })
 }
 
@@ -164,7 +168,7 @@ async fn trace_v2(
             return Ok(protobuf(resp.encode_to_vec()));
         }
         Ok(axum::Json(json!({
-            "trace": { "resourceSpans": tempo_json(&t.batches)? },
+            "trace": { "resourceSpans": tempo_json(&tempo_order(&t.batches))? },
             "metrics": {},
         }))
         .into_response())
@@ -173,8 +177,70 @@ async fn trace_v2(
 
 fn traces_data(t: &StoredTrace) -> TracesData {
     TracesData {
-        resource_spans: t.batches.clone(),
+        resource_spans: tempo_order(&t.batches),
     }
+}
+
+/// Resource attributes vParquet4 stores in dedicated columns (string values only), in the order
+/// `ParquetTraceToTempopbTrace` appends them after the generic ones.
+const DEDICATED_RESOURCE: [&str; 9] = [
+    "service.name",
+    "cluster",
+    "namespace",
+    "pod",
+    "container",
+    "k8s.cluster.name",
+    "k8s.namespace.name",
+    "k8s.pod.name",
+    "k8s.container.name",
+];
+
+/// A trace as Tempo returns it after storing it in vParquet4 (tempodb/encoding/vparquet4/
+/// schema.go): generic attributes in sent order, then the dedicated columns (`service.name`,
+/// `cluster`, ..., `k8s.container.name` of a resource; `http.method`, `http.url` (strings) and
+/// `http.status_code` (an int) of a span); every span with a status, empty when none was sent.
+pub fn tempo_order(batches: &[ResourceSpans]) -> Vec<ResourceSpans> {
+    fn is_str(kv: &KeyValue) -> bool {
+        matches!(
+            kv.value.as_ref().and_then(|v| v.value.as_ref()),
+            Some(AnyValue::StringValue(_))
+        )
+    }
+    fn is_int(kv: &KeyValue) -> bool {
+        matches!(
+            kv.value.as_ref().and_then(|v| v.value.as_ref()),
+            Some(AnyValue::IntValue(_))
+        )
+    }
+    /// Generic attributes first, then each dedicated one in `order`.
+    fn reorder(attrs: &mut Vec<KeyValue>, dedicated: impl Fn(&KeyValue) -> Option<usize>) {
+        let (mut special, generic): (Vec<KeyValue>, Vec<KeyValue>) =
+            attrs.drain(..).partition(|kv| dedicated(kv).is_some());
+        special.sort_by_key(|kv| dedicated(kv));
+        attrs.extend(generic);
+        attrs.extend(special);
+    }
+    let mut out = batches.to_vec();
+    for rs in &mut out {
+        if let Some(r) = rs.resource.as_mut() {
+            reorder(&mut r.attributes, |kv| {
+                DEDICATED_RESOURCE
+                    .iter()
+                    .position(|k| *k == kv.key)
+                    .filter(|_| is_str(kv))
+            });
+        }
+        for span in rs.scope_spans.iter_mut().flat_map(|ss| ss.spans.iter_mut()) {
+            reorder(&mut span.attributes, |kv| match kv.key.as_str() {
+                "http.method" if is_str(kv) => Some(0),
+                "http.url" if is_str(kv) => Some(1),
+                "http.status_code" if is_int(kv) => Some(2),
+                _ => None,
+            });
+            span.status.get_or_insert_with(Status::default);
+        }
+    }
+    out
 }
 
 /// `ResourceSpans` as Tempo's JSON: the OTLP JSON mapping with ids in base64 and enums by name.
@@ -205,6 +271,8 @@ fn tempo_style(v: &mut Json) {
                         }
                     }
                     ("status", Json::Object(status)) => {
+                        // jsonpb leaves out an empty message and the unset (0) code.
+                        status.retain(|k, v| !is_default(k, v));
                         if let Some(code) = status.get_mut("code")
                             && let Some(c) = code
                                 .as_i64()
@@ -406,6 +474,59 @@ mod tests {
         assert_eq!(zero["value"]["intValue"], "0");
         let empty = tempo_style_of(json!({"value": {"stringValue": ""}}));
         assert_eq!(empty["value"]["stringValue"], "");
+    }
+
+    #[test]
+    fn attributes_in_vparquet4_order_and_defaults_left_out() {
+        use super::super::store::tests::{export, span};
+        let kv = |k: &str, v: AnyValue| KeyValue {
+            key: k.into(),
+            value: Some(wire::otlp::proto::common::v1::AnyValue { value: Some(v) }),
+            ..Default::default()
+        };
+        let s = |v: &str| AnyValue::StringValue(v.into());
+        let mut sp = span(1, 2, None, "a");
+        sp.attributes = vec![
+            kv("http.status_code", AnyValue::IntValue(200)),
+            kv("http.method", s("GET")),
+            kv("zone", s("eu")),
+            kv("http.url", AnyValue::IntValue(1)),
+        ];
+        let mut batches = export("svc", vec![sp]).resource_spans;
+        let res = batches[0].resource.as_mut().unwrap();
+        res.attributes.extend([
+            kv("k8s.pod.name", s("p")),
+            kv("host.name", s("h")),
+            kv("cluster", s("c")),
+            kv("pod", AnyValue::IntValue(3)),
+        ]);
+        let v = tempo_json(&tempo_order(&batches)).unwrap();
+        let keys = |a: &Json| -> Vec<String> {
+            a.as_array()
+                .unwrap()
+                .iter()
+                .map(|kv| kv["key"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(
+            keys(&v[0]["resource"]["attributes"]),
+            [
+                "host.name",
+                "pod",
+                "service.name",
+                "cluster",
+                "k8s.pod.name"
+            ]
+        );
+        let span = &v[0]["scopeSpans"][0]["spans"][0];
+        assert_eq!(
+            keys(&span["attributes"]),
+            ["zone", "http.url", "http.method", "http.status_code"]
+        );
+        // no status sent: an empty one, as Tempo's parquet round trip gives
+        assert_eq!(span["status"], json!({}));
+        let st = tempo_style_of(json!({"status": {"code": 0, "message": ""}}));
+        assert_eq!(st, json!({"status": {}}));
     }
 
     fn tempo_style_of(mut v: Json) -> Json {

@@ -4,15 +4,16 @@
 //! - `Content-Type: application/x-protobuf` or `application/json`, anything else 415;
 //! - `Content-Encoding: gzip` (or none/`identity`); another encoding or a bad gzip stream 400;
 //! - a body over `max_body_bytes` 413, decompressed over `max_decompressed_bytes` 400;
-//! - success 200 with an `ExportTraceServiceResponse`, a refused payload 400 with a
-//!   `google.rpc.Status`, both in the request's encoding.
+//! - success 200 with an `ExportTraceServiceResponse` (`{"partialSuccess":{}}` in JSON), a
+//!   refused payload 400 with a `google.rpc.Status`, both in the request's encoding.
 //!
 //! Tempo refuses a whole export when one span has an invalid trace or span id, so there is no
 //! partial success here: an export is either stored whole or refused with 400 /
 //! `INVALID_ARGUMENT`.
 //!
 //! OTLP/gRPC: `opentelemetry.proto.collector.trace.v1.TraceService/Export`, tenant from the
-//! `x-scope-orgid` metadata, messages up to `max_grpc_message_bytes`.
+//! `x-scope-orgid` metadata, messages up to `max_grpc_message_bytes` (decompressed), requests
+//! compressed with `gzip` or `zstd` (`grpc-encoding`) or not at all.
 
 use std::sync::Arc;
 
@@ -25,6 +26,7 @@ use axum::routing::post;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tonic::codec::CompressionEncoding;
 use wire::otlp::grpc::{TraceService, TraceServiceServer};
 use wire::otlp::{Encoding, ExportTraceServiceRequest, ExportTraceServiceResponse};
 
@@ -117,21 +119,26 @@ async fn export_http(State(tempo): State<Arc<Tempo>>, headers: HeaderMap, body: 
         Err(e) => return bad_request(e, encoding),
     };
     match tempo.ingest(&tenant, req) {
-        // No partial success to report: `{}` in JSON, an empty message in protobuf.
+        // The Collector's receiver (pdata) always writes the non-nullable `partial_success`,
+        // empty: `{"partialSuccess":{}}` in JSON, an empty field 1 in protobuf.
         Ok(_) => match encoding {
             Encoding::Json => (
                 StatusCode::OK,
                 [(header::CONTENT_TYPE, encoding.content_type())],
-                "{}",
+                r#"{"partialSuccess":{}}"#,
             )
                 .into_response(),
-            Encoding::Protobuf => encoded(
-                StatusCode::OK,
-                &ExportTraceServiceResponse::default(),
-                encoding,
-            ),
+            Encoding::Protobuf => encoded(StatusCode::OK, &export_response(), encoding),
         },
         Err(e) => bad_request(e, encoding),
+    }
+}
+
+/// A successful export's answer, as the Collector's receiver (pdata) encodes it: with an empty
+/// `partial_success`.
+fn export_response() -> ExportTraceServiceResponse {
+    ExportTraceServiceResponse {
+        partial_success: Some(Default::default()),
     }
 }
 
@@ -154,9 +161,7 @@ impl TraceService for GrpcReceiver {
         self.0
             .ingest(&tenant, request.into_inner())
             .map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
-        Ok(tonic::Response::new(ExportTraceServiceResponse {
-            partial_success: None,
-        }))
+        Ok(tonic::Response::new(export_response()))
     }
 }
 
@@ -169,7 +174,12 @@ pub fn spawn_grpc(
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let max = state.config.max_grpc_message_bytes;
-        let service = TraceServiceServer::new(GrpcReceiver(state)).max_decoding_message_size(max);
+        // Tempo's OTLP receiver (the Collector's configgrpc) decodes gzip- and zstd-compressed
+        // requests; OTel SDKs and the Collector's exporter send gzip by default.
+        let service = TraceServiceServer::new(GrpcReceiver(state))
+            .max_decoding_message_size(max)
+            .accept_compressed(CompressionEncoding::Gzip)
+            .accept_compressed(CompressionEncoding::Zstd);
         let stop = async move {
             let _ = shutdown.wait_for(|s| *s).await;
         };

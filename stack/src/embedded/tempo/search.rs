@@ -19,7 +19,8 @@ use wire::otlp::proto::trace::v1::Span;
 use super::store::{Store, StoredTrace, TraceId};
 use super::traceql::{Field, Query, SpanRef, TraceQlError, Value, attr_value, parse_duration};
 use crate::client::tempo::{
-    SearchMetrics, SearchResponse, SpanSet, SpanSummary, TagScope, TraceSummary, TypedTagValue,
+    SearchMetrics, SearchResponse, ServiceStats, SpanSet, SpanSummary, TagScope, TraceSummary,
+    TypedTagValue,
 };
 
 /// Tempo's default number of results.
@@ -29,21 +30,32 @@ pub const DEFAULT_SPSS: usize = 3;
 /// What Tempo shows as root service of a trace whose root span has not arrived.
 pub const ROOT_NOT_RECEIVED: &str = "<root span not yet received>";
 
-/// The intrinsic tag names Tempo lists under the `intrinsic` scope.
-pub const INTRINSICS: [&str; 16] = [
+/// The intrinsic tag names Tempo lists under the `intrinsic` scope (`GetVirtualIntrinsicValues`
+/// of Tempo 2.10's pkg/search/util.go, sorted as its tag combiner returns them). Some of them
+/// (events, links, instrumentation, ids) are listed but not queryable in the embedded TraceQL.
+pub const INTRINSICS: [&str; 25] = [
     "duration",
+    "event:name",
+    "event:timeSinceStart",
+    "instrumentation:name",
+    "instrumentation:version",
     "kind",
+    "link:spanID",
+    "link:traceID",
     "name",
     "rootName",
     "rootServiceName",
     "span:duration",
+    "span:id",
     "span:kind",
     "span:name",
+    "span:parentID",
     "span:status",
     "span:statusMessage",
     "status",
     "statusMessage",
     "trace:duration",
+    "trace:id",
     "trace:rootName",
     "trace:rootService",
     "traceDuration",
@@ -249,16 +261,45 @@ fn summary(id: &TraceId, t: &StoredTrace) -> TraceSummary {
         duration_ms: t.duration_ns() / 1_000_000,
         span_set: None,
         span_sets: Vec::new(),
+        service_stats: service_stats(t),
     }
+}
+
+/// Spans and error spans per `service.name` over the whole trace (Tempo's `serviceStats`).
+fn service_stats(t: &StoredTrace) -> std::collections::BTreeMap<String, ServiceStats> {
+    let mut out = std::collections::BTreeMap::<String, ServiceStats>::new();
+    for s in spans(t) {
+        let service = match attr_value(s.resource, "service.name") {
+            Some(Value::Str(name)) => name,
+            _ => String::new(),
+        };
+        let e = out.entry(service).or_default();
+        e.span_count += 1;
+        if s.span.status.as_ref().is_some_and(|st| st.code == 2) {
+            e.error_count += 1;
+        }
+    }
+    out
 }
 
 fn span_summary(s: &SpanRef<'_>, q: &Query) -> SpanSummary {
     let span: &Span = s.span;
     let mut seen = BTreeSet::new();
+    // Tempo's asTraceSearchMetadata: the name has its own field; durations and trace-level
+    // intrinsics are not repeated per span.
     let attributes = q
         .conditions
         .iter()
-        .filter(|c| !matches!(c.field, Field::Name | Field::Duration))
+        .filter(|c| {
+            !matches!(
+                c.field,
+                Field::Name
+                    | Field::Duration
+                    | Field::TraceDuration
+                    | Field::RootName
+                    | Field::RootServiceName
+            )
+        })
         .filter(|c| seen.insert(c.field.key().to_string()))
         .filter_map(|c| {
             let v = match &c.field {
@@ -274,9 +315,14 @@ fn span_summary(s: &SpanRef<'_>, q: &Query) -> SpanSummary {
             })
         })
         .collect();
+    let selected_name = q.conditions.iter().any(|c| c.field == Field::Name);
     SpanSummary {
         span_id: hex::encode(&span.span_id),
-        name: span.name.clone(),
+        name: if selected_name {
+            span.name.clone()
+        } else {
+            String::new()
+        },
         start_time_unix_nano: span.start_time_unix_nano,
         duration_nanos: span
             .end_time_unix_nano

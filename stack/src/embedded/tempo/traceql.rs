@@ -18,9 +18,12 @@
 //! expressions are anchored, as in Tempo).
 //!
 //! A condition holds for a span when the field exists with a comparable type; a missing
-//! attribute or a type mismatch never matches, not even with `!=` (Tempo's semantics). Anything
-//! else (`||`, pipelines, structural operators, aggregates, several spansets, ...) is refused with
-//! an error that says it is not supported by the embedded Tempo.
+//! attribute or a type mismatch never matches, not even with `!=` (Tempo's semantics). Valid
+//! TraceQL outside the subset (`||`, pipelines, structural operators, aggregates, several
+//! spansets, event/link/instrumentation fields, ...) is refused with an error that says it is not
+//! supported by the embedded Tempo; a query Tempo would not parse either gets Tempo's
+//! `invalid TraceQL query: parse error at line L, col C: ...` (the text after the position is
+//! ours, not goyacc's).
 
 use std::cmp::Ordering;
 
@@ -31,13 +34,64 @@ use wire::otlp::proto::trace::v1::Span;
 use super::store::{StoredTrace, attr};
 
 /// A query the embedded Tempo cannot answer, with the byte offset where parsing stopped.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("not supported by the embedded Tempo: {reason} (at offset {offset} of {query:?})")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TraceQlError {
     pub reason: String,
     pub offset: usize,
     pub query: String,
+    /// Valid TraceQL this subset leaves out (`true`), or not TraceQL at all (`false`).
+    pub unsupported: bool,
 }
+
+impl TraceQlError {
+    /// Go's `text/scanner` position of the offset: 1-based line and column (in characters).
+    fn line_col(&self) -> (usize, usize) {
+        let before = self.query.get(..self.offset).unwrap_or(&self.query);
+        let line = before.matches('\n').count() + 1;
+        let col = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+        (line, col)
+    }
+}
+
+impl std::fmt::Display for TraceQlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.unsupported {
+            write!(
+                f,
+                "not supported by the embedded Tempo: {} (at offset {} of {:?})",
+                self.reason, self.offset, self.query
+            )
+        } else {
+            // Tempo's query frontend: "invalid TraceQL query: " + traceql.ParseError.
+            let (line, col) = self.line_col();
+            write!(
+                f,
+                "invalid TraceQL query: parse error at line {line}, col {col}: {}",
+                self.reason
+            )
+        }
+    }
+}
+
+impl std::error::Error for TraceQlError {}
+
+/// Field names Tempo's TraceQL knows that this subset does not answer.
+const KNOWN_UNSUPPORTED_FIELDS: [&str; 14] = [
+    "event:name",
+    "event:timeSinceStart",
+    "link:spanID",
+    "link:traceID",
+    "instrumentation:name",
+    "instrumentation:version",
+    "trace:id",
+    "span:id",
+    "span:parentID",
+    "span:childCount",
+    "parent",
+    "nestedSetLeft",
+    "nestedSetRight",
+    "nestedSetParent",
+];
 
 /// Where a field's value comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -331,12 +385,23 @@ struct Parser<'a> {
 }
 
 impl Parser<'_> {
-    fn err<T>(&self, reason: impl Into<String>) -> Result<T, TraceQlError> {
+    fn error<T>(&self, reason: impl Into<String>, unsupported: bool) -> Result<T, TraceQlError> {
         Err(TraceQlError {
             reason: reason.into(),
             offset: self.pos,
             query: self.q.to_string(),
+            unsupported,
         })
+    }
+
+    /// Not TraceQL: what Tempo refuses as a parse error too.
+    fn err<T>(&self, reason: impl Into<String>) -> Result<T, TraceQlError> {
+        self.error(reason, false)
+    }
+
+    /// Valid TraceQL outside the subset.
+    fn unsupported<T>(&self, reason: impl Into<String>) -> Result<T, TraceQlError> {
+        self.error(reason, true)
     }
 
     fn rest(&self) -> &str {
@@ -365,23 +430,23 @@ impl Parser<'_> {
     fn unsupported_here<T>(&self) -> Result<T, TraceQlError> {
         let rest = self.rest();
         let what = if rest.starts_with("||") {
-            "`||` (only `&&` is)".to_string()
+            "`||` (only `&&` is)"
         } else if rest.starts_with('|') {
-            "pipelines (`|`)".to_string()
+            "pipelines (`|`)"
         } else if [">>", "<<", "~", "!>", "!<", "&>", "&<", "&~"]
             .iter()
             .any(|p| rest.starts_with(p))
         {
-            "structural operators".to_string()
+            "structural operators"
         } else if rest.starts_with('(') || rest.starts_with(')') {
-            "parentheses".to_string()
+            "parentheses"
         } else {
-            match rest.chars().next() {
-                Some(c) => format!("unexpected {c:?}"),
-                None => "unexpected end of query".to_string(),
-            }
+            return match rest.chars().next() {
+                Some(c) => self.err(format!("syntax error: unexpected {c:?}")),
+                None => self.err("syntax error: unexpected end of query"),
+            };
         };
-        self.err(what)
+        self.unsupported(what)
     }
 
     fn query(mut self) -> Result<Query, TraceQlError> {
@@ -410,7 +475,7 @@ impl Parser<'_> {
         if self.pos < self.q.len() {
             let rest = self.rest();
             return if rest.starts_with('{') || rest.starts_with("&&") || rest.starts_with("||") {
-                self.err("more than one spanset")
+                self.unsupported("more than one spanset")
             } else {
                 self.unsupported_here()
             };
@@ -450,7 +515,15 @@ impl Parser<'_> {
         let Some(field) = Field::parse(&name) else {
             self.pos = start;
             self.skip_ws();
-            return self.err(format!("field `{name}`"));
+            let known = KNOWN_UNSUPPORTED_FIELDS.contains(&name.as_str())
+                || ["event.", "link.", "instrumentation.", "span:", "trace:"]
+                    .iter()
+                    .any(|p| name.starts_with(p));
+            return if known {
+                self.unsupported(format!("field `{name}`"))
+            } else {
+                self.err(format!("syntax error: unexpected identifier `{name}`"))
+            };
         };
         let op = self.op()?;
         let value = self.literal()?;
@@ -760,15 +833,8 @@ mod tests {
             ("{ .a = 1 } >> { .b = 2 }", "structural"),
             ("{ .a = 1 } && { .b = 2 }", "more than one spanset"),
             ("{ (.a = 1) }", "parentheses"),
-            ("{ foo = 1 }", "field `foo`"),
-            ("{ status = 200 }", "comparing status"),
-            ("{ duration > 5 }", "comparing duration"),
-            ("{ .a = nil }", "literal `nil`"),
-            (r#"{ .a = "x }"#, "unterminated"),
-            ("{ .a = 5parsecs }", "unknown unit"),
-            ("", "end of query"),
-            ("{ .a }", "comparison operator"),
-            ("rate()", "unexpected"),
+            ("{ event:name = \"x\" }", "field `event:name`"),
+            ("{ span:id = \"x\" }", "field `span:id`"),
         ] {
             let e = Query::parse(q).unwrap_err().to_string();
             assert!(
@@ -776,6 +842,35 @@ mod tests {
                 "{e}"
             );
             assert!(e.contains(why), "{q}: {e}");
+        }
+    }
+
+    #[test]
+    fn syntax_errors_are_worded_as_tempo_words_them() {
+        for (q, at) in [
+            (
+                "{ foo = 1 }",
+                "line 1, col 3: syntax error: unexpected identifier `foo`",
+            ),
+            ("{ status = 200 }", "comparing status"),
+            ("{ duration > 5 }", "comparing duration"),
+            ("{ .a = nil }", "literal `nil`"),
+            (r#"{ .a = "x }"#, "unterminated"),
+            ("{ .a = 5parsecs }", "unknown unit"),
+            ("", "line 1, col 1: syntax error: unexpected end of query"),
+            ("{ .a }", "comparison operator"),
+            ("rate()", "col 1: syntax error: unexpected 'r'"),
+            (
+                "{ .a = 1 &&\n  .b = }",
+                "line 2, col 8: syntax error: unexpected '}'",
+            ),
+        ] {
+            let e = Query::parse(q).unwrap_err().to_string();
+            assert!(
+                e.starts_with("invalid TraceQL query: parse error at line "),
+                "{e}"
+            );
+            assert!(e.contains(at), "{q}: {e}");
         }
     }
 
