@@ -216,6 +216,8 @@ batch_wait = "50ms"
                 assert_eq!(labels.remove(k).as_deref(), Some(v), "{s:?}");
             }
             let observed = labels.remove("observed_timestamp").unwrap();
+            // Loki 3 (and the embedded Loki) add the detected level as structured metadata.
+            assert!(labels.remove("detected_level").is_some(), "{s:?}");
             assert_eq!(labels, want_labels);
             for (ts, line) in &s.entries {
                 assert_eq!(observed, ts.to_string());

@@ -46,7 +46,7 @@ async fn churned_and_offline_devices_lose_nothing() {
         assert!(s.verification.canaries > 0, "{name}");
         assert_eq!(s.verification.lost, 0, "{name}: {:?}", s.verification);
     }
-    assert!(results.passed());
+    assert!(results.passed(), "{}", results.verdict().headline());
 }
 
 #[tokio::test]

@@ -132,16 +132,23 @@ impl Plan {
 }
 
 /// Generation `generation` of a device slot: the original for 0, else a new device in the
-/// same store, with the same type, named `<id>-r<generation>`.
+/// same store, with the same type, named `<id>-r<generation>`. Its index carries the
+/// generation above bit 40 (fleets stay far below 2^40 devices): canary trace ids are built
+/// from the index, and a replacement restarts its canary numbers, so with the slot's index its
+/// canary traces would share ids with the original's and Tempo would merge them.
 pub fn replacement(original: &Device, generation: u32) -> Device {
     if generation == 0 {
         return original.clone();
     }
     Device {
         id: format!("{}-r{generation}", original.id),
+        index: original.index | (u64::from(generation) << GENERATION_SHIFT),
         ..original.clone()
     }
 }
+
+/// Where a replacement's generation sits in its device index.
+const GENERATION_SHIFT: u32 = 40;
 
 #[cfg(test)]
 mod tests {
@@ -248,6 +255,11 @@ mod tests {
         assert_eq!(
             (r.location.as_str(), r.device_type),
             (d.location.as_str(), d.device_type)
+        );
+        // Its canary traces never share an id with the original's (same run, same seq).
+        assert_ne!(
+            crate::canary::trace_id(1, r.index, 1),
+            crate::canary::trace_id(1, d.index, 1)
         );
     }
 }
