@@ -295,7 +295,10 @@ async fn remote_write_writer_to_embedded_mimir() {
     assert_eq!(got, want);
 }
 
-async fn otlp_to_tempo(protocol: &str) {
+/// `compression`: the HTTP path goes with the default (gzip); the gRPC one uncompressed, the
+/// embedded Tempo's gRPC port not taking gzip before the stack side of issue 9 (gzip over gRPC
+/// is proven against a tonic server in `writer_otlp_compression_gzip_and_none`).
+async fn otlp_to_tempo(protocol: &str, compression: &str) {
     let stack = stack::EmbeddedStack::start(stack::EmbeddedConfig::default())
         .await
         .unwrap();
@@ -305,7 +308,7 @@ async fn otlp_to_tempo(protocol: &str) {
     };
     let w = Running::start(
         traces_writer(&format!(
-            "url = \"{url}\"\nprotocol = \"{protocol}\"\nbatch_wait = \"50ms\""
+            "url = \"{url}\"\nprotocol = \"{protocol}\"\n{compression}\nbatch_wait = \"50ms\""
         )),
         Duration::from_secs(5),
     );
@@ -344,12 +347,12 @@ async fn otlp_to_tempo(protocol: &str) {
 
 #[tokio::test]
 async fn otlp_grpc_writer_to_embedded_tempo() {
-    otlp_to_tempo("grpc").await;
+    otlp_to_tempo("grpc", "compression = \"none\"").await;
 }
 
 #[tokio::test]
 async fn otlp_http_writer_to_embedded_tempo() {
-    otlp_to_tempo("http").await;
+    otlp_to_tempo("http", "").await;
 }
 
 // ---------------------------------------------------------------- fault injection (HTTP)
