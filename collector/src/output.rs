@@ -12,6 +12,9 @@ use tokio::sync::mpsc;
 use crate::event::{Items, Signal};
 use crate::selfmon::ComponentMetrics;
 
+/// The `discarded` reasons an [`Output`] counts, declared at 0 by every producer.
+pub const REASONS: [&str; 2] = ["no_consumer", "queue_full"];
+
 /// What a full queue does to its senders.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -30,20 +30,19 @@ use crate::selfmon::{ComponentMetrics, Registry, TEXT_CONTENT_TYPE};
 use crate::sources::{ListenAddrs, Outputs, SourceContext};
 use crate::writers::{AnyWriter, WriterContext};
 
-/// Why a collector could not start.
+/// Why a collector could not start. The cause is part of each message and not also a
+/// `source()`, so an error chain (`{:#}`, anyhow) prints it once, and `to_string()` (what
+/// loadgen and steps show) still has it.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("{0}")]
+    #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("cannot create the data directory {path}: {source}")]
-    DataDir {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("cannot listen on {addr} for the self-monitoring server: {source}")]
+    #[error("cannot create the data directory {path}: {error}")]
+    DataDir { path: String, error: std::io::Error },
+    #[error("cannot listen on {addr} for the self-monitoring server: {error}")]
     Server {
         addr: SocketAddr,
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -100,7 +99,7 @@ impl Collector {
         let built = config.build()?;
         std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
             path: config.data_dir.display().to_string(),
-            source,
+            error: source,
         })?;
         let registry = Registry::new();
         let listen_addrs = ListenAddrs::default();
@@ -159,6 +158,10 @@ impl Collector {
             .into_iter()
             .map(|(c, s)| {
                 let m = ComponentMetrics::new(registry.clone(), &c.name, "source");
+                for signal in s.signals() {
+                    m.declare(*signal, &crate::output::REASONS);
+                }
+                s.declare(&m);
                 let o = outputs(&c.name, &m);
                 (c, s, m, o)
             })
@@ -167,6 +170,7 @@ impl Collector {
             .into_iter()
             .map(|(c, signal, stages)| {
                 let m = ComponentMetrics::new(registry.clone(), &c.name, "process");
+                m.declare(signal, &crate::output::REASONS);
                 let o = outputs(&c.name, &m);
                 (c, signal, stages, m, o)
             })
@@ -267,7 +271,10 @@ impl Collector {
             Some(addr) => {
                 let listener = tokio::net::TcpListener::bind(addr)
                     .await
-                    .map_err(|source| StartError::Server { addr, source })?;
+                    .map_err(|source| StartError::Server {
+                        addr,
+                        error: source,
+                    })?;
                 let bound = listener.local_addr().unwrap_or(addr);
                 listen_addrs.record("server", bound);
                 let app = Router::new()

@@ -3,7 +3,13 @@
 //! collector can account for every item: received = sent + discarded{reason} (+ in flight).
 //!
 //! One registry per running collector (not a process-global recorder), so several collectors can
-//! run in one process, as tests and loadgen do.
+//! run in one process, as tests and loadgen do. Besides the registered families, every rendering
+//! carries `collector_build_info` and the `process_*` metrics the Prometheus client libraries
+//! export, read from `/proc/self` (see [`process`]); the output passes `promtool check metrics`.
+//!
+//! Counters are declared before anything happens ([`ComponentMetrics::declare`]) so that every
+//! known series shows 0 from the start, as Prometheus' own counters do: a rate over a counter
+//! that appears at its first increment misses that increment.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -128,8 +134,23 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// A registry holding `collector_build_info`.
     pub fn new() -> Arc<Self> {
-        Arc::new(Registry::default())
+        let r = Registry::default();
+        let mut labels = vec![("version", env!("CARGO_PKG_VERSION"))];
+        if let Some(rev) = option_env!("COLLECTOR_REVISION") {
+            labels.push(("revision", rev));
+        }
+        if let Some(rustc) = option_env!("COLLECTOR_RUSTC") {
+            labels.push(("rustc", rustc));
+        }
+        r.gauge(
+            "collector_build_info",
+            "The collector's version, git revision and compiler; always 1.",
+            &labels,
+        )
+        .set(1);
+        Arc::new(r)
     }
 
     fn get_or_create(
@@ -207,8 +228,14 @@ impl Registry {
             .sum()
     }
 
-    /// Renders every family in the Prometheus text format 0.0.4.
+    /// Renders every family, then the process metrics, in the Prometheus text format 0.0.4.
     pub fn render(&self) -> String {
+        let mut out = self.render_families();
+        process::render(&mut out);
+        out
+    }
+
+    fn render_families(&self) -> String {
         let families = self.families.lock();
         let mut out = String::new();
         for (name, fam) in families.iter() {
@@ -307,6 +334,16 @@ impl ComponentMetrics {
         [("component", &self.component), ("kind", self.kind)]
     }
 
+    /// Makes the series of `signal` exist at 0: received, sent, and discarded for each of
+    /// `reasons`.
+    pub fn declare(&self, signal: Signal, reasons: &[&str]) {
+        self.received(signal);
+        self.sent(signal);
+        for reason in reasons {
+            self.discarded(signal, reason);
+        }
+    }
+
     /// Items that entered this component.
     pub fn received(&self, signal: Signal) -> Counter {
         let [c, k] = self.base();
@@ -377,6 +414,163 @@ impl ComponentMetrics {
             &[c, k, ("outcome", outcome)],
             DURATION_BUCKETS,
         )
+    }
+}
+
+/// The `process_*` metrics of the Prometheus client libraries (Go's `procfs` collector), read
+/// from `/proc/self`; on a system without `/proc` nothing is written.
+pub mod process {
+    use std::fmt::Write as _;
+
+    /// Clock ticks per second of `/proc/<pid>/stat` (`USER_HZ`, 100 on every Linux ABI; what the
+    /// Go client assumes too).
+    const USER_HZ: f64 = 100.0;
+
+    /// What `/proc/self` says; `None` fields are left out.
+    #[derive(Debug, Default, PartialEq)]
+    pub struct Stats {
+        pub cpu_seconds: Option<f64>,
+        pub resident_bytes: Option<f64>,
+        pub virtual_bytes: Option<f64>,
+        pub open_fds: Option<f64>,
+        pub max_fds: Option<f64>,
+        pub start_time_seconds: Option<f64>,
+    }
+
+    /// Reads the current process' figures.
+    pub fn read() -> Stats {
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+        let boot = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let fields = stat_fields(&stat);
+        let field = |n: usize| fields.get(n).and_then(|f| f.parse::<f64>().ok());
+        let btime = boot
+            .lines()
+            .find_map(|l| l.strip_prefix("btime "))
+            .and_then(|v| v.trim().parse::<f64>().ok());
+        Stats {
+            // Fields numbered as in proc(5): utime 14, stime 15, starttime 22, vsize 23.
+            cpu_seconds: field(14).zip(field(15)).map(|(u, s)| (u + s) / USER_HZ),
+            resident_bytes: status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+                .map(|kb| kb * 1024.0),
+            virtual_bytes: field(23),
+            open_fds: std::fs::read_dir("/proc/self/fd")
+                .ok()
+                .map(|d| d.count() as f64),
+            max_fds: limits
+                .lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3))
+                .and_then(|v| v.parse::<f64>().ok()),
+            start_time_seconds: field(22).zip(btime).map(|(t, b)| b + t / USER_HZ),
+        }
+    }
+
+    /// `/proc/<pid>/stat` split so that index n is field n of proc(5) (index 0 unused): the
+    /// command name (field 2) is in parentheses and may hold spaces.
+    fn stat_fields(stat: &str) -> Vec<&str> {
+        let Some(close) = stat.rfind(')') else {
+            return Vec::new();
+        };
+        let mut fields = vec![
+            "",
+            stat[..close].split_whitespace().next().unwrap_or(""),
+            "",
+        ];
+        fields.extend(stat[close + 1..].split_whitespace());
+        fields
+    }
+
+    /// Appends the families, with HELP and TYPE as the Go client writes them.
+    pub fn render(out: &mut String) {
+        let s = read();
+        let families: [(&str, &str, &str, Option<f64>); 6] = [
+            (
+                "process_cpu_seconds_total",
+                "counter",
+                "Total user and system CPU time spent in seconds.",
+                s.cpu_seconds,
+            ),
+            (
+                "process_max_fds",
+                "gauge",
+                "Maximum number of open file descriptors.",
+                s.max_fds,
+            ),
+            (
+                "process_open_fds",
+                "gauge",
+                "Number of open file descriptors.",
+                s.open_fds,
+            ),
+            (
+                "process_resident_memory_bytes",
+                "gauge",
+                "Resident memory size in bytes.",
+                s.resident_bytes,
+            ),
+            (
+                "process_start_time_seconds",
+                "gauge",
+                "Start time of the process since unix epoch in seconds.",
+                s.start_time_seconds,
+            ),
+            (
+                "process_virtual_memory_bytes",
+                "gauge",
+                "Virtual memory size in bytes.",
+                s.virtual_bytes,
+            ),
+        ];
+        for (name, kind, help, value) in families {
+            if let Some(v) = value {
+                let _ = writeln!(
+                    out,
+                    "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+                );
+            }
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn stat_fields_survive_spaces_and_parentheses_in_the_name() {
+            let stat = "42 (a (b) c) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 1 0 5000 1048576 300";
+            let f = stat_fields(stat);
+            assert_eq!(f[1], "42");
+            assert_eq!(f[3], "S");
+            assert_eq!(
+                (f[14], f[15], f[22], f[23]),
+                ("250", "50", "5000", "1048576")
+            );
+        }
+
+        #[test]
+        fn this_process_is_measured() {
+            let s = read();
+            if std::path::Path::new("/proc/self/stat").exists() {
+                assert!(s.resident_bytes.unwrap() > 0.0);
+                assert!(s.virtual_bytes.unwrap() >= s.resident_bytes.unwrap());
+                assert!(s.open_fds.unwrap() >= 1.0);
+                assert!(s.max_fds.unwrap() >= s.open_fds.unwrap());
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs_f64();
+                let start = s.start_time_seconds.unwrap();
+                assert!(
+                    start <= now + 1.0 && start > now - 86_400.0 * 365.0,
+                    "{start}"
+                );
+            }
+        }
     }
 }
 

@@ -214,3 +214,163 @@ async fn run_stops_on_sigterm_and_resumes_where_it_stopped() {
         "every line exactly once, in order, across the restart"
     );
 }
+
+/// `check` reports every mistake in one pass, each at the line of the bad value itself (a
+/// nested one at its array element's line, not the table header's or the array's).
+#[test]
+fn check_reports_every_mistake_in_one_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        r#"[sources.node]
+type = "prometheus_scrape"
+targets = [
+  { address = "127.0.0.1:9100" },
+  { address = "127.0.0.1:9101", labelz = { a = "b" } },
+]
+scrape_interval = "often"
+
+[writers.mimir]
+type = "prometheus_remote_write"
+inputs = ["nowhere"]
+url = "http://127.0.0.1:9009/api/v1/push"
+queue_capacity = 0
+"#,
+    )
+    .unwrap();
+    let out = collector()
+        .args(["check", "--config", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for want in [
+        "bad.toml:5: sources.node.targets.labelz: unknown field `labelz`",
+        "bad.toml:7: sources.node.scrape_interval: ",
+        "bad.toml:11: writers.mimir.inputs: no component named \"nowhere\"",
+        "bad.toml:13: writers.mimir.queue_capacity: must be a positive",
+        "4 mistakes",
+    ] {
+        assert!(err.contains(want), "{want:?} not in:\n{err}");
+    }
+}
+
+/// A busy port: the error names the address and says why once (not "cannot listen on X:
+/// Address in use: Address in use", as when the cause was also the error's source).
+#[test]
+fn run_on_a_busy_port_says_why_once() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("busy.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data_dir = \"{}\"\n[server]\naddress = \"{addr}\"\n\
+             [sources.otlp]\ntype = \"otlp\"\nhttp_address = \"127.0.0.1:0\"\ngrpc_address = \"127.0.0.1:0\"\n\
+             [writers.tempo]\ntype = \"otlp\"\ninputs = [\"otlp\"]\nurl = \"http://127.0.0.1:1\"\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let mut child = collector()
+        .args(["run", "--config", cfg.to_str().unwrap()])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let status = wait_exit(&mut child, Duration::from_secs(20));
+    assert!(!status.success());
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    let cause = std::io::Error::from(std::io::ErrorKind::AddrInUse).to_string();
+    assert!(err.contains(&addr.to_string()), "{err}");
+    assert_eq!(err.matches("in use").count(), 1, "{cause}: {err}");
+    drop(busy);
+}
+
+/// The self-metrics of a running collector pass `promtool check metrics` (HELP and TYPE for
+/// every family, counters named `_total`, base units), and every counter is there from the
+/// start. Skips without promtool unless REQUIRE_LOCAL_SERVERS=1 (CI).
+#[tokio::test(flavor = "multi_thread")]
+async fn self_metrics_pass_promtool_and_start_at_zero() {
+    let promtool = Command::new("promtool").arg("--version").output();
+    if promtool.is_err() {
+        assert!(
+            std::env::var("REQUIRE_LOCAL_SERVERS").as_deref() != Ok("1"),
+            "promtool is not installed (apt-get install prometheus) and REQUIRE_LOCAL_SERVERS=1"
+        );
+        eprintln!("skipping: promtool is not on PATH (apt-get install prometheus)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"data_dir = "{data}"
+[server]
+address = "127.0.0.1:0"
+[sources.otlp]
+type = "otlp"
+http_address = "127.0.0.1:0"
+grpc_address = "127.0.0.1:0"
+[sources.node]
+type = "prometheus_scrape"
+targets = [{{ address = "127.0.0.1:1" }}]
+[writers.loki]
+type = "loki"
+inputs = ["otlp"]
+url = "http://127.0.0.1:1/loki/api/v1/push"
+[writers.mimir]
+type = "prometheus_remote_write"
+inputs = ["otlp", "node"]
+url = "http://127.0.0.1:1/api/v1/push"
+[writers.tempo]
+type = "otlp"
+inputs = ["otlp"]
+url = "http://127.0.0.1:1"
+"#,
+        data = dir.path().display()
+    );
+    let cfg = collector::config::Config::parse(&text, "promtool.toml", &|_| None).unwrap();
+    let c = collector::runtime::Collector::start(&cfg).await.unwrap();
+    let url = format!("http://{}/metrics", c.server_addr().unwrap());
+    let body = reqwest::get(&url).await.unwrap().text().await.unwrap();
+    c.shutdown().await;
+
+    // At 0 before anything happened: retries, scrape failures, discards per reason.
+    for want in [
+        "collector_retries_total{component=\"mimir\",kind=\"writer\"} 0",
+        "collector_scrape_failures_total{component=\"node\",kind=\"source\",reason=\"timeout\"} 0",
+        "collector_discarded_items_total{component=\"otlp\",kind=\"source\",signal=\"metrics\",reason=\"delta_series_limit\"} 0",
+        "collector_discarded_items_total{component=\"tempo\",kind=\"writer\",signal=\"traces\",reason=\"retries_exhausted\"} 0",
+        "collector_build_info{",
+        "process_cpu_seconds_total ",
+        "process_resident_memory_bytes ",
+        "process_virtual_memory_bytes ",
+        "process_open_fds ",
+        "process_max_fds ",
+        "process_start_time_seconds ",
+    ] {
+        assert!(body.contains(want), "{want:?} not in:\n{body}");
+    }
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success() && said.trim().is_empty(), "{said}");
+}

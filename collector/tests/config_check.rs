@@ -111,3 +111,49 @@ fn stage_settings_name_the_stage() {
     ));
     assert!(e.key.starts_with("process.p.stages[0]"), "{e}");
 }
+
+/// Three mistakes, three errors, in file order, each at its value's own line: a bad common key
+/// of one component, an unknown key inside a stage's rule list, a writer reading a writer.
+#[test]
+fn every_mistake_in_one_pass() {
+    let text = format!(
+        "{SCRAPE}
+[process.p]
+inputs = [\"node\"]
+when_full = \"explode\"
+[[process.p.stages]]
+type = \"relabel\"
+rules = [
+  {{ action = \"labeldrop\", regex = \"a\" }},
+  {{ action = \"labeldrop\", regexx = \"b\" }},
+]
+
+[writers.w]
+type = \"loki\"
+inputs = [\"other\"]
+url = \"http://127.0.0.1:3100/loki/api/v1/push\"
+
+[writers.other]
+type = \"prometheus_remote_write\"
+inputs = [\"node\"]
+url = \"http://127.0.0.1:9009/api/v1/push\"
+"
+    );
+    let errors = Config::check(&text, "agent.toml", &env)
+        .err()
+        .expect("three mistakes")
+        .0;
+    let got: Vec<(usize, &str)> = errors.iter().map(|e| (e.line, e.key.as_str())).collect();
+    let line = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    assert_eq!(
+        got,
+        [
+            (line("explode"), "process.p.when_full"),
+            (line("regexx"), "process.p.stages[0].rules.regexx"),
+            (line("inputs = [\"other\"]"), "writers.w.inputs"),
+        ],
+        "{errors:#?}"
+    );
+    // The first one is what `parse`/`build` (used by `run`) report.
+    assert_eq!(err(&text).key, "process.p.when_full");
+}

@@ -198,7 +198,8 @@ async fn receiver_otlp_http_protobuf_and_json_gzip_for_all_signals() {
             .contains(&("trace_id".into(), "5b8efff798038103d269b633813fc60c".into()))
     );
 
-    // Metrics, protobuf: a partial success for the delta sum and the exponential histogram.
+    // Metrics, protobuf: a partial success for the exponential histogram (the delta sum is
+    // made cumulative).
     let resp = h
         .post(
             "/v1/metrics",
@@ -209,9 +210,9 @@ async fn receiver_otlp_http_protobuf_and_json_gzip_for_all_signals() {
     assert_eq!(resp.status(), 200);
     let body = ExportMetricsServiceResponse::decode(resp.bytes().await.unwrap()).unwrap();
     let partial = body.partial_success.unwrap();
-    assert_eq!(partial.rejected_data_points, 2);
+    assert_eq!(partial.rejected_data_points, 1);
     assert!(
-        partial.error_message.contains("delta"),
+        partial.error_message.contains("exponential"),
         "{}",
         partial.error_message
     );
@@ -229,7 +230,17 @@ async fn receiver_otlp_http_protobuf_and_json_gzip_for_all_signals() {
             .iter()
             .any(|s| s.name() == Some("pos_checkout_duration_seconds_bucket"))
     );
-    assert_eq!(h.discarded("invalid"), 2);
+    assert_eq!(h.discarded("invalid"), 1);
+    let reads = samples
+        .iter()
+        .find(|s| s.name() == Some("pos_scanner_reads_total"))
+        .unwrap();
+    assert_eq!(reads.value, 3.0);
+    let info = samples
+        .iter()
+        .find(|s| s.name() == Some("target_info"))
+        .unwrap();
+    assert_eq!(info.labels.get("host_name"), Some("till-07"));
     assert_eq!(h.received("traces"), 2);
     assert_eq!(h.received("logs"), 2);
 
@@ -256,9 +267,75 @@ async fn receiver_otlp_grpc_all_services() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(resp.partial_success.unwrap().rejected_data_points, 2);
+    assert_eq!(resp.partial_success.unwrap().rejected_data_points, 1);
     assert!(!recv(&mut h.metrics).await.is_empty());
     drop((traces, logs, metrics));
+    h.stop().await;
+}
+
+/// What the OpenTelemetry SDKs, the OTel Collector and Alloy send by default: gzip-compressed
+/// gRPC messages (and zstd, which the OTel Collector offers).
+#[tokio::test]
+async fn receiver_otlp_grpc_gzip_and_zstd_requests_arrive() {
+    use tonic::codec::CompressionEncoding;
+    let mut h = Harness::start("otlp", "", 8).await;
+    for enc in [CompressionEncoding::Gzip, CompressionEncoding::Zstd] {
+        let mut traces = TraceServiceClient::connect(h.grpc_url())
+            .await
+            .unwrap()
+            .send_compressed(enc);
+        traces.export(traces_request()).await.unwrap();
+        assert_eq!(recv(&mut h.traces).await, traces_request().resource_spans);
+        let mut logs = LogsServiceClient::connect(h.grpc_url())
+            .await
+            .unwrap()
+            .send_compressed(enc);
+        logs.export(logs_request()).await.unwrap();
+        assert_eq!(recv(&mut h.logs).await.len(), 2, "{enc}");
+        let mut metrics = MetricsServiceClient::connect(h.grpc_url())
+            .await
+            .unwrap()
+            .send_compressed(enc);
+        metrics.export(metrics_request()).await.unwrap();
+        let samples = recv(&mut h.metrics).await;
+        assert!(
+            samples
+                .iter()
+                .any(|s| s.name() == Some("pos_checkout_transactions_total")),
+            "{enc}"
+        );
+    }
+    assert_eq!(h.received("traces"), 4);
+    assert_eq!(h.received("logs"), 4);
+    // An encoding nobody offered is UNIMPLEMENTED, as gRPC specifies.
+    let path = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
+    let (code, message) = raw_grpc_with(&h, path, b"x", &[("grpc-encoding", "br")], 1).await;
+    assert_eq!(code, "12", "{message}");
+    h.stop().await;
+}
+
+/// A gzip-compressed OTLP/HTTP protobuf export of metrics arrives; an unknown
+/// `Content-Encoding` is a 400 naming what is supported.
+#[tokio::test]
+async fn receiver_otlp_http_gzip_protobuf_metrics_and_unknown_encoding() {
+    let mut h = Harness::start("otlp", "grpc_enabled = false", 8).await;
+    let body = wire::compression::gzip_compress(&metrics_request().encode_to_vec());
+    let headers = [PROTOBUF, ("content-encoding", "gzip")];
+    let resp = h.post("/v1/metrics", &headers, body).await;
+    assert_eq!(resp.status(), 200);
+    let samples = recv(&mut h.metrics).await;
+    let counter = samples
+        .iter()
+        .find(|s| s.name() == Some("pos_checkout_transactions_total"))
+        .unwrap();
+    assert_eq!(counter.value, 17.0);
+    let headers = [PROTOBUF, ("content-encoding", "br")];
+    let resp = h
+        .post("/v1/metrics", &headers, metrics_request().encode_to_vec())
+        .await;
+    assert_eq!(resp.status(), 400);
+    let status = RpcStatus::decode(resp.bytes().await.unwrap()).unwrap();
+    assert!(status.message.contains("gzip"), "{}", status.message);
     h.stop().await;
 }
 
@@ -335,17 +412,31 @@ async fn receiver_otlp_full_queue_is_429_and_resource_exhausted_with_retry_info(
 /// A raw gRPC unary call over HTTP/2 (what a client with a broken encoder would send); returns
 /// the `grpc-status` and `grpc-message`.
 async fn raw_grpc(h: &Harness, path: &str, payload: &[u8]) -> (String, String) {
+    raw_grpc_with(h, path, payload, &[], 0).await
+}
+
+/// [`raw_grpc`] with extra headers and the message's compressed flag.
+async fn raw_grpc_with(
+    h: &Harness,
+    path: &str,
+    payload: &[u8],
+    headers: &[(&str, &str)],
+    compressed: u8,
+) -> (String, String) {
     let client = reqwest::Client::builder()
         .http2_prior_knowledge()
         .build()
         .unwrap();
-    let mut body = vec![0u8];
+    let mut body = vec![compressed];
     body.extend_from_slice(&(payload.len() as u32).to_be_bytes());
     body.extend_from_slice(payload);
-    let resp = client
+    let req = client
         .post(format!("{}{path}", h.grpc_url()))
         .header("content-type", "application/grpc")
-        .header("te", "trailers")
+        .header("te", "trailers");
+    let resp = headers
+        .iter()
+        .fold(req, |r, (k, v)| r.header(*k, *v))
         .body(body)
         .send()
         .await

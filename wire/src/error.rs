@@ -1,6 +1,7 @@
 //! The one error type of this crate: what was wrong with the bytes, said so a client can fix it.
 
-/// Why a payload could not be decoded.
+/// Why a payload could not be decoded. Causes are part of the messages (they are what a client
+/// reads in a 400), not also `source()`s, so an error chain prints each once.
 #[derive(Debug, thiserror::Error)]
 pub enum WireError {
     /// The snap crate's message, which already starts with "snappy: ".
@@ -11,10 +12,10 @@ pub enum WireError {
     #[error("decompressed size {size} bytes exceeds the limit of {limit} bytes")]
     TooLarge { size: usize, limit: usize },
     #[error("protobuf: {0}")]
-    Protobuf(#[from] prost::DecodeError),
+    Protobuf(prost::DecodeError),
     #[error("json: {0}")]
-    Json(#[from] serde_json::Error),
-    #[error("{0}")]
+    Json(serde_json::Error),
+    #[error(transparent)]
     Labels(#[from] crate::labels::LabelError),
     #[error("invalid timestamp {value:?}: {reason}")]
     Timestamp { value: String, reason: String },
@@ -22,6 +23,18 @@ pub enum WireError {
     Invalid { field: &'static str, reason: String },
     #[error("line {line}: {reason}")]
     Exposition { line: usize, reason: String },
-    #[error("{0}")]
+    #[error(transparent)]
     Id(#[from] crate::otlp::IdError),
+}
+
+impl From<prost::DecodeError> for WireError {
+    fn from(e: prost::DecodeError) -> Self {
+        WireError::Protobuf(e)
+    }
+}
+
+impl From<serde_json::Error> for WireError {
+    fn from(e: serde_json::Error) -> Self {
+        WireError::Json(e)
+    }
 }

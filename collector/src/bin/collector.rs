@@ -59,9 +59,22 @@ fn main() -> ExitCode {
     }
 }
 
+/// Every mistake of the config, one per line (`file:line: key: reason`), then how many.
 fn check(path: &Path) -> anyhow::Result<()> {
-    let config = Config::from_file(path)?;
-    config.build()?;
+    let config = match Config::check_file(path) {
+        Ok((c, _)) => c,
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("{e}");
+            }
+            let n = errors.0.len();
+            anyhow::bail!(
+                "{}: {n} mistake{}",
+                path.display(),
+                if n == 1 { "" } else { "s" }
+            );
+        }
+    };
     let count = |s: Section| config.components.iter().filter(|c| c.section == s).count();
     println!(
         "{}: OK ({} sources, {} process, {} writers)",

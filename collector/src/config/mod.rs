@@ -21,14 +21,18 @@
 //!
 //! Loading checks everything a run would need: unknown keys, settings each component refuses,
 //! wiring to unknown components, cycles, signals that do not match (a logs writer fed by a
-//! metrics source), unresolved environment variables. Every error names the file, the line and
-//! the key.
+//! metrics source), unresolved environment variables. Every error names the file, the line of
+//! the bad value itself (for a nested key, `targets[1].address`, the line of that value, not of
+//! the table or array holding it) and the key; [`Config::parse_all`] and [`Config::build_all`]
+//! report every mistake in one pass (what `collector check` prints), [`Config::parse`] and
+//! [`Config::build`] the first.
 
 pub mod interpolate;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -48,6 +52,31 @@ pub struct ConfigError {
     pub line: usize,
     pub key: String,
     pub reason: String,
+}
+
+/// Every mistake of a config, in the order found (file order within each pass).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl std::fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl ConfigErrors {
+    /// The first mistake (there is always one).
+    fn first(mut self) -> ConfigError {
+        self.0.swap_remove(0)
+    }
 }
 
 /// The three sections.
@@ -111,6 +140,8 @@ pub struct Config {
     pub server: ServerConfig,
     /// Where sources keep state (positions files).
     pub data_dir: PathBuf,
+    /// The text, to find the line of a nested key's value when a component refuses it.
+    text: Arc<str>,
 }
 
 /// Components built from a config, wiring checked.
@@ -145,14 +176,52 @@ struct RawFile {
 impl Config {
     /// Reads and checks the syntax of `path`, resolving `${VAR}` from the process environment.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        Config::from_file_all(path).map_err(ConfigErrors::first)
+    }
+
+    /// Reads `path` and reports every mistake a run would meet: those of parsing and those of
+    /// building and wiring, in one pass (`collector check`).
+    pub fn check_file(path: &Path) -> Result<(Config, Built), ConfigErrors> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: file.clone(),
-            line: 0,
-            key: "-".into(),
-            reason: format!("cannot read the config: {e}"),
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                file: file.clone(),
+                line: 0,
+                key: "-".into(),
+                reason: format!("cannot read the config: {e}"),
+            }])
         })?;
-        Config::parse(&text, &file, &|name| std::env::var(name).ok())
+        Config::check(&text, &file, &|name| std::env::var(name).ok())
+    }
+
+    /// [`Config::check_file`] on text.
+    pub fn check(
+        text: &str,
+        file: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(Config, Built), ConfigErrors> {
+        let (config, mut errors) = Config::parse_inner(text, file, env)?;
+        match config.build_all() {
+            Ok(built) if errors.is_empty() => return Ok((config, built)),
+            Ok(_) => {}
+            Err(e) => errors.extend(e.0),
+        }
+        errors.sort_by_key(|e| e.line);
+        Err(ConfigErrors(errors))
+    }
+
+    /// [`Config::from_file`] with every mistake of parsing.
+    pub fn from_file_all(path: &Path) -> Result<Config, ConfigErrors> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                file: file.clone(),
+                line: 0,
+                key: "-".into(),
+                reason: format!("cannot read the config: {e}"),
+            }])
+        })?;
+        Config::parse_all(&text, &file, &|name| std::env::var(name).ok())
     }
 
     /// Parses config text; `file` names it in errors, `env` resolves `${VAR}`.
@@ -161,6 +230,31 @@ impl Config {
         file: &str,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
+        Config::parse_all(text, file, env).map_err(ConfigErrors::first)
+    }
+
+    /// [`Config::parse`] with every mistake (a TOML syntax error is the only one reported, as
+    /// nothing after it can be read).
+    pub fn parse_all(
+        text: &str,
+        file: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigErrors> {
+        let (config, mut errors) = Config::parse_inner(text, file, env)?;
+        if errors.is_empty() {
+            return Ok(config);
+        }
+        errors.sort_by_key(|e| e.line);
+        Err(ConfigErrors(errors))
+    }
+
+    /// The config, with defaults in place of bad values, and the mistakes; `Err` only for a
+    /// TOML syntax error.
+    fn parse_inner(
+        text: &str,
+        file: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<(Config, Vec<ConfigError>), ConfigErrors> {
         let at = |offset: usize, key: &str, reason: String| ConfigError {
             file: file.to_string(),
             line: line_of(text, offset),
@@ -168,12 +262,13 @@ impl Config {
             reason,
         };
         let raw: RawFile = toml::from_str(text).map_err(|e| {
-            at(
+            ConfigErrors(vec![at(
                 e.span().map(|s| s.start).unwrap_or(0),
                 "-",
                 e.message().trim().to_string(),
-            )
+            )])
         })?;
+        let mut errors = Vec::new();
         let mut components = Vec::new();
         for (section, table) in [
             (Section::Sources, raw.sources),
@@ -181,37 +276,52 @@ impl Config {
             (Section::Writers, raw.writers),
         ] {
             for (name, keys) in table {
-                components.push(component(text, file, section, name, keys, env)?);
+                let (c, errs) = component(text, file, section, name, keys, env);
+                errors.extend(errs);
+                components.push(c);
             }
         }
         let server = match raw.server {
             None => ServerConfig {
                 address: DEFAULT_SERVER_ADDRESS.parse().ok(),
             },
-            Some(keys) => server_config(text, file, keys.into_inner(), env)?,
+            Some(keys) => {
+                let line = line_of(text, keys.span().start);
+                server_config(text, file, line, keys.into_inner(), env).unwrap_or_else(|e| {
+                    errors.extend(e);
+                    ServerConfig { address: None }
+                })
+            }
         };
         let data_dir = match raw.data_dir {
             Some(d) => {
                 let start = d.span().start;
-                let v = interpolate::interpolate(d.get_ref(), env)
-                    .map_err(|e| at(start, "data_dir", e.to_string()))?;
-                PathBuf::from(v)
+                interpolate::interpolate(d.get_ref(), env)
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|e| {
+                        errors.push(at(start, "data_dir", e.to_string()));
+                        PathBuf::new()
+                    })
             }
             None => std::env::temp_dir().join("collector-data"),
         };
-        Ok(Config {
+        let config = Config {
             file: file.to_string(),
             components,
             server,
             data_dir,
-        })
+            text: text.into(),
+        };
+        Ok((config, errors))
     }
 
     fn err(&self, c: &Component, key: &str, reason: impl Into<String>) -> ConfigError {
-        let line = c
-            .key_lines
-            .get(key.split(['.', '[']).next().unwrap_or(key))
-            .copied()
+        let line = nested_line(&self.text, c, key)
+            .or_else(|| {
+                c.key_lines
+                    .get(key.split(['.', '[']).next().unwrap_or(key))
+                    .copied()
+            })
             .unwrap_or(c.line);
         ConfigError {
             file: self.file.clone(),
@@ -248,9 +358,54 @@ impl Config {
         }
     }
 
-    /// Builds every component and checks the wiring: what `collector check` reports and
-    /// `collector run` starts.
+    /// Builds every component and checks the wiring: what `collector run` starts. The first
+    /// mistake; [`Config::build_all`] has them all.
     pub fn build(&self) -> Result<Built, ConfigError> {
+        self.build_all().map_err(ConfigErrors::first)
+    }
+
+    /// Builds a component from `table`, and when it refuses a key, again without that key, so
+    /// that every key it refuses is reported (serde stops at the first).
+    fn build_each<T>(
+        &self,
+        c: &Component,
+        prefix: &str,
+        table: &toml::Table,
+        build: impl Fn(toml::Table) -> Result<T, BuildError>,
+        errors: &mut Vec<ConfigError>,
+    ) -> Option<T> {
+        let mut table = table.clone();
+        let mut refused: Vec<String> = Vec::new();
+        // Bounded: each round removes a key.
+        for _ in 0..=table.len() {
+            let e = match build(table.clone()) {
+                Ok(t) => return refused.is_empty().then_some(t),
+                Err(e) => e,
+            };
+            let top = match &e {
+                BuildError::Invalid { key, .. } => Some(key.clone()),
+                BuildError::Config(msg) => msg.split('`').nth(1).map(str::to_string),
+                BuildError::UnknownType(_) => None,
+            }
+            .map(|k| k.split(['.', '[']).next().unwrap_or("").to_string())
+            .filter(|k| table.contains_key(k));
+            // After a removal, only a mistake in a key still there is certainly one of the
+            // user's: anything else may be the removal's doing ("missing field", "give
+            // targets or file_sd").
+            if !refused.is_empty() && top.is_none() {
+                return None;
+            }
+            errors.push(self.build_err(c, prefix, e));
+            let key = top?;
+            table.remove(&key);
+            refused.push(key);
+        }
+        None
+    }
+
+    /// [`Config::build`] with every mistake: each component's, each wiring one.
+    pub fn build_all(&self) -> Result<Built, ConfigErrors> {
+        let mut errors = Vec::new();
         let mut built = Built {
             sources: Vec::new(),
             process: Vec::new(),
@@ -259,7 +414,7 @@ impl Config {
         let mut seen: BTreeMap<&str, &Component> = BTreeMap::new();
         for c in &self.components {
             if let Some(other) = seen.insert(&c.name, c) {
-                return Err(self.err(
+                errors.push(self.err(
                     c,
                     "",
                     format!(
@@ -273,51 +428,61 @@ impl Config {
         // Build each component: its settings are checked by its own code.
         let mut emits: BTreeMap<&str, BTreeSet<Signal>> = BTreeMap::new();
         for c in &self.components {
+            if c.kind.is_empty() && c.section != Section::Process {
+                continue; // its missing or bad `type` is reported by parsing
+            }
             match c.section {
                 Section::Sources => {
-                    let s = sources::build(&c.kind, c.settings.clone())
-                        .map_err(|e| self.build_err(c, "", e))?;
-                    emits.insert(&c.name, s.signals().iter().copied().collect());
-                    built.sources.push((c.clone(), s));
+                    let b = |t| sources::build(&c.kind, t);
+                    if let Some(s) = self.build_each(c, "", &c.settings, b, &mut errors) {
+                        emits.insert(&c.name, s.signals().iter().copied().collect());
+                        built.sources.push((c.clone(), s));
+                    }
                 }
                 Section::Process => {
                     if c.stages.is_empty() {
-                        return Err(self.err(
+                        errors.push(self.err(
                             c,
                             "stages",
                             "a process component needs at least one stage",
                         ));
+                        continue;
                     }
                     let mut stages = Vec::new();
                     for (i, (kind, table)) in c.stages.iter().enumerate() {
                         let prefix = format!("stages[{i}].");
-                        let st = process::build(kind, table.clone())
-                            .map_err(|e| self.build_err(c, &prefix, e))?;
-                        stages.push(st);
+                        let b = |t| process::build(kind, t);
+                        if let Some(st) = self.build_each(c, &prefix, table, b, &mut errors) {
+                            stages.push((i, st));
+                        }
                     }
-                    let signal = stages[0].signal();
-                    if let Some((i, odd)) = stages
-                        .iter()
-                        .enumerate()
-                        .find(|(_, s)| s.signal() != signal)
-                    {
-                        return Err(self.err(
+                    if stages.len() != c.stages.len() {
+                        continue;
+                    }
+                    let signal = stages[0].1.signal();
+                    if let Some((i, odd)) = stages.iter().find(|(_, s)| s.signal() != signal) {
+                        errors.push(self.err(
                             c,
                             &format!("stages[{i}]"),
-                            format!("stage {} works on {}, but the stages before it work on {signal}; one process component handles one signal", c.stages[i].0, odd.signal()),
+                            format!("stage {} works on {}, but the stages before it work on {signal}; one process component handles one signal", c.stages[*i].0, odd.signal()),
                         ));
+                        continue;
                     }
                     emits.insert(&c.name, BTreeSet::from([signal]));
+                    let stages = stages.into_iter().map(|(_, s)| s).collect();
                     built.process.push((c.clone(), signal, stages));
                 }
                 Section::Writers => {
-                    let w = writers::build(&c.kind, c.settings.clone())
-                        .map_err(|e| self.build_err(c, "", e))?;
-                    built.writers.push((c.clone(), w));
+                    let b = |t| writers::build(&c.kind, t);
+                    if let Some(w) = self.build_each(c, "", &c.settings, b, &mut errors) {
+                        built.writers.push((c.clone(), w));
+                    }
                 }
             }
         }
-        // Wiring: inputs exist, are producers, emit the consumer's signal; no cycles.
+        // Wiring: inputs exist, are producers, emit the consumer's signal; no cycles. A
+        // component that did not build is left out of the signal checks (its mistake is
+        // reported already).
         let consumes: BTreeMap<&str, Signal> = built
             .process
             .iter()
@@ -334,31 +499,37 @@ impl Config {
                 continue;
             }
             if c.inputs.is_empty() {
-                return Err(self.err(
+                errors.push(self.err(
                     c,
                     "inputs",
                     "missing: name the sources or process components this one reads from",
                 ));
+                continue;
             }
-            let want = consumes[c.name.as_str()];
+            let want = consumes.get(c.name.as_str());
             for input in &c.inputs {
                 let Some(producer) = seen.get(input.as_str()) else {
-                    return Err(self.err(c, "inputs", format!("no component named {input:?}")));
+                    errors.push(self.err(c, "inputs", format!("no component named {input:?}")));
+                    continue;
                 };
                 if producer.section == Section::Writers {
-                    return Err(self.err(
+                    errors.push(self.err(
                         c,
                         "inputs",
                         format!("{input:?} is a writer; writers have no output"),
                     ));
+                    continue;
                 }
                 if input == &c.name {
-                    return Err(self.err(c, "inputs", "a component cannot read its own output"));
+                    errors.push(self.err(c, "inputs", "a component cannot read its own output"));
+                    continue;
                 }
-                let signals = &emits[input.as_str()];
-                if !signals.contains(&want) {
+                let (Some(want), Some(signals)) = (want, emits.get(input.as_str())) else {
+                    continue;
+                };
+                if !signals.contains(want) {
                     let has: Vec<&str> = signals.iter().map(|s| s.as_str()).collect();
-                    return Err(self.err(
+                    errors.push(self.err(
                         c,
                         "inputs",
                         format!(
@@ -373,14 +544,52 @@ impl Config {
         }
         if let Some(cycle) = find_cycle(&self.components) {
             let c = seen[cycle[0].as_str()];
-            return Err(self.err(
+            errors.push(self.err(
                 c,
                 "inputs",
                 format!("the wiring has a cycle: {}", cycle.join(" → ")),
             ));
         }
-        Ok(built)
+        if errors.is_empty() {
+            Ok(built)
+        } else {
+            errors.sort_by_key(|e| e.line);
+            Err(ConfigErrors(errors))
+        }
     }
+}
+
+/// The line of a component's nested key (`targets[1].address`, `tls.ca_file`,
+/// `stages[0].rules[2].regex`) in the config text: the value's own line. `None` when the key
+/// is not in the text (a missing key, a default).
+fn nested_line(text: &str, c: &Component, key: &str) -> Option<usize> {
+    use toml::de::{DeTable, DeValue};
+    let doc = DeTable::parse(text).ok()?;
+    let root = DeValue::Table(doc.into_inner());
+    let mut at = root
+        .get(c.section.as_str())?
+        .get_ref()
+        .get(c.name.as_str())?;
+    let mut offset = at.span().start;
+    for part in key.split('.').filter(|p| !p.is_empty()) {
+        let (name, indexes) = match part.find('[') {
+            Some(i) => (&part[..i], &part[i..]),
+            None => (part, ""),
+        };
+        // An array without an index (serde names no element): the first element holding the
+        // key, e.g. the target with the unknown field.
+        if let Some(items) = at.get_ref().as_array()
+            && let Some(item) = items.iter().find(|i| i.get_ref().get(name).is_some())
+        {
+            at = item;
+        }
+        at = at.get_ref().get(name)?;
+        for index in indexes.split(['[', ']']).filter(|s| !s.is_empty()) {
+            at = at.get_ref().get(index.parse::<usize>().ok()?)?;
+        }
+        offset = at.span().start;
+    }
+    (!key.is_empty()).then(|| line_of(text, offset))
 }
 
 fn find_cycle(components: &[Component]) -> Option<Vec<String>> {
@@ -446,6 +655,8 @@ fn line_of(text: &str, offset: usize) -> usize {
         + 1
 }
 
+/// A component's common keys checked, every mistake collected (the component comes back with
+/// defaults in place of the bad values, so later passes can go on).
 fn component(
     text: &str,
     file: &str,
@@ -453,23 +664,25 @@ fn component(
     name: String,
     keys: Spanned<Keys>,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Component, ConfigError> {
+) -> (Component, Vec<ConfigError>) {
     let path = format!("{}.{name}", section.as_str());
     let line = line_of(text, keys.span().start);
     let mut key_lines = BTreeMap::new();
     let mut settings = toml::Table::new();
-    let err = |line: usize, key: &str, reason: String| ConfigError {
+    let mut errors = Vec::new();
+    let err = |line: usize, key: &str, reason: &str| ConfigError {
         file: file.to_string(),
         line,
         key: format!("{path}.{key}"),
-        reason,
+        reason: reason.to_string(),
     };
     for (k, v) in keys.into_inner() {
         let kline = line_of(text, v.span().start);
         key_lines.insert(k.clone(), kline);
         let mut v = v.into_inner();
-        interpolate::interpolate_value(&mut v, env)
-            .map_err(|(sub, e)| err(kline, &format!("{k}{sub}"), e.to_string()))?;
+        if let Err((sub, e)) = interpolate::interpolate_value(&mut v, env) {
+            errors.push(err(kline, &format!("{k}{sub}"), &e.to_string()));
+        }
         settings.insert(k, v);
     }
     let mut take = |key: &str| {
@@ -479,68 +692,82 @@ fn component(
     };
     let kind = match (section, take("type")) {
         (Section::Process, Some((l, _))) => {
-            return Err(err(
+            errors.push(err(
                 l,
                 "type",
-                "a process component has no type; its [[stages]] do".into(),
+                "a process component has no type; its [[stages]] do",
             ));
+            String::new()
         }
         (Section::Process, None) => String::new(),
         (_, Some((_, toml::Value::String(t)))) => t,
-        (_, Some((l, _))) => return Err(err(l, "type", "must be a string".into())),
+        (_, Some((l, _))) => {
+            errors.push(err(l, "type", "must be a string"));
+            String::new()
+        }
         (_, None) => {
-            return Err(err(
+            errors.push(err(
                 line,
                 "type",
-                "missing: every source and writer needs a type".into(),
+                "missing: every source and writer needs a type",
             ));
+            String::new()
         }
     };
     let inputs = match take("inputs") {
         None => Vec::new(),
         Some((l, _)) if section == Section::Sources => {
-            return Err(err(l, "inputs", "sources have no inputs".into()));
+            errors.push(err(l, "inputs", "sources have no inputs"));
+            Vec::new()
         }
-        Some((l, toml::Value::Array(items))) => items
-            .into_iter()
-            .map(|v| match v {
-                toml::Value::String(s) => Ok(s),
-                _ => Err(err(l, "inputs", "must be a list of component names".into())),
-            })
-            .collect::<Result<_, _>>()?,
-        Some((l, _)) => return Err(err(l, "inputs", "must be a list of component names".into())),
+        Some((l, toml::Value::Array(items))) => {
+            let names: Vec<String> = items
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect();
+            if names.len() != items.len() {
+                errors.push(err(l, "inputs", "must be a list of component names"));
+            }
+            names
+        }
+        Some((l, _)) => {
+            errors.push(err(l, "inputs", "must be a list of component names"));
+            Vec::new()
+        }
     };
     let queue_capacity = match take("queue_capacity") {
         None => DEFAULT_QUEUE_CAPACITY,
         Some((_, toml::Value::Integer(n))) if n > 0 => n as usize,
         Some((l, _)) => {
-            return Err(err(
+            errors.push(err(
                 l,
                 "queue_capacity",
-                "must be a positive whole number of batches".into(),
+                "must be a positive whole number of batches",
             ));
+            DEFAULT_QUEUE_CAPACITY
         }
     };
     let when_full = match take("when_full") {
         None => WhenFull::Block,
-        Some((l, v)) => WhenFull::deserialize(v).map_err(|_| {
-            err(
-                l,
-                "when_full",
-                "must be \"block\" or \"drop_newest\"".into(),
-            )
-        })?,
+        Some((l, v)) => WhenFull::deserialize(v).unwrap_or_else(|_| {
+            errors.push(err(l, "when_full", "must be \"block\" or \"drop_newest\""));
+            WhenFull::Block
+        }),
     };
     let drain_timeout = match take("drain_timeout") {
         None => DEFAULT_DRAIN_TIMEOUT,
-        Some((l, toml::Value::String(s))) => humantime::parse_duration(&s)
-            .map_err(|e| err(l, "drain_timeout", format!("{s:?} is not a duration ({e})")))?,
+        Some((l, toml::Value::String(s))) => humantime::parse_duration(&s).unwrap_or_else(|e| {
+            let reason = format!("{s:?} is not a duration ({e})");
+            errors.push(err(l, "drain_timeout", &reason));
+            DEFAULT_DRAIN_TIMEOUT
+        }),
         Some((l, _)) => {
-            return Err(err(
+            errors.push(err(
                 l,
                 "drain_timeout",
-                "must be a duration such as \"10s\"".into(),
+                "must be a duration such as \"10s\"",
             ));
+            DEFAULT_DRAIN_TIMEOUT
         }
     };
     let mut stages = Vec::new();
@@ -550,43 +777,35 @@ fn component(
             Some((l, toml::Value::Array(items))) => {
                 for (i, item) in items.into_iter().enumerate() {
                     let toml::Value::Table(mut t) = item else {
-                        return Err(err(
+                        errors.push(err(
                             l,
                             &format!("stages[{i}]"),
-                            "must be a table with a type".into(),
+                            "must be a table with a type",
                         ));
+                        continue;
                     };
                     match t.remove("type") {
                         Some(toml::Value::String(kind)) => stages.push((kind, t)),
-                        _ => {
-                            return Err(err(
-                                l,
-                                &format!("stages[{i}].type"),
-                                "missing: every stage needs a type".into(),
-                            ));
-                        }
+                        _ => errors.push(err(
+                            l,
+                            &format!("stages[{i}].type"),
+                            "missing: every stage needs a type",
+                        )),
                     }
                 }
             }
-            Some((l, _)) => {
-                return Err(err(
-                    l,
-                    "stages",
-                    "must be a list of [[stages]] tables".into(),
-                ));
-            }
+            Some((l, _)) => errors.push(err(l, "stages", "must be a list of [[stages]] tables")),
         }
-        if let Some(k) = settings.keys().next() {
+        for k in settings.keys() {
             let l = key_lines.get(k).copied().unwrap_or(line);
-            return Err(err(
+            errors.push(err(
                 l,
                 k,
-                "unknown key (a process component takes inputs, stages, queue_capacity, when_full)"
-                    .into(),
+                "unknown key (a process component takes inputs, stages, queue_capacity, when_full)",
             ));
         }
     }
-    Ok(Component {
+    let c = Component {
         section,
         name,
         kind,
@@ -598,17 +817,21 @@ fn component(
         stages,
         line,
         key_lines,
-    })
+    };
+    (c, errors)
 }
 
 fn server_config(
     text: &str,
     file: &str,
+    line: usize,
     keys: Keys,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<ServerConfig, ConfigError> {
+) -> Result<ServerConfig, Vec<ConfigError>> {
     let mut address = DEFAULT_SERVER_ADDRESS.to_string();
+    let mut address_line = line;
     let mut enabled = true;
+    let mut errors = Vec::new();
     for (k, v) in keys {
         let l = line_of(text, v.span().start);
         let err = |reason: String| ConfigError {
@@ -618,21 +841,31 @@ fn server_config(
             reason,
         };
         match (k.as_str(), v.into_inner()) {
-            ("address", toml::Value::String(s)) => {
-                address = interpolate::interpolate(&s, env).map_err(|e| err(e.to_string()))?
-            }
+            ("address", toml::Value::String(s)) => match interpolate::interpolate(&s, env) {
+                Ok(a) => {
+                    address = a;
+                    address_line = l;
+                }
+                Err(e) => errors.push(err(e.to_string())),
+            },
             ("enabled", toml::Value::Boolean(b)) => enabled = b,
-            ("address" | "enabled", _) => return Err(err("wrong type".into())),
-            _ => return Err(err("unknown key (server takes address, enabled)".into())),
+            ("address" | "enabled", _) => errors.push(err("wrong type".into())),
+            _ => errors.push(err("unknown key (server takes address, enabled)".into())),
         }
     }
-    let parsed: SocketAddr = address.parse().map_err(|_| ConfigError {
-        file: file.to_string(),
-        line: 0,
-        key: "server.address".into(),
-        reason: format!("{address:?} is not an address such as 127.0.0.1:12345"),
-    })?;
-    Ok(ServerConfig {
-        address: enabled.then_some(parsed),
-    })
+    match address.parse::<SocketAddr>() {
+        Ok(parsed) if errors.is_empty() => Ok(ServerConfig {
+            address: enabled.then_some(parsed),
+        }),
+        Ok(_) => Err(errors),
+        Err(_) => {
+            errors.push(ConfigError {
+                file: file.to_string(),
+                line: address_line,
+                key: "server.address".into(),
+                reason: format!("{address:?} is not an address such as 127.0.0.1:12345"),
+            });
+            Err(errors)
+        }
+    }
 }

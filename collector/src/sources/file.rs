@@ -145,6 +145,10 @@ impl Source for FileSource {
         &[Signal::Logs]
     }
 
+    fn declare(&self, metrics: &ComponentMetrics) {
+        metrics.declare(Signal::Logs, &["line_too_long"]);
+    }
+
     fn run(self: Box<Self>, ctx: SourceContext) -> BoxFuture<Result<(), SourceError>> {
         Box::pin(run(*self, ctx))
     }

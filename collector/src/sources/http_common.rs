@@ -82,6 +82,16 @@ impl Refusal {
     }
 
     /// The `reason` of the `discarded` count.
+    /// Every [`Refusal::reason`], so the self-metrics can show each at 0 from the start.
+    pub const REASONS: [&'static str; 6] = [
+        "too_large",
+        "unsupported_media_type",
+        "decode_error",
+        "invalid",
+        "backpressure",
+        "shutting_down",
+    ];
+
     pub fn reason(&self) -> &'static str {
         match self {
             Refusal::TooLarge { .. } => "too_large",
@@ -180,7 +190,7 @@ pub async fn bind(addr: &str, key: &str, addrs: &ListenAddrs) -> Result<TcpListe
         .await
         .map_err(|source| SourceError::Bind {
             addr: addr.to_string(),
-            source,
+            error: source,
         })?;
     let bound: SocketAddr = listener.local_addr()?;
     addrs.record(key, bound);

@@ -87,6 +87,10 @@ impl Source for LokiPushSource {
         &[Signal::Logs]
     }
 
+    fn declare(&self, metrics: &ComponentMetrics) {
+        metrics.declare(Signal::Logs, &super::http_common::Refusal::REASONS);
+    }
+
     fn run(self: Box<Self>, ctx: SourceContext) -> BoxFuture<Result<(), SourceError>> {
         Box::pin(async move {
             let listener =

@@ -96,19 +96,20 @@ impl ListenAddrs {
 pub trait Source: Send {
     /// The signals it emits.
     fn signals(&self) -> &'static [Signal];
+    /// Makes the self-metrics series it may count into exist at 0 (called before it runs):
+    /// its own discard reasons and counters. What every producer counts (received, sent, a full
+    /// queue) is declared by the runtime.
+    fn declare(&self, _metrics: &ComponentMetrics) {}
     /// Runs until `ctx.shutdown` turns true.
     fn run(self: Box<Self>, ctx: SourceContext) -> BoxFuture<Result<(), SourceError>>;
 }
 
-/// Why a source failed.
+/// Why a source failed (the cause in the message, not also a `source()`: printed once).
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: String,
-        source: std::io::Error,
-    },
-    #[error("{0}")]
+    #[error("cannot listen on {addr}: {error}")]
+    Bind { addr: String, error: std::io::Error },
+    #[error(transparent)]
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Other(String),
@@ -128,9 +129,34 @@ pub enum BuildError {
 
 impl BuildError {
     /// Deserializes a component's own settings, turning serde's error into a [`BuildError`].
+    /// A mistake inside a nested table (`tls = { ca_fiel = ... }`) comes back as
+    /// [`BuildError::Invalid`] with its key path, so the config error points at its line.
     pub fn parse<T: serde::de::DeserializeOwned>(table: toml::Table) -> Result<T, BuildError> {
-        T::deserialize(toml::Value::Table(table))
-            .map_err(|e| BuildError::Config(e.message().to_string()))
+        T::deserialize(toml::Value::Table(table)).map_err(|e| {
+            let message = e.message().to_string();
+            // toml's error names the tables it was in on a line "in `a.b`".
+            let shown = e.to_string();
+            let path = shown
+                .lines()
+                .find_map(|l| l.strip_prefix("in `")?.strip_suffix('`'))
+                .map(str::to_string);
+            match path {
+                Some(path) => {
+                    let field = message.split('`').nth(1).filter(|_| {
+                        message.starts_with("unknown field") || message.starts_with("missing field")
+                    });
+                    let key = match field {
+                        Some(f) if message.starts_with("unknown field") => format!("{path}.{f}"),
+                        _ => path,
+                    };
+                    BuildError::Invalid {
+                        key,
+                        reason: message,
+                    }
+                }
+                None => BuildError::Config(message),
+            }
+        })
     }
 }
 

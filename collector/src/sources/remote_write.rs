@@ -73,6 +73,10 @@ impl Source for RemoteWriteSource {
         &[Signal::Metrics]
     }
 
+    fn declare(&self, metrics: &ComponentMetrics) {
+        metrics.declare(Signal::Metrics, &super::http_common::Refusal::REASONS);
+    }
+
     fn run(self: Box<Self>, ctx: SourceContext) -> BoxFuture<Result<(), SourceError>> {
         Box::pin(async move {
             let listener =

@@ -16,26 +16,33 @@ use tokio::sync::watch;
 
 use crate::selfmon::{ComponentMetrics, Counter};
 
-/// A positions file could not be read or written.
+/// A positions file could not be read or written (the cause in the message, not also a
+/// `source()`: printed once).
 #[derive(Debug, thiserror::Error)]
 pub enum PositionsError {
-    #[error("cannot read positions file {path}: {source}")]
+    #[error("cannot read positions file {path}: {error}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("positions file {path} is not valid: {source}")]
+    #[error("positions file {path} is not valid: {error}")]
     Parse {
         path: PathBuf,
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
-    #[error("cannot write positions file {path}: {source}")]
+    #[error("cannot write positions file {path}: {error}")]
     Write {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("cannot encode positions: {0}")]
-    Encode(#[from] serde_json::Error),
+    Encode(serde_json::Error),
+}
+
+impl From<serde_json::Error> for PositionsError {
+    fn from(e: serde_json::Error) -> Self {
+        PositionsError::Encode(e)
+    }
 }
 
 /// One source's positions file.
@@ -60,12 +67,12 @@ impl PositionsFile {
         match std::fs::read(&self.path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| PositionsError::Parse {
                 path: self.path.clone(),
-                source,
+                error: source,
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
             Err(source) => Err(PositionsError::Read {
                 path: self.path.clone(),
-                source,
+                error: source,
             }),
         }
     }
@@ -84,7 +91,7 @@ impl PositionsFile {
         let bytes = serde_json::to_vec_pretty(state)?;
         let write_err = |source| PositionsError::Write {
             path: self.path.clone(),
-            source,
+            error: source,
         };
         let dir = match self.path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),

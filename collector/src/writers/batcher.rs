@@ -192,6 +192,10 @@ async fn run<S: Sink>(
         workers.spawn(worker(shared.clone(), rx));
     }
     let depth = metrics.queue_depth();
+    // The series a writer counts into, at 0 from the start (a backend's refusals, `http_<code>`
+    // and `grpc_<code>`, appear when they happen: their codes are not known in advance).
+    metrics.declare(S::SIGNAL, &["rejected", "retries_exhausted", "shutdown"]);
+    metrics.retries();
     let received = metrics.received(S::SIGNAL);
     let shutdown_discarded = metrics.discarded(S::SIGNAL, "shutdown");
     // Starts the drain clock when the collector stops, whatever the engine is waiting on.

@@ -10,6 +10,10 @@
 //! - `protocol = "http"`: protobuf POSTed to `{url}/v1/traces`, classified like the other HTTP
 //!   writers.
 //!
+//! `compression = "gzip"` (default, as the OpenTelemetry Collector's `otlp` and `otlphttp`
+//! exporters) or `"none"`: over gRPC the message is sent gzip-compressed (`grpc-encoding: gzip`),
+//! over HTTP the body with `Content-Encoding: gzip`.
+//!
 //! `batch_size` counts spans (default 8192). A partial success's `rejected_spans` are counted
 //! as `discarded{reason="rejected"}`.
 
@@ -17,6 +21,7 @@ use std::sync::OnceLock;
 
 use bytes::Bytes;
 use serde::Deserialize;
+use tonic::codec::CompressionEncoding;
 use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue};
 use tonic::transport::{Channel, Endpoint};
 use wire::otlp::grpc::TraceServiceClient;
@@ -37,12 +42,23 @@ pub enum Protocol {
     Http,
 }
 
+/// How export bodies are compressed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    #[default]
+    Gzip,
+    None,
+}
+
 /// The writer's own keys.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct OtlpConfig {
     #[serde(default)]
     protocol: Protocol,
+    #[serde(default)]
+    compression: Compression,
     /// Spans per export.
     #[serde(default = "default_batch_size")]
     batch_size: usize,
@@ -67,6 +83,7 @@ struct GrpcTransport {
 /// Encodes and exports batches of `ResourceSpans`.
 pub struct OtlpSink {
     transport: Transport,
+    compression: Compression,
 }
 
 /// An encoded export.
@@ -82,7 +99,11 @@ pub fn build(table: toml::Table) -> Result<Engine<OtlpSink>, BuildError> {
     let transport = match own.protocol {
         Protocol::Http => {
             let url = format!("{}/v1/traces", c.url.trim_end_matches('/'));
-            Transport::Http(Box::new(HttpClient::new(c, &url, &[PROTOBUF])?))
+            let fixed: &[_] = match own.compression {
+                Compression::Gzip => &[PROTOBUF, ("content-encoding", "gzip")],
+                Compression::None => &[PROTOBUF],
+            };
+            Transport::Http(Box::new(HttpClient::new(c, &url, fixed)?))
         }
         Protocol::Grpc => {
             if c.tls.is_set() || !c.url.starts_with("http://") {
@@ -137,7 +158,11 @@ pub fn build(table: toml::Table) -> Result<Engine<OtlpSink>, BuildError> {
             }))
         }
     };
-    Ok(Engine::new(OtlpSink { transport }, own.batch_size, &common))
+    let sink = OtlpSink {
+        transport,
+        compression: own.compression,
+    };
+    Ok(Engine::new(sink, own.batch_size, &common))
 }
 
 fn rejected(resp: &ExportTraceServiceResponse) -> u64 {
@@ -221,7 +246,13 @@ impl OtlpSink {
             (Transport::Grpc(g), Payload::Grpc(req)) => {
                 let mut c = g
                     .client
-                    .get_or_init(|| TraceServiceClient::new(g.endpoint.connect_lazy()))
+                    .get_or_init(|| {
+                        let client = TraceServiceClient::new(g.endpoint.connect_lazy());
+                        match self.compression {
+                            Compression::Gzip => client.send_compressed(CompressionEncoding::Gzip),
+                            Compression::None => client,
+                        }
+                    })
                     .clone();
                 let mut request = tonic::Request::new(req.clone());
                 for (k, v) in &g.metadata {
@@ -262,7 +293,13 @@ impl Sink for OtlpSink {
             resource_spans: items,
         };
         match self.transport {
-            Transport::Http(_) => Payload::Http(Bytes::from(prost::Message::encode_to_vec(&req))),
+            Transport::Http(_) => {
+                let body = prost::Message::encode_to_vec(&req);
+                Payload::Http(Bytes::from(match self.compression {
+                    Compression::Gzip => wire::compression::gzip_compress(&body),
+                    Compression::None => body,
+                }))
+            }
             Transport::Grpc(_) => Payload::Grpc(req),
         }
     }

@@ -326,7 +326,7 @@ mod tests {
         }
         assert!(matches!(
             Drop::build(table("older_than = \"soon\"")),
-            Err(BuildError::Config(_))
+            Err(BuildError::Invalid { key, .. }) if key == "older_than"
         ));
     }
 }

@@ -552,7 +552,7 @@ mod tests {
             Timestamp::build(table(
                 "source = \"t\"\nformat = \"Unix\"\naction_on_failure = \"drop\""
             )),
-            Err(BuildError::Config(_))
+            Err(BuildError::Invalid { key, .. }) if key == "action_on_failure"
         ));
     }
 }

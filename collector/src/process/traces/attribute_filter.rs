@@ -270,7 +270,7 @@ mod tests {
         }
         assert!(matches!(
             build("[[include]]\nattribute = \"a\"\nfrom = \"scope\""),
-            Err(BuildError::Config(_))
+            Err(BuildError::Invalid { key, .. }) if key.starts_with("include")
         ));
     }
 }

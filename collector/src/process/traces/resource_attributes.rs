@@ -171,7 +171,7 @@ mod tests {
         assert_eq!(invalid_key(build("values = { x = [1] }")), "values.x");
         assert!(matches!(
             build("values = { x = \"1\" }\naction = \"delete\""),
-            Err(BuildError::Config(_))
+            Err(BuildError::Invalid { key, .. }) if key == "action"
         ));
     }
 }

@@ -17,18 +17,18 @@ use serde::de::DeserializeOwned;
 /// Bodies of JSON answers are read up to this size.
 const MAX_JSON_BODY: usize = 16 << 20;
 
-/// A request to the engine failed.
+/// A request to the engine failed (causes in the messages, not also `source()`: printed once).
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {
     #[error("no Docker socket at {}: is the Docker engine running?", path.display())]
     NoSocket { path: PathBuf },
-    #[error("cannot connect to the Docker socket at {}: {source}", path.display())]
+    #[error("cannot connect to the Docker socket at {}: {error}", path.display())]
     Connect {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("Docker API {what}: {source}")]
-    Http { what: String, source: hyper::Error },
+    #[error("Docker API {what}: {error}")]
+    Http { what: String, error: hyper::Error },
     #[error("Docker API {what}: invalid request: {reason}")]
     Request { what: String, reason: String },
     #[error("Docker API {what} answered {status}: {body}")]
@@ -39,10 +39,10 @@ pub enum DockerError {
     },
     #[error("Docker API {what}: cannot read the answer: {reason}")]
     Body { what: String, reason: String },
-    #[error("Docker API {what} answered unexpected JSON: {source}")]
+    #[error("Docker API {what} answered unexpected JSON: {error}")]
     Decode {
         what: String,
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
 }
 
@@ -119,7 +119,7 @@ impl Client {
             Err(source) => {
                 return Err(DockerError::Connect {
                     path: self.socket.clone(),
-                    source,
+                    error: source,
                 });
             }
         };
@@ -127,7 +127,7 @@ impl Client {
             .await
             .map_err(|source| DockerError::Http {
                 what: what(),
-                source,
+                error: source,
             })?;
         tokio::spawn(async move {
             if let Err(e) = conn.await {
@@ -146,7 +146,7 @@ impl Client {
             .await
             .map_err(|source| DockerError::Http {
                 what: what(),
-                source,
+                error: source,
             })?;
         if !resp.status().is_success() {
             let status = resp.status().as_u16();
@@ -175,7 +175,10 @@ impl Client {
             .to_string();
         let resp = self.get(path_and_query).await?;
         let body = read_body(resp.into_body(), MAX_JSON_BODY, &what).await?;
-        serde_json::from_slice(&body).map_err(|source| DockerError::Decode { what, source })
+        serde_json::from_slice(&body).map_err(|source| DockerError::Decode {
+            what,
+            error: source,
+        })
     }
 
     /// Running containers.

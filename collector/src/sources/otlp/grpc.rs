@@ -6,8 +6,11 @@
 //! `RESOURCE_EXHAUSTED` with a `google.rpc.RetryInfo` detail: the OTLP spec's signal that the
 //! exhaustion is recoverable, so clients retry after the delay ("OTLP/gRPC Throttling"); a
 //! shutting-down receiver answers `UNAVAILABLE`. Messages larger than
-//! `max_decompressed_bytes` are refused by tonic (`OUT_OF_RANGE`). gRPC compression is not
-//! enabled (the workspace's tonic has no `gzip` feature).
+//! `max_decompressed_bytes` are refused by tonic (`OUT_OF_RANGE`).
+//!
+//! Request compression: `gzip` (the default of the OpenTelemetry Collector's, Alloy's and the
+//! SDKs' OTLP/gRPC exporters) and `zstd` are accepted; another `grpc-encoding` is
+//! `UNIMPLEMENTED`, as gRPC specifies. Responses go uncompressed (they are a few bytes).
 
 use std::convert::Infallible;
 use std::marker::PhantomData;
@@ -17,7 +20,7 @@ use std::task::{Context, Poll};
 use bytes::{Buf, Bytes};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::{Body, BoxFuture, Service, StdError, http};
 use tonic::server::{NamedService, UnaryService};
 use tonic::{Code, Request, Response, Status};
@@ -173,6 +176,8 @@ where
         let max = rx.max_decompressed_bytes;
         Box::pin(async move {
             let mut grpc = tonic::server::Grpc::new(RawCodec::<E::Response>(PhantomData))
+                .accept_compressed(CompressionEncoding::Gzip)
+                .accept_compressed(CompressionEncoding::Zstd)
                 .apply_max_message_size_config(Some(max), None);
             Ok(grpc.unary(Unary::<E>(rx, PhantomData), req).await)
         })

@@ -11,12 +11,14 @@
 //! max_decompressed_bytes = 104857600  # after gzip (413 over it); the largest gRPC message
 //! add_unit_suffixes = true            # metric names get _seconds, _bytes, ...
 //! promote_resource_attributes = []    # resource attributes copied onto every series
+//! delta_max_series = 100000           # delta series made cumulative at most (see [`delta`])
+//! delta_max_stale = "5m"              # a delta series not updated for this long is forgotten
 //! log_index_attributes = [...]        # resource attributes that become log stream labels
 //! ```
 //!
 //! OTLP/HTTP (`POST /v1/logs`, `/v1/metrics`, `/v1/traces`), per the OTLP specification:
 //! - `Content-Type: application/x-protobuf` or `application/json`, anything else 415;
-//!   `Content-Encoding: gzip` or none;
+//!   `Content-Encoding: gzip` or none (another encoding: 400 naming the supported ones);
 //! - 200 with an `Export*ServiceResponse` in the request's encoding, with `partial_success`
 //!   when some items could not be converted (see [`logs`] and [`metrics`]);
 //! - 400 with a `google.rpc.Status` for a body that cannot be decoded, 413 over
@@ -24,15 +26,18 @@
 //! - 429 with `Retry-After` when a downstream queue is full (nothing is buffered here: the
 //!   client keeps the data and retries), 503 with `Retry-After` while shutting down.
 //!
-//! OTLP/gRPC (the three `Export` services): `INVALID_ARGUMENT` for a refused payload, and, as the
+//! OTLP/gRPC (the three `Export` services; requests compressed with gzip or zstd accepted):
+//! `INVALID_ARGUMENT` for a refused payload, and, as the
 //! spec's "OTLP/gRPC Throttling" says, `UNAVAILABLE` with a `google.rpc.RetryInfo` detail when a
 //! downstream queue is full. Traces pass through as received (`ResourceSpans`).
 //!
 //! Accounting (`received = sent + discarded`): spans for traces, log records for logs, and for
 //! metrics the samples the conversion produced plus one per rejected data point. Items that
-//! could not be converted count as `discarded{reason="invalid"}`; see [`http_common`] for the
-//! rest.
+//! could not be converted count as `discarded{reason="invalid"}`, delta points the running
+//! totals refused with their own reason (`delta_series_limit`, `delta_out_of_order`,
+//! `delta_older_start`); see [`http_common`] for the rest.
 
+pub mod delta;
 pub mod grpc;
 pub mod http;
 pub mod logs;
@@ -77,6 +82,20 @@ pub struct OtlpConfig {
     pub promote_resource_attributes: Vec<String>,
     #[serde(default = "default_index")]
     pub log_index_attributes: Vec<String>,
+    #[serde(default = "default_delta_max_series")]
+    pub delta_max_series: usize,
+    #[serde(
+        default = "default_delta_max_stale",
+        deserialize_with = "crate::serde_util::duration"
+    )]
+    pub delta_max_stale: std::time::Duration,
+}
+
+fn default_delta_max_series() -> usize {
+    delta::DEFAULT_MAX_SERIES
+}
+fn default_delta_max_stale() -> std::time::Duration {
+    delta::DEFAULT_MAX_STALE
 }
 
 fn default_http_address() -> String {
@@ -117,6 +136,17 @@ impl Source for OtlpSource {
         &Signal::ALL
     }
 
+    fn declare(&self, metrics: &ComponentMetrics) {
+        for signal in Signal::ALL {
+            metrics.declare(signal, &http_common::Refusal::REASONS);
+        }
+        let delta: Vec<&str> = delta::DeltaRefusal::ALL
+            .iter()
+            .map(|r| r.reason())
+            .collect();
+        metrics.declare(Signal::Metrics, &delta);
+    }
+
     fn run(self: Box<Self>, ctx: SourceContext) -> BoxFuture<Result<(), SourceError>> {
         Box::pin(async move {
             let c = self.config;
@@ -143,6 +173,7 @@ impl Source for OtlpSource {
                     promote_resource_attributes: c.promote_resource_attributes,
                 },
                 log_index: c.log_index_attributes,
+                deltas: delta::Deltas::new(c.delta_max_series, c.delta_max_stale),
             });
             let http = async {
                 match http_listener {
@@ -173,6 +204,7 @@ pub struct Receiver {
     max_decompressed_bytes: usize,
     metric_options: metrics::MetricOptions,
     log_index: Vec<String>,
+    deltas: delta::Deltas,
 }
 
 /// Items accepted with some rejected: the `partial_success` of an export response.
@@ -189,6 +221,8 @@ pub struct Converted<T> {
     pub rejected: u64,
     /// The first reason, as the partial success' `error_message`.
     pub error: Option<String>,
+    /// The part of `rejected` counted under another reason than `invalid`.
+    pub reasons: Vec<(&'static str, u64)>,
 }
 
 impl<T: Default> Default for Converted<T> {
@@ -197,6 +231,7 @@ impl<T: Default> Default for Converted<T> {
             batch: T::default(),
             rejected: 0,
             error: None,
+            reasons: Vec::new(),
         }
     }
 }
@@ -213,6 +248,18 @@ impl<T> Converted<T> {
         self.rejected += n;
         self.error.get_or_insert(why);
     }
+
+    /// Rejects `n` items counted as `discarded{reason}`.
+    pub fn reject_because(&mut self, reason: &'static str, n: u64, why: String) {
+        if n == 0 {
+            return;
+        }
+        self.reject_n(n, why);
+        match self.reasons.iter_mut().find(|(r, _)| *r == reason) {
+            Some((_, count)) => *count += n,
+            None => self.reasons.push((reason, n)),
+        }
+    }
 }
 
 impl Receiver {
@@ -227,11 +274,14 @@ impl Receiver {
             rejected: converted.rejected as i64,
             message: converted.error.unwrap_or_default(),
         };
-        // Items that could not be converted: received, and discarded as invalid.
+        // Items that could not be converted: received, and discarded as invalid (or why).
         self.metrics.received(signal).add(converted.rejected);
-        self.metrics
-            .discarded(signal, "invalid")
-            .add(converted.rejected);
+        let mut invalid = converted.rejected;
+        for (reason, n) in &converted.reasons {
+            self.metrics.discarded(signal, reason).add(*n);
+            invalid -= n;
+        }
+        self.metrics.discarded(signal, "invalid").add(invalid);
         http_common::offer(out, converted.batch, &self.metrics, signal)?;
         Ok(partial)
     }
@@ -243,15 +293,14 @@ impl Receiver {
     }
 
     pub fn metrics(&self, req: ExportMetricsServiceRequest) -> Result<PartialSuccess, Refusal> {
-        let converted = metrics::convert(req, &self.metric_options);
+        let converted = metrics::convert_with(req, &self.metric_options, &self.deltas);
         self.deliver(Signal::Metrics, converted, &self.outputs.metrics)
     }
 
     pub fn traces(&self, req: ExportTraceServiceRequest) -> Result<PartialSuccess, Refusal> {
         let converted = Converted {
             batch: req.resource_spans,
-            rejected: 0,
-            error: None,
+            ..Default::default()
         };
         self.deliver(Signal::Traces, converted, &self.outputs.traces)
     }

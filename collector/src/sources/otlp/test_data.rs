@@ -138,7 +138,8 @@ fn metric(name: &str, unit: &str, data: Data) -> Metric {
 }
 
 /// Checkout metrics: a counter, a histogram, a non-monotonic sum with no recorded value, a
-/// summary, and two the conversion rejects (a delta sum, an exponential histogram).
+/// summary, a delta sum (made cumulative), and one the conversion rejects (an exponential
+/// histogram).
 pub fn metrics_request() -> ExportMetricsServiceRequest {
     let cumulative = AggregationTemporality::Cumulative as i32;
     let attrs = vec![kv("payment.method", "card"), kv("store.id", "1042")];

@@ -19,11 +19,8 @@ use super::targets::TargetGroup;
 /// Why a file_sd file was not taken.
 #[derive(Debug, thiserror::Error)]
 pub enum FileSdError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("cannot read {path}: {error}")]
+    Read { path: String, error: std::io::Error },
     #[error("cannot parse {path}: {reason}")]
     Parse { path: String, reason: String },
 }
@@ -187,7 +184,7 @@ fn read(path: &Path) -> Result<Vec<TargetGroup>, FileSdError> {
     let shown = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|source| FileSdError::Read {
         path: shown.clone(),
-        source,
+        error: source,
     })?;
     let parse_err = |reason: String| FileSdError::Parse {
         path: shown.clone(),

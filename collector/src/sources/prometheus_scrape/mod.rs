@@ -47,6 +47,7 @@ use tokio::task::JoinHandle;
 use crate::BoxFuture;
 use crate::event::Signal;
 use crate::relabel::{RelabelConfig, Relabeler};
+use crate::selfmon::ComponentMetrics;
 use crate::sources::{BuildError, Source, SourceContext, SourceError};
 
 use file_sd::FileSd;
@@ -293,6 +294,10 @@ impl Source for PrometheusScrape {
         &[Signal::Metrics]
     }
 
+    fn declare(&self, metrics: &ComponentMetrics) {
+        scrape::declare(metrics);
+    }
+
     fn run(self: Box<Self>, ctx: SourceContext) -> BoxFuture<Result<(), SourceError>> {
         Box::pin(async move { Manager::new(self.settings, ctx)?.run().await })
     }
@@ -500,7 +505,7 @@ mod tests {
         ));
         assert!(matches!(
             parse("targets = [{ address = \"h:1\" }]\nbody_size_limit = \"lots\""),
-            Err(BuildError::Config(_))
+            Err(BuildError::Invalid { key, .. }) if key == "body_size_limit"
         ));
     }
 }

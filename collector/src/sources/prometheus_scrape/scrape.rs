@@ -21,7 +21,7 @@ use super::Settings;
 use super::targets::ScrapeTarget;
 use crate::event::{Labels, MetricBatch, MetricSample, Signal};
 use crate::output::Output;
-use crate::selfmon::ComponentMetrics;
+use crate::selfmon::{ComponentMetrics, Counter};
 
 /// Why a target's task stops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,8 +35,9 @@ pub enum Stop {
 /// Why a scrape failed (the target's `up` is 0).
 #[derive(Debug, thiserror::Error)]
 pub enum ScrapeError {
+    /// The cause in the message, not also a `source()`: printed once.
     #[error("request failed: {0}")]
-    Http(#[from] reqwest::Error),
+    Http(reqwest::Error),
     #[error("timed out after {0:?}")]
     Timeout(Duration),
     #[error("server returned HTTP status {0}")]
@@ -51,7 +52,44 @@ pub enum ScrapeError {
     SampleLimit { got: usize, limit: usize },
 }
 
+impl From<reqwest::Error> for ScrapeError {
+    fn from(e: reqwest::Error) -> Self {
+        ScrapeError::Http(e)
+    }
+}
+
+/// `collector_scrape_failures_total{reason}` of a source.
+fn failures(metrics: &ComponentMetrics, reason: &str) -> Counter {
+    metrics.registry().counter(
+        "collector_scrape_failures_total",
+        "Scrapes of a prometheus_scrape source that failed, by reason.",
+        &[
+            ("component", metrics.component()),
+            ("kind", "source"),
+            ("reason", reason),
+        ],
+    )
+}
+
+/// Makes a source's failure and discard series exist at 0 before its first scrape.
+pub fn declare(metrics: &ComponentMetrics) {
+    for reason in ScrapeError::REASONS {
+        failures(metrics, reason);
+    }
+    metrics.declare(Signal::Metrics, &["sample_limit"]);
+}
+
 impl ScrapeError {
+    /// Every [`ScrapeError::reason`].
+    pub const REASONS: [&'static str; 6] = [
+        "http",
+        "timeout",
+        "status",
+        "body_size_limit",
+        "parse",
+        "sample_limit",
+    ];
+
     /// The `reason` label of `collector_scrape_failures_total`.
     fn reason(&self) -> &'static str {
         match self {
@@ -258,19 +296,7 @@ impl Scraper {
     }
 
     fn failure(&self, e: &ScrapeError) {
-        let component = self.metrics.component().to_string();
-        self.metrics
-            .registry()
-            .counter(
-                "collector_scrape_failures_total",
-                "Scrapes of a prometheus_scrape source that failed, by reason.",
-                &[
-                    ("component", &component),
-                    ("kind", "source"),
-                    ("reason", e.reason()),
-                ],
-            )
-            .inc();
+        failures(&self.metrics, e.reason()).inc();
         if let ScrapeError::SampleLimit { got, .. } = e {
             self.discard("sample_limit", *got);
         }
