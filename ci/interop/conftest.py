@@ -55,12 +55,20 @@ def our_binary(name: str) -> str:
     return str(path)
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """A port free right now on 127.0.0.1 (the OS picks it; the small window before our
-    process binds it is accepted: the suite runs its tests one at a time)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free right now on 127.0.0.1, never one handed out before in this session: the OS
+    may offer a just-closed port again, and two listeners of one config must not share it. (The
+    window before our process binds it is accepted: tests run one at a time.)"""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def eventually(
@@ -309,6 +317,8 @@ def collector(procs, stack: Stack, tmp_path: Path) -> Collector:
     p = procs("collector", [our_binary("collector"), "run", "--config", str(path)], env={"RUST_LOG": "info"})
     c = Collector(p, ports, config)
     wait_http_ok(f"{c.server}/-/ready", p)
+    # /-/healthy lists components that failed (a listener that could not bind, say).
+    wait_http_ok(f"{c.server}/-/healthy", p)
     return c
 
 
