@@ -441,10 +441,20 @@ async fn healthy_handler(State((_, health)): State<ServerState>) -> impl IntoRes
     }
 }
 
+/// Ready once every component started, and not while any has failed (a source that could not
+/// bind its port receives nothing: a load balancer must not send to it).
 async fn ready_handler(State((_, health)): State<ServerState>) -> impl IntoResponse {
+    let failed = health.failed.lock().clone();
+    if !failed.is_empty() {
+        let list: Vec<String> = failed.iter().map(|(c, e)| format!("{c}: {e}")).collect();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("Not ready: failed components:\n{}\n", list.join("\n")),
+        );
+    }
     if health.ready.load(Ordering::Relaxed) {
-        (StatusCode::OK, "Ready.\n")
+        (StatusCode::OK, "Ready.\n".to_string())
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "Not ready.\n")
+        (StatusCode::SERVICE_UNAVAILABLE, "Not ready.\n".to_string())
     }
 }

@@ -290,6 +290,59 @@ fn run_on_a_busy_port_says_why_once() {
     drop(busy);
 }
 
+/// A source that cannot bind its port receives nothing: the collector is then not ready (and
+/// not healthy), naming the source, rather than ready with a hole in it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_source_on_a_busy_port_makes_the_collector_not_ready() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = busy.local_addr().unwrap();
+    let server = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("busy-source.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data_dir = \"{}\"\n[server]\naddress = \"{server}\"\n\
+             [sources.push]\ntype = \"loki_push\"\naddress = \"{taken}\"\n\
+             [writers.loki]\ntype = \"loki\"\ninputs = [\"push\"]\nurl = \"http://127.0.0.1:1/loki/api/v1/push\"\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let mut child = collector()
+        .args(["run", "--config", cfg.to_str().unwrap()])
+        .stderr(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let mut last = None;
+    for _ in 0..100 {
+        if let Ok(r) = http.get(format!("http://{server}/-/ready")).send().await {
+            let status = r.status().as_u16();
+            let body = r.text().await.unwrap_or_default();
+            if body.contains("push") {
+                last = Some((status, body));
+                break;
+            }
+            last = Some((status, body));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    drop(busy);
+    let (status, body) = last.expect("the server answered");
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("Not ready: failed components") && body.contains("push"),
+        "{body}"
+    );
+}
+
 /// The self-metrics of a running collector pass `promtool check metrics` (HELP and TYPE for
 /// every family, counters named `_total`, base units), and every counter is there from the
 /// start. Skips without promtool unless REQUIRE_LOCAL_SERVERS=1 (CI).
