@@ -56,11 +56,15 @@ def test_python_logging_loki_json(request, stack, path):
     )
     lines = lines_by_text(streams)
     assert set(lines) == {"disk almost full", "restock done"}, lines
+    # Loki 3 adds service_name (discovered from `app`) and detected_level (from `severity`) on
+    # push; query results show structured metadata merged into the labels.
     assert lines["disk almost full"] == {
         "app": "interop", "client": "python-logging-loki", "severity": "error",
         "logger": f"interop.pos.{path}", "store": "store-7",
+        "service_name": "interop", "detected_level": "error",
     }
     assert lines["restock done"]["severity"] == "info"
+    assert lines["restock done"]["detected_level"] == "info"
 
 
 def winston_push(host: str, mode: str, labels: dict, lines: list[str]) -> dict:
@@ -102,7 +106,9 @@ def test_winston_loki(request, stack, path, mode):
     first, second = 'card reader reset {"seq":"0","level":"info"}', 'receipt printed {"seq":"1","level":"info"}'
     assert set(lines) == {first, second}, lines
     labels = lines[first]
-    want = {"app": "interop", "client": client, "level": "info"}
+    want = {"app": "interop", "client": client, "level": "info",
+            # Loki 3's discovery on push: service_name from `app`, detected_level from `level`.
+            "service_name": "interop", "detected_level": "info"}
     if mode == "JSON":
         # JSON pushes carry the metadata as structured metadata too, returned merged into labels.
         want["seq"] = "0"
