@@ -66,7 +66,7 @@ pub enum RunTarget {
     Direct,
     /// A running collector with these receivers, writing to the stack of the arguments.
     Collector {
-        receivers: receivers::Receivers,
+        receivers: Box<receivers::Receivers>,
         stack: ExternalArgs,
     },
     /// A running stack, pushed to directly.

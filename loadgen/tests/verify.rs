@@ -89,7 +89,7 @@ async fn push_metrics(endpoints: &stack::Endpoints, device: &str, pushes: &[Push
             Label::new("__name__", canary::METRIC_NAME),
             Label::new("device", device),
             Label::new("job", "pos"),
-            Label::new(canary::RUN_LABEL, &canary::run_tag(run)),
+            Label::new(canary::RUN_LABEL, canary::run_tag(run)),
         ],
         samples: pushes
             .iter()

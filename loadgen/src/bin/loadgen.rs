@@ -480,7 +480,7 @@ fn target(args: &RunArgs) -> anyhow::Result<RunTarget> {
     if receivers.given() {
         let receivers = receivers.resolve().map_err(|e| Usage(e.to_string()))?;
         return Ok(RunTarget::Collector {
-            receivers,
+            receivers: Box::new(receivers),
             stack: args.external.clone(),
         });
     }

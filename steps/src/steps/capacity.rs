@@ -82,11 +82,11 @@ pub async fn loadgen_run(
         out_dir: Some(w.dir.path().join(format!("run-{}", w.id))),
         target: RunTarget::Collector {
             // One proxy in front of the gateway's three receivers routes by path.
-            receivers: loadgen::run::receivers::Receivers {
+            receivers: Box::new(loadgen::run::receivers::Receivers {
                 loki: url::Url::parse(&base)?,
                 remote_write: url::Url::parse(&base)?.join("api/v1/write")?,
                 otlp: url::Url::parse(&base)?,
-            },
+            }),
             stack: external_args(&e),
         },
         command: format!("steps: {devices} devices for {secs} s"),
