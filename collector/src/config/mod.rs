@@ -182,15 +182,7 @@ impl Config {
     /// Reads `path` and reports every mistake a run would meet: those of parsing and those of
     /// building and wiring, in one pass (`collector check`).
     pub fn check_file(path: &Path) -> Result<(Config, Built), ConfigErrors> {
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigErrors(vec![ConfigError {
-                file: file.clone(),
-                line: 0,
-                key: "-".into(),
-                reason: format!("cannot read the config: {e}"),
-            }])
-        })?;
+        let (file, text) = read_config(path)?;
         Config::check(&text, &file, &|name| std::env::var(name).ok())
     }
 
@@ -212,15 +204,7 @@ impl Config {
 
     /// [`Config::from_file`] with every mistake of parsing.
     pub fn from_file_all(path: &Path) -> Result<Config, ConfigErrors> {
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigErrors(vec![ConfigError {
-                file: file.clone(),
-                line: 0,
-                key: "-".into(),
-                reason: format!("cannot read the config: {e}"),
-            }])
-        })?;
+        let (file, text) = read_config(path)?;
         Config::parse_all(&text, &file, &|name| std::env::var(name).ok())
     }
 
@@ -867,5 +851,19 @@ fn server_config(
             });
             Err(errors)
         }
+    }
+}
+
+/// The config file's name and text, or the one mistake that it cannot be read.
+fn read_config(path: &Path) -> Result<(String, String), ConfigErrors> {
+    let file = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok((file, text)),
+        Err(e) => Err(ConfigErrors(vec![ConfigError {
+            file,
+            line: 0,
+            key: "-".into(),
+            reason: format!("cannot read the config: {e}"),
+        }])),
     }
 }

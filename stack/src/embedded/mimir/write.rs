@@ -225,16 +225,21 @@ fn sample_error(e: AppendError, t: i64, labels: &Labels, window_ms: i64) -> Writ
 }
 
 impl Mimir {
+    /// A remote-write body decoded within the size budget, or the outcome that refuses it.
+    fn decode(&self, body: &[u8]) -> Result<wire::remote_write::WriteRequest, WriteOutcome> {
+        wire::remote_write::decode(body, self.config.max_decompressed_bytes).map_err(|e| {
+            WriteOutcome {
+                ingested: 0,
+                error: Some(WriteError::Decode(e.to_string())),
+            }
+        })
+    }
+
     /// Decodes, validates and ingests one remote-write body for `tenant`.
     pub fn ingest(&self, tenant: &str, body: &[u8]) -> WriteOutcome {
-        let req = match wire::remote_write::decode(body, self.config.max_decompressed_bytes) {
+        let req = match self.decode(body) {
             Ok(r) => r,
-            Err(e) => {
-                return WriteOutcome {
-                    ingested: 0,
-                    error: Some(WriteError::Decode(e.to_string())),
-                };
-            }
+            Err(refused) => return refused,
         };
         let window = self.config.out_of_order_window_ms;
         let mut out = WriteOutcome::default();
@@ -289,14 +294,9 @@ impl Mimir {
     /// Decodes and ingests one remote-write body for `tenant` as Prometheus 3's receiver does:
     /// series with invalid labels skipped, then all samples or none.
     pub fn ingest_prometheus(&self, tenant: &str, body: &[u8]) -> WriteOutcome {
-        let req = match wire::remote_write::decode(body, self.config.max_decompressed_bytes) {
+        let req = match self.decode(body) {
             Ok(r) => r,
-            Err(e) => {
-                return WriteOutcome {
-                    ingested: 0,
-                    error: Some(WriteError::Decode(e.to_string())),
-                };
-            }
+            Err(refused) => return refused,
         };
         let window = self.config.out_of_order_window_ms;
         let mut discards: BTreeMap<&'static str, u64> = BTreeMap::new();
