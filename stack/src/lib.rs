@@ -3,6 +3,7 @@
 //!
 //! | module | what it holds |
 //! |---|---|
+//! | [`choice`] | [`StackChoice`] and [`Stack`]: which stack (embedded, external, containers), started and stopped one way |
 //! | [`endpoints`] | [`Endpoints`]: where a stack's write and query APIs are, tenant and credentials |
 //! | [`embedded`] | in-process Loki, Mimir and Tempo on 127.0.0.1 speaking the real public APIs |
 //! | [`external`] | a user's real stack from URLs (flags and environment) |
@@ -12,31 +13,13 @@
 //! Every test and verifier talks to a stack only through [`Endpoints`] and [`client`], so the
 //! same code runs against the embedded stack and against real servers.
 
+pub mod choice;
 pub mod client;
 pub mod embedded;
 pub mod endpoints;
 pub mod external;
 pub mod local;
 
+pub use choice::{Stack, StackChoice, StackError};
 pub use embedded::{EmbeddedConfig, EmbeddedStack};
 pub use endpoints::{Auth, Endpoints};
-
-/// A stack the harness runs against.
-// One value per process, never moved in a hot path: boxing the embedded variant buys nothing.
-#[allow(clippy::large_enum_variant)]
-pub enum Stack {
-    /// In-process servers, started by us and stopped on drop.
-    Embedded(EmbeddedStack),
-    /// A user's running stack, known by its URLs.
-    External(Endpoints),
-}
-
-impl Stack {
-    /// Where this stack's APIs are.
-    pub fn endpoints(&self) -> &Endpoints {
-        match self {
-            Stack::Embedded(s) => s.endpoints(),
-            Stack::External(e) => e,
-        }
-    }
-}
