@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
-use crate::event::Signal;
+use wire::Signal;
 
 type LabelSet = Vec<(String, String)>;
 

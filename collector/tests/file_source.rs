@@ -9,8 +9,8 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
 
-use collector::event::Signal;
 use tailing_harness::{Running, lines, start};
+use wire::Signal;
 
 fn settings(dir: &Path, extra: &str) -> String {
     format!(

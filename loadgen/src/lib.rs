@@ -34,7 +34,6 @@ pub mod recorder;
 pub mod run;
 pub mod schedule;
 pub mod send;
-pub mod signal;
 pub mod verify;
 
-pub use signal::Signal;
+pub use wire::Signal;

@@ -48,8 +48,8 @@ use crate::generate::{DeviceSignals, LogEntry};
 use crate::recorder::{Attempt, LATENCY_UNIT, Recorder, Request, ResourceSampler};
 use crate::schedule::{Arrival, Event, Schedule, ScheduleSpec, StreamSpec};
 use crate::send::{Outcome, Payload, SendError, SenderConfig, Senders, Target};
-use crate::signal::Signal;
 use crate::verify::{Ledger, Verifier, VerifierConfig};
+use wire::Signal;
 
 pub use reports::verdict::{Objectives, Slo, SloError, SloKind};
 

@@ -39,7 +39,7 @@ use rand::{RngExt, SeedableRng};
 use rand_distr::{Distribution, Exp1};
 use serde::{Deserialize, Serialize};
 
-pub use crate::signal::Signal;
+pub use wire::Signal;
 
 /// How one stream's events are spaced.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]

@@ -7,6 +7,7 @@
 //! | [`otlp`] | OTLP logs, metrics and traces: protobuf and the OTLP/HTTP JSON mapping; gRPC service types |
 //! | [`exposition`] | Prometheus text exposition 0.0.4 (and the OpenMetrics bits a scraper meets) |
 //! | [`labels`] | label sets: the `{a="b", c="d"}` syntax, name rules, sorting |
+//! | [`signal`] | [`Signal`]: logs, metrics, traces — the one spelling every crate uses |
 //! | [`compression`] | snappy block format and gzip, both with a bound on the decompressed size |
 //!
 //! Every decoder takes untrusted bytes and returns a [`WireError`]; none panics (property tests
@@ -19,8 +20,10 @@ pub mod labels;
 pub mod loki;
 pub mod otlp;
 pub mod remote_write;
+pub mod signal;
 
 pub use error::WireError;
+pub use signal::Signal;
 
 /// Default bound on a decompressed body: the same 100 MiB order of magnitude as Loki's and
 /// Mimir's gRPC/HTTP receive limits. Callers that know better pass their own.

@@ -38,11 +38,11 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::event::Signal;
 use crate::output::WhenFull;
 use crate::process::{self, AnyStage};
 use crate::sources::{self, BuildError, Source};
 use crate::writers::{self, AnyWriter};
+use wire::Signal;
 
 /// A config problem, located: `file:line: key: reason`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -32,9 +32,9 @@ use super::http::{ClientConfig, take_keys};
 use super::retry::{Attempt, Deadline, Delivery, RetryConfig, deliver};
 use super::{Writer, WriterContext, WriterError};
 use crate::BoxFuture;
-use crate::event::Signal;
 use crate::selfmon::ComponentMetrics;
 use crate::sources::BuildError;
+use wire::Signal;
 
 /// How a writer weighs, shards, encodes and sends its items.
 pub trait Sink: Send + Sync + 'static {

@@ -30,7 +30,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::signal::Signal;
+use wire::Signal;
 
 /// How the fleet's data reaches the collector.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

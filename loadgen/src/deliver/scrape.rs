@@ -27,7 +27,7 @@ use tokio::time::Instant;
 use super::{DeliverError, Delivered, Sink, io_err, toml_str};
 use crate::fleet::Fleet;
 use crate::generate::DeviceSignals;
-use crate::signal::Signal;
+use wire::Signal;
 
 /// The file_sd file's name in the run folder.
 pub const FILE_SD_NAME: &str = "scrape-targets.json";

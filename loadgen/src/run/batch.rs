@@ -112,7 +112,7 @@ impl Batcher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::signal::Signal;
+    use wire::Signal;
 
     fn log_part(at_ms: u64) -> (Part, Payload) {
         let payload = Payload::Loki(wire::loki::PushRequest {

@@ -19,7 +19,7 @@ use stack::Endpoints;
 use stack::client::{ClientError, LokiClient, PromClient, TempoClient};
 
 use crate::send::{Payload, SendError, Senders, Target};
-use crate::signal::Signal;
+use wire::Signal;
 
 /// One probe that failed.
 #[derive(Clone, Debug, PartialEq, Eq)]

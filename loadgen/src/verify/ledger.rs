@@ -11,7 +11,7 @@ use std::fmt;
 
 use parking_lot::Mutex;
 
-pub use crate::signal::Signal;
+pub use wire::Signal;
 
 /// Canaries kept per signal by [`Ledger::new`].
 pub const DEFAULT_CAPACITY: usize = 1 << 20;

@@ -19,8 +19,8 @@ use wire::otlp::{
 };
 
 use super::{PartialSuccess, Receiver, RpcStatus, grpc_code};
-use crate::event::Signal;
 use crate::sources::http_common::{self, Refusal};
+use wire::Signal;
 
 /// The body of a 415, as the OpenTelemetry Collector's OTLP receiver words it.
 const UNSUPPORTED_MEDIA_TYPE: &str =

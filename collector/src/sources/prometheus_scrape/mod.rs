@@ -45,10 +45,10 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::BoxFuture;
-use crate::event::Signal;
 use crate::relabel::{RelabelConfig, Relabeler};
 use crate::selfmon::ComponentMetrics;
 use crate::sources::{BuildError, Source, SourceContext, SourceError};
+use wire::Signal;
 
 use file_sd::FileSd;
 use scrape::{Scraper, Stop};
