@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 use crate::config::{Built, Component, Config, ConfigError};
 use crate::event::{Items, LogBatch, MetricBatch, Signal, TraceBatch};
 use crate::output::{Output, Target};
-use crate::process::{AnyStage, Drops};
+use crate::process::{AnyStages, Drops, Stage, Stages};
 use crate::selfmon::{ComponentMetrics, Registry, TEXT_CONTENT_TYPE};
 use crate::sources::{ListenAddrs, Outputs, SourceContext};
 use crate::writers::{AnyWriter, WriterContext};
@@ -172,7 +172,7 @@ impl Collector {
                 let m = ComponentMetrics::new(registry.clone(), &c.name, "process");
                 m.declare(signal, &crate::output::REASONS);
                 let o = outputs(&c.name, &m);
-                (c, signal, stages, m, o)
+                (c, AnyStages::chain(stages), m, o)
             })
             .collect();
 
@@ -216,32 +216,21 @@ impl Collector {
             ));
         }
         let mut process_tasks = Vec::new();
-        for (c, signal, stages, m, out) in process_parts {
+        for (c, stages, m, out) in process_parts {
             let Some((_, inbox)) = inboxes.remove(&c.name) else {
                 continue;
             };
             let name = format!("process.{}", c.name);
-            let task = match (signal, inbox) {
-                (Signal::Logs, Inbox::Logs(_, rx)) => {
-                    tokio::spawn(run_stages(rx, stages, m, out.logs, |s, b, d| {
-                        if let AnyStage::Logs(s) = s {
-                            s.process(b, d)
-                        }
-                    }))
+            // The config checked the stages share the inbox's signal.
+            let task = match (stages, inbox) {
+                (Some(AnyStages::Logs(stages)), Inbox::Logs(_, rx)) => {
+                    tokio::spawn(run_stages(rx, stages, Signal::Logs, m, out.logs))
                 }
-                (Signal::Metrics, Inbox::Metrics(_, rx)) => {
-                    tokio::spawn(run_stages(rx, stages, m, out.metrics, |s, b, d| {
-                        if let AnyStage::Metrics(s) = s {
-                            s.process(b, d)
-                        }
-                    }))
+                (Some(AnyStages::Metrics(stages)), Inbox::Metrics(_, rx)) => {
+                    tokio::spawn(run_stages(rx, stages, Signal::Metrics, m, out.metrics))
                 }
-                (Signal::Traces, Inbox::Traces(_, rx)) => {
-                    tokio::spawn(run_stages(rx, stages, m, out.traces, |s, b, d| {
-                        if let AnyStage::Traces(s) = s {
-                            s.process(b, d)
-                        }
-                    }))
+                (Some(AnyStages::Traces(stages)), Inbox::Traces(_, rx)) => {
+                    tokio::spawn(run_stages(rx, stages, Signal::Traces, m, out.traces))
                 }
                 _ => continue,
             };
@@ -392,21 +381,18 @@ fn supervise<E: std::fmt::Display + Send + 'static>(
 /// A process component: stages applied in order to each batch; drops counted by reason.
 async fn run_stages<T: Items + Clone + Send + 'static>(
     mut rx: mpsc::Receiver<T>,
-    stages: Vec<AnyStage>,
+    stages: Stages<T>,
+    signal: Signal,
     metrics: ComponentMetrics,
     out: Output<T>,
-    apply: impl Fn(&AnyStage, &mut T, &mut Drops) + Send,
 ) {
-    let signal = stages.first().map(AnyStage::signal).unwrap_or(Signal::Logs);
     let received = metrics.received(signal);
     let depth = metrics.queue_depth();
     while let Some(mut batch) = rx.recv().await {
         depth.set(rx.len() as i64);
         received.add(batch.items() as u64);
         let mut drops = Drops::default();
-        for s in &stages {
-            apply(s, &mut batch, &mut drops);
-        }
+        stages.process(&mut batch, &mut drops);
         for (reason, n) in drops.0 {
             metrics.discarded(signal, &reason).add(n);
         }

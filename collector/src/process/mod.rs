@@ -1,5 +1,7 @@
 //! Processing stages: pure functions on typed batches, so each is unit- and property-testable
-//! without I/O. A `[process.NAME]` component runs a list of stages of one signal in order.
+//! without I/O. Every stage is a [`Stage<T>`] of its batch type. A `[process.NAME]` component
+//! runs a list of stages of one signal in order, chained once when the pipeline is built
+//! ([`AnyStages`]).
 //!
 //! Drops are reported through [`Drops`] with a reason, and counted by the component as
 //! `discarded{reason}`.
@@ -48,26 +50,28 @@ impl Drops {
     }
 }
 
-/// A stage on log batches.
-pub trait LogStage: Send + Sync {
-    fn process(&self, batch: &mut LogBatch, drops: &mut Drops);
+/// A stage on batches of type `T` ([`LogBatch`], [`MetricBatch`] or [`TraceBatch`]): the one
+/// stage trait, as [`crate::writers::Writer`] is the one writer trait.
+pub trait Stage<T>: Send + Sync {
+    fn process(&self, batch: &mut T, drops: &mut Drops);
 }
 
-/// A stage on metric batches.
-pub trait MetricStage: Send + Sync {
-    fn process(&self, batch: &mut MetricBatch, drops: &mut Drops);
-}
+/// A process component's stages on batches of type `T`, applied in order.
+pub struct Stages<T>(Vec<Box<dyn Stage<T>>>);
 
-/// A stage on trace batches.
-pub trait TraceStage: Send + Sync {
-    fn process(&self, batch: &mut TraceBatch, drops: &mut Drops);
+impl<T> Stage<T> for Stages<T> {
+    fn process(&self, batch: &mut T, drops: &mut Drops) {
+        for stage in &self.0 {
+            stage.process(batch, drops);
+        }
+    }
 }
 
 /// A built stage of any signal.
 pub enum AnyStage {
-    Logs(Box<dyn LogStage>),
-    Metrics(Box<dyn MetricStage>),
-    Traces(Box<dyn TraceStage>),
+    Logs(Box<dyn Stage<LogBatch>>),
+    Metrics(Box<dyn Stage<MetricBatch>>),
+    Traces(Box<dyn Stage<TraceBatch>>),
 }
 
 impl AnyStage {
@@ -76,6 +80,44 @@ impl AnyStage {
             AnyStage::Logs(_) => Signal::Logs,
             AnyStage::Metrics(_) => Signal::Metrics,
             AnyStage::Traces(_) => Signal::Traces,
+        }
+    }
+}
+
+/// A process component's stage list, typed by its signal once when the pipeline is built, so
+/// running a batch through it matches nothing.
+pub enum AnyStages {
+    Logs(Stages<LogBatch>),
+    Metrics(Stages<MetricBatch>),
+    Traces(Stages<TraceBatch>),
+}
+
+impl AnyStages {
+    /// Chains `stages` in order: `None` when there are none, or they are not all of one signal
+    /// (a config refuses both, naming the stage).
+    pub fn chain(stages: impl IntoIterator<Item = AnyStage>) -> Option<AnyStages> {
+        let mut stages = stages.into_iter();
+        let mut chain = match stages.next()? {
+            AnyStage::Logs(s) => AnyStages::Logs(Stages(vec![s])),
+            AnyStage::Metrics(s) => AnyStages::Metrics(Stages(vec![s])),
+            AnyStage::Traces(s) => AnyStages::Traces(Stages(vec![s])),
+        };
+        for stage in stages {
+            match (&mut chain, stage) {
+                (AnyStages::Logs(c), AnyStage::Logs(s)) => c.0.push(s),
+                (AnyStages::Metrics(c), AnyStage::Metrics(s)) => c.0.push(s),
+                (AnyStages::Traces(c), AnyStage::Traces(s)) => c.0.push(s),
+                _ => return None,
+            }
+        }
+        Some(chain)
+    }
+
+    pub fn signal(&self) -> Signal {
+        match self {
+            AnyStages::Logs(_) => Signal::Logs,
+            AnyStages::Metrics(_) => Signal::Metrics,
+            AnyStages::Traces(_) => Signal::Traces,
         }
     }
 }
@@ -123,13 +165,17 @@ pub const KINDS: &[&str] = &[
 ];
 
 fn build_exact(kind: &str, table: toml::Table) -> Result<AnyStage, BuildError> {
-    fn log<S: LogStage + 'static>(s: Result<S, BuildError>) -> Result<AnyStage, BuildError> {
+    fn log<S: Stage<LogBatch> + 'static>(s: Result<S, BuildError>) -> Result<AnyStage, BuildError> {
         Ok(AnyStage::Logs(Box::new(s?)))
     }
-    fn metric<S: MetricStage + 'static>(s: Result<S, BuildError>) -> Result<AnyStage, BuildError> {
+    fn metric<S: Stage<MetricBatch> + 'static>(
+        s: Result<S, BuildError>,
+    ) -> Result<AnyStage, BuildError> {
         Ok(AnyStage::Metrics(Box::new(s?)))
     }
-    fn trace<S: TraceStage + 'static>(s: Result<S, BuildError>) -> Result<AnyStage, BuildError> {
+    fn trace<S: Stage<TraceBatch> + 'static>(
+        s: Result<S, BuildError>,
+    ) -> Result<AnyStage, BuildError> {
         Ok(AnyStage::Traces(Box::new(s?)))
     }
     match kind {
@@ -159,7 +205,18 @@ fn build_exact(kind: &str, table: toml::Table) -> Result<AnyStage, BuildError> {
 /// Helpers for the stage tests.
 #[cfg(test)]
 pub(crate) mod test_util {
+    use super::{AnyStage, Stage, build};
+    use crate::event::LogBatch;
     use crate::sources::BuildError;
+
+    /// A log stage built from its `type` and TOML settings, as a config builds it.
+    pub fn log_stage(kind: &str, settings: &str) -> Box<dyn Stage<LogBatch>> {
+        match build(kind, table(settings)) {
+            Ok(AnyStage::Logs(s)) => s,
+            Ok(other) => panic!("{kind}: a {} stage", other.signal()),
+            Err(e) => panic!("{kind}: {e}"),
+        }
+    }
 
     /// A stage's settings from TOML source.
     pub fn table(toml_src: &str) -> toml::Table {
@@ -264,5 +321,44 @@ mod tests {
         .unwrap()
         .to_string();
         assert!(err.contains("sorce"), "{err}");
+    }
+
+    #[test]
+    fn chains_stages_of_one_signal_in_order_and_refuses_mixed_ones() {
+        let stage =
+            |kind: &str, settings: &str| build(kind, toml::from_str(settings).unwrap()).unwrap();
+        let chain = AnyStages::chain([
+            stage("logs.regex", r"expression = '^(?P<level>\w+) '"),
+            stage("logs.labels", r#"values = { level = "" }"#),
+            stage(
+                "logs.drop",
+                "source = \"level\"\nvalue = \"debug\"\ndrop_counter_reason = \"debug\"",
+            ),
+        ]);
+        let Some(AnyStages::Logs(chain)) = chain else {
+            panic!("three log stages make a log chain");
+        };
+        let mut batch: LogBatch = ["info ok", "debug noise", "unparsed"]
+            .into_iter()
+            .map(logs::record)
+            .collect();
+        let mut drops = Drops::default();
+        chain.process(&mut batch, &mut drops);
+        // In order: the labels and drop stages read the field the regex stage extracted.
+        assert_eq!(drops.0.get("debug"), Some(&1));
+        let lines: Vec<(&str, Option<&str>)> = batch
+            .iter()
+            .map(|r| (r.line.as_str(), r.labels.get("level")))
+            .collect();
+        assert_eq!(lines, vec![("info ok", Some("info")), ("unparsed", None)]);
+
+        let metrics = AnyStages::chain([stage("metrics.static_labels", "values = { a = \"b\" }")]);
+        assert_eq!(metrics.map(|c| c.signal()), Some(Signal::Metrics));
+        let mixed = AnyStages::chain([
+            stage("logs.static_labels", "values = { a = \"b\" }"),
+            stage("traces.resource_attributes", "values = { a = \"b\" }"),
+        ]);
+        assert!(mixed.is_none());
+        assert!(AnyStages::chain([]).is_none());
     }
 }

@@ -30,7 +30,7 @@ use serde::Deserialize;
 use super::timestamp::parse_rfc3339;
 use super::{ParseFailures, invalid};
 use crate::event::{Labels, LogBatch, LogRecord};
-use crate::process::{Drops, LogStage};
+use crate::process::{Drops, Stage};
 use crate::sources::BuildError;
 
 /// The reason entries merged into a joined line are counted under.
@@ -177,7 +177,7 @@ impl Cri {
     }
 }
 
-impl LogStage for Cri {
+impl Stage<LogBatch> for Cri {
     fn process(&self, batch: &mut LogBatch, drops: &mut Drops) {
         let mut pending = self.pending.lock();
         let mut out = Vec::with_capacity(batch.len());

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use super::ParseFailures;
 use super::timestamp::parse_rfc3339;
 use crate::event::LogBatch;
-use crate::process::{Drops, LogStage};
+use crate::process::{Drops, Stage};
 use crate::sources::BuildError;
 
 #[derive(Deserialize)]
@@ -62,7 +62,7 @@ pub(crate) fn strip_newline(mut line: String) -> String {
     line
 }
 
-impl LogStage for Docker {
+impl Stage<LogBatch> for Docker {
     fn process(&self, batch: &mut LogBatch, _drops: &mut Drops) {
         for record in batch.iter_mut() {
             let Ok(parsed) = serde_json::from_str::<DockerLine>(&record.line) else {

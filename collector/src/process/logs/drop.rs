@@ -23,7 +23,7 @@ use serde::Deserialize;
 
 use super::{compile_regex, invalid};
 use crate::event::{LogBatch, LogRecord};
-use crate::process::{Drops, LogStage};
+use crate::process::{Drops, Stage};
 use crate::sources::BuildError;
 
 /// The reason drops are counted under unless `drop_counter_reason` says otherwise.
@@ -210,7 +210,7 @@ impl Drop {
     }
 }
 
-impl LogStage for Drop {
+impl Stage<LogBatch> for Drop {
     fn process(&self, batch: &mut LogBatch, drops: &mut Drops) {
         let cutoff_ns = self.older_than.map(|d| {
             let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX);

@@ -21,7 +21,7 @@ use serde_json::Value;
 
 use super::{NameMap, ParseFailures, input, invalid};
 use crate::event::LogBatch;
-use crate::process::{Drops, LogStage};
+use crate::process::{Drops, Stage};
 use crate::sources::BuildError;
 
 #[derive(Deserialize)]
@@ -79,7 +79,7 @@ impl Json {
     }
 }
 
-impl LogStage for Json {
+impl Stage<LogBatch> for Json {
     fn process(&self, batch: &mut LogBatch, drops: &mut Drops) {
         let before = batch.len();
         batch.retain_mut(|record| {

@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::NameMap;
 use crate::event::LogBatch;
-use crate::process::{Drops, LogStage};
+use crate::process::{Drops, Stage};
 use crate::sources::BuildError;
 
 #[derive(Deserialize)]
@@ -38,7 +38,7 @@ impl Labels {
     }
 }
 
-impl LogStage for Labels {
+impl Stage<LogBatch> for Labels {
     fn process(&self, batch: &mut LogBatch, _drops: &mut Drops) {
         for record in batch.iter_mut() {
             for (label, field) in self.values.iter() {

@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 use super::{NameMap, ParseFailures, input};
 use crate::event::LogBatch;
-use crate::process::{Drops, LogStage};
+use crate::process::{Drops, Stage};
 use crate::sources::BuildError;
 
 #[derive(Deserialize)]
@@ -51,7 +51,7 @@ impl Logfmt {
     }
 }
 
-impl LogStage for Logfmt {
+impl Stage<LogBatch> for Logfmt {
     fn process(&self, batch: &mut LogBatch, _drops: &mut Drops) {
         for record in batch.iter_mut() {
             let Some(text) = input(record, self.source.as_deref()) else {

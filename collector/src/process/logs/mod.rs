@@ -109,7 +109,7 @@ pub(crate) fn input<'a>(record: &'a LogRecord, source: Option<&str>) -> Option<&
     }
 }
 
-/// Counts the entries a parsing stage could not parse. (The stage traits have no way to hand
+/// Counts the entries a parsing stage could not parse. (The stage trait has no way to hand
 /// counts to the self-metrics yet; stages expose theirs as `failures()`.)
 #[derive(Debug, Default)]
 pub struct ParseFailures(AtomicU64);

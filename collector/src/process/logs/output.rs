@@ -10,7 +10,7 @@
 use serde::Deserialize;
 
 use crate::event::LogBatch;
-use crate::process::{Drops, LogStage};
+use crate::process::{Drops, Stage};
 use crate::sources::BuildError;
 
 #[derive(Deserialize)]
@@ -34,7 +34,7 @@ impl Output {
     }
 }
 
-impl LogStage for Output {
+impl Stage<LogBatch> for Output {
     fn process(&self, batch: &mut LogBatch, _drops: &mut Drops) {
         for record in batch.iter_mut() {
             if let Some(v) = record.fields.get(&self.source) {

@@ -2,17 +2,10 @@
 //! [`crate::process::build`] from the TOML a user writes.
 
 use crate::event::LogBatch;
-use crate::process::{AnyStage, Drops, LogStage, build};
+use crate::process::Drops;
+use crate::process::test_util::log_stage;
 
-use super::{record, table};
-
-fn log_stage(kind: &str, settings: &str) -> Box<dyn LogStage> {
-    match build(kind, table(settings)) {
-        Ok(AnyStage::Logs(s)) => s,
-        Ok(other) => panic!("{kind}: a {} stage", other.signal()),
-        Err(e) => panic!("{kind}: {e}"),
-    }
-}
+use super::record;
 
 /// A POS terminal's JSON logs, as Docker's json-file driver writes them.
 const DOCKER_POS_LINES: &[&str] = &[

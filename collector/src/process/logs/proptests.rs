@@ -10,10 +10,11 @@ use super::labels::Labels;
 use super::timestamp::Timestamp;
 use super::{is_loki_label_name, record, table};
 use crate::event::{LogBatch, LogRecord};
-use crate::process::{AnyStage, Drops, LogStage, build};
+use crate::process::test_util::log_stage;
+use crate::process::{Drops, Stage};
 
 /// One of every log stage, with settings that read the fields the generated records carry.
-fn every_log_stage() -> Vec<Box<dyn LogStage>> {
+fn every_log_stage() -> Vec<Box<dyn Stage<LogBatch>>> {
     [
         ("logs.docker", ""),
         ("logs.cri", "max_partial_lines = 3\nmax_partial_line_size = 64"),
@@ -38,10 +39,7 @@ fn every_log_stage() -> Vec<Box<dyn LogStage>> {
         ("logs.output", r#"source = "f""#),
     ]
     .into_iter()
-    .map(|(kind, settings)| match build(kind, table(settings)) {
-        Ok(AnyStage::Logs(s)) => s,
-        _ => panic!("{kind}"),
-    })
+    .map(|(kind, settings)| log_stage(kind, settings))
     .collect()
 }
 

@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::{compile_regex, input, invalid};
 use crate::event::LogBatch;
-use crate::process::{Drops, LogStage};
+use crate::process::{Drops, Stage};
 use crate::sources::BuildError;
 
 #[derive(Deserialize)]
@@ -48,7 +48,7 @@ impl Regex {
     }
 }
 
-impl LogStage for Regex {
+impl Stage<LogBatch> for Regex {
     fn process(&self, batch: &mut LogBatch, _drops: &mut Drops) {
         for record in batch.iter_mut() {
             let Some(text) = input(record, self.source.as_deref()) else {

@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::{check_label_name, invalid};
 use crate::event::LogBatch;
-use crate::process::{Drops, LogStage};
+use crate::process::{Drops, Stage};
 use crate::sources::BuildError;
 
 #[derive(Deserialize)]
@@ -56,7 +56,7 @@ impl StaticLabels {
     }
 }
 
-impl LogStage for StaticLabels {
+impl Stage<LogBatch> for StaticLabels {
     fn process(&self, batch: &mut LogBatch, _drops: &mut Drops) {
         for record in batch.iter_mut() {
             for (name, value) in &self.values {

@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use super::NameMap;
 use crate::event::LogBatch;
-use crate::process::{Drops, LogStage};
+use crate::process::{Drops, Stage};
 use crate::sources::BuildError;
 
 #[derive(Deserialize)]
@@ -39,7 +39,7 @@ impl StructuredMetadata {
     }
 }
 
-impl LogStage for StructuredMetadata {
+impl Stage<LogBatch> for StructuredMetadata {
     fn process(&self, batch: &mut LogBatch, _drops: &mut Drops) {
         for record in batch.iter_mut() {
             for (name, field) in self.values.iter() {

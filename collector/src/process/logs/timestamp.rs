@@ -27,7 +27,7 @@ use serde::Deserialize;
 
 use super::invalid;
 use crate::event::LogBatch;
-use crate::process::{Drops, LogStage};
+use crate::process::{Drops, Stage};
 use crate::sources::BuildError;
 
 #[derive(Deserialize)]
@@ -101,7 +101,7 @@ impl Timestamp {
     }
 }
 
-impl LogStage for Timestamp {
+impl Stage<LogBatch> for Timestamp {
     fn process(&self, batch: &mut LogBatch, _drops: &mut Drops) {
         let mut last_known = self.last_known.lock();
         for record in batch.iter_mut() {

@@ -16,7 +16,7 @@
 use serde::Deserialize;
 
 use crate::event::MetricBatch;
-use crate::process::{Drops, MetricStage};
+use crate::process::{Drops, Stage};
 use crate::relabel::{RelabelConfig, Relabeler};
 use crate::sources::BuildError;
 
@@ -44,7 +44,7 @@ impl Relabel {
     }
 }
 
-impl MetricStage for Relabel {
+impl Stage<MetricBatch> for Relabel {
     fn process(&self, batch: &mut MetricBatch, drops: &mut Drops) {
         let before = batch.len();
         batch.retain_mut(|s| {

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use crate::event::MetricBatch;
 use crate::process::logs::check_label_name;
 use crate::process::logs::static_labels::fixed_labels;
-use crate::process::{Drops, MetricStage};
+use crate::process::{Drops, Stage};
 use crate::sources::BuildError;
 
 #[derive(Deserialize)]
@@ -44,7 +44,7 @@ impl StaticLabels {
     }
 }
 
-impl MetricStage for StaticLabels {
+impl Stage<MetricBatch> for StaticLabels {
     fn process(&self, batch: &mut MetricBatch, _drops: &mut Drops) {
         for sample in batch.iter_mut() {
             for (name, value) in &self.values {

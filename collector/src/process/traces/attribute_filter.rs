@@ -25,7 +25,7 @@ use wire::otlp::proto::trace::v1::Span;
 use super::{attribute, value_text};
 use crate::event::TraceBatch;
 use crate::process::logs::{compile_regex, invalid};
-use crate::process::{Drops, TraceStage};
+use crate::process::{Drops, Stage};
 use crate::sources::BuildError;
 
 /// The reason dropped spans are counted under unless `drop_reason` says otherwise.
@@ -161,7 +161,7 @@ impl AttributeFilter {
     }
 }
 
-impl TraceStage for AttributeFilter {
+impl Stage<TraceBatch> for AttributeFilter {
     fn process(&self, batch: &mut TraceBatch, drops: &mut Drops) {
         let mut dropped = 0u64;
         for rs in batch.iter_mut() {

@@ -18,7 +18,7 @@ use wire::otlp::proto::common::v1::{AnyValue, KeyValue, any_value::Value};
 
 use crate::event::TraceBatch;
 use crate::process::logs::invalid;
-use crate::process::{Drops, TraceStage};
+use crate::process::{Drops, Stage};
 use crate::sources::BuildError;
 
 /// How values meet attributes already there.
@@ -80,7 +80,7 @@ impl ResourceAttributes {
     }
 }
 
-impl TraceStage for ResourceAttributes {
+impl Stage<TraceBatch> for ResourceAttributes {
     fn process(&self, batch: &mut TraceBatch, _drops: &mut Drops) {
         for rs in batch.iter_mut() {
             if rs.resource.is_none() && self.action == Action::Update {
