@@ -26,7 +26,8 @@ use crate::images::{self, GRAFANA_DASHBOARDS_PATH, GRAFANA_PROVISIONING_PATH};
 /// warm-up of ~15 s, but a cold pull is: keep it generous).
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(180);
 
-/// Why the containers could not be started.
+/// Why the containers could not be started (print the chain of sources: the messages do not
+/// repeat their causes).
 #[derive(Debug, thiserror::Error)]
 pub enum ContainersError {
     /// `without_docker` is the caller's [`ContainersConfig::without_docker`].
@@ -35,27 +36,27 @@ pub enum ContainersError {
         host: String,
         without_docker: String,
     },
-    #[error("{file}: cannot read: {source}")]
+    #[error("{file}: cannot read")]
     Config {
         file: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("starting {service} ({image}): {source}")]
+    #[error("starting {service} ({image})")]
     Start {
         service: &'static str,
         image: String,
         #[source]
         source: Box<TestcontainersError>,
     },
-    #[error("{service}: no host port for container port {port}: {source}")]
+    #[error("{service}: no host port for container port {port}")]
     Port {
         service: &'static str,
         port: u16,
         #[source]
         source: Box<TestcontainersError>,
     },
-    #[error("{service}: bad URL {url:?}: {source}")]
+    #[error("{service}: bad URL {url:?}")]
     Url {
         service: &'static str,
         url: String,
