@@ -4,6 +4,8 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`choice`] | [`StackChoice`] and [`Stack`]: which stack (embedded, external, containers), started and stopped one way |
+//! | `containers` | (feature `containers`) grafana/loki, mimir, tempo and grafana as testcontainers, configured from `deploy/` |
+//! | [`images`] | the real stack's pinned images (compose and containers alike), the `deploy/` folder, Grafana's provisioning paths |
 //! | [`endpoints`] | [`Endpoints`]: where a stack's write and query APIs are, tenant and credentials |
 //! | [`embedded`] | in-process Loki, Mimir and Tempo on 127.0.0.1 speaking the real public APIs |
 //! | [`external`] | a user's real stack from URLs (flags and environment) |
@@ -15,11 +17,14 @@
 
 pub mod choice;
 pub mod client;
+#[cfg(feature = "containers")]
+pub mod containers;
 pub mod embedded;
 pub mod endpoints;
 pub mod external;
+pub mod images;
 pub mod local;
 
-pub use choice::{Stack, StackChoice, StackError};
+pub use choice::{ContainersConfig, Stack, StackChoice, StackError};
 pub use embedded::{EmbeddedConfig, EmbeddedStack};
 pub use endpoints::{Auth, Endpoints};

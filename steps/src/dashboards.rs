@@ -93,23 +93,11 @@ pub enum DashboardError {
     },
 }
 
-/// Where Grafana reads the dashboards (`deploy/grafana/dashboards` is mounted or copied there by
-/// docker-compose.yaml and the e2e containers; the dashboard provider points there).
-pub const GRAFANA_DASHBOARDS_PATH: &str = "/var/lib/grafana/dashboards";
-
-/// Where Grafana reads its provisioning (`deploy/grafana/provisioning`).
-pub const GRAFANA_PROVISIONING_PATH: &str = "/etc/grafana/provisioning";
-
-/// The workspace's `deploy/` folder (compose and testcontainers configs, Grafana provisioning).
-pub fn deploy_dir() -> PathBuf {
-    workspace_dir().join("deploy")
-}
-
-/// The workspace root: the parent of this crate's folder.
-pub fn workspace_dir() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().unwrap_or(manifest).to_path_buf()
-}
+// Where deploy/ is and where Grafana's image reads it: facts of the real stack, so they live
+// in `stack`; re-exported because the dashboard checks and scenarios read deploy/ through here.
+pub use stack::images::{
+    GRAFANA_DASHBOARDS_PATH, GRAFANA_PROVISIONING_PATH, deploy_dir, workspace_dir,
+};
 
 /// The `*.json` files of a folder, sorted by name.
 pub fn dashboard_files(dashboards_dir: &Path) -> Result<Vec<PathBuf>, DashboardError> {
@@ -465,11 +453,5 @@ mod tests {
                 .to_string()
                 .contains("no uid")
         );
-    }
-
-    #[test]
-    fn deploy_dir_is_beside_the_crate() {
-        assert!(deploy_dir().ends_with("deploy"));
-        assert!(workspace_dir().join("Cargo.toml").is_file());
     }
 }

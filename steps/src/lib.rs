@@ -15,8 +15,7 @@
 //! | [`proxy`] | an HTTP proxy that routes by path and injects scripted failures |
 //! | [`steps`] | the step definitions, one module per feature file |
 //! | [`dashboards`] | the provisioned Grafana dashboards: every panel's query, template variables expanded |
-//! | [`images`] | the pinned image tags of Loki, Mimir, Tempo and Grafana (compose and testcontainers) |
-//! | `containers` | (feature `e2e`) the stack as testcontainers |
+//! | `containers` | (feature `e2e`) stack's containers stack, with the advice the scenarios give without Docker |
 //!
 //! Scenarios run concurrently in one process: each gets unique label values (its own store
 //! location, device and job names) and its own collectors on port 0, and shares the one stack.
@@ -28,7 +27,6 @@ pub mod dashboards;
 pub mod device;
 pub mod docker_engine;
 pub mod eventually;
-pub mod images;
 pub mod proxy;
 pub mod query;
 pub mod steps;

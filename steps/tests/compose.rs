@@ -8,8 +8,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
+use stack::images;
 use steps::dashboards::{GRAFANA_DASHBOARDS_PATH, GRAFANA_PROVISIONING_PATH, workspace_dir};
-use steps::images;
 
 fn compose() -> Value {
     let path = workspace_dir().join("docker-compose.yaml");
