@@ -18,12 +18,10 @@
 //! and tails); [`scrape::ScrapeServer::source`] and [`files::FileSink::components`] give it its
 //! extra components ([`crate::run::collector`]).
 //!
-//! [`otlp`] turns log entries and scrapes into OTLP export requests, for delivering logs and
-//! metrics over OTLP/HTTP to the collector's `otlp` source; the series and streams the
-//! collector makes of them are those of the push path (see its docs for the source settings).
+//! Delivery `otlp` (logs and metrics over OTLP/HTTP to the collector's `otlp` source) is a
+//! payload format, not a path: [`crate::payload::otlp`] builds its requests.
 
 pub mod files;
-pub mod otlp;
 pub mod scrape;
 
 use std::fmt;

@@ -225,7 +225,10 @@ async fn sends_happen_at_their_intended_times_however_slow_the_transport() {
     }
     // The last event went out on time, not after the answers of those before it.
     let last = *metrics.last().unwrap();
-    assert!(sent.iter().all(|s| s.at <= last.max(*logs.last().unwrap()) + TICK));
+    assert!(
+        sent.iter()
+            .all(|s| s.at <= last.max(*logs.last().unwrap()) + TICK)
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -371,7 +374,10 @@ async fn an_offline_devices_backlog_goes_oldest_first_one_request_at_a_time() {
         .collect();
     // All of it was sent, oldest first...
     let seqs: Vec<u64> = backlog.iter().map(|(_, s)| *s).collect();
-    assert_eq!(seqs, (before + 1..=before + offline_events).collect::<Vec<_>>());
+    assert_eq!(
+        seqs,
+        (before + 1..=before + offline_events).collect::<Vec<_>>()
+    );
     assert!(backlog[0].0 >= until);
     // ...one request at a time: each after the answer to the one before.
     for w in backlog.windows(2) {
@@ -381,5 +387,8 @@ async fn an_offline_devices_backlog_goes_oldest_first_one_request_at_a_time() {
     assert_eq!(ran.dynamics.backfill_dropped, 0);
     // And it was all acknowledged.
     let report = ran.report(&cfg);
-    assert_eq!(report.signals["logs"].acknowledged, report.signals["logs"].sent);
+    assert_eq!(
+        report.signals["logs"].acknowledged,
+        report.signals["logs"].sent
+    );
 }

@@ -10,7 +10,7 @@
 //! | OTLP traces, metrics, logs | `POST {url}/v1/traces` (`/v1/metrics`, `/v1/logs`), protobuf |
 //!
 //! Building payloads from generator output: [`log_payload`] (a log entry as a Loki push or OTLP
-//! logs), and [`crate::deliver::otlp`] for OTLP logs and metrics; the generators themselves live
+//! logs), and [`otlp`] for OTLP logs and metrics; the generators themselves live
 //! in [`crate::generate`].
 
 use reqwest::Url;
@@ -21,6 +21,8 @@ use wire::otlp::{
 use crate::generate::LogEntry;
 use crate::schedule::Signal;
 use crate::send::{SendError, Target};
+
+pub mod otlp;
 
 #[cfg(test)]
 pub(crate) mod tests;
@@ -212,7 +214,7 @@ fn join(base: &Url, path: &str) -> Result<Url, SendError> {
 /// A log entry as a Loki push, or as OTLP logs.
 pub fn log_payload(entry: LogEntry, otlp: bool) -> Payload {
     if otlp {
-        Payload::OtlpLogs(crate::deliver::otlp::logs_request(std::slice::from_ref(
+        Payload::OtlpLogs(crate::payload::otlp::logs_request(std::slice::from_ref(
             &entry,
         )))
     } else {

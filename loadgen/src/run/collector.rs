@@ -173,8 +173,8 @@ impl CollectorFile {
                 Source::Otlp {
                     http_address: at(|p| p.otlp_http),
                     grpc_address: at(|p| p.otlp_grpc),
-                    log_index_attributes: names(&crate::deliver::otlp::LOG_INDEX_ATTRIBUTES),
-                    promote_resource_attributes: names(&crate::deliver::otlp::LABEL_ATTRIBUTES),
+                    log_index_attributes: names(&crate::payload::otlp::LOG_INDEX_ATTRIBUTES),
+                    promote_resource_attributes: names(&crate::payload::otlp::LABEL_ATTRIBUTES),
                 },
             ),
         ]);

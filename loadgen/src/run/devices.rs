@@ -102,7 +102,7 @@ impl DeviceState {
             Signal::Metrics if otlp => {
                 let scrape = self.signals.scrape(now / 1_000_000, seq);
                 let req =
-                    crate::deliver::otlp::metrics_request(&scrape, &self.signals.device().labels());
+                    crate::payload::otlp::metrics_request(&scrape, &self.signals.device().labels());
                 vec![(Item::Push(Payload::OtlpMetrics(req)), stamp)]
             }
             Signal::Metrics => {
