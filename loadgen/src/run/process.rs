@@ -65,8 +65,9 @@ pub struct CollectorProcess {
 }
 
 impl CollectorProcess {
-    /// Writes `config` into `dir` (its secrets go in the child's environment), starts `program run --config`, and waits until its
-    /// `/-/ready` on `server` answers 200 (at most `timeout`).
+    /// Writes `config` into `dir` (its secrets go in the child's environment, not the file),
+    /// starts `program run --config`, and waits until its `/-/ready` on `server` answers 200
+    /// (at most `timeout`).
     pub async fn spawn(
         program: &Path,
         config: &CollectorFile,
