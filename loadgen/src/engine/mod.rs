@@ -1,6 +1,6 @@
-//! The engine: where loadgen decides when to send. [`send_all`] walks the open-loop
+//! The engine: where loadgen decides when to send. `send_all` walks the open-loop
 //! [`Schedule`] of every device's signals, sleeps until each event's *intended* time, builds its
-//! items ([`DeviceState::items`]), batches them ([`batch`]), and hands each request to a
+//! items (`DeviceState::items`, `run/devices.rs`), batches them (`batch.rs`), and hands each request to a
 //! [`Transport`] in a task of its own; every outcome is recorded against the event's intended
 //! time, so a slow target shows as latency instead of slowing the schedule.
 //!
@@ -9,10 +9,10 @@
 //!   saturated the loop waits and falls behind schedule; latency is still measured from the
 //!   intended time, so that wait shows. (A saturated target therefore also delays the other
 //!   signals of the same shard; run one shard per target to keep them apart.)
-//! - Batching (`--batch-window`, [`batch`]): events due within one window share a request.
+//! - Batching (`--batch-window`, `batch.rs`): events due within one window share a request.
 //! - Dynamics (`--churn`, `--offline`): a device replaced by churn starts a new generation; an
 //!   offline device keeps what it produces in a backlog, sent oldest first, one request at a
-//!   time, when it is back ([`backfill`]).
+//!   time, when it is back (`backfill.rs`).
 //! - Delivery paths: metrics are skipped when the collector scrapes them; log lines are
 //!   appended to files when it tails them ([`crate::deliver`]).
 //!
