@@ -1,7 +1,7 @@
 //! The engine: where loadgen decides when to send. `send_all` walks the open-loop
-//! [`Schedule`] of every device's signals, sleeps until each event's *intended* time, builds its
-//! items (`DeviceState::items`, `run/devices.rs`), batches them (`batch.rs`), and hands each request to a
-//! [`Transport`] in a task of its own; every outcome is recorded against the event's intended
+//! [`Schedule`] of every device's signals, sleeps until each event's *intended* time, builds
+//! its items (`DeviceState::items`, `run/devices.rs`), batches them (`batch.rs`), and hands
+//! each request to a [`Transport`] in a task of its own; every outcome is recorded against the event's intended
 //! time, so a slow target shows as latency instead of slowing the schedule.
 //!
 //! - Open loop: the loop never waits for a response, only for the next intended time and for a
