@@ -8,13 +8,14 @@
 //! | [`canary`] | how a device stamps sequence number and send time into a canary share of each signal, and how the verifier reads them back |
 //! | [`schedule`] | open-loop arrivals: intended send times per shard (Poisson or fixed interval, ramp, warmup) |
 //! | [`recorder`] | sent/acknowledged/errors and send latency from the intended time, per interval and in total; CPU/RSS sampling |
-//! | [`send`] | senders (Loki, remote write, OTLP/HTTP) with a per-target in-flight bound, and the [`send::driver`] tying the three together |
+//! | [`payload`] | payload formats: Loki push, remote write and OTLP requests built from generator output, encoded for a target (the `lading_payload` analog) |
+//! | [`engine`] | where loadgen decides when to send: the open-loop send loop, batching and backfill, written against a [`engine::Transport`] |
+//! | [`send`] | the transport: one HTTP client, the per-target in-flight bound, error classification |
 //! | [`deliver`] | delivery besides push: per-device scrape targets (file_sd) and tailed, rotated log files |
 //! | [`node`] | one device as a long-running exporter (`loadgen node`): `/metrics`, a log file, OTLP traces; the device half of a compose node |
 //! | [`progress`] | live counters of a run and their display: a bar on a terminal, plain lines in a CI log; canaries found, ETA, the drain |
 //! | [`verify`] | the ledger of acknowledged canaries and the verifier that reads them back: loss, duplicates, order, write-to-queryable latency |
-//!
-//! | [`run`] | a whole run: target (embedded stack behind an in-process collector, direct, a running collector, an external stack), schedule, payloads, canaries, verification, `results.json` and `report.html`; `--slo` checks |
+//! | [`run`] | a whole run in outline: settings and checks, target (a stack × a collector: in process, spawned, running, none), preflight, sending, verification, `results.json` and `report.html`; `--slo` checks |
 //! | [`combine`] | merging shard results (checked to be shards of one run; exact histogram sums) and comparing two runs |
 //!
 //! A run can emulate one shard of the fleet ([`fleet::Shard`], `--shard i/n` or
@@ -26,9 +27,11 @@
 pub mod canary;
 pub mod combine;
 pub mod deliver;
+pub mod engine;
 pub mod fleet;
 pub mod generate;
 pub mod node;
+pub mod payload;
 pub mod progress;
 pub mod recorder;
 pub mod run;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use loadgen::deliver::Delivery;
 use loadgen::fleet::FleetSpec;
-use loadgen::run::{RunConfig, RunTarget, run};
+use loadgen::run::{RunConfig, run};
 use reports::Results;
 
 async fn smoke(delivery: Delivery) -> (Results, tempfile::TempDir) {
@@ -25,7 +25,6 @@ async fn smoke(delivery: Delivery) -> (Results, tempfile::TempDir) {
         canary_every: 3,
         drain_timeout: Duration::from_secs(60),
         out_dir: Some(out.path().join("run")),
-        target: RunTarget::Embedded,
         delivery,
         slos: vec!["loss=0".parse().unwrap()],
         ..RunConfig::default()

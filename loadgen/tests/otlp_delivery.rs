@@ -1,5 +1,5 @@
 //! Logs and metrics delivered over OTLP/HTTP, over real sockets: the requests of
-//! `loadgen::deliver::otlp` for a few devices go to an in-process collector's `otlp` source
+//! `loadgen::payload::otlp` for a few devices go to an in-process collector's `otlp` source
 //! (device labels promoted and indexed), whose Loki and remote-write writers send to the
 //! embedded stack; read back by the device labels, the series are the scrape's remote-write
 //! series and the streams the entries' labels (plus `service_name`), lines and times.
@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 
 use collector::config::Config;
 use collector::runtime::Collector;
-use loadgen::deliver::otlp::{
-    LABEL_ATTRIBUTES, LOG_INDEX_ATTRIBUTES, logs_request, metrics_request,
-};
 use loadgen::fleet::{Fleet, FleetSpec};
 use loadgen::generate::DeviceSignals;
+use loadgen::payload::otlp::{
+    LABEL_ATTRIBUTES, LOG_INDEX_ATTRIBUTES, logs_request, metrics_request,
+};
 use prost::Message;
 use stack::client::loki::RangeOptions;
 use stack::client::{LokiClient, PromClient};

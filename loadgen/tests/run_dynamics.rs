@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use loadgen::fleet::FleetSpec;
 use loadgen::run::dynamics::DynamicsSpec;
-use loadgen::run::{RunConfig, RunTarget, run};
+use loadgen::run::{RunConfig, run};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn churned_and_offline_devices_lose_nothing() {
@@ -24,7 +24,6 @@ async fn churned_and_offline_devices_lose_nothing() {
         canary_every: 2,
         drain_timeout: Duration::from_secs(60),
         out_dir: Some(out.path().join("run")),
-        target: RunTarget::Embedded,
         slos: vec!["loss=0".parse().unwrap()],
         dynamics: DynamicsSpec {
             churn_per_min: 1.0,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use loadgen::combine::merge;
 use loadgen::fleet::{Fleet, FleetSpec, Shard};
-use loadgen::run::{RunConfig, RunTarget, run};
+use loadgen::run::{RunConfig, run};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_shards_merge_into_the_fleet() {
@@ -28,7 +28,6 @@ async fn two_shards_merge_into_the_fleet() {
             canary_every: 5,
             drain_timeout: Duration::from_secs(60),
             out_dir: Some(out.path().join(format!("shard{i}"))),
-            target: RunTarget::Embedded,
             ..RunConfig::default()
         };
         let (results, _) = run(&cfg).await.unwrap();

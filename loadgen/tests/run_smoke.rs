@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use loadgen::fleet::FleetSpec;
-use loadgen::run::{RunConfig, RunTarget, run};
+use loadgen::run::{RunConfig, run};
 use reports::Results;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -25,7 +25,6 @@ async fn fifty_devices_for_five_seconds_lose_nothing() {
         canary_every: 5,
         drain_timeout: Duration::from_secs(60),
         out_dir: Some(dir.clone()),
-        target: RunTarget::Embedded,
         slos: vec!["loss=0".parse().unwrap()],
         ..RunConfig::default()
     };

@@ -487,11 +487,11 @@ fn shipped_gateway_takes_every_loadgen_delivery() {
     // The OTLP source turns loadgen's resource attributes back into labels.
     let promote = format!(
         "promote_resource_attributes = {}",
-        toml_list(&loadgen::deliver::otlp::LABEL_ATTRIBUTES)
+        toml_list(&loadgen::payload::otlp::LABEL_ATTRIBUTES)
     );
     let index = format!(
         "log_index_attributes = {}",
-        toml_list(&loadgen::deliver::otlp::LOG_INDEX_ATTRIBUTES)
+        toml_list(&loadgen::payload::otlp::LOG_INDEX_ATTRIBUTES)
     );
     assert!(text.contains(&promote), "missing `{promote}`");
     assert!(text.contains(&index), "missing `{index}`");
@@ -530,7 +530,7 @@ fn otel_collector_peer_config_is_wired_and_listens_on_loadgens_ports() {
         .iter()
         .map(|k| k.as_str().unwrap())
         .collect();
-    assert_eq!(grouped, loadgen::deliver::otlp::LABEL_ATTRIBUTES);
+    assert_eq!(grouped, loadgen::payload::otlp::LABEL_ATTRIBUTES);
     // Every pipeline names defined components, and every signal has a pipeline.
     let pipelines = at(&c, "service.pipelines").as_object().unwrap();
     for (name, p) in pipelines {
@@ -573,7 +573,7 @@ fn vector_peer_config_is_wired_and_listens_on_loadgens_ports() {
     // Aggregation would merge two canary samples of a series in one batch.
     assert_eq!(c["sinks"]["mimir"]["batch"]["aggregate"], false);
     let labels = keys(&c["sinks"]["loki"]["labels"]);
-    for l in loadgen::deliver::otlp::LABEL_ATTRIBUTES {
+    for l in loadgen::payload::otlp::LABEL_ATTRIBUTES {
         assert!(labels.contains(l), "the loki sink does not set `{l}`");
     }
     // Every input is a source (or one of its outputs, `otlp.logs`) or a transform.

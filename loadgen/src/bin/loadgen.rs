@@ -24,10 +24,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use loadgen::deliver::Delivery;
 use loadgen::fleet::{Fleet, FleetSpec, Shard};
-use loadgen::run::{Progress, RunConfig, RunError, RunTarget, Slo};
+use loadgen::run::{CollectorChoice, Progress, RunConfig, RunError, Slo};
 use reports::Results;
 use reqwest::Url;
 use stack::external::ExternalArgs;
+use stack::{StackChoice, StackError};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -165,6 +166,7 @@ enum StackKind {
     #[default]
     Embedded,
     External,
+    Containers,
 }
 
 #[derive(Args, Debug)]
@@ -189,7 +191,8 @@ struct RunArgs {
     /// How data reaches the collector: push; scrape (metrics scraped from per-device targets
     /// listed in a file_sd file); files (logs appended to per-device files it tails); mixed
     /// (both); otlp (logs and metrics over OTLP/HTTP too). Traces always go by OTLP. Scrape,
-    /// files and mixed need the embedded target (or --collector-cmd); otlp a collector.
+    /// files and mixed need a collector loadgen runs (in-process, or --collector-cmd); otlp a
+    /// collector.
     #[arg(long, default_value = "push", value_parser = parse_delivery)]
     delivery: Delivery,
     /// Share of the fleet replaced per minute by new devices (new ids, series and streams),
@@ -259,14 +262,15 @@ struct RunArgs {
     )]
     collector_otlp_url: Option<Url>,
     /// Spawn the collector binary (PATH, or the `collector` beside this executable) in front of
-    /// the embedded stack and sample its CPU and RSS from /proc.
+    /// the stack and sample its CPU and RSS from /proc.
     #[arg(long, value_name = "PATH", num_args = 0..=1, default_missing_value = "",
           conflicts_with_all = ["direct", "collector", "collector_loki_url", "collector_write_url", "collector_otlp_url"])]
     collector_cmd: Option<String>,
     /// Push straight to the stack, without a collector.
     #[arg(long)]
     direct: bool,
-    /// The stack: embedded (in-process) or external (the flags below).
+    /// The stack: embedded (in-process), external (the flags below), or containers (the real
+    /// images in Docker; needs a build with the `containers` feature).
     #[arg(long, value_enum, default_value_t = StackKind::Embedded)]
     stack: StackKind,
     #[command(flatten)]
@@ -454,22 +458,20 @@ fn command_line() -> String {
         .join(" ")
 }
 
-fn target(args: &RunArgs) -> anyhow::Result<RunTarget> {
+/// The stack and the collector of `--stack`, `--direct`, `--collector*` and `--collector-cmd`.
+fn target(args: &RunArgs) -> anyhow::Result<(StackChoice, CollectorChoice)> {
+    let stack = match args.stack {
+        StackKind::Embedded => StackChoice::default(),
+        StackKind::External => StackChoice::External(args.external.clone()),
+        StackKind::Containers => StackChoice::Containers,
+    };
     if let Some(path) = &args.collector_cmd {
-        if args.stack == StackKind::External {
-            return Err(Usage(
-                "--collector-cmd runs the collector in front of the embedded stack; \
-                 for an external stack start the collector yourself and use --collector URL"
-                    .into(),
-            )
-            .into());
-        }
         let program = if path.is_empty() {
             loadgen::run::process::default_program()?
         } else {
             PathBuf::from(path)
         };
-        return Ok(RunTarget::CollectorCmd { program });
+        return Ok((stack, CollectorChoice::Spawned { program }));
     }
     let receivers = loadgen::run::receivers::ReceiverFlags {
         host: args.collector.clone(),
@@ -479,16 +481,20 @@ fn target(args: &RunArgs) -> anyhow::Result<RunTarget> {
     };
     if receivers.given() {
         let receivers = receivers.resolve().map_err(|e| Usage(e.to_string()))?;
-        return Ok(RunTarget::Collector {
-            receivers: Box::new(receivers),
-            stack: args.external.clone(),
-        });
+        // A running collector writes to a running stack: the external one of the flags, unless
+        // containers were asked for.
+        let stack = match stack {
+            StackChoice::Embedded(_) => StackChoice::External(args.external.clone()),
+            other => other,
+        };
+        return Ok((stack, CollectorChoice::Remote(Box::new(receivers))));
     }
-    Ok(match (args.stack, args.direct) {
-        (StackKind::External, _) => RunTarget::External(args.external.clone()),
-        (StackKind::Embedded, true) => RunTarget::Direct,
-        (StackKind::Embedded, false) => RunTarget::Embedded,
-    })
+    let collector = if args.direct {
+        CollectorChoice::None
+    } else {
+        CollectorChoice::InProcess
+    };
+    Ok((stack, collector))
 }
 
 fn parse_delivery(s: &str) -> Result<Delivery, String> {
@@ -498,6 +504,7 @@ fn parse_delivery(s: &str) -> Result<Delivery, String> {
 
 fn run(args: RunArgs) -> anyhow::Result<()> {
     let progress = Arc::new(Progress::default());
+    let (stack, collector) = target(&args)?;
     let cfg = RunConfig {
         fleet: args.fleet.spec()?,
         shard: args.fleet.shard()?,
@@ -507,7 +514,8 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         canary_every: args.canary_every,
         drain_timeout: args.drain,
         out_dir: args.out.clone(),
-        target: target(&args)?,
+        stack,
+        collector,
         delivery: args.delivery,
         slos: args.slo.clone(),
         default_slos: !args.no_default_slos,
@@ -536,7 +544,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         .map_err(|e| match e {
             RunError::Config(_)
             | RunError::Fleet(_)
-            | RunError::External(_)
+            | RunError::Stack(StackError::External(_) | StackError::ContainersNotBuilt)
             | RunError::Preflight(_) => anyhow::Error::new(Usage(e.to_string())),
             other => other.into(),
         })?;

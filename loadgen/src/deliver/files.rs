@@ -15,8 +15,9 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::{DeliverError, io_err, toml_str};
+use super::{DeliverError, io_err};
 use crate::generate::LogEntry;
+use crate::run::collector::{Process, Source, Stage};
 
 /// Rotation size of [`FileSink`]s built by the run.
 pub const DEFAULT_ROTATE_BYTES: u64 = 4 << 20;
@@ -120,9 +121,9 @@ impl FileSink {
         Ok(())
     }
 
-    /// The collector components reading the files: a `file` source named `source` and a
-    /// process component named `process` restoring labels and line. Writers take `process`.
-    pub fn collector_toml(&self, source: &str, process: &str) -> String {
+    /// The collector components reading the files: a `file` source, and a process component
+    /// fed by it restoring labels and line. Writers take the process component.
+    pub fn components(&self, source: &str) -> (Source, Process) {
         let captures: String = self
             .labels
             .iter()
@@ -131,30 +132,26 @@ impl FileSink {
         let values = self
             .labels
             .iter()
-            .map(|n| format!("{n} = \"\""))
-            .collect::<Vec<_>>()
-            .join(", ");
-        format!(
-            r#"[sources.{source}]
-type = "file"
-paths = [{glob}]
-start_at = "beginning"
-poll_interval = "100ms"
-
-[process.{process}]
-inputs = ["{source}"]
-[[process.{process}.stages]]
-type = "logs.regex"
-expression = '^{captures}(?P<{LINE_FIELD}>.*)$'
-[[process.{process}.stages]]
-type = "logs.labels"
-values = {{ {values} }}
-[[process.{process}.stages]]
-type = "logs.output"
-source = "{LINE_FIELD}"
-"#,
-            glob = toml_str(&self.glob().display().to_string()),
-        )
+            .map(|n| (n.clone(), String::new()))
+            .collect();
+        let file = Source::File {
+            paths: vec![self.glob().display().to_string()],
+            start_at: "beginning".into(),
+            poll_interval: "100ms".into(),
+        };
+        let process = Process {
+            inputs: vec![source.to_string()],
+            stages: vec![
+                Stage::Regex {
+                    expression: format!("^{captures}(?P<{LINE_FIELD}>.*)$"),
+                },
+                Stage::Labels { values },
+                Stage::Output {
+                    source: LINE_FIELD.into(),
+                },
+            ],
+        };
+        (file, process)
     }
 }
 
@@ -240,12 +237,27 @@ mod tests {
     fn collector_config_parses() {
         let dir = tempfile::tempdir().unwrap();
         let s = sink(dir.path(), 100);
-        let text = format!(
-            "data_dir = {}\n{}\n[writers.out]\ntype = \"loki\"\ninputs = [\"p\"]\nurl = \"http://127.0.0.1:9/loki/api/v1/push\"\n",
-            toml_str(&dir.path().display().to_string()),
-            s.collector_toml("f", "p")
-        );
-        let cfg = collector::config::Config::parse(&text, "t.toml", &|_| None).unwrap();
-        cfg.build().unwrap();
+        let (file, process) = s.components("f");
+        let out = crate::run::collector::Writer {
+            kind: "loki".into(),
+            protocol: None,
+            inputs: vec!["p".into()],
+            url: "http://127.0.0.1:9/loki/api/v1/push".into(),
+            batch_wait: "100ms".into(),
+            tenant_id: None,
+            basic_auth: None,
+            bearer_token: None,
+        };
+        let cfg = crate::run::collector::CollectorFile {
+            data_dir: dir.path().display().to_string(),
+            server: crate::run::collector::Server {
+                address: "127.0.0.1:0".into(),
+            },
+            sources: [("f".to_string(), file)].into(),
+            process: [("p".to_string(), process)].into(),
+            writers: [("out".to_string(), out)].into(),
+            secrets: Vec::new(),
+        };
+        cfg.load().unwrap().build().unwrap();
     }
 }

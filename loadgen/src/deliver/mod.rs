@@ -14,16 +14,14 @@
 //! - files: one attempt per line appended; latency from the schedule's intended time to the
 //!   end of the append (`write` returned); the canary is put in the ledger once appended.
 //!
-//! Scrape and files need the embedded target (the in-process collector is what scrapes and
-//! tails); [`scrape::ScrapeServer::source_toml`] and [`files::FileSink::collector_toml`] give it
-//! its extra components.
+//! Scrape and files need a collector loadgen runs (in process or spawned: it is what scrapes
+//! and tails); [`scrape::ScrapeServer::source`] and [`files::FileSink::components`] give it its
+//! extra components ([`crate::run::collector`]).
 //!
-//! [`otlp`] turns log entries and scrapes into OTLP export requests, for delivering logs and
-//! metrics over OTLP/HTTP to the collector's `otlp` source; the series and streams the
-//! collector makes of them are those of the push path (see its docs for the source settings).
+//! Delivery `otlp` (logs and metrics over OTLP/HTTP to the collector's `otlp` source) is a
+//! payload format, not a path: [`crate::payload::otlp`] builds its requests.
 
 pub mod files;
-pub mod otlp;
 pub mod scrape;
 
 use std::fmt;
@@ -138,8 +136,3 @@ pub struct Delivered {
 
 /// Where delivery paths report their attempts.
 pub type Sink = std::sync::Arc<dyn Fn(Delivered) + Send + Sync>;
-
-/// TOML string quoting for paths in generated configs.
-pub(crate) fn toml_str(s: &str) -> String {
-    toml::Value::String(s.to_string()).to_string()
-}

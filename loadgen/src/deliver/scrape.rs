@@ -24,9 +24,10 @@ use parking_lot::Mutex;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use super::{DeliverError, Delivered, Sink, io_err, toml_str};
+use super::{DeliverError, Delivered, Sink, io_err};
 use crate::fleet::Fleet;
 use crate::generate::DeviceSignals;
+use crate::run::collector::{FileSd, Source};
 use wire::Signal;
 
 /// The file_sd file's name in the run folder.
@@ -174,12 +175,16 @@ impl ScrapeServer {
     }
 
     /// The collector source scraping every target of the file_sd file.
-    pub fn source_toml(&self, name: &str) -> String {
-        format!(
-            "[sources.{name}]\ntype = \"prometheus_scrape\"\nfile_sd = {{ files = [{files}], refresh_interval = \"500ms\" }}\nscrape_interval = \"{every}\"\nhonor_labels = true\nhonor_timestamps = true\n",
-            files = toml_str(&self.file_sd.display().to_string()),
-            every = humantime::format_duration(self.min_interval),
-        )
+    pub fn source(&self) -> Source {
+        Source::PrometheusScrape {
+            file_sd: FileSd {
+                files: vec![self.file_sd.display().to_string()],
+                refresh_interval: "500ms".into(),
+            },
+            scrape_interval: humantime::format_duration(self.min_interval).to_string(),
+            honor_labels: true,
+            honor_timestamps: true,
+        }
     }
 
     /// The run starts at `start`: scrapes count from now, and the targets are published.

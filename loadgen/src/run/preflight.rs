@@ -18,7 +18,10 @@ use std::fmt;
 use stack::Endpoints;
 use stack::client::{ClientError, LokiClient, PromClient, TempoClient};
 
-use crate::send::{Payload, SendError, Senders, Target};
+use crate::deliver::Delivery;
+use crate::engine::Targets;
+use crate::payload::Payload;
+use crate::send::{SendError, SenderConfig, Senders, Target};
 use wire::Signal;
 
 /// One probe that failed.
@@ -89,6 +92,35 @@ impl PushProbe {
             }
         }
     }
+}
+
+/// The probes of a run: one empty request to every push target it will use (logs and metrics
+/// only when pushed, not tailed or scraped) and one query of each query API.
+pub(crate) async fn probe_run(
+    delivery: Delivery,
+    targets: &Targets,
+    verify: &Endpoints,
+) -> Result<(), super::RunError> {
+    let otlp = delivery == Delivery::Otlp;
+    let senders = Senders::new(&SenderConfig::default())?;
+    let pushes: Vec<PushProbe> = Signal::ALL
+        .into_iter()
+        .filter(|s| match s {
+            Signal::Logs => !delivery.writes_files(),
+            Signal::Metrics => !delivery.scrapes(),
+            Signal::Traces => true,
+        })
+        .map(|signal| {
+            let payload = PushProbe::empty(signal, otlp);
+            PushProbe {
+                signal,
+                target: targets.of(&payload).clone(),
+                payload,
+            }
+        })
+        .collect();
+    check(&senders, &pushes, verify).await?;
+    Ok(())
 }
 
 /// Probes every push target and the stack's query APIs; all failures are collected.

@@ -10,6 +10,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use super::RunError;
+use super::collector::CollectorFile;
 
 /// Ports the spawned collector listens on, chosen free before it starts.
 #[derive(Clone, Copy, Debug)]
@@ -64,11 +65,12 @@ pub struct CollectorProcess {
 }
 
 impl CollectorProcess {
-    /// Writes `config` into `dir`, starts `program run --config`, and waits until its
-    /// `/-/ready` on `server` answers 200 (at most `timeout`).
+    /// Writes `config` into `dir` (its secrets go in the child's environment, not the file),
+    /// starts `program run --config`, and waits until its `/-/ready` on `server` answers 200
+    /// (at most `timeout`).
     pub async fn spawn(
         program: &Path,
-        config: &str,
+        config: &CollectorFile,
         dir: &Path,
         server: SocketAddr,
         timeout: Duration,
@@ -80,17 +82,19 @@ impl CollectorProcess {
                 program.display()
             )));
         }
-        std::fs::create_dir_all(dir).map_err(super::io_err(dir))?;
+        std::fs::create_dir_all(dir).map_err(super::config::io_err(dir))?;
         let config_path = dir.join("collector.toml");
-        std::fs::write(&config_path, config).map_err(super::io_err(&config_path))?;
+        std::fs::write(&config_path, config.to_toml()?)
+            .map_err(super::config::io_err(&config_path))?;
         let log = dir.join("collector.log");
-        let log_file = std::fs::File::create(&log).map_err(super::io_err(&log))?;
-        let log_err = log_file.try_clone().map_err(super::io_err(&log))?;
+        let log_file = std::fs::File::create(&log).map_err(super::config::io_err(&log))?;
+        let log_err = log_file.try_clone().map_err(super::config::io_err(&log))?;
         let child = tokio::process::Command::new(program)
             .arg("run")
             .arg("--config")
             .arg(&config_path)
             .env("RUST_LOG", "warn")
+            .envs(config.secrets.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::from(log_file))
             .stderr(Stdio::from(log_err))

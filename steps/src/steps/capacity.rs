@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use cucumber::{then, when};
 use loadgen::fleet::FleetSpec;
-use loadgen::run::{RunConfig, RunTarget};
+use loadgen::run::{CollectorChoice, RunConfig};
 use reports::Results;
 use stack::external::ExternalArgs;
 use stack::{Auth, Endpoints};
@@ -80,15 +80,13 @@ pub async fn loadgen_run(
         canary_every: 5,
         drain_timeout: Duration::from_secs(30),
         out_dir: Some(w.dir.path().join(format!("run-{}", w.id))),
-        target: RunTarget::Collector {
-            // One proxy in front of the gateway's three receivers routes by path.
-            receivers: Box::new(loadgen::run::receivers::Receivers {
-                loki: url::Url::parse(&base)?,
-                remote_write: url::Url::parse(&base)?.join("api/v1/write")?,
-                otlp: url::Url::parse(&base)?,
-            }),
-            stack: external_args(&e),
-        },
+        stack: stack::StackChoice::External(external_args(&e)),
+        // One proxy in front of the gateway's three receivers routes by path.
+        collector: CollectorChoice::Remote(Box::new(loadgen::run::receivers::Receivers {
+            loki: url::Url::parse(&base)?,
+            remote_write: url::Url::parse(&base)?.join("api/v1/write")?,
+            otlp: url::Url::parse(&base)?,
+        })),
         command: format!("steps: {devices} devices for {secs} s"),
         ..RunConfig::default()
     };

@@ -10,46 +10,45 @@
 
 use std::time::Duration;
 
+use crate::payload::Payload;
+use crate::run::devices::Stamp;
 use crate::schedule::Event;
-use crate::send::Payload;
-
-use super::Stamp;
 
 /// The most items one request carries.
-pub(super) const MAX_ITEMS: u64 = 2000;
+pub(crate) const MAX_ITEMS: u64 = 2000;
 
 /// The number of payload kinds ([`Payload::kind`]).
 const KINDS: usize = 5;
 
 /// One event's share of a batched request: recorded as its own attempt.
 #[derive(Debug)]
-pub(super) struct Part {
+pub(crate) struct Part {
     /// The event, with the signal of its payload.
-    pub(super) event: Event,
-    pub(super) group: usize,
-    pub(super) items: u64,
-    pub(super) stamp: Option<Stamp>,
+    pub(crate) event: Event,
+    pub(crate) group: usize,
+    pub(crate) items: u64,
+    pub(crate) stamp: Option<Stamp>,
 }
 
 /// A request in the making.
 #[derive(Debug)]
-pub(super) struct Batch {
-    pub(super) payload: Payload,
-    pub(super) parts: Vec<Part>,
+pub(crate) struct Batch {
+    pub(crate) payload: Payload,
+    pub(crate) parts: Vec<Part>,
     /// When it goes out, since the start of the run.
-    pub(super) deadline: Duration,
+    pub(crate) deadline: Duration,
     items: u64,
 }
 
 /// The open batches, one per payload kind.
 #[derive(Debug)]
-pub(super) struct Batcher {
+pub(crate) struct Batcher {
     window: Duration,
     open: [Option<Batch>; KINDS],
 }
 
 impl Batcher {
-    pub(super) fn new(window: Duration) -> Batcher {
+    pub(crate) fn new(window: Duration) -> Batcher {
         Batcher {
             window,
             open: Default::default(),
@@ -57,7 +56,7 @@ impl Batcher {
     }
 
     /// Adds one event's payload; returns a batch that is ready now (full, or no window).
-    pub(super) fn add(&mut self, part: Part, payload: Payload) -> Option<Batch> {
+    pub(crate) fn add(&mut self, part: Part, payload: Payload) -> Option<Batch> {
         let kind = payload.kind();
         let deadline = part.event.at + self.window;
         let items = part.items;
@@ -90,12 +89,12 @@ impl Batcher {
     }
 
     /// The earliest deadline of the open batches.
-    pub(super) fn next_deadline(&self) -> Option<Duration> {
+    pub(crate) fn next_deadline(&self) -> Option<Duration> {
         self.open.iter().flatten().map(|b| b.deadline).min()
     }
 
     /// The batches whose deadline is at or before `now`.
-    pub(super) fn due(&mut self, now: Duration) -> Vec<Batch> {
+    pub(crate) fn due(&mut self, now: Duration) -> Vec<Batch> {
         self.open
             .iter_mut()
             .filter(|b| b.as_ref().is_some_and(|b| b.deadline <= now))
@@ -104,7 +103,7 @@ impl Batcher {
     }
 
     /// Every open batch.
-    pub(super) fn drain(&mut self) -> Vec<Batch> {
+    pub(crate) fn drain(&mut self) -> Vec<Batch> {
         self.open.iter_mut().filter_map(Option::take).collect()
     }
 }
