@@ -463,7 +463,10 @@ fn target(args: &RunArgs) -> anyhow::Result<(StackChoice, CollectorChoice)> {
     let stack = match args.stack {
         StackKind::Embedded => StackChoice::default(),
         StackKind::External => StackChoice::External(args.external.clone()),
-        StackKind::Containers => StackChoice::Containers,
+        StackKind::Containers => StackChoice::Containers(stack::choice::ContainersConfig {
+            without_docker: "--stack containers needs a Docker engine; use --stack embedded (the default) or --stack external with your stack's URLs".into(),
+            ..Default::default()
+        }),
     };
     if let Some(path) = &args.collector_cmd {
         let program = if path.is_empty() {

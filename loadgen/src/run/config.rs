@@ -151,7 +151,9 @@ impl RunConfig {
         let stack = match &self.stack {
             StackChoice::Embedded(_) => "embedded stack".to_string(),
             StackChoice::External(a) => format!("external stack (Loki {})", a.loki_url),
-            StackChoice::Containers => "containers stack".to_string(),
+            StackChoice::Containers(_) => {
+                "containers stack (grafana/loki, mimir, tempo)".to_string()
+            }
         };
         format!("{stack}, {}", self.collector.describe())
     }
