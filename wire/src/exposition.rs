@@ -161,6 +161,28 @@ impl MetricFamily {
             samples: Vec::new(),
         }
     }
+
+    /// The family with its `# HELP` text (what a server writing its own metrics starts from).
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    /// Adds a sample named as the family itself (a counter's or gauge's series).
+    pub fn push(&mut self, labels: &[(&str, &str)], value: f64) {
+        let labels = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.samples
+            .push(ExpoSample::new(self.name.clone(), labels, value));
+    }
+
+    /// The family with one sample named as itself.
+    pub fn with_sample(mut self, labels: &[(&str, &str)], value: f64) -> Self {
+        self.push(labels, value);
+        self
+    }
 }
 
 /// One sample line.
