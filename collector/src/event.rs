@@ -7,8 +7,8 @@
 
 use std::collections::BTreeMap;
 
-pub use wire::{Labels, Signal};
 pub use wire::otlp::proto::trace::v1::ResourceSpans;
+pub use wire::{Labels, Signal};
 
 /// One log entry.
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -260,7 +260,9 @@ impl Registry {
                         for (b, n) in h.0.bounds.iter().zip(&h.0.buckets) {
                             cumulative += n.load(Ordering::Relaxed);
                             let le = Some(b.to_string());
-                            family.samples.push(sample("_bucket", le, cumulative as f64));
+                            family
+                                .samples
+                                .push(sample("_bucket", le, cumulative as f64));
                         }
                         let count = h.count() as f64;
                         family.samples.extend([
@@ -506,7 +508,11 @@ pub mod process {
         families
             .into_iter()
             .filter_map(|(name, kind, help, value)| {
-                value.map(|v| MetricFamily::new(name, kind).with_help(help).with_sample(&[], v))
+                value.map(|v| {
+                    MetricFamily::new(name, kind)
+                        .with_help(help)
+                        .with_sample(&[], v)
+                })
             })
             .collect()
     }

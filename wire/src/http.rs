@@ -112,7 +112,10 @@ mod tests {
             format!("{bearer:?}"),
             format!("{bearer}"),
         ] {
-            assert!(!shown.contains("hunter2") && !shown.contains("tok3n"), "{shown}");
+            assert!(
+                !shown.contains("hunter2") && !shown.contains("tok3n"),
+                "{shown}"
+            );
         }
         assert_eq!(format!("{basic}"), "Basic(u:***)");
     }

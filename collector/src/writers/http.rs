@@ -277,11 +277,13 @@ impl HttpClient {
             .post(self.url.clone())
             .headers(self.headers.clone())
             .body(body)
-            .send().await.map_err(|e| Attempt::Retry {
-            outcome: "error",
-            reason: e.without_url().to_string(),
-            retry_after: None,
-        })?;
+            .send()
+            .await
+            .map_err(|e| Attempt::Retry {
+                outcome: "error",
+                reason: e.without_url().to_string(),
+                retry_after: None,
+            })?;
         let status = resp.status();
         let retry_after = resp
             .headers()

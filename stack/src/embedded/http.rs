@@ -1,5 +1,6 @@
-//! What the embedded HTTP servers share: serving a router with graceful shutdown, and the
-//! request-body limit that turns an oversized body into a 413.
+//! What the embedded HTTP servers share: serving a router with graceful shutdown, the
+//! request-body limit that turns an oversized body into a 413, and reading request headers (the
+//! tenant among them).
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -29,6 +30,15 @@ pub fn spawn_http(
 /// The body-size layer: a body over `max` bytes is answered with 413 before it is read whole.
 pub fn body_limit(max: usize) -> DefaultBodyLimit {
     DefaultBodyLimit::max(max)
+}
+
+/// The tenant a request names in `X-Scope-OrgID`, trimmed; `default` without one (what Loki and
+/// Mimir do with multi-tenancy off: `fake`, `anonymous`).
+pub fn tenant_or(headers: &axum::http::HeaderMap, default: &str) -> String {
+    match header(headers, wire::http::TENANT_HEADER).map(str::trim) {
+        Some(t) if !t.is_empty() => t.to_string(),
+        _ => default.to_string(),
+    }
 }
 
 /// Reads a header as a string, if present and valid.

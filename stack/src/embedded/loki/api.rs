@@ -25,7 +25,7 @@ use super::logql::{self, Expr, ParseError};
 use super::store::Labels;
 use super::{DEFAULT_TENANT, Loki, LokiError, now_ns};
 use crate::embedded::http::{body_limit, header as header_str};
-use crate::embedded::metrics::TEXT_CONTENT_TYPE;
+use wire::exposition::Format;
 
 const HOUR_NS: i64 = 3_600_000_000_000;
 const MAX_POINTS: i64 = 11_000;
@@ -65,7 +65,7 @@ fn text(status: StatusCode, msg: String) -> Response {
     let mut r = (status, format!("{msg}\n")).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
+        HeaderValue::from_static(wire::http::TEXT_PLAIN),
     );
     r
 }
@@ -78,10 +78,7 @@ fn finish(loki: &Loki, route: &'static str, result: Result<Response, LokiError>)
 }
 
 fn tenant(headers: &HeaderMap) -> String {
-    match header_str(headers, "X-Scope-OrgID").map(str::trim) {
-        Some(t) if !t.is_empty() => t.to_string(),
-        _ => DEFAULT_TENANT.to_string(),
-    }
+    crate::embedded::http::tenant_or(headers, DEFAULT_TENANT)
 }
 
 async fn push(State(loki): State<Arc<Loki>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -106,7 +103,7 @@ async fn metrics(State(loki): State<Arc<Loki>>) -> Response {
     let mut r = loki.render_metrics().into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static(TEXT_CONTENT_TYPE),
+        HeaderValue::from_static(Format::PrometheusText.content_type()),
     );
     finish(&loki, "metrics", Ok(r))
 }

@@ -280,7 +280,7 @@ pub fn render_result(r: &QueryResult) -> String {
 }
 
 fn json_response(status: StatusCode, body: String) -> Response {
-    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+    (status, [(header::CONTENT_TYPE, wire::http::JSON)], body).into_response()
 }
 
 fn respond(r: Result<String, ApiError>) -> Response {
