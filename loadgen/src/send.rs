@@ -38,9 +38,9 @@ use wire::otlp::{
 use crate::schedule::Signal;
 
 /// The tenant header of Loki, Mimir and Tempo.
-pub const TENANT_HEADER: &str = "X-Scope-OrgID";
-/// Content type of every body sent here.
-const PROTOBUF: &str = "application/x-protobuf";
+pub use wire::http::TENANT_HEADER;
+// Content type of every body sent here.
+use wire::http::PROTOBUF;
 /// How much of a refusal's body goes into the error.
 const BODY_SNIPPET: usize = 256;
 

@@ -984,6 +984,23 @@ untyped_no_help NaN
 "#;
 
     #[test]
+    fn families_built_by_a_server_read_back() {
+        let mut requests = MetricFamily::new("x_requests_total", MetricKind::Counter)
+            .with_help("Requests, by route.");
+        requests.push(&[("route", "push"), ("note", "a \"b\"\n")], 3.0);
+        requests.push(&[("route", "query")], 0.0);
+        let up = MetricFamily::new("x_up", MetricKind::Gauge)
+            .with_help("Always 1.")
+            .with_sample(&[], 1.0);
+        let text = encode(&[requests.clone(), up.clone()]);
+        assert!(text.starts_with(
+            "# HELP x_requests_total Requests, by route.\n# TYPE x_requests_total counter\n"
+        ));
+        assert!(text.contains("x_up 1\n"), "{text}");
+        assert_eq!(parse(&text).unwrap(), vec![requests, up]);
+    }
+
+    #[test]
     fn parses_a_node_exporter_page() {
         let fams = parse(NODE).unwrap();
         let names: Vec<_> = fams.iter().map(|f| f.name.as_str()).collect();

@@ -22,7 +22,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path, Query as QueryParams, State};
+use axum::extract::{FromRequestParts, Path, Query as QueryParams, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -93,6 +94,18 @@ pub fn router(state: Arc<Tempo>) -> Router {
 
 fn tenant(headers: &HeaderMap) -> Result<String, ApiError> {
     Ok(tenant_from(header_str(headers, TENANT_HEADER))?)
+}
+
+/// The tenant of a request, checked as Tempo checks `X-Scope-OrgID`: a handler that takes it
+/// refuses a bad one (400) before it runs.
+struct Tenant(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Tenant {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        tenant(&parts.headers).map(Tenant)
+    }
 }
 
 /// Parses a hex trace id of up to 32 digits, left-padding it with zeros as Tempo does.
@@ -317,10 +330,9 @@ fn base64(bytes: &[u8]) -> String {
 
 async fn search_traces(
     State(tempo): State<Arc<Tempo>>,
-    headers: HeaderMap,
     QueryParams(params): Params,
+    Tenant(tenant): Tenant,
 ) -> Result<Response, ApiError> {
-    let tenant = tenant(&headers)?;
     let p = SearchParams::parse(&params)?;
     let resp = search::search(&tempo.store(), &tenant, &p);
     Ok(axum::Json(resp).into_response())
@@ -328,10 +340,9 @@ async fn search_traces(
 
 async fn tags_v1(
     State(tempo): State<Arc<Tempo>>,
-    headers: HeaderMap,
     QueryParams(params): Params,
+    Tenant(tenant): Tenant,
 ) -> Result<Response, ApiError> {
-    let tenant = tenant(&headers)?;
     let scopes = Scopes::parse(&params, false)?;
     let range = TimeRange::parse(&params)?;
     let mut tag_names: Vec<String> = search::tag_scopes(&tempo.store(), &tenant, range, scopes)
@@ -345,10 +356,9 @@ async fn tags_v1(
 
 async fn tags_v2(
     State(tempo): State<Arc<Tempo>>,
-    headers: HeaderMap,
     QueryParams(params): Params,
+    Tenant(tenant): Tenant,
 ) -> Result<Response, ApiError> {
-    let tenant = tenant(&headers)?;
     let scopes = Scopes::parse(&params, true)?;
     let range = TimeRange::parse(&params)?;
     let scopes = search::tag_scopes(&tempo.store(), &tenant, range, scopes);
@@ -358,10 +368,9 @@ async fn tags_v2(
 async fn values_v1(
     State(tempo): State<Arc<Tempo>>,
     Path(tag): Path<String>,
-    headers: HeaderMap,
     QueryParams(params): Params,
+    Tenant(tenant): Tenant,
 ) -> Result<Response, ApiError> {
-    let tenant = tenant(&headers)?;
     let range = TimeRange::parse(&params)?;
     let tag_values = search::tag_values(&tempo.store(), &tenant, range, &tag);
     Ok(axum::Json(TagValuesResponse { tag_values }).into_response())
@@ -370,10 +379,9 @@ async fn values_v1(
 async fn values_v2(
     State(tempo): State<Arc<Tempo>>,
     Path(tag): Path<String>,
-    headers: HeaderMap,
     QueryParams(params): Params,
+    Tenant(tenant): Tenant,
 ) -> Result<Response, ApiError> {
-    let tenant = tenant(&headers)?;
     let range = TimeRange::parse(&params)?;
     let field = Field::parse(&tag).ok_or_else(|| {
         ApiError::BadRequest(format!(
