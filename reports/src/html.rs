@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use crate::histogram::HistogramData;
-use crate::results::{Interval, Results, SignalResults, Verification};
+use crate::results::{Interval, Results, SignalResults};
 use crate::svg::{self, BarChart, BarSeries, LineChart, Series, XAxis};
 
 /// Escapes `s` for HTML text and (quoted) attribute values.
