@@ -105,6 +105,26 @@ pub fn is_valid_label_name(name: &str) -> bool {
     chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// A legal label name made from any key (an OTLP attribute, a structured-metadata name), as
+/// Prometheus' and Loki's OTLP translation and Loki's distributor make one: characters outside
+/// `[a-zA-Z0-9_]` become `_`, a leading digit gets `key_` in front.
+pub fn sanitize_label_name(key: &str) -> String {
+    let mut s: String = key
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if s.starts_with(|c: char| c.is_ascii_digit()) {
+        s.insert_str(0, "key_");
+    }
+    s
+}
+
 /// Is `name` a legal metric name (`[a-zA-Z_:][a-zA-Z0-9_:]*`)?
 pub fn is_valid_metric_name(name: &str) -> bool {
     let mut chars = name.chars();
@@ -340,6 +360,10 @@ mod tests {
         assert!(!is_valid_label_name("a:b"));
         assert!(is_valid_metric_name("a:b_total"));
         assert!(!is_valid_metric_name(""));
+        assert_eq!(sanitize_label_name("service.name"), "service_name");
+        assert_eq!(sanitize_label_name("http.status-code"), "http_status_code");
+        assert_eq!(sanitize_label_name("9lives"), "key_9lives");
+        assert_eq!(sanitize_label_name("ok_1"), "ok_1");
     }
 
     #[test]

@@ -328,24 +328,8 @@ pub use wire::otlp::rpc::{
     Any as ProtoAny, Duration as ProtoDuration, RETRY_INFO_TYPE_URL, RetryInfo, Status as RpcStatus,
 };
 
-/// A label name from an attribute key: characters outside `[a-zA-Z0-9_]` become `_`, a leading
-/// digit gets `key_` in front (as Prometheus' and Loki's OTLP translation do).
-pub fn label_name(key: &str) -> String {
-    let mut s: String = key
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if s.starts_with(|c: char| c.is_ascii_digit()) {
-        s.insert_str(0, "key_");
-    }
-    s
-}
+/// A label name from an attribute key (as Prometheus' and Loki's OTLP translation make one).
+pub use wire::labels::sanitize_label_name as label_name;
 
 /// An attribute value or log body as text: strings as they are, other scalars printed, maps and
 /// arrays as JSON, bytes as base64.

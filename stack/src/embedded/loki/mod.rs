@@ -571,26 +571,13 @@ fn entry_bytes(e: &wire::loki::Entry) -> u64 {
             .sum::<usize>()) as u64
 }
 
-/// Structured metadata names are normalised as Loki's distributor does: characters outside
-/// `[a-zA-Z0-9_]` become `_`, and a leading digit gets a `key_` prefix.
+/// Structured metadata names are normalised as Loki's distributor does (see
+/// [`wire::labels::sanitize_label_name`]); a legal name is kept as it is.
 fn sanitize_label_name(name: String) -> String {
     if wire::labels::is_valid_label_name(&name) {
         return name;
     }
-    let mut out: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if out.starts_with(|c: char| c.is_ascii_digit()) {
-        out.insert_str(0, "key_");
-    }
-    out
+    wire::labels::sanitize_label_name(&name)
 }
 
 /// The HTTP API.
