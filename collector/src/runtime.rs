@@ -26,7 +26,7 @@ use crate::config::{Built, Component, Config, ConfigError};
 use crate::event::{Items, LogBatch, MetricBatch, Signal, TraceBatch};
 use crate::output::{Output, Target};
 use crate::process::{AnyStages, Drops, Stage, Stages};
-use crate::selfmon::{ComponentMetrics, Registry, TEXT_CONTENT_TYPE};
+use crate::selfmon::{ComponentMetrics, Registry};
 use crate::sources::{ListenAddrs, Outputs, SourceContext};
 use crate::writers::{AnyWriter, WriterContext};
 
@@ -406,7 +406,10 @@ type ServerState = (Arc<Registry>, Health);
 
 async fn metrics_handler(State((registry, _)): State<ServerState>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, TEXT_CONTENT_TYPE)],
+        [(
+            header::CONTENT_TYPE,
+            wire::exposition::Format::PrometheusText.content_type(),
+        )],
         registry.render(),
     )
 }

@@ -12,13 +12,13 @@
 //! that appears at its first increment misses that increment.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
 use wire::Signal;
+use wire::exposition::{self, ExpoSample, MetricFamily, MetricKind};
 
 type LabelSet = Vec<(String, String)>;
 
@@ -230,76 +230,54 @@ impl Registry {
 
     /// Renders every family, then the process metrics, in the Prometheus text format 0.0.4.
     pub fn render(&self) -> String {
-        let mut out = self.render_families();
-        process::render(&mut out);
-        out
+        let mut families = self.families();
+        families.extend(process::families());
+        exposition::encode(&families)
     }
 
-    fn render_families(&self) -> String {
+    /// The registered families as exposition values, series in label order.
+    fn families(&self) -> Vec<MetricFamily> {
         let families = self.families.lock();
-        let mut out = String::new();
+        let mut out = Vec::with_capacity(families.len());
         for (name, fam) in families.iter() {
             let kind = match fam.kind {
-                Kind::Counter => "counter",
-                Kind::Gauge => "gauge",
-                Kind::Histogram => "histogram",
+                Kind::Counter => MetricKind::Counter,
+                Kind::Gauge => MetricKind::Gauge,
+                Kind::Histogram => MetricKind::Histogram,
             };
-            let _ = writeln!(out, "# HELP {name} {}", fam.help);
-            let _ = writeln!(out, "# TYPE {name} {kind}");
+            let mut family = MetricFamily::new(name.as_str(), kind).with_help(fam.help);
             for (labels, series) in &fam.series {
+                let sample = |suffix: &str, le: Option<String>, v: f64| {
+                    let mut labels = labels.clone();
+                    labels.extend(le.map(|le| ("le".to_string(), le)));
+                    ExpoSample::new(format!("{name}{suffix}"), labels, v)
+                };
                 match series {
-                    Series::Counter(c) => sample(&mut out, name, labels, None, c.get() as f64),
-                    Series::Gauge(g) => sample(&mut out, name, labels, None, g.get() as f64),
+                    Series::Counter(c) => family.samples.push(sample("", None, c.get() as f64)),
+                    Series::Gauge(g) => family.samples.push(sample("", None, g.get() as f64)),
                     Series::Histogram(h) => {
-                        let bucket = format!("{name}_bucket");
                         let mut cumulative = 0u64;
                         for (b, n) in h.0.bounds.iter().zip(&h.0.buckets) {
                             cumulative += n.load(Ordering::Relaxed);
-                            let le = b.to_string();
-                            sample(&mut out, &bucket, labels, Some(&le), cumulative as f64);
+                            let le = Some(b.to_string());
+                            family
+                                .samples
+                                .push(sample("_bucket", le, cumulative as f64));
                         }
-                        sample(&mut out, &bucket, labels, Some("+Inf"), h.count() as f64);
-                        sample(&mut out, &format!("{name}_sum"), labels, None, h.sum());
-                        sample(
-                            &mut out,
-                            &format!("{name}_count"),
-                            labels,
-                            None,
-                            h.count() as f64,
-                        );
+                        let count = h.count() as f64;
+                        family.samples.extend([
+                            sample("_bucket", Some("+Inf".into()), count),
+                            sample("_sum", None, h.sum()),
+                            sample("_count", None, count),
+                        ]);
                     }
                 }
             }
+            out.push(family);
         }
         out
     }
 }
-
-fn sample(out: &mut String, name: &str, labels: &LabelSet, le: Option<&str>, v: f64) {
-    out.push_str(name);
-    if !labels.is_empty() || le.is_some() {
-        out.push('{');
-        let mut first = true;
-        for (k, val) in labels
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .chain(le.map(|l| ("le", l)))
-        {
-            if !first {
-                out.push(',');
-            }
-            first = false;
-            out.push_str(k);
-            out.push('=');
-            wire::labels::write_quoted(out, val);
-        }
-        out.push('}');
-    }
-    let _ = writeln!(out, " {v}");
-}
-
-/// The `Content-Type` of the text exposition format.
-pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// What a component counts through. Names are the collector's own:
 /// `collector_received_items_total`, `collector_sent_items_total`,
@@ -420,7 +398,7 @@ impl ComponentMetrics {
 /// The `process_*` metrics of the Prometheus client libraries (Go's `procfs` collector), read
 /// from `/proc/self`; on a system without `/proc` nothing is written.
 pub mod process {
-    use std::fmt::Write as _;
+    use wire::exposition::{MetricFamily, MetricKind};
 
     /// Clock ticks per second of `/proc/<pid>/stat` (`USER_HZ`, 100 on every Linux ABI; what the
     /// Go client assumes too).
@@ -485,55 +463,58 @@ pub mod process {
         fields
     }
 
-    /// Appends the families, with HELP and TYPE as the Go client writes them.
-    pub fn render(out: &mut String) {
+    /// The families, with HELP and TYPE as the Go client writes them; those `/proc` could not
+    /// tell are left out.
+    pub fn families() -> Vec<MetricFamily> {
         let s = read();
-        let families: [(&str, &str, &str, Option<f64>); 6] = [
+        let families: [(&str, MetricKind, &str, Option<f64>); 6] = [
             (
                 "process_cpu_seconds_total",
-                "counter",
+                MetricKind::Counter,
                 "Total user and system CPU time spent in seconds.",
                 s.cpu_seconds,
             ),
             (
                 "process_max_fds",
-                "gauge",
+                MetricKind::Gauge,
                 "Maximum number of open file descriptors.",
                 s.max_fds,
             ),
             (
                 "process_open_fds",
-                "gauge",
+                MetricKind::Gauge,
                 "Number of open file descriptors.",
                 s.open_fds,
             ),
             (
                 "process_resident_memory_bytes",
-                "gauge",
+                MetricKind::Gauge,
                 "Resident memory size in bytes.",
                 s.resident_bytes,
             ),
             (
                 "process_start_time_seconds",
-                "gauge",
+                MetricKind::Gauge,
                 "Start time of the process since unix epoch in seconds.",
                 s.start_time_seconds,
             ),
             (
                 "process_virtual_memory_bytes",
-                "gauge",
+                MetricKind::Gauge,
                 "Virtual memory size in bytes.",
                 s.virtual_bytes,
             ),
         ];
-        for (name, kind, help, value) in families {
-            if let Some(v) = value {
-                let _ = writeln!(
-                    out,
-                    "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
-                );
-            }
-        }
+        families
+            .into_iter()
+            .filter_map(|(name, kind, help, value)| {
+                value.map(|v| {
+                    MetricFamily::new(name, kind)
+                        .with_help(help)
+                        .with_sample(&[], v)
+                })
+            })
+            .collect()
     }
 
     #[cfg(test)]

@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use crate::histogram::HistogramData;
-use crate::results::{Interval, Results, SignalResults, Verification};
+use crate::results::{Interval, Results, SignalResults};
 use crate::svg::{self, BarChart, BarSeries, LineChart, Series, XAxis};
 
 /// Escapes `s` for HTML text and (quoted) attribute values.
@@ -147,11 +147,6 @@ pub fn fmt_f(v: f64) -> String {
     } else {
         format!("{v:.4}")
     }
-}
-
-/// Canary loss as a fraction of acknowledged canaries; `None` without canaries.
-pub fn loss_fraction(v: &Verification) -> Option<f64> {
-    v.loss_fraction()
 }
 
 /// `0.012%`, or `–` when unknown.
@@ -322,9 +317,15 @@ impl Figure {
     /// `n` counted events shown as `n * scale` (a rate: `1 / seconds`; a percentage of `c`:
     /// `100 / c`), with Poisson noise.
     pub fn count(n: u64, scale: f64) -> Figure {
+        Figure::counted(n as f64 * scale, n)
+    }
+
+    /// A value proportional to `n` counted events (a share of them, a rate): its Poisson noise is
+    /// the value over sqrt(n).
+    pub fn counted(value: f64, n: u64) -> Figure {
         Figure {
-            value: n as f64 * scale,
-            sigma: (n as f64).sqrt() * scale.abs(),
+            value,
+            sigma: value.abs() / (n.max(1) as f64).sqrt(),
             resolution: 0.0,
         }
     }
@@ -409,7 +410,8 @@ pub const SIGNAL_FIGURES: [FigureSpec; 8] = [
         better: Better::Lower,
         get: |_, s| {
             let v = &s.verification;
-            (v.canaries > 0).then(|| Figure::count(v.lost, 100.0 / v.canaries as f64))
+            let percent = v.loss_fraction()? * 100.0;
+            Some(Figure::counted(percent, v.lost))
         },
         fmt: |f| format!("{f:.3}"),
     },
@@ -940,7 +942,7 @@ fn loss_section(r: &Results) -> String {
                     errors_by_status(s),
                     fmt_int(v.canaries),
                     fmt_int(v.found),
-                    format!("{} ({})", fmt_int(v.lost), fmt_pct(loss_fraction(v))),
+                    format!("{} ({})", fmt_int(v.lost), fmt_pct(v.loss_fraction())),
                     fmt_int(v.duplicated),
                     fmt_int(v.out_of_order),
                     if w.count > 0 {

@@ -8,7 +8,7 @@
 use std::fmt::Write as _;
 
 use crate::histogram::HistogramData;
-use crate::html::{fmt_bytes, fmt_f, fmt_ms, fmt_pct, loss_fraction, measured_s};
+use crate::html::{fmt_bytes, fmt_f, fmt_ms, fmt_pct, measured_s};
 use crate::results::Results;
 
 /// The summary as printable text (ends with a newline).
@@ -63,7 +63,7 @@ pub fn summary(results: &Results) -> String {
             name,
             fmt_f(s.items_per_second),
             fmt_pct(refused_frac),
-            fmt_pct(loss_fraction(&s.verification)),
+            fmt_pct(s.verification.loss_fraction()),
             lat(send, send.p50),
             lat(send, send.p99),
             lat(w2q, w2q.p50),

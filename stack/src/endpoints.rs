@@ -1,42 +1,10 @@
 //! Where a stack's APIs are: one URL per API, as the real servers split them, plus the tenant and
 //! credentials every request carries. Credentials never appear in `Debug` output or logs.
 
-use std::fmt;
-
+use reqwest::header::{AUTHORIZATION, HeaderValue};
 use url::Url;
 
-/// Credentials sent with every request.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub enum Auth {
-    #[default]
-    None,
-    Basic {
-        username: String,
-        password: String,
-    },
-    Bearer(String),
-}
-
-impl fmt::Debug for Auth {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Auth::None => f.write_str("None"),
-            Auth::Basic { username, .. } => write!(f, "Basic({username}:***)"),
-            Auth::Bearer(_) => f.write_str("Bearer(***)"),
-        }
-    }
-}
-
-impl Auth {
-    /// Adds the credentials to a request.
-    pub fn apply(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
-        match self {
-            Auth::None => rb,
-            Auth::Basic { username, password } => rb.basic_auth(username, Some(password)),
-            Auth::Bearer(token) => rb.bearer_auth(token),
-        }
-    }
-}
+pub use wire::http::{Auth, TENANT_HEADER};
 
 /// The URLs of a stack's APIs. Paths are appended by the clients and writers
 /// (`/loki/api/v1/push`, `/api/v1/query`, `/v1/traces`, ...).
@@ -62,9 +30,6 @@ pub struct Endpoints {
     pub auth: Auth,
 }
 
-/// The tenant header of Loki, Mimir and Tempo.
-pub const TENANT_HEADER: &str = "X-Scope-OrgID";
-
 impl Endpoints {
     /// Adds tenant and credentials to a request.
     pub fn decorate(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
@@ -72,7 +37,17 @@ impl Endpoints {
             Some(t) => rb.header(TENANT_HEADER, t),
             None => rb,
         };
-        self.auth.apply(rb)
+        match self.auth.authorization() {
+            Some(value) => match HeaderValue::from_str(&value) {
+                Ok(mut value) => {
+                    value.set_sensitive(true);
+                    rb.header(AUTHORIZATION, value)
+                }
+                // reqwest records the invalid value as the request's error.
+                Err(_) => rb.header(AUTHORIZATION, value),
+            },
+            None => rb,
+        }
     }
 }
 
@@ -81,12 +56,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn debug_hides_secrets() {
-        let a = Auth::Basic {
-            username: "u".into(),
-            password: "hunter2".into(),
+    fn requests_carry_tenant_and_credentials() {
+        let mut e = Endpoints {
+            loki: Url::parse("http://loki").unwrap(),
+            prometheus_write: Url::parse("http://mimir/api/v1/push").unwrap(),
+            prometheus_query: Url::parse("http://mimir/prometheus").unwrap(),
+            tempo_otlp_http: Url::parse("http://tempo:4318").unwrap(),
+            tempo_otlp_grpc: None,
+            tempo_query: Url::parse("http://tempo").unwrap(),
+            grafana: None,
+            tenant: Some("t1".into()),
+            auth: Auth::Basic {
+                username: "u".into(),
+                password: "hunter2".into(),
+            },
         };
-        assert!(!format!("{a:?}").contains("hunter2"));
-        assert!(!format!("{:?}", Auth::Bearer("tok".into())).contains("tok"));
+        let client = reqwest::Client::new();
+        let req = e.decorate(client.get("http://x/")).build().unwrap();
+        assert_eq!(req.headers()[TENANT_HEADER], "t1");
+        assert_eq!(req.headers()[AUTHORIZATION], "Basic dTpodW50ZXIy");
+        assert!(req.headers()[AUTHORIZATION].is_sensitive());
+        e.auth = Auth::Bearer("s3cr3t".into());
+        let req = e.decorate(client.get("http://x/")).build().unwrap();
+        assert_eq!(req.headers()[AUTHORIZATION], "Bearer s3cr3t");
+        assert!(!format!("{e:?}").contains("s3cr3t"));
     }
 }

@@ -161,6 +161,28 @@ impl MetricFamily {
             samples: Vec::new(),
         }
     }
+
+    /// The family with its `# HELP` text (what a server writing its own metrics starts from).
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    /// Adds a sample named as the family itself (a counter's or gauge's series).
+    pub fn push(&mut self, labels: &[(&str, &str)], value: f64) {
+        let labels = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.samples
+            .push(ExpoSample::new(self.name.clone(), labels, value));
+    }
+
+    /// The family with one sample named as itself.
+    pub fn with_sample(mut self, labels: &[(&str, &str)], value: f64) -> Self {
+        self.push(labels, value);
+        self
+    }
 }
 
 /// One sample line.
@@ -960,6 +982,23 @@ prometheus_http_request_duration_seconds_count{handler="/metrics"} 6
 process_start_time_seconds 1.70000000012e+09 1700000000123
 untyped_no_help NaN
 "#;
+
+    #[test]
+    fn families_built_by_a_server_read_back() {
+        let mut requests = MetricFamily::new("x_requests_total", MetricKind::Counter)
+            .with_help("Requests, by route.");
+        requests.push(&[("route", "push"), ("note", "a \"b\"\n")], 3.0);
+        requests.push(&[("route", "query")], 0.0);
+        let up = MetricFamily::new("x_up", MetricKind::Gauge)
+            .with_help("Always 1.")
+            .with_sample(&[], 1.0);
+        let text = encode(&[requests.clone(), up.clone()]);
+        assert!(text.starts_with(
+            "# HELP x_requests_total Requests, by route.\n# TYPE x_requests_total counter\n"
+        ));
+        assert!(text.contains("x_up 1\n"), "{text}");
+        assert_eq!(parse(&text).unwrap(), vec![requests, up]);
+    }
 
     #[test]
     fn parses_a_node_exporter_page() {

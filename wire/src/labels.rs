@@ -1,10 +1,88 @@
 //! Label sets as Loki and Prometheus spell them: `{name="value", other="x"}` with Go string
-//! escapes in values, names matching `[a-zA-Z_][a-zA-Z0-9_]*`, kept sorted by name.
+//! escapes in values, names matching `[a-zA-Z_][a-zA-Z0-9_]*`, kept sorted by name; [`Labels`] is
+//! the sorted set the pipeline carries a stream's or a series' labels in.
 
 use std::fmt::Write as _;
 
 /// One label.
 pub type Label = (String, String);
+
+/// A label set kept sorted by name, names unique.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Labels(Vec<(String, String)>);
+
+impl Labels {
+    /// From pairs in any order; a later duplicate name wins.
+    pub fn new(mut pairs: Vec<(String, String)>) -> Self {
+        pairs.reverse();
+        pairs.sort_by(|a, b| a.0.cmp(&b.0)); // stable: the (reversed) later one comes first
+        pairs.dedup_by(|b, a| a.0 == b.0);
+        Labels(pairs)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .binary_search_by(|(k, _)| k.as_str().cmp(name))
+            .ok()
+            .map(|i| self.0[i].1.as_str())
+    }
+
+    /// Sets `name` to `value`, replacing any value it had.
+    pub fn insert(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        let name = name.into();
+        match self.0.binary_search_by(|(k, _)| k.as_str().cmp(&name)) {
+            Ok(i) => self.0[i].1 = value.into(),
+            Err(i) => self.0.insert(i, (name, value.into())),
+        }
+    }
+
+    pub fn remove(&mut self, name: &str) -> Option<String> {
+        self.0
+            .binary_search_by(|(k, _)| k.as_str().cmp(name))
+            .ok()
+            .map(|i| self.0.remove(i).1)
+    }
+
+    /// Keeps the labels for which `f` is true.
+    pub fn retain(&mut self, mut f: impl FnMut(&str, &str) -> bool) {
+        self.0.retain(|(k, v)| f(k, v));
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn as_slice(&self) -> &[(String, String)] {
+        &self.0
+    }
+
+    pub fn into_vec(self) -> Vec<(String, String)> {
+        self.0
+    }
+
+    /// The `{a="b", c="d"}` form Loki's push API takes.
+    pub fn to_loki_string(&self) -> String {
+        format_label_set(&self.0)
+    }
+}
+
+impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Labels {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        Labels::new(
+            iter.into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        )
+    }
+}
 
 /// Why a label set is not acceptable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -25,6 +103,26 @@ pub fn is_valid_label_name(name: &str) -> bool {
         _ => return false,
     }
     chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// A legal label name made from any key (an OTLP attribute, a structured-metadata name), as
+/// Prometheus' and Loki's OTLP translation and Loki's distributor make one: characters outside
+/// `[a-zA-Z0-9_]` become `_`, a leading digit gets `key_` in front.
+pub fn sanitize_label_name(key: &str) -> String {
+    let mut s: String = key
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if s.starts_with(|c: char| c.is_ascii_digit()) {
+        s.insert_str(0, "key_");
+    }
+    s
 }
 
 /// Is `name` a legal metric name (`[a-zA-Z_:][a-zA-Z0-9_:]*`)?
@@ -262,5 +360,28 @@ mod tests {
         assert!(!is_valid_label_name("a:b"));
         assert!(is_valid_metric_name("a:b_total"));
         assert!(!is_valid_metric_name(""));
+        assert_eq!(sanitize_label_name("service.name"), "service_name");
+        assert_eq!(sanitize_label_name("http.status-code"), "http_status_code");
+        assert_eq!(sanitize_label_name("9lives"), "key_9lives");
+        assert_eq!(sanitize_label_name("ok_1"), "ok_1");
+    }
+
+    #[test]
+    fn labels_stay_sorted_and_unique() {
+        let mut l = Labels::new(vec![
+            ("b".into(), "1".into()),
+            ("a".into(), "2".into()),
+            ("b".into(), "3".into()),
+        ]);
+        assert_eq!(l.iter().collect::<Vec<_>>(), vec![("a", "2"), ("b", "3")]);
+        l.insert("aa", "x");
+        l.insert("a", "y");
+        assert_eq!(l.get("a"), Some("y"));
+        assert_eq!(
+            l.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            vec!["a", "aa", "b"]
+        );
+        assert_eq!(l.remove("aa"), Some("x".into()));
+        assert_eq!(l.to_loki_string(), r#"{a="y", b="3"}"#);
     }
 }

@@ -6,7 +6,8 @@
 //! | [`remote_write`] | Prometheus remote write 1.0: protobuf + snappy; label rules, stale markers |
 //! | [`otlp`] | OTLP logs, metrics and traces: protobuf and the OTLP/HTTP JSON mapping; gRPC service types |
 //! | [`exposition`] | Prometheus text exposition 0.0.4 (and the OpenMetrics bits a scraper meets) |
-//! | [`labels`] | label sets: the `{a="b", c="d"}` syntax, name rules, sorting |
+//! | [`labels`] | label sets: [`Labels`], the `{a="b", c="d"}` syntax, name rules, sorting |
+//! | [`http`] | the tenant header, content types and encodings, credentials ([`http::Auth`]) |
 //! | [`signal`] | [`Signal`]: logs, metrics, traces — the one spelling every crate uses |
 //! | [`compression`] | snappy block format and gzip, both with a bound on the decompressed size |
 //!
@@ -16,6 +17,7 @@
 pub mod compression;
 pub mod error;
 pub mod exposition;
+pub mod http;
 pub mod labels;
 pub mod loki;
 pub mod otlp;
@@ -23,6 +25,7 @@ pub mod remote_write;
 pub mod signal;
 
 pub use error::WireError;
+pub use labels::Labels;
 pub use signal::Signal;
 
 /// Default bound on a decompressed body: the same 100 MiB order of magnitude as Loki's and

@@ -63,6 +63,60 @@ pub mod grpc {
     };
 }
 
+/// The `google.rpc` messages OTLP answers with: [`rpc::Status`] is the body of an OTLP/HTTP
+/// error and the details of a gRPC one; [`rpc::RetryInfo`] tells a throttled client when to
+/// retry.
+pub mod rpc {
+    /// `google.rpc.Status`. In JSON only `code` and `message` are written (and read): the
+    /// details are `Any`s, which the JSON mapping cannot express without their types.
+    #[derive(Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize)]
+    pub struct Status {
+        #[prost(int32, tag = "1")]
+        pub code: i32,
+        #[prost(string, tag = "2")]
+        #[serde(default)]
+        pub message: String,
+        #[prost(message, repeated, tag = "3")]
+        #[serde(skip)]
+        pub details: Vec<Any>,
+    }
+
+    /// `google.protobuf.Any`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Any {
+        #[prost(string, tag = "1")]
+        pub type_url: String,
+        #[prost(bytes = "vec", tag = "2")]
+        pub value: Vec<u8>,
+    }
+
+    /// `google.rpc.RetryInfo`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct RetryInfo {
+        #[prost(message, optional, tag = "1")]
+        pub retry_delay: Option<Duration>,
+    }
+
+    /// `google.protobuf.Duration`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Duration {
+        #[prost(int64, tag = "1")]
+        pub seconds: i64,
+        #[prost(int32, tag = "2")]
+        pub nanos: i32,
+    }
+
+    /// The `type_url` of a [`RetryInfo`] packed in an [`Any`].
+    pub const RETRY_INFO_TYPE_URL: &str = "type.googleapis.com/google.rpc.RetryInfo";
+
+    /// gRPC status codes OTLP receivers answer with.
+    pub mod code {
+        pub const INVALID_ARGUMENT: i32 = 3;
+        pub const RESOURCE_EXHAUSTED: i32 = 8;
+        pub const UNAVAILABLE: i32 = 14;
+    }
+}
+
 /// How an OTLP/HTTP body is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encoding {
@@ -92,8 +146,8 @@ impl Encoding {
     /// The `Content-Type` header value for this encoding.
     pub fn content_type(self) -> &'static str {
         match self {
-            Encoding::Protobuf => "application/x-protobuf",
-            Encoding::Json => "application/json",
+            Encoding::Protobuf => crate::http::PROTOBUF,
+            Encoding::Json => crate::http::JSON,
         }
     }
 }

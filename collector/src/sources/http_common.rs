@@ -131,10 +131,7 @@ impl Refusal {
 
     /// The response with the reason as plain text (Loki and Prometheus answer so).
     pub fn respond_text(&self) -> Response {
-        self.respond_with(
-            "text/plain; charset=utf-8",
-            format!("{self}\n").into_bytes(),
-        )
+        self.respond_with(wire::http::TEXT_PLAIN, format!("{self}\n").into_bytes())
     }
 }
 

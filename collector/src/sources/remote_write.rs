@@ -115,14 +115,15 @@ async fn read_and_decode(
 fn check_headers(headers: &HeaderMap) -> Result<(), Refusal> {
     if let Some(ct) = http_common::header_str(headers, header::CONTENT_TYPE) {
         let media = ct.split(';').next().unwrap_or_default().trim();
-        if !media.eq_ignore_ascii_case("application/x-protobuf") {
+        if !media.eq_ignore_ascii_case(wire::http::PROTOBUF) {
             return Err(Refusal::UnsupportedMediaType(format!(
-                "unsupported Content-Type {ct:?}, want application/x-protobuf"
+                "unsupported Content-Type {ct:?}, want {}",
+                wire::http::PROTOBUF
             )));
         }
     }
     if let Some(ce) = http_common::header_str(headers, header::CONTENT_ENCODING)
-        && !ce.trim().eq_ignore_ascii_case("snappy")
+        && !ce.trim().eq_ignore_ascii_case(wire::http::SNAPPY)
     {
         return Err(Refusal::UnsupportedMediaType(format!(
             "unsupported Content-Encoding {ce:?}, want snappy"

@@ -13,7 +13,7 @@ use std::fmt;
 use std::time::Duration;
 
 use bytes::Bytes;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use serde::Deserialize;
 
 use super::retry::Attempt;
@@ -22,8 +22,7 @@ use crate::sources::BuildError;
 /// The `User-Agent` every writer sends.
 pub const USER_AGENT: &str = concat!("collector/", env!("CARGO_PKG_VERSION"));
 
-/// The tenant header of Loki, Mimir and Tempo.
-pub const TENANT_HEADER: &str = "X-Scope-OrgID";
+pub use wire::http::{Auth, TENANT_HEADER};
 
 /// How much of a refusal's body is logged.
 const BODY_IN_LOGS: usize = 512;
@@ -97,14 +96,7 @@ impl ClientConfig {
 
     /// The `Authorization` header value, if any.
     pub fn authorization(&self) -> Result<Option<String>, BuildError> {
-        Ok(match self.auth()? {
-            Auth::None => None,
-            Auth::Basic { username, password } => Some(format!(
-                "Basic {}",
-                base64(format!("{username}:{password}").as_bytes())
-            )),
-            Auth::Bearer(t) => Some(format!("Bearer {t}")),
-        })
+        Ok(self.auth()?.authorization())
     }
 }
 
@@ -144,24 +136,6 @@ impl TlsConfig {
     }
 }
 
-/// Credentials.
-#[derive(Clone, PartialEq, Eq)]
-pub enum Auth {
-    None,
-    Basic { username: String, password: String },
-    Bearer(String),
-}
-
-impl fmt::Debug for Auth {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Auth::None => f.write_str("None"),
-            Auth::Basic { username, .. } => write!(f, "Basic({username}:***)"),
-            Auth::Bearer(_) => f.write_str("Bearer(***)"),
-        }
-    }
-}
-
 /// Moves `keys` out of `table` into a table of their own, so that shared settings and a
 /// writer's own settings can each be parsed with unknown keys refused.
 pub fn take_keys(table: &mut toml::Table, keys: &[&str]) -> toml::Table {
@@ -180,28 +154,6 @@ pub fn redact(url: &str) -> String {
         }
         Err(_) => "<invalid url>".into(),
     }
-}
-
-/// Standard base64 with padding (for `Authorization: Basic` over gRPC).
-pub fn base64(input: &[u8]) -> String {
-    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let b = [
-            chunk.first().copied().unwrap_or(0),
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ABC[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// A body cut to what a log line should hold.
@@ -234,7 +186,6 @@ pub struct HttpClient {
     client: reqwest::Client,
     url: reqwest::Url,
     headers: HeaderMap,
-    auth: Auth,
 }
 
 impl HttpClient {
@@ -268,6 +219,16 @@ impl HttpClient {
             let mut value = HeaderValue::from_str(v).map_err(|e| invalid(e.to_string()))?;
             value.set_sensitive(true);
             headers.insert(name, value);
+        }
+        if let Some(a) = cfg.authorization()? {
+            let mut value = HeaderValue::from_str(&a).map_err(|e| BuildError::Invalid {
+                key: "basic_auth".into(),
+                reason: e.to_string(),
+            })?;
+            value.set_sensitive(true);
+            // Appended, as reqwest's `basic_auth`/`bearer_auth` did: a configured
+            // `Authorization` header is not silently replaced.
+            headers.append(AUTHORIZATION, value);
         }
         if let Some(t) = &cfg.tenant_id {
             let value = HeaderValue::from_str(t).map_err(|e| BuildError::Invalid {
@@ -306,27 +267,23 @@ impl HttpClient {
             client,
             url: parsed,
             headers,
-            auth: cfg.auth()?,
         })
     }
 
     /// POSTs `body` once. `Ok` holds a 2xx answer's body; `Err` what else came of it.
     pub async fn post(&self, body: Bytes) -> Result<Bytes, Attempt> {
-        let rb = self
+        let resp = self
             .client
             .post(self.url.clone())
             .headers(self.headers.clone())
-            .body(body);
-        let rb = match &self.auth {
-            Auth::None => rb,
-            Auth::Basic { username, password } => rb.basic_auth(username, Some(password)),
-            Auth::Bearer(t) => rb.bearer_auth(t),
-        };
-        let resp = rb.send().await.map_err(|e| Attempt::Retry {
-            outcome: "error",
-            reason: e.without_url().to_string(),
-            retry_after: None,
-        })?;
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| Attempt::Retry {
+                outcome: "error",
+                reason: e.without_url().to_string(),
+                retry_after: None,
+            })?;
         let status = resp.status();
         let retry_after = resp
             .headers()
@@ -374,26 +331,11 @@ impl HttpClient {
 }
 
 /// The content type of protobuf bodies.
-pub const PROTOBUF: (&str, &str) = ("content-type", "application/x-protobuf");
+pub const PROTOBUF: (&str, &str) = ("content-type", wire::http::PROTOBUF);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_matches_the_rfc_vectors() {
-        for (i, o) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64(i.as_bytes()), o);
-        }
-    }
 
     #[test]
     fn retry_after_as_seconds_or_date() {

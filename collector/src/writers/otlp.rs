@@ -100,7 +100,7 @@ pub fn build(table: toml::Table) -> Result<Engine<OtlpSink>, BuildError> {
         Protocol::Http => {
             let url = format!("{}/v1/traces", c.url.trim_end_matches('/'));
             let fixed: &[_] = match own.compression {
-                Compression::Gzip => &[PROTOBUF, ("content-encoding", "gzip")],
+                Compression::Gzip => &[PROTOBUF, ("content-encoding", wire::http::GZIP)],
                 Compression::None => &[PROTOBUF],
             };
             Transport::Http(Box::new(HttpClient::new(c, &url, fixed)?))
@@ -132,7 +132,7 @@ pub fn build(table: toml::Table) -> Result<Engine<OtlpSink>, BuildError> {
                 .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
                 .collect();
             if let Some(t) = &c.tenant_id {
-                pairs.push(("x-scope-orgid".into(), t.clone()));
+                pairs.push((wire::http::TENANT_METADATA.into(), t.clone()));
             }
             if let Some(a) = c.authorization()? {
                 pairs.push(("authorization".into(), a));

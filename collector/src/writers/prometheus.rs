@@ -58,9 +58,9 @@ pub fn build(table: toml::Table) -> Result<Engine<RemoteWriteSink>, BuildError> 
         &common.client.url,
         &[
             PROTOBUF,
-            ("content-encoding", "snappy"),
+            ("content-encoding", wire::http::SNAPPY),
             (
-                "x-prometheus-remote-write-version",
+                wire::http::REMOTE_WRITE_VERSION_HEADER,
                 wire::remote_write::VERSION_HEADER_VALUE,
             ),
         ],

@@ -27,10 +27,9 @@ pub mod otlp;
 #[cfg(test)]
 pub(crate) mod tests;
 
+use wire::http::PROTOBUF;
 /// The tenant header of Loki, Mimir and Tempo.
-pub const TENANT_HEADER: &str = "X-Scope-OrgID";
-/// Content type of every body sent here.
-const PROTOBUF: &str = "application/x-protobuf";
+pub use wire::http::TENANT_HEADER;
 
 /// A built payload of any kind.
 #[derive(Clone, Debug, PartialEq)]

@@ -1,8 +1,12 @@
-//! What the embedded HTTP servers share: serving a router with graceful shutdown, and the
-//! request-body limit that turns an oversized body into a 413.
+//! What the embedded HTTP servers share: serving a router with graceful shutdown, the
+//! request-body limit that turns an oversized body into a 413, and reading request headers (the
+//! tenant among them).
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, FromRequest, Request};
+use axum::http::HeaderMap;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -31,7 +35,48 @@ pub fn body_limit(max: usize) -> DefaultBodyLimit {
     DefaultBodyLimit::max(max)
 }
 
+/// The tenant a request names in `X-Scope-OrgID`, trimmed; `default` without one (what Loki and
+/// Mimir do with multi-tenancy off: `fake`, `anonymous`).
+pub fn tenant_or(headers: &HeaderMap, default: &str) -> String {
+    match header(headers, wire::http::TENANT_HEADER).map(str::trim) {
+        Some(t) if !t.is_empty() => t.to_string(),
+        _ => default.to_string(),
+    }
+}
+
+/// What a query handler of the embedded Loki and Mimir reads from its request: the headers (the
+/// tenant among them), the raw query string and the body (a POSTed form), taken in one extractor
+/// so that every handler starts the same way. A body over the limit is refused (413) before the
+/// handler runs, as with a `Bytes` argument.
+pub struct ApiRequest {
+    pub headers: HeaderMap,
+    pub query: Option<String>,
+    pub body: Bytes,
+}
+
+impl ApiRequest {
+    /// The tenant, or `default` without one (see [`tenant_or`]).
+    pub fn tenant_or(&self, default: &str) -> String {
+        tenant_or(&self.headers, default)
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for ApiRequest {
+    type Rejection = BytesRejection;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let headers = req.headers().clone();
+        let query = req.uri().query().map(str::to_owned);
+        let body = Bytes::from_request(req, state).await?;
+        Ok(ApiRequest {
+            headers,
+            query,
+            body,
+        })
+    }
+}
+
 /// Reads a header as a string, if present and valid.
-pub fn header<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }

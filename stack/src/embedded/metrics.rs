@@ -1,8 +1,10 @@
-//! Self-metrics of the embedded servers, rendered in the Prometheus text format on each server's
-//! own `/metrics` (as the real Loki, Mimir and Tempo each expose theirs).
+//! Self-metrics of the embedded servers, served in the Prometheus text format on each server's
+//! own `/metrics` (as the real Loki, Mimir and Tempo each expose theirs). Each server builds
+//! [`MetricFamily`] values and writes them with [`wire::exposition::encode`].
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use wire::exposition::{MetricFamily, MetricKind};
 
 /// A monotonically increasing count.
 #[derive(Debug, Default)]
@@ -20,37 +22,13 @@ impl Counter {
     }
 }
 
-/// Writes one metric family of a single sample with optional labels.
-pub fn write_metric(
-    out: &mut String,
-    name: &str,
-    kind: &str,
-    help: &str,
-    labels: &[(&str, &str)],
-    value: f64,
-) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-    write_sample(out, name, labels, value);
+/// Families of one unlabelled sample each, from `(name, kind, help, value)`.
+pub fn single_samples<'a>(
+    rows: impl IntoIterator<Item = (&'a str, MetricKind, &'a str, f64)>,
+) -> impl Iterator<Item = MetricFamily> {
+    rows.into_iter().map(|(name, kind, help, value)| {
+        MetricFamily::new(name, kind)
+            .with_help(help)
+            .with_sample(&[], value)
+    })
 }
-
-/// Writes one sample line (no HELP/TYPE), for families with several label sets.
-pub fn write_sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: f64) {
-    out.push_str(name);
-    if !labels.is_empty() {
-        out.push('{');
-        for (i, (k, v)) in labels.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            out.push_str(k);
-            out.push('=');
-            wire::labels::write_quoted(out, v);
-        }
-        out.push('}');
-    }
-    let _ = writeln!(out, " {value}");
-}
-
-/// The `Content-Type` of the text exposition format.
-pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";

@@ -306,12 +306,7 @@ impl Receiver {
     }
 }
 
-/// gRPC status codes used here.
-pub mod code {
-    pub const INVALID_ARGUMENT: i32 = 3;
-    pub const RESOURCE_EXHAUSTED: i32 = 8;
-    pub const UNAVAILABLE: i32 = 14;
-}
+pub use wire::otlp::rpc::code;
 
 /// The gRPC code a refusal maps to (also the `code` of an OTLP/HTTP error body).
 pub fn grpc_code(r: &Refusal) -> i32 {
@@ -327,64 +322,14 @@ pub fn grpc_code(r: &Refusal) -> i32 {
     }
 }
 
-/// `google.rpc.Status`.
-#[derive(Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize)]
-pub struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    pub code: i32,
-    #[prost(string, tag = "2")]
-    #[serde(default)]
-    pub message: String,
-    #[prost(message, repeated, tag = "3")]
-    #[serde(skip)]
-    pub details: Vec<ProtoAny>,
-}
+/// The `google.rpc` messages the receivers answer with, under the names this module has always
+/// given them.
+pub use wire::otlp::rpc::{
+    Any as ProtoAny, Duration as ProtoDuration, RETRY_INFO_TYPE_URL, RetryInfo, Status as RpcStatus,
+};
 
-/// `google.protobuf.Any`.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct ProtoAny {
-    #[prost(string, tag = "1")]
-    pub type_url: String,
-    #[prost(bytes = "vec", tag = "2")]
-    pub value: Vec<u8>,
-}
-
-/// `google.rpc.RetryInfo`.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct RetryInfo {
-    #[prost(message, optional, tag = "1")]
-    pub retry_delay: Option<ProtoDuration>,
-}
-
-/// `google.protobuf.Duration`.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct ProtoDuration {
-    #[prost(int64, tag = "1")]
-    pub seconds: i64,
-    #[prost(int32, tag = "2")]
-    pub nanos: i32,
-}
-
-pub const RETRY_INFO_TYPE_URL: &str = "type.googleapis.com/google.rpc.RetryInfo";
-
-/// A label name from an attribute key: characters outside `[a-zA-Z0-9_]` become `_`, a leading
-/// digit gets `key_` in front (as Prometheus' and Loki's OTLP translation do).
-pub fn label_name(key: &str) -> String {
-    let mut s: String = key
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if s.starts_with(|c: char| c.is_ascii_digit()) {
-        s.insert_str(0, "key_");
-    }
-    s
-}
+/// A label name from an attribute key (as Prometheus' and Loki's OTLP translation make one).
+pub use wire::labels::sanitize_label_name as label_name;
 
 /// An attribute value or log body as text: strings as they are, other scalars printed, maps and
 /// arrays as JSON, bytes as base64.
@@ -424,26 +369,10 @@ fn any_to_json(v: &AnyValue) -> Json {
     }
 }
 
-/// Standard base64 with padding.
+/// Standard base64 with padding, as the OTLP JSON mapping writes bytes.
 fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 #[cfg(test)]
@@ -455,9 +384,12 @@ mod receiver_tests {
         assert_eq!(label_name("service.name"), "service_name");
         assert_eq!(label_name("http.status-code"), "http_status_code");
         assert_eq!(label_name("9lives"), "key_9lives");
-        assert_eq!(base64(b"Man"), "TWFu");
-        assert_eq!(base64(b"Ma"), "TWE=");
-        assert_eq!(base64(b"M"), "TQ==");
+        for (bytes, text) in [(&b"Man"[..], "TWFu"), (b"Ma", "TWE="), (b"M", "TQ==")] {
+            let v = AnyValue {
+                value: Some(Value::BytesValue(bytes.to_vec())),
+            };
+            assert_eq!(any_to_string(&v), text);
+        }
         let v = AnyValue {
             value: Some(Value::DoubleValue(1.5)),
         };

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -24,8 +24,8 @@ use super::logql::eval::{self, Direction, Processed};
 use super::logql::{self, Expr, ParseError};
 use super::store::Labels;
 use super::{DEFAULT_TENANT, Loki, LokiError, now_ns};
-use crate::embedded::http::{body_limit, header as header_str};
-use crate::embedded::metrics::TEXT_CONTENT_TYPE;
+use crate::embedded::http::{ApiRequest, body_limit, header as header_str};
+use wire::exposition::Format;
 
 const HOUR_NS: i64 = 3_600_000_000_000;
 const MAX_POINTS: i64 = 11_000;
@@ -65,7 +65,7 @@ fn text(status: StatusCode, msg: String) -> Response {
     let mut r = (status, format!("{msg}\n")).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
+        HeaderValue::from_static(wire::http::TEXT_PLAIN),
     );
     r
 }
@@ -78,10 +78,7 @@ fn finish(loki: &Loki, route: &'static str, result: Result<Response, LokiError>)
 }
 
 fn tenant(headers: &HeaderMap) -> String {
-    match header_str(headers, "X-Scope-OrgID").map(str::trim) {
-        Some(t) if !t.is_empty() => t.to_string(),
-        _ => DEFAULT_TENANT.to_string(),
-    }
+    crate::embedded::http::tenant_or(headers, DEFAULT_TENANT)
 }
 
 async fn push(State(loki): State<Arc<Loki>>, headers: HeaderMap, body: Bytes) -> Response {
@@ -106,7 +103,7 @@ async fn metrics(State(loki): State<Arc<Loki>>) -> Response {
     let mut r = loki.render_metrics().into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static(TEXT_CONTENT_TYPE),
+        HeaderValue::from_static(Format::PrometheusText.content_type()),
     );
     finish(&loki, "metrics", Ok(r))
 }
@@ -123,14 +120,14 @@ async fn not_found(State(loki): State<Arc<Loki>>) -> Response {
 struct Params(Vec<(String, String)>);
 
 impl Params {
-    fn new(query: Option<&str>, headers: &HeaderMap, body: &[u8]) -> Params {
+    fn new(r: &ApiRequest) -> Params {
         let mut v = Vec::new();
-        let is_form = header_str(headers, "content-type")
+        let is_form = header_str(&r.headers, "content-type")
             .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
         if is_form {
-            v.extend(url::form_urlencoded::parse(body).into_owned());
+            v.extend(url::form_urlencoded::parse(&r.body).into_owned());
         }
-        if let Some(q) = query {
+        if let Some(q) = &r.query {
             v.extend(url::form_urlencoded::parse(q.as_bytes()).into_owned());
         }
         Params(v)
@@ -267,14 +264,9 @@ fn parse_query(p: &Params) -> Result<Expr, LokiError> {
     Ok(logql::parse(p.get("query").unwrap_or_default())?)
 }
 
-async fn query_range(
-    State(loki): State<Arc<Loki>>,
-    headers: HeaderMap,
-    RawQuery(q): RawQuery,
-    body: Bytes,
-) -> Response {
+async fn query_range(State(loki): State<Arc<Loki>>, r: ApiRequest) -> Response {
     let result = (|| {
-        let p = Params::new(q.as_deref(), &headers, &body);
+        let p = Params::new(&r);
         let started = Instant::now();
         let (start, end) = p.bounds(HOUR_NS)?;
         let limit = p.limit()?;
@@ -302,7 +294,7 @@ async fn query_range(
             return Err(ParseError::Unsupported("the interval parameter".into()).into());
         }
         let expr = parse_query(&p)?;
-        let tenant = loki.tenant(&tenant(&headers));
+        let tenant = loki.tenant(&tenant(&r.headers));
         let tenant = tenant.as_ref().map(|t| t.lock());
         let mut processed = Processed::default();
         let (result_type, result, returned) = match &expr {
@@ -342,14 +334,9 @@ async fn query_range(
     finish(&loki, "query_range", result)
 }
 
-async fn query(
-    State(loki): State<Arc<Loki>>,
-    headers: HeaderMap,
-    RawQuery(q): RawQuery,
-    body: Bytes,
-) -> Response {
+async fn query(State(loki): State<Arc<Loki>>, r: ApiRequest) -> Response {
     let result = (|| {
-        let p = Params::new(q.as_deref(), &headers, &body);
+        let p = Params::new(&r);
         let started = Instant::now();
         let t = p.time("time", now_ns())?;
         p.limit()?;
@@ -359,7 +346,7 @@ async fn query(
                 "log queries are not supported as an instant query type, please change your query to a range query type".into(),
             ));
         };
-        let tenant = loki.tenant(&tenant(&headers));
+        let tenant = loki.tenant(&tenant(&r.headers));
         let tenant = tenant.as_ref().map(|t| t.lock());
         let mut processed = Processed::default();
         let matrix = eval::eval_metric(tenant.as_deref(), &m, t, t, 1, &mut processed)
@@ -421,17 +408,12 @@ fn optional_selector(p: &Params) -> Result<Vec<Vec<logql::Matcher>>, LokiError> 
     }
 }
 
-async fn labels(
-    State(loki): State<Arc<Loki>>,
-    headers: HeaderMap,
-    RawQuery(q): RawQuery,
-    body: Bytes,
-) -> Response {
+async fn labels(State(loki): State<Arc<Loki>>, r: ApiRequest) -> Response {
     let result = (|| {
-        let p = Params::new(q.as_deref(), &headers, &body);
+        let p = Params::new(&r);
         let (start, end) = p.bounds(6 * HOUR_NS)?;
         let selectors = optional_selector(&p)?;
-        let names: BTreeSet<String> = stream_label_sets(&loki, &headers, &selectors, start, end)
+        let names: BTreeSet<String> = stream_label_sets(&loki, &r.headers, &selectors, start, end)
             .into_iter()
             .flat_map(|l| l.into_iter().map(|(k, _)| k))
             .collect();
@@ -443,15 +425,13 @@ async fn labels(
 async fn label_values(
     State(loki): State<Arc<Loki>>,
     Path(name): Path<String>,
-    headers: HeaderMap,
-    RawQuery(q): RawQuery,
-    body: Bytes,
+    r: ApiRequest,
 ) -> Response {
     let result = (|| {
-        let p = Params::new(q.as_deref(), &headers, &body);
+        let p = Params::new(&r);
         let (start, end) = p.bounds(6 * HOUR_NS)?;
         let selectors = optional_selector(&p)?;
-        let values: BTreeSet<String> = stream_label_sets(&loki, &headers, &selectors, start, end)
+        let values: BTreeSet<String> = stream_label_sets(&loki, &r.headers, &selectors, start, end)
             .into_iter()
             .filter_map(|l| l.into_iter().find(|(k, _)| *k == name).map(|(_, v)| v))
             .collect();
@@ -460,14 +440,9 @@ async fn label_values(
     finish(&loki, "label_values", result)
 }
 
-async fn series(
-    State(loki): State<Arc<Loki>>,
-    headers: HeaderMap,
-    RawQuery(q): RawQuery,
-    body: Bytes,
-) -> Response {
+async fn series(State(loki): State<Arc<Loki>>, r: ApiRequest) -> Response {
     let result = (|| {
-        let p = Params::new(q.as_deref(), &headers, &body);
+        let p = Params::new(&r);
         let (start, end) = p.bounds(6 * HOUR_NS)?;
         let groups = p.all("match[]");
         let groups = if groups.is_empty() {
@@ -482,7 +457,7 @@ async fn series(
             .into_iter()
             .map(logql::parser::parse_selector)
             .collect::<Result<Vec<_>, ParseError>>()?;
-        let data: Vec<Value> = stream_label_sets(&loki, &headers, &selectors, start, end)
+        let data: Vec<Value> = stream_label_sets(&loki, &r.headers, &selectors, start, end)
             .iter()
             .map(labels_json)
             .collect();

@@ -18,7 +18,6 @@ pub mod logql;
 pub mod store;
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -26,8 +25,9 @@ use axum::Router;
 use parking_lot::{Mutex, RwLock};
 
 use super::EmbeddedConfig;
-use super::metrics::{Counter, write_metric, write_sample};
+use super::metrics::{Counter, single_samples};
 use store::{Labels, StoredEntry, Stream, Tenant};
+use wire::exposition::{MetricFamily, MetricKind};
 
 /// Loki's tenant id when none is given.
 pub const DEFAULT_TENANT: &str = "fake";
@@ -430,7 +430,7 @@ impl Loki {
 
     /// The self-metrics in the Prometheus text format.
     pub fn render_metrics(&self) -> String {
-        let mut out = String::new();
+        let mut families = Vec::new();
         let m = &self.metrics;
         let discarded = m.discarded.lock().clone();
         for (name, help, pick) in [
@@ -445,17 +445,12 @@ impl Loki {
                 1,
             ),
         ] {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} counter");
+            let mut family = MetricFamily::new(name, MetricKind::Counter).with_help(help);
             for ((reason, tenant), v) in &discarded {
                 let value = if pick == 0 { v.0 } else { v.1 };
-                write_sample(
-                    &mut out,
-                    name,
-                    &[("reason", reason), ("tenant", tenant)],
-                    value as f64,
-                );
+                family.push(&[("reason", reason), ("tenant", tenant)], value as f64);
             }
+            families.push(family);
         }
         let tenants: Vec<(String, Arc<Mutex<Tenant>>)> = self
             .tenants
@@ -476,104 +471,94 @@ impl Loki {
         for (name, kind, help, pick) in [
             (
                 "loki_distributor_lines_received_total",
-                "counter",
+                MetricKind::Counter,
                 "The total number of lines received per tenant.",
                 0,
             ),
             (
                 "loki_distributor_bytes_received_total",
-                "counter",
+                MetricKind::Counter,
                 "The total number of uncompressed bytes received per tenant.",
                 1,
             ),
             (
                 "loki_ingester_memory_streams",
-                "gauge",
+                MetricKind::Gauge,
                 "The total number of streams in memory per tenant.",
                 2,
             ),
         ] {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} {kind}");
+            let mut family = MetricFamily::new(name, kind).with_help(help);
             for (tenant, v) in &per_tenant {
                 let value = match pick {
                     0 => v.0 as f64,
                     1 => v.1 as f64,
                     _ => v.2 as f64,
                 };
-                write_sample(&mut out, name, &[("tenant", tenant)], value);
+                family.push(&[("tenant", tenant)], value);
             }
+            families.push(family);
         }
         let streams: usize = per_tenant.values().map(|v| v.2).sum();
-        for (name, kind, help, value) in [
+        families.extend(single_samples([
             (
                 "loki_embedded_ingested_entries_total",
-                "counter",
+                MetricKind::Counter,
                 "Entries stored.",
                 m.ingested_entries.get() as f64,
             ),
             (
                 "loki_embedded_ingested_bytes_total",
-                "counter",
+                MetricKind::Counter,
                 "Bytes of log lines stored.",
                 m.ingested_bytes.get() as f64,
             ),
             (
                 "loki_embedded_duplicate_entries_total",
-                "counter",
+                MetricKind::Counter,
                 "Entries dropped as exact duplicates (same timestamp and line) of stored ones.",
                 m.duplicate_entries.get() as f64,
             ),
             (
                 "loki_embedded_evicted_entries_total",
-                "counter",
+                MetricKind::Counter,
                 "Entries evicted to stay within retention_bytes.",
                 m.evicted_entries.get() as f64,
             ),
             (
                 "loki_embedded_evicted_bytes_total",
-                "counter",
+                MetricKind::Counter,
                 "Bytes evicted to stay within retention_bytes.",
                 m.evicted_bytes.get() as f64,
             ),
             (
                 "loki_embedded_stored_bytes",
-                "gauge",
+                MetricKind::Gauge,
                 "Bytes held, as counted against retention_bytes.",
                 self.stored_bytes() as f64,
             ),
             (
                 "loki_embedded_retention_bytes",
-                "gauge",
+                MetricKind::Gauge,
                 "The configured bound on stored bytes.",
                 self.config.retention_bytes as f64,
             ),
             (
                 "loki_embedded_streams",
-                "gauge",
+                MetricKind::Gauge,
                 "Streams held, all tenants.",
                 streams as f64,
             ),
-        ] {
-            write_metric(&mut out, name, kind, help, &[], value);
-        }
+        ]));
         let requests = m.requests.lock().clone();
-        let name = "loki_embedded_requests_total";
-        let _ = writeln!(
-            out,
-            "# HELP {name} HTTP requests served, by route and status code."
-        );
-        let _ = writeln!(out, "# TYPE {name} counter");
+        let mut family = MetricFamily::new("loki_embedded_requests_total", MetricKind::Counter)
+            .with_help("HTTP requests served, by route and status code.");
         for ((route, status), n) in requests {
             let status = status.to_string();
-            write_sample(
-                &mut out,
-                name,
-                &[("route", route), ("status_code", &status)],
-                n as f64,
-            );
+            family.push(&[("route", route), ("status_code", &status)], n as f64);
         }
-        out
+        families.push(family);
+        wire::exposition::encode(&families)
     }
 }
 
@@ -586,26 +571,13 @@ fn entry_bytes(e: &wire::loki::Entry) -> u64 {
             .sum::<usize>()) as u64
 }
 
-/// Structured metadata names are normalised as Loki's distributor does: characters outside
-/// `[a-zA-Z0-9_]` become `_`, and a leading digit gets a `key_` prefix.
+/// Structured metadata names are normalised as Loki's distributor does (see
+/// [`wire::labels::sanitize_label_name`]); a legal name is kept as it is.
 fn sanitize_label_name(name: String) -> String {
     if wire::labels::is_valid_label_name(&name) {
         return name;
     }
-    let mut out: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if out.starts_with(|c: char| c.is_ascii_digit()) {
-        out.insert_str(0, "key_");
-    }
-    out
+    wire::labels::sanitize_label_name(&name)
 }
 
 /// The HTTP API.

@@ -8,9 +8,8 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use promql_parser::label::Matcher;
 use promql_parser::parser::Expr;
@@ -18,7 +17,8 @@ use promql_parser::parser::Expr;
 use super::Mimir;
 use super::promql::{self, Context, QueryError, QueryResult, RangeSeries, Sample};
 use super::store::Labels;
-use super::write::tenant;
+use super::write::DEFAULT_TENANT;
+use crate::embedded::http::ApiRequest;
 
 /// Prometheus' `minTime`/`maxTime` for the series and labels APIs' defaults.
 const MIN_TIME: i64 = i64::MIN / 2;
@@ -280,7 +280,7 @@ pub fn render_result(r: &QueryResult) -> String {
 }
 
 fn json_response(status: StatusCode, body: String) -> Response {
-    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+    (status, [(header::CONTENT_TYPE, wire::http::JSON)], body).into_response()
 }
 
 fn respond(r: Result<String, ApiError>) -> Response {
@@ -493,53 +493,46 @@ fn parse_selector(s: &str) -> Result<Vec<Matcher>, ApiError> {
 }
 
 /// `/api/v1/query` handler.
-pub async fn query(
-    State(m): State<Arc<Mimir>>,
-    headers: HeaderMap,
-    RawQuery(q): RawQuery,
-    body: Bytes,
-) -> Response {
-    respond(m.api_query(&tenant(&headers), &Params::parse(q.as_deref(), &body)))
+pub async fn query(State(m): State<Arc<Mimir>>, r: ApiRequest) -> Response {
+    respond(m.api_query(&tenant(&r), &Params::from(&r)))
 }
 
 /// `/api/v1/query_range` handler.
-pub async fn query_range(
-    State(m): State<Arc<Mimir>>,
-    headers: HeaderMap,
-    RawQuery(q): RawQuery,
-    body: Bytes,
-) -> Response {
-    respond(m.api_query_range(&tenant(&headers), &Params::parse(q.as_deref(), &body)))
+pub async fn query_range(State(m): State<Arc<Mimir>>, r: ApiRequest) -> Response {
+    respond(m.api_query_range(&tenant(&r), &Params::from(&r)))
 }
 
 /// `/api/v1/series` handler.
-pub async fn series(
-    State(m): State<Arc<Mimir>>,
-    headers: HeaderMap,
-    RawQuery(q): RawQuery,
-    body: Bytes,
-) -> Response {
-    respond(m.api_series(&tenant(&headers), &Params::parse(q.as_deref(), &body)))
+pub async fn series(State(m): State<Arc<Mimir>>, r: ApiRequest) -> Response {
+    respond(m.api_series(&tenant(&r), &Params::from(&r)))
 }
 
 /// `/api/v1/labels` handler.
-pub async fn labels(
-    State(m): State<Arc<Mimir>>,
-    headers: HeaderMap,
-    RawQuery(q): RawQuery,
-    body: Bytes,
-) -> Response {
-    respond(m.api_labels(&tenant(&headers), &Params::parse(q.as_deref(), &body)))
+pub async fn labels(State(m): State<Arc<Mimir>>, r: ApiRequest) -> Response {
+    respond(m.api_labels(&tenant(&r), &Params::from(&r)))
 }
 
 /// `/api/v1/label/<name>/values` handler.
 pub async fn label_values(
     State(m): State<Arc<Mimir>>,
     Path(name): Path<String>,
-    headers: HeaderMap,
-    RawQuery(q): RawQuery,
+    r: ApiRequest,
 ) -> Response {
-    respond(m.api_label_values(&tenant(&headers), &name, &Params::parse(q.as_deref(), &[])))
+    // A GET: the query string only.
+    let params = Params::parse(r.query.as_deref(), &[]);
+    respond(m.api_label_values(&tenant(&r), &name, &params))
+}
+
+/// The tenant of a query, `anonymous` without one (as Mimir with multi-tenancy off).
+fn tenant(r: &ApiRequest) -> String {
+    r.tenant_or(DEFAULT_TENANT)
+}
+
+impl From<&ApiRequest> for Params {
+    /// The form body, then the query string.
+    fn from(r: &ApiRequest) -> Self {
+        Params::parse(r.query.as_deref(), &r.body)
+    }
 }
 
 #[cfg(test)]

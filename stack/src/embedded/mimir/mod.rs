@@ -27,8 +27,9 @@ use axum::routing::{get, post};
 use parking_lot::{Mutex, RwLock};
 
 use super::EmbeddedConfig;
-use super::metrics::{Counter, TEXT_CONTENT_TYPE, write_metric, write_sample};
+use super::metrics::{Counter, single_samples};
 pub use promql::Semantics;
+use wire::exposition::{Format, MetricFamily, MetricKind};
 
 /// Settings of the embedded Mimir.
 #[derive(Clone, Debug)]
@@ -96,71 +97,58 @@ impl Mimir {
 
     /// The text exposition of `/metrics`.
     pub fn render_metrics(&self) -> String {
-        let mut out = String::new();
         let m = &self.metrics;
-        write_metric(
-            &mut out,
-            "cortex_ingester_ingested_samples_total",
-            "counter",
-            "The total number of samples ingested.",
-            &[],
-            m.ingested_samples.get() as f64,
-        );
         let (series, samples, bytes) = {
             let s = self.store.read();
             (s.series_count(), s.sample_count(), s.bytes())
         };
-        write_metric(
-            &mut out,
-            "cortex_ingester_memory_series",
-            "gauge",
-            "The current number of series in memory.",
-            &[],
-            series as f64,
-        );
-        write_metric(
-            &mut out,
-            "mimir_embedded_samples",
-            "gauge",
-            "Samples held in memory by the embedded Mimir.",
-            &[],
-            samples as f64,
-        );
-        write_metric(
-            &mut out,
-            "mimir_embedded_bytes",
-            "gauge",
-            "Estimated bytes held by the embedded Mimir (bounded by retention_bytes).",
-            &[],
-            bytes as f64,
-        );
-        write_metric(
-            &mut out,
-            "mimir_embedded_evicted_samples_total",
-            "counter",
-            "Samples evicted to stay within retention_bytes.",
-            &[],
-            m.evicted_samples.get() as f64,
-        );
-        write_metric(
-            &mut out,
-            "mimir_embedded_evicted_series_total",
-            "counter",
-            "Series evicted to stay within retention_bytes.",
-            &[],
-            m.evicted_series.get() as f64,
-        );
-        out.push_str("# HELP cortex_discarded_samples_total The total number of samples that were discarded.\n");
-        out.push_str("# TYPE cortex_discarded_samples_total counter\n");
+        let mut families: Vec<MetricFamily> = single_samples([
+            (
+                "cortex_ingester_ingested_samples_total",
+                MetricKind::Counter,
+                "The total number of samples ingested.",
+                m.ingested_samples.get() as f64,
+            ),
+            (
+                "cortex_ingester_memory_series",
+                MetricKind::Gauge,
+                "The current number of series in memory.",
+                series as f64,
+            ),
+            (
+                "mimir_embedded_samples",
+                MetricKind::Gauge,
+                "Samples held in memory by the embedded Mimir.",
+                samples as f64,
+            ),
+            (
+                "mimir_embedded_bytes",
+                MetricKind::Gauge,
+                "Estimated bytes held by the embedded Mimir (bounded by retention_bytes).",
+                bytes as f64,
+            ),
+            (
+                "mimir_embedded_evicted_samples_total",
+                MetricKind::Counter,
+                "Samples evicted to stay within retention_bytes.",
+                m.evicted_samples.get() as f64,
+            ),
+            (
+                "mimir_embedded_evicted_series_total",
+                MetricKind::Counter,
+                "Series evicted to stay within retention_bytes.",
+                m.evicted_series.get() as f64,
+            ),
+        ])
+        .collect();
+        let mut discarded =
+            MetricFamily::new("cortex_discarded_samples_total", MetricKind::Counter)
+                .with_help("The total number of samples that were discarded.");
         for ((reason, user), n) in m.discarded.lock().iter() {
-            write_sample(
-                &mut out,
-                "cortex_discarded_samples_total",
-                &[("reason", reason), ("user", user)],
-                *n as f64,
-            );
+            discarded.push(&[("reason", reason), ("user", user)], *n as f64);
         }
-        out
+        families.push(discarded);
+        wire::exposition::encode(&families)
     }
 }
 
@@ -184,7 +172,7 @@ pub fn router(state: Arc<Mimir>) -> Router {
             get(
                 |axum::extract::State(m): axum::extract::State<Arc<Mimir>>| async move {
                     (
-                        [(header::CONTENT_TYPE, TEXT_CONTENT_TYPE)],
+                        [(header::CONTENT_TYPE, Format::PrometheusText.content_type())],
                         m.render_metrics(),
                     )
                 },

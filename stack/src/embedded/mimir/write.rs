@@ -31,8 +31,7 @@ use wire::remote_write::{Label, SeriesProblem, check_series};
 use super::Mimir;
 use super::store::{AppendError, Labels};
 
-/// The tenant header and the tenant used without it.
-pub const TENANT_HEADER: &str = "X-Scope-OrgID";
+/// The tenant used without a tenant header.
 pub const DEFAULT_TENANT: &str = "anonymous";
 
 /// Why (part of) a write request was refused.
@@ -62,10 +61,7 @@ pub struct WriteOutcome {
 
 /// The tenant of a request.
 pub fn tenant(headers: &HeaderMap) -> String {
-    match crate::embedded::http::header(headers, TENANT_HEADER).map(str::trim) {
-        Some(t) if !t.is_empty() => t.to_string(),
-        _ => DEFAULT_TENANT.to_string(),
-    }
+    crate::embedded::http::tenant_or(headers, DEFAULT_TENANT)
 }
 
 /// `model.Metric.String()` as Mimir prints a series in its messages: `name{a="b", c="d"}`.

@@ -22,7 +22,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path, Query as QueryParams, State};
+use axum::extract::{FromRequestParts, Path, Query as QueryParams, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -42,8 +43,7 @@ use crate::client::tempo::{
     TypedTagValuesResponse,
 };
 use crate::embedded::http::header as header_str;
-use crate::embedded::metrics::TEXT_CONTENT_TYPE;
-use crate::endpoints::TENANT_HEADER;
+use wire::http::TENANT_HEADER;
 
 /// Why a query was refused.
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +94,18 @@ pub fn router(state: Arc<Tempo>) -> Router {
 
 fn tenant(headers: &HeaderMap) -> Result<String, ApiError> {
     Ok(tenant_from(header_str(headers, TENANT_HEADER))?)
+}
+
+/// The tenant of a request, checked as Tempo checks `X-Scope-OrgID`: a handler that takes it
+/// refuses a bad one (400) before it runs.
+struct Tenant(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Tenant {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        tenant(&parts.headers).map(Tenant)
+    }
 }
 
 /// Parses a hex trace id of up to 32 digits, left-padding it with zeros as Tempo does.
@@ -310,34 +322,17 @@ fn is_default(key: &str, v: &Json) -> bool {
     }
 }
 
-/// Standard base64 with padding.
+/// Standard base64 with padding, as Tempo's JSON (gogo `jsonpb`) writes bytes.
 fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 async fn search_traces(
     State(tempo): State<Arc<Tempo>>,
-    headers: HeaderMap,
     QueryParams(params): Params,
+    Tenant(tenant): Tenant,
 ) -> Result<Response, ApiError> {
-    let tenant = tenant(&headers)?;
     let p = SearchParams::parse(&params)?;
     let resp = search::search(&tempo.store(), &tenant, &p);
     Ok(axum::Json(resp).into_response())
@@ -345,10 +340,9 @@ async fn search_traces(
 
 async fn tags_v1(
     State(tempo): State<Arc<Tempo>>,
-    headers: HeaderMap,
     QueryParams(params): Params,
+    Tenant(tenant): Tenant,
 ) -> Result<Response, ApiError> {
-    let tenant = tenant(&headers)?;
     let scopes = Scopes::parse(&params, false)?;
     let range = TimeRange::parse(&params)?;
     let mut tag_names: Vec<String> = search::tag_scopes(&tempo.store(), &tenant, range, scopes)
@@ -362,10 +356,9 @@ async fn tags_v1(
 
 async fn tags_v2(
     State(tempo): State<Arc<Tempo>>,
-    headers: HeaderMap,
     QueryParams(params): Params,
+    Tenant(tenant): Tenant,
 ) -> Result<Response, ApiError> {
-    let tenant = tenant(&headers)?;
     let scopes = Scopes::parse(&params, true)?;
     let range = TimeRange::parse(&params)?;
     let scopes = search::tag_scopes(&tempo.store(), &tenant, range, scopes);
@@ -375,10 +368,9 @@ async fn tags_v2(
 async fn values_v1(
     State(tempo): State<Arc<Tempo>>,
     Path(tag): Path<String>,
-    headers: HeaderMap,
     QueryParams(params): Params,
+    Tenant(tenant): Tenant,
 ) -> Result<Response, ApiError> {
-    let tenant = tenant(&headers)?;
     let range = TimeRange::parse(&params)?;
     let tag_values = search::tag_values(&tempo.store(), &tenant, range, &tag);
     Ok(axum::Json(TagValuesResponse { tag_values }).into_response())
@@ -387,10 +379,9 @@ async fn values_v1(
 async fn values_v2(
     State(tempo): State<Arc<Tempo>>,
     Path(tag): Path<String>,
-    headers: HeaderMap,
     QueryParams(params): Params,
+    Tenant(tenant): Tenant,
 ) -> Result<Response, ApiError> {
-    let tenant = tenant(&headers)?;
     let range = TimeRange::parse(&params)?;
     let field = Field::parse(&tag).ok_or_else(|| {
         ApiError::BadRequest(format!(
@@ -408,7 +399,10 @@ async fn values_v2(
 
 async fn metrics(State(tempo): State<Arc<Tempo>>) -> Response {
     (
-        [(header::CONTENT_TYPE, TEXT_CONTENT_TYPE)],
+        [(
+            header::CONTENT_TYPE,
+            wire::exposition::Format::PrometheusText.content_type(),
+        )],
         tempo.render_metrics(),
     )
         .into_response()
@@ -435,15 +429,6 @@ mod tests {
     }
 
     #[test]
-    fn base64_matches_the_standard_alphabet() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
-        assert_eq!(base64(&[0xff; 8]), "//////////8=");
-    }
-
-    #[test]
     fn json_is_written_like_tempo() {
         use super::super::store::tests::{export, span};
         let mut s = span(1, 2, None, "a");
@@ -455,8 +440,8 @@ mod tests {
         let batches = export("svc", vec![s]).resource_spans;
         let v = tempo_json(&batches).unwrap();
         let span = &v[0]["scopeSpans"][0]["spans"][0];
-        assert_eq!(span["traceId"], base64(&[1; 16]));
-        assert_eq!(span["spanId"], base64(&[2; 8]));
+        assert_eq!(span["traceId"], "AQEBAQEBAQEBAQEBAQEBAQ==");
+        assert_eq!(span["spanId"], "AgICAgICAgI=");
         assert_eq!(span["kind"], "SPAN_KIND_SERVER");
         assert_eq!(span["status"]["code"], "STATUS_CODE_ERROR");
         assert_eq!(span["startTimeUnixNano"], "1000000000");

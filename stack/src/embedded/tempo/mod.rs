@@ -26,9 +26,10 @@ use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 use wire::otlp::ExportTraceServiceRequest;
 
 use super::EmbeddedConfig;
-use super::metrics::{Counter, write_metric, write_sample};
+use super::metrics::{Counter, single_samples};
 pub use receiver::spawn_grpc;
 use store::{IngestError, Store};
+use wire::exposition::{MetricFamily, MetricKind};
 
 /// Tempo's tenant when a request names none.
 pub const DEFAULT_TENANT: &str = "single-tenant";
@@ -148,47 +149,45 @@ impl Tempo {
             (s.len(), s.bytes())
         };
         let m = &self.metrics;
-        let mut out = String::new();
-        for (name, kind, help, value) in [
+        let mut families: Vec<MetricFamily> = single_samples([
             (
                 "tempo_embedded_ingested_spans_total",
-                "counter",
+                MetricKind::Counter,
                 "Spans accepted.",
                 m.spans.get() as f64,
             ),
             (
                 "tempo_embedded_ingested_bytes_total",
-                "counter",
+                MetricKind::Counter,
                 "Encoded bytes of spans accepted.",
                 m.bytes.get() as f64,
             ),
             (
                 "tempo_embedded_evicted_traces_total",
-                "counter",
+                MetricKind::Counter,
                 "Traces evicted to stay within retention_bytes.",
                 m.evicted.get() as f64,
             ),
             (
                 "tempo_embedded_refused_exports_total",
-                "counter",
+                MetricKind::Counter,
                 "Exports refused for invalid trace or span ids.",
                 m.refused.get() as f64,
             ),
             (
                 "tempo_embedded_traces",
-                "gauge",
+                MetricKind::Gauge,
                 "Traces kept.",
                 traces as f64,
             ),
             (
                 "tempo_embedded_stored_bytes",
-                "gauge",
+                MetricKind::Gauge,
                 "Encoded bytes of spans kept.",
                 bytes as f64,
             ),
-        ] {
-            write_metric(&mut out, name, kind, help, &[], value);
-        }
+        ])
+        .collect();
         let per = m.per_tenant.lock();
         for (name, help, pick) in [
             (
@@ -202,12 +201,13 @@ impl Tempo {
                 |v: &(u64, u64)| v.1,
             ),
         ] {
-            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
+            let mut family = MetricFamily::new(name, MetricKind::Counter).with_help(help);
             for (tenant, v) in per.iter() {
-                write_sample(&mut out, name, &[("tenant", tenant)], pick(v) as f64);
+                family.push(&[("tenant", tenant)], pick(v) as f64);
             }
+            families.push(family);
         }
-        out
+        wire::exposition::encode(&families)
     }
 }
 

@@ -32,20 +32,11 @@ use wire::otlp::{Encoding, ExportTraceServiceRequest, ExportTraceServiceResponse
 
 use super::{Tempo, tenant_from};
 use crate::embedded::http::{body_limit, header};
-use crate::endpoints::TENANT_HEADER;
+use wire::http::TENANT_HEADER;
 
-/// `google.rpc.Status`, the body of an OTLP/HTTP error (details are never sent).
-#[derive(Clone, PartialEq, prost::Message, serde::Serialize, serde::Deserialize)]
-pub struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    pub code: i32,
-    #[prost(string, tag = "2")]
-    #[serde(default)]
-    pub message: String,
-}
-
-/// gRPC `INVALID_ARGUMENT`.
-const INVALID_ARGUMENT: i32 = 3;
+// `google.rpc.Status` is the body of an OTLP/HTTP error; details are never sent.
+use wire::otlp::rpc::Status as RpcStatus;
+use wire::otlp::rpc::code::INVALID_ARGUMENT;
 
 /// The body of a 415, as the OpenTelemetry Collector's OTLP receiver words it.
 const UNSUPPORTED_MEDIA_TYPE: &str =
@@ -87,6 +78,7 @@ fn bad_request(message: impl ToString, encoding: Encoding) -> Response {
     let status = RpcStatus {
         code: INVALID_ARGUMENT,
         message: message.to_string(),
+        details: vec![],
     };
     encoded(StatusCode::BAD_REQUEST, &status, encoding)
 }
@@ -154,7 +146,7 @@ impl TraceService for GrpcReceiver {
         let tenant = tenant_from(
             request
                 .metadata()
-                .get("x-scope-orgid")
+                .get(wire::http::TENANT_METADATA)
                 .and_then(|v| v.to_str().ok()),
         )
         .map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
