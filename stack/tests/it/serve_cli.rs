@@ -219,14 +219,7 @@ async fn every_metrics_page_passes_promtool_check_metrics() {
     assert_eq!(r.status().as_u16(), 200);
 
     for key in ["loki", "mimir", "tempo"] {
-        let page = http
-            .get(format!("http://{}/metrics", addr(key)))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("body");
+        let page = testkit::get_text(format!("http://{}/metrics", addr(key))).await;
         assert!(!page.is_empty(), "{key}");
         let mut child = Command::new(&promtool)
             .args(["check", "metrics"])

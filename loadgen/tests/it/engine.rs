@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
@@ -18,6 +18,7 @@ use loadgen::send::driver::{DriveConfig, Lane, drive};
 use loadgen::send::{Payload, SendError, SenderConfig, Senders, Target};
 use reqwest::Url;
 use stack::{EmbeddedConfig, EmbeddedStack};
+use testkit::now_ns;
 use wire::loki::{Entry, PushRequest, Stream};
 use wire::otlp::proto::common::v1::{AnyValue, KeyValue, any_value};
 use wire::otlp::proto::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
@@ -30,13 +31,6 @@ use wire::otlp::{
     ExportLogsServiceRequest, ExportMetricsServiceRequest, ExportTraceServiceRequest,
 };
 use wire::remote_write::{Label, Sample, TimeSeries, WriteRequest};
-
-fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i64
-}
 
 fn resource(device: u64) -> Option<Resource> {
     Some(Resource {
