@@ -7,6 +7,7 @@
 //! | [`poll`] | polling with a deadline: [`eventually`] for plain tests, [`poll::eventually`] with what the last attempt saw |
 //! | [`docker_engine`] | a Docker Engine API on a unix socket, for the collector's `docker` source |
 //! | [`fixtures`] | test data files kept here rather than in the product crates |
+//! | [`process`] | spawned binaries: [`wait_exit`], bounded |
 //!
 //! and [`now_ns`], the wall clock as Unix nanoseconds (what the backends store), and [`get_text`],
 //! a page fetched as text.
@@ -14,8 +15,10 @@
 pub mod docker_engine;
 pub mod fixtures;
 pub mod poll;
+pub mod process;
 
 pub use poll::until_some as eventually;
+pub use process::wait_exit;
 
 /// The wall clock as nanoseconds since the Unix epoch: the timestamps the backends store and
 /// accept (they refuse data far in the past, so tests stamp with now).

@@ -213,8 +213,7 @@ mod tests {
             Attempt::not_yet("no", &"the answer".to_string())
         })
         .await
-        .err()
-        .expect("times out");
+        .expect_err("times out");
         assert_eq!(err.what, "never");
         assert_eq!(err.attempts, 5, "at 0, 250, 500, 750 and 1000 ms");
         assert_eq!(err.exchange.as_deref(), Some("the answer"));
@@ -239,8 +238,7 @@ mod tests {
             }
         })
         .await
-        .err()
-        .expect("breaks");
+        .expect_err("breaks");
         assert_eq!(err.attempts, 4);
         assert!(
             err.what.starts_with("quiet (broken after 750ms"),
