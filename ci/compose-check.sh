@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Validates docker-compose.yaml with a real compose parser (every profile enabled), without a
 # Docker engine: `docker compose` (v2) where there is one, else Debian's `docker-compose` (1.29).
-# steps/tests/compose.rs checks the rest (files exist, images pinned, node variables).
+# steps/tests/it/compose.rs checks the rest (files exist, images pinned, node variables).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 profiles=(--profile core --profile nodes --profile template --profile load)

@@ -11,7 +11,7 @@
 //! | [`eventually`] | polling with a deadline that ends with what was asked and what came back |
 //! | [`collectors`] | per-scenario collectors: node agent (the shipped template), gateway, scrape and tail configs |
 //! | [`device`] | an emulated store device: `/metrics` exporter and log file writer |
-//! | [`docker_engine`] | a Docker Engine API on a unix socket, for the collector's `docker` source |
+//! | [`docker_engine`] | testkit's Docker Engine API on a unix socket, for the collector's `docker` source |
 //! | [`proxy`] | an HTTP proxy that routes by path and injects scripted failures |
 //! | [`steps`] | the step definitions, one module per feature file |
 //! | [`dashboards`] | the provisioned Grafana dashboards: every panel's query, template variables expanded |
@@ -25,7 +25,6 @@ pub mod collectors;
 pub mod containers;
 pub mod dashboards;
 pub mod device;
-pub mod docker_engine;
 pub mod eventually;
 pub mod proxy;
 pub mod query;
@@ -33,4 +32,5 @@ pub mod steps;
 pub mod target;
 pub mod world;
 
+pub use testkit::docker_engine;
 pub use world::StepsWorld;

@@ -5,12 +5,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::time::{Duration, Instant};
-
 use collector::config::Config;
 use collector::runtime::Collector;
 use stack::client::PromClient;
 use stack::{EmbeddedConfig, EmbeddedStack};
+use testkit::eventually;
 
 /// A tiny exporter: a counter and a gauge with a label that needs escaping.
 async fn exporter() -> std::net::SocketAddr {
@@ -27,20 +26,6 @@ async fn exporter() -> std::net::SocketAddr {
     let addr = l.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
     addr
-}
-
-async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
-    what: &str,
-    mut f: impl FnMut() -> F,
-) -> T {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test]
@@ -138,14 +123,7 @@ batch_wait = "100ms"
             .status(),
         200
     );
-    let text = http
-        .get(format!("http://{server}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = testkit::get_text(format!("http://{server}/metrics")).await;
     assert!(
         text.contains(
             "collector_sent_items_total{component=\"mimir\",kind=\"writer\",signal=\"metrics\"}"

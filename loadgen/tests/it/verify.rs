@@ -10,6 +10,7 @@ use loadgen::canary;
 use loadgen::verify::{Ledger, Signal, Verifier, VerifierConfig, VerifyReport};
 use stack::client::{LokiClient, PromClient, TempoClient};
 use stack::{EmbeddedConfig, EmbeddedStack};
+use testkit::now_ns;
 use wire::otlp::proto::common::v1::{AnyValue, KeyValue, any_value};
 use wire::otlp::proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use wire::otlp::{Encoding, ExportTraceServiceRequest};
@@ -22,10 +23,6 @@ struct Push {
     seq: u64,
     sent_ns: i64,
     ts_ns: i64,
-}
-
-fn now_ns() -> i64 {
-    chrono::Utc::now().timestamp_nanos_opt().unwrap()
 }
 
 /// Canaries 1..=n sent 100 ms apart, ending a second ago.

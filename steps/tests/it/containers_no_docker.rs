@@ -17,7 +17,12 @@ fn start_without_docker_fails_fast_with_a_clear_message() {
     let exe = std::env::current_exe().unwrap();
     let t0 = Instant::now();
     let out = Command::new(exe)
-        .args(["--exact", "inner_start", "--include-ignored", "--nocapture"])
+        .args([
+            "--exact",
+            "containers_no_docker::inner_start",
+            "--include-ignored",
+            "--nocapture",
+        ])
         .env("DOCKER_HOST", "unix:///nonexistent/steps-e2e/docker.sock")
         .env(INNER, "1")
         .output()

@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use collector::config::Config;
 use collector::runtime::Collector;
@@ -13,25 +13,8 @@ use collector::sources::otlp::test_data;
 use stack::client::loki::RangeOptions;
 use stack::client::{LokiClient, PromClient, TempoClient};
 use stack::{EmbeddedConfig, EmbeddedStack};
+use testkit::{eventually, now_ns};
 use wire::otlp::proto::metrics::v1::metric;
-
-fn now_ns() -> u64 {
-    chrono::Utc::now().timestamp_nanos_opt().unwrap() as u64
-}
-
-async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
-    what: &str,
-    mut f: impl FnMut() -> F,
-) -> T {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 /// Moves the test data's 2023 times to a minute ago (real backends refuse week-old data).
 fn shift(t: &mut u64, by: u64) {
@@ -128,7 +111,7 @@ async fn otlp_and_loki_push_reach_every_backend_with_node_labels() {
         .wait_for("pos_push", Duration::from_secs(10))
         .await
         .unwrap();
-    let by = now_ns() - 60_000_000_000 - test_data::T0;
+    let by = now_ns() as u64 - 60_000_000_000 - test_data::T0;
 
     let mut logs = test_data::logs_request();
     for r in logs
@@ -207,8 +190,8 @@ async fn otlp_and_loki_push_reach_every_backend_with_node_labels() {
     // Logs in Loki, with the OTLP mapping's labels and the node's.
     let loki = LokiClient::new(stack.endpoints());
     let window = RangeOptions {
-        start_ns: (now_ns() - 3_600_000_000_000) as i64,
-        end_ns: now_ns() as i64,
+        start_ns: now_ns() - 3_600_000_000_000,
+        end_ns: now_ns(),
         limit: Some(100),
         ..RangeOptions::default()
     };

@@ -621,12 +621,7 @@ async fn tempo_bad_input_gets_4xx_and_the_server_keeps_serving() {
         .await
         .unwrap();
     assert!(client.trace_by_id(&hex_id(4)).await.unwrap().is_some());
-    let metrics = reqwest::get(query_url(&stack, "/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = testkit::get_text(query_url(&stack, "/metrics")).await;
     assert!(
         metrics.contains("tempo_embedded_refused_exports_total 2\n"),
         "{metrics}"
@@ -659,12 +654,7 @@ async fn tempo_retention_evicts_oldest_and_counts_it() {
     assert!(client.trace_by_id(&hex_id(1)).await.unwrap().is_none());
     assert!(client.trace_by_id(&hex_id(6)).await.unwrap().is_some());
     assert!(stack.tempo.evicted_traces() >= 3);
-    let metrics = reqwest::get(query_url(&stack, "/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = testkit::get_text(query_url(&stack, "/metrics")).await;
     let line = metrics
         .lines()
         .find(|l| l.starts_with("tempo_embedded_evicted_traces_total "))

@@ -1,9 +1,11 @@
 //! A Docker Engine API on a unix socket, with the documented shapes the collector's `docker`
 //! source reads: `/containers/json`, `/containers/{id}/json`, `/containers/{id}/logs`
-//! (multiplexed stdout/stderr frames, RFC 3339 timestamps, `since` inclusive; the stream ends
-//! after the lines so far, as when a container stops, and the source follows again) and
-//! `/events`. Containers carry Docker Compose's labels. Scenarios tagged `@docker` use the real
-//! engine instead.
+//! (multiplexed stdout/stderr frames, or the raw stream of a TTY container; RFC 3339 timestamps
+//! with nanoseconds, `since` inclusive; the stream ends after the lines so far, as when a
+//! container stops, and the source follows again) and `/events`. Containers may carry Docker
+//! Compose's labels. It records every logs request, so a test can see where the source asked to
+//! resume. Used by the collector's `docker` source tests and the `@docker`-less scenarios;
+//! scenarios tagged `@docker` use the real engine instead.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -30,6 +32,8 @@ pub enum EngineError {
 struct Container {
     id: String,
     name: String,
+    /// A TTY container's logs are one raw stream, not multiplexed frames.
+    tty: bool,
     labels: HashMap<String, String>,
     /// (timestamp ns, stream 1 stdout | 2 stderr, line)
     entries: Vec<(i64, u8, String)>,
@@ -38,7 +42,7 @@ struct Container {
 /// A running fake engine; stops when dropped.
 pub struct FakeDockerEngine {
     socket: PathBuf,
-    containers: Arc<Mutex<Vec<Container>>>,
+    state: Shared,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -56,18 +60,35 @@ impl Drop for FakeDockerEngine {
     }
 }
 
-type Shared = Arc<Mutex<Vec<Container>>>;
+/// One `/containers/{id}/logs` request, as the source sent it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogsRequest {
+    pub id: String,
+    /// `since`, as sent (empty when absent).
+    pub since: String,
+    /// `follow` and `timestamps`, as sent: the source needs both to be `1`.
+    pub follow: Option<String>,
+    pub timestamps: Option<String>,
+}
+
+#[derive(Default)]
+struct Engine {
+    containers: Vec<Container>,
+    requests: Vec<LogsRequest>,
+}
+
+type Shared = Arc<Mutex<Engine>>;
 
 impl FakeDockerEngine {
     /// Serves on `socket`.
     pub fn start(socket: &Path) -> Result<FakeDockerEngine, EngineError> {
-        let containers: Shared = Arc::default();
+        let state: Shared = Arc::default();
         let app = axum::Router::new()
             .route("/containers/json", get(list))
             .route("/containers/{id}/json", get(inspect))
             .route("/containers/{id}/logs", get(logs))
             .route("/events", get(|| async { "" }))
-            .with_state(containers.clone());
+            .with_state(state.clone());
         let listener =
             tokio::net::UnixListener::bind(socket).map_err(|source| EngineError::Bind {
                 path: socket.display().to_string(),
@@ -78,7 +99,7 @@ impl FakeDockerEngine {
         });
         Ok(FakeDockerEngine {
             socket: socket.to_path_buf(),
-            containers,
+            state,
             task,
         })
     }
@@ -90,34 +111,64 @@ impl FakeDockerEngine {
 
     /// Runs a container of a Compose service.
     pub fn run(&self, id: &str, name: &str, service: &str, project: &str) {
-        self.containers.lock().push(Container {
-            id: id.into(),
-            name: name.into(),
-            labels: [
+        self.add(
+            id,
+            name,
+            false,
+            &[
                 ("com.docker.compose.service", service),
                 ("com.docker.compose.project", project),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
+            ],
+        );
+    }
+
+    /// Runs a container with these labels; `tty` as `docker run -t`.
+    pub fn add(&self, id: &str, name: &str, tty: bool, labels: &[(&str, &str)]) {
+        self.state.lock().containers.push(Container {
+            id: id.into(),
+            name: name.into(),
+            tty,
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             entries: vec![],
         });
     }
 
     /// The container `name` writes `line` to stdout (1) or stderr (2), now.
     pub fn log(&self, name: &str, stream: u8, line: &str) {
-        let mut cs = self.containers.lock();
-        if let Some(c) = cs.iter_mut().find(|c| c.name == name) {
-            let ts = crate::query::now_ns();
+        let mut state = self.state.lock();
+        if let Some(c) = state.containers.iter_mut().find(|c| c.name == name) {
+            c.entries.push((crate::now_ns(), stream, line.into()));
+        }
+    }
+
+    /// The container with id `id` wrote `line` to stdout (1) or stderr (2) at `ts` (Unix ns).
+    pub fn log_at(&self, id: &str, ts: i64, stream: u8, line: &str) {
+        let mut state = self.state.lock();
+        if let Some(c) = state.containers.iter_mut().find(|c| c.id == id) {
             c.entries.push((ts, stream, line.into()));
         }
     }
+
+    /// Every logs request so far, oldest first.
+    pub fn logs_requests(&self) -> Vec<LogsRequest> {
+        self.state.lock().requests.clone()
+    }
+
+    /// Forgets the logs requests so far.
+    pub fn clear_logs_requests(&self) {
+        self.state.lock().requests.clear();
+    }
 }
 
-async fn list(State(cs): State<Shared>) -> Json<serde_json::Value> {
-    let cs = cs.lock();
+async fn list(State(state): State<Shared>) -> Json<serde_json::Value> {
+    let state = state.lock();
     Json(json!(
-        cs.iter()
+        state
+            .containers
+            .iter()
             .map(
                 |c| json!({"Id": c.id, "Names": [format!("/{}", c.name)], "Image": "shop/web:1",
                 "Labels": c.labels, "State": "running", "Status": "Up 1 second"})
@@ -126,11 +177,11 @@ async fn list(State(cs): State<Shared>) -> Json<serde_json::Value> {
     ))
 }
 
-async fn inspect(State(cs): State<Shared>, UrlPath(id): UrlPath<String>) -> Response {
-    let cs = cs.lock();
-    match cs.iter().find(|c| c.id == id) {
+async fn inspect(State(state): State<Shared>, UrlPath(id): UrlPath<String>) -> Response {
+    let state = state.lock();
+    match state.containers.iter().find(|c| c.id == id) {
         Some(c) => Json(json!({"Id": c.id, "Name": format!("/{}", c.name),
-            "Config": {"Tty": false, "Labels": c.labels}, "State": {"Running": true}}))
+            "Config": {"Tty": c.tty, "Labels": c.labels}, "State": {"Running": true}}))
         .into_response(),
         None => (
             StatusCode::NOT_FOUND,
@@ -151,14 +202,23 @@ fn parse_since(s: &str) -> i64 {
     secs.saturating_mul(1_000_000_000).saturating_add(nanos)
 }
 
+/// The logs so far (`since` inclusive), then the end of the stream, as when a container stops;
+/// the source follows again on its next listing.
 async fn logs(
-    State(cs): State<Shared>,
+    State(state): State<Shared>,
     UrlPath(id): UrlPath<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let since = q.get("since").map(|s| parse_since(s)).unwrap_or(0);
-    let cs = cs.lock();
-    let Some(c) = cs.iter().find(|c| c.id == id) else {
+    let request = LogsRequest {
+        id: id.clone(),
+        since: q.get("since").cloned().unwrap_or_default(),
+        follow: q.get("follow").cloned(),
+        timestamps: q.get("timestamps").cloned(),
+    };
+    let since = parse_since(&request.since);
+    let mut state = state.lock();
+    state.requests.push(request);
+    let Some(c) = state.containers.iter().find(|c| c.id == id) else {
         return StatusCode::NOT_FOUND.into_response();
     };
     let mut body = Vec::new();
@@ -166,17 +226,17 @@ async fn logs(
         let t = chrono::DateTime::from_timestamp_nanos(*ts)
             .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
         let payload = format!("{t} {line}\n");
-        body.push(*stream);
-        body.extend_from_slice(&[0, 0, 0]);
-        body.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        if !c.tty {
+            body.push(*stream);
+            body.extend_from_slice(&[0, 0, 0]);
+            body.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        }
         body.extend_from_slice(payload.as_bytes());
     }
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/vnd.docker.multiplexed-stream",
-        )],
-        body,
-    )
-        .into_response()
+    let content_type = if c.tty {
+        "application/vnd.docker.raw-stream"
+    } else {
+        "application/vnd.docker.multiplexed-stream"
+    };
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }

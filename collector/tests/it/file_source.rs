@@ -3,7 +3,7 @@
 //! the positions file.
 #![allow(clippy::unwrap_used)]
 
-mod tailing_harness;
+use crate::tailing_harness;
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;

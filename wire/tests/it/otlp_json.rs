@@ -1,5 +1,5 @@
 //! The OTLP/JSON example payloads of the opentelemetry-proto repository (`examples/trace.json`,
-//! `logs.json`, `metrics.json`, copied into `tests/fixtures/` from the proto sources vendored in
+//! `logs.json`, `metrics.json`, copied into `testkit/fixtures/otlp/` from the proto sources vendored in
 //! opentelemetry-proto 0.33) decode to what they say, and survive JSON and protobuf round trips.
 
 // Test code: a failed unwrap is a failed test (clippy.toml allows it only inside #[test] fns).
@@ -13,11 +13,7 @@ use wire::otlp::{
 };
 
 fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(format!(
-        "{}/tests/fixtures/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
+    testkit::fixtures::read(&format!("otlp/{name}"))
 }
 
 /// JSON -> message -> JSON -> message and message -> protobuf -> message give the same message,

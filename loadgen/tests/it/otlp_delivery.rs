@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use collector::config::Config;
 use collector::runtime::Collector;
@@ -20,20 +20,7 @@ use prost::Message;
 use stack::client::loki::RangeOptions;
 use stack::client::{LokiClient, PromClient};
 use stack::{EmbeddedConfig, EmbeddedStack};
-
-async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
-    what: &str,
-    mut f: impl FnMut() -> F,
-) -> T {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
+use testkit::eventually;
 
 fn toml_list(items: &[&str]) -> String {
     let quoted: Vec<_> = items.iter().map(|s| format!("{s:?}")).collect();

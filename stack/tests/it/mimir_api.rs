@@ -273,15 +273,7 @@ async fn validation_errors_like_mimir() {
     assert_eq!(v["data"], serde_json::json!([{"__name__":"e"}]));
 
     // Discards are counted per reason and user.
-    let metrics = api
-        .client
-        .get(format!("{}/metrics", api.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = testkit::get_text(format!("{}/metrics", api.base)).await;
     for want in [
         r#"cortex_discarded_samples_total{reason="labels_not_sorted",user="anonymous"} 1"#,
         r#"cortex_discarded_samples_total{reason="missing_metric_name",user="anonymous"} 2"#,
@@ -482,15 +474,7 @@ async fn prometheus_write_path_validates_as_prometheus_3() {
         )
         .await;
     assert_eq!(v["data"], serde_json::json!([]));
-    let m = api
-        .client
-        .get(format!("{}/metrics", api.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = testkit::get_text(format!("{}/metrics", api.base)).await;
     assert!(
         m.contains(r#"cortex_discarded_samples_total{reason="invalid_labels",user="anonymous"} 2"#),
         "{m}"

@@ -7,7 +7,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -19,6 +19,7 @@ use collector::event::{
 use collector::selfmon::{ComponentMetrics, Registry};
 use collector::writers::{self, AnyWriter, Writer, WriterContext, WriterError};
 use parking_lot::Mutex;
+use testkit::now_ns;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -107,13 +108,6 @@ fn traces_writer(cfg: &str) -> Box<dyn Writer<TraceBatch>> {
         AnyWriter::Traces(w) => w,
         _ => unreachable!(),
     }
-}
-
-fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as i64
 }
 
 fn unique(prefix: &str) -> String {

@@ -9,16 +9,13 @@ use std::time::Duration;
 use stack::client::loki::RangeOptions;
 use stack::client::{LokiClient, PromClient, TempoClient};
 use stack::{EmbeddedConfig, EmbeddedStack};
+use testkit::now_ns;
 use wire::loki::{Entry, PushRequest, Stream};
 use wire::otlp::Encoding;
 use wire::otlp::proto::common::v1::{AnyValue, KeyValue, any_value};
 use wire::otlp::proto::resource::v1::Resource;
 use wire::otlp::proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use wire::remote_write::{Label, Sample, TimeSeries, WriteRequest};
-
-fn now_ns() -> i64 {
-    chrono::Utc::now().timestamp_nanos_opt().unwrap()
-}
 
 #[tokio::test]
 async fn loki_client_round_trip_with_tenants() {

@@ -55,12 +55,7 @@ async fn node_exporter_serves_node_metrics() {
         let Some(ne) = local::node_exporter_or_skip(test).await else {
             return;
         };
-        let text = reqwest::get(ne.metrics_url())
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = testkit::get_text(ne.metrics_url()).await;
         assert!(
             text.lines().any(|l| l.starts_with("node_")),
             "no node_* metric in:\n{}",

@@ -9,7 +9,7 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use collector::config::Config;
 use collector::runtime::Collector;
@@ -17,20 +17,7 @@ use stack::client::loki::RangeOptions;
 use stack::client::{LokiClient, PromClient};
 use stack::local::{PrometheusOptions, node_exporter_or_skip, prometheus_with_or_skip};
 use stack::{EmbeddedConfig, EmbeddedStack};
-
-async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
-    what: &str,
-    mut f: impl FnMut() -> F,
-) -> T {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
+use testkit::eventually;
 
 #[tokio::test]
 async fn node_agent_example_scrapes_node_exporter_into_real_prometheus() {

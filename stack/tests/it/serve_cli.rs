@@ -5,7 +5,9 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use testkit::wait_exit;
 
 struct Served {
     child: Child,
@@ -45,21 +47,6 @@ fn signal(child: &Child, sig: &str) {
     assert!(status.success());
 }
 
-/// Waits (bounded) for the process to exit and returns its status.
-fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "stack serve did not stop within 20 s"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[tokio::test]
 async fn serve_answers_on_every_port_and_stops_on_ctrl_c() {
     let mut s = serve(&[]);
@@ -80,7 +67,7 @@ async fn serve_answers_on_every_port_and_stops_on_ctrl_c() {
             .starts_with("127.0.0.1:")
     );
     signal(&s.child, "-INT");
-    let status = wait_exit(&mut s.child);
+    let status = wait_exit(&mut s.child, Duration::from_secs(20));
     assert!(status.success(), "exit status after Ctrl-C: {status:?}");
 }
 
@@ -88,7 +75,7 @@ async fn serve_answers_on_every_port_and_stops_on_ctrl_c() {
 fn serve_stops_on_sigterm() {
     let mut s = serve(&[]);
     signal(&s.child, "-TERM");
-    let status = wait_exit(&mut s.child);
+    let status = wait_exit(&mut s.child, Duration::from_secs(20));
     assert!(status.success(), "exit status after SIGTERM: {status:?}");
 }
 
@@ -219,14 +206,7 @@ async fn every_metrics_page_passes_promtool_check_metrics() {
     assert_eq!(r.status().as_u16(), 200);
 
     for key in ["loki", "mimir", "tempo"] {
-        let page = http
-            .get(format!("http://{}/metrics", addr(key)))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("body");
+        let page = testkit::get_text(format!("http://{}/metrics", addr(key))).await;
         assert!(!page.is_empty(), "{key}");
         let mut child = Command::new(&promtool)
             .args(["check", "metrics"])

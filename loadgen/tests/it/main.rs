@@ -1,0 +1,15 @@
+//! loadgen's integration tests, one binary so the workspace links one test executable per crate:
+//! the CLI, delivery paths, runs against the embedded stack and a spawned collector, shards and
+//! merging, read-back verification and the k8s manifest.
+
+mod cli;
+mod deliver_smoke;
+mod k8s_manifest;
+mod merge;
+mod node;
+mod otlp_delivery;
+mod run_collector_cmd;
+mod run_dynamics;
+mod run_shards;
+mod run_smoke;
+mod verify;
