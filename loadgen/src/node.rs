@@ -36,6 +36,7 @@ use tokio::task::JoinSet;
 
 use crate::fleet::{Device, DeviceType};
 use crate::generate::DeviceSignals;
+use wire::time::now_ns;
 
 /// What goes wrong starting a node.
 #[derive(Debug, thiserror::Error)]
@@ -325,12 +326,6 @@ fn otlp_traces_url(base: &Url) -> Result<Url, NodeError> {
     }
     url.set_path(&path);
     Ok(url)
-}
-
-fn now_ns() -> i64 {
-    chrono::Utc::now()
-        .timestamp_nanos_opt()
-        .unwrap_or(i64::MAX / 2)
 }
 
 /// The labels a node's agent adds from its environment; like a real exporter, the node's

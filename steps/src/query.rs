@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 use stack::Endpoints;
 use url::Url;
+pub use wire::time::now_ns;
 
 /// How much of a body a failure message shows.
 const BODY_SHOWN: usize = 1500;
@@ -146,11 +147,6 @@ fn join(base: &Url, path: &str) -> Result<Url, QueryError> {
             path: path.to_string(),
             reason: e.to_string(),
         })
-}
-
-/// Unix time now in nanoseconds.
-pub fn now_ns() -> i64 {
-    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
 }
 
 impl Api {

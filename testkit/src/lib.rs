@@ -22,11 +22,7 @@ pub use process::wait_exit;
 
 /// The wall clock as nanoseconds since the Unix epoch: the timestamps the backends store and
 /// accept (they refuse data far in the past, so tests stamp with now).
-pub fn now_ns() -> i64 {
-    chrono::Utc::now()
-        .timestamp_nanos_opt()
-        .expect("the clock is between 1677 and 2262")
-}
+pub use wire::time::now_ns;
 
 /// GETs `url` and returns the body as text (a `/metrics` page, say); panics, failing the test,
 /// when the request or the body cannot be read. The status is the caller's to check elsewhere.

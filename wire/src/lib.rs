@@ -9,6 +9,7 @@
 //! | [`labels`] | label sets: [`Labels`], the `{a="b", c="d"}` syntax, name rules, sorting |
 //! | [`http`] | the tenant header, content types and encodings, credentials ([`http::Auth`]) |
 //! | [`signal`] | [`Signal`]: logs, metrics, traces — the one spelling every crate uses |
+//! | [`time`] | `now_ns`: the wall clock in Unix nanoseconds, the unit of Loki, OTLP and canary timestamps |
 //! | [`compression`] | snappy block format and gzip, both with a bound on the decompressed size |
 //!
 //! Every decoder takes untrusted bytes and returns a [`WireError`]; none panics (property tests
@@ -23,6 +24,7 @@ pub mod loki;
 pub mod otlp;
 pub mod remote_write;
 pub mod signal;
+pub mod time;
 
 pub use error::WireError;
 pub use labels::Labels;

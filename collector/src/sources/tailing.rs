@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
 use crate::selfmon::{ComponentMetrics, Counter};
+pub use wire::time::now_ns;
 
 /// A positions file could not be read or written (the cause in the message, not also a
 /// `source()`: printed once).
@@ -225,11 +226,6 @@ pub async fn until_shutdown<T>(
         _ = wait_shutdown(rx) => None,
         v = fut => Some(v),
     }
-}
-
-/// Now, in nanoseconds since the epoch.
-pub fn now_ns() -> i64 {
-    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ use loadgen::run::{CollectorChoice, Progress, RunConfig, RunError, Slo};
 use reports::Results;
 use reqwest::Url;
 use stack::external::ExternalArgs;
-use stack::{StackChoice, StackError};
+use stack::StackChoice;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -547,7 +547,8 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         .map_err(|e| match e {
             RunError::Config(_)
             | RunError::Fleet(_)
-            | RunError::Stack(StackError::External(_) | StackError::ContainersNotBuilt)
+            // No stack (bad URLs, no Docker, not built with containers): the run did not start.
+            | RunError::Stack(_)
             | RunError::Preflight(_) => anyhow::Error::new(Usage(e.to_string())),
             other => other.into(),
         })?;

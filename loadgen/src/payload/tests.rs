@@ -1,7 +1,5 @@
 //! Small payloads of every kind, for the transport's and the engine's tests, and the URL joins.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use wire::loki::{Entry, PushRequest, Stream};
 use wire::otlp::proto::common::v1::{AnyValue, KeyValue, any_value};
 use wire::otlp::proto::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
@@ -13,12 +11,7 @@ use wire::otlp::proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use wire::remote_write::{Label, Sample, TimeSeries, WriteRequest};
 
 use super::*;
-
-fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as i64)
-}
+use wire::time::now_ns;
 
 fn resource(device: u64) -> Option<Resource> {
     Some(Resource {

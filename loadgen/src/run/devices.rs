@@ -8,6 +8,7 @@ use crate::generate::{DeviceSignals, LogEntry};
 use crate::payload::Payload;
 use crate::schedule::Event;
 use wire::Signal;
+pub(crate) use wire::time::now_ns;
 
 /// A canary to put in the ledger once its request is acknowledged.
 #[derive(Clone, Debug)]
@@ -127,9 +128,4 @@ impl DeviceState {
             },
         }
     }
-}
-
-/// Wall-clock nanoseconds: what canaries and generated timestamps carry.
-pub(crate) fn now_ns() -> i64 {
-    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
 }

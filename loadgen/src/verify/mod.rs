@@ -39,6 +39,7 @@ use stack::client::{ClientError, LokiClient, PromClient, TempoClient};
 
 pub use ledger::{Ledger, Signal};
 use tally::{Pass, Tally, Target};
+use wire::time::now_ns;
 
 /// How the verifier queries and how long it waits.
 #[derive(Clone, Debug, PartialEq)]
@@ -299,11 +300,6 @@ impl Verifier {
             st.last_error = Some(e.to_string());
         }
     }
-}
-
-/// Unix time now, ns.
-fn now_ns() -> i64 {
-    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
 }
 
 /// The query window of a batch: earliest send time minus the margin, to a second from now.

@@ -28,6 +28,7 @@ use super::EmbeddedConfig;
 use super::metrics::{Counter, single_samples};
 use store::{Labels, StoredEntry, Stream, Tenant};
 use wire::exposition::{MetricFamily, MetricKind};
+pub(crate) use wire::time::now_ns;
 
 /// Loki's tenant id when none is given.
 pub const DEFAULT_TENANT: &str = "fake";
@@ -141,11 +142,6 @@ mod reason {
     pub const LINE_TOO_LONG: &str = "line_too_long";
     pub const TOO_OLD: &str = "greater_than_max_sample_age";
     pub const TOO_NEW: &str = "too_far_in_future";
-}
-
-/// Now, in nanoseconds since the epoch.
-pub(crate) fn now_ns() -> i64 {
-    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(i64::MAX)
 }
 
 /// A time as Go's `time.Time` prints with RFC3339 (what Loki's messages show).
