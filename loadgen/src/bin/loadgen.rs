@@ -27,8 +27,8 @@ use loadgen::fleet::{Fleet, FleetSpec, Shard};
 use loadgen::run::{CollectorChoice, Progress, RunConfig, RunError, Slo};
 use reports::Results;
 use reqwest::Url;
-use stack::external::ExternalArgs;
 use stack::StackChoice;
+use stack::external::ExternalArgs;
 
 #[derive(Parser, Debug)]
 #[command(
