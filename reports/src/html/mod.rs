@@ -15,6 +15,10 @@
 //! larger than the noise of the figures compared.
 //!
 //! Every string that comes from the results is escaped with [`esc`].
+//!
+//! One file per section (`summary`, `throughput`, `latency`, `loss`, `breakdown`, `baseline`);
+//! `figures` holds the baseline comparison's figures and `format` the number formatting the
+//! sections and the terminal summary share.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
