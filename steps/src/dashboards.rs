@@ -2,7 +2,7 @@
 //! query with its datasource and language, template variables expanded to concrete values,
 //! and the datasource uids the provisioning file declares.
 //!
-//! Static checks (`steps/tests/deploy.rs`) parse each query with the embedded stack's parsers,
+//! Static checks (`steps/tests/it/deploy.rs`) parse each query with the embedded stack's parsers,
 //! so a dashboard never asks for something outside the PromQL/LogQL/TraceQL subset in
 //! `docs/embedded-stack.md`; scenarios can run the same queries against a live stack.
 

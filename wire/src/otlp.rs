@@ -5,7 +5,7 @@
 //! # Where `opentelemetry-proto` 0.33's serde departs from the OTLP/JSON spec, and what we do
 //!
 //! Checked against the spec (<https://opentelemetry.io/docs/specs/otlp/#json-protobuf-encoding>)
-//! and the proto3 JSON mapping it builds on; the tests here and in `tests/otlp_json.rs` pin each
+//! and the proto3 JSON mapping it builds on; the tests here and in `tests/it/otlp_json.rs` pin each
 //! point. Correct as is: trace/span ids as hex (either case on input; base64 ids are refused),
 //! lowerCamelCase names, `fixed64`/`int64` data fields written as strings and read from strings
 //! or numbers, enums written as integers, unknown fields ignored, `bytesValue` as base64.

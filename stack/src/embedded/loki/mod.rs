@@ -592,7 +592,7 @@ mod tests {
     }
 
     /// Loki 3's push-time discovery off: streams and entries stored as pushed (the discovery
-    /// has its own tests in `detect` and tests/loki_api.rs).
+    /// has its own tests in `detect` and tests/it/loki_api.rs).
     fn as_pushed() -> LokiConfig {
         LokiConfig {
             discover_service_name: Vec::new(),
