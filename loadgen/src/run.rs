@@ -26,6 +26,7 @@ pub mod config;
 pub(crate) mod devices;
 pub mod dynamics;
 pub mod preflight;
+pub mod agent;
 pub mod process;
 pub mod receivers;
 mod results;

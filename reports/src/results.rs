@@ -63,6 +63,11 @@ pub struct RunInfo {
     pub shards_merged: u32,
     /// Where the data went: "embedded", "collector http://...", "direct", "external".
     pub target: String,
+    /// The agent under test (`collector`, `collector (in-process)`, `alloy`,
+    /// `prometheus-agent`, ...): what `compare` and the report's baseline section name the runs
+    /// by. Empty in results written before it was recorded.
+    #[serde(default)]
+    pub agent: String,
     /// Rate multiplier applied to every device's nominal rates.
     pub rate_multiplier: f64,
     pub loadgen_version: String,

@@ -262,10 +262,30 @@ struct RunArgs {
     )]
     collector_otlp_url: Option<Url>,
     /// Spawn the collector binary (PATH, or the `collector` beside this executable) in front of
-    /// the stack and sample its CPU and RSS from /proc.
-    #[arg(long, value_name = "PATH", num_args = 0..=1, default_missing_value = "",
+    /// the stack and sample its CPU and RSS from /proc. With --collector-config (or --agent):
+    /// any agent's command line, with {{placeholders}} such as {{config}} (e.g. 'alloy run
+    /// {{config}}').
+    #[arg(long, value_name = "PATH|COMMAND", num_args = 0..=1, default_missing_value = "",
           conflicts_with_all = ["direct", "collector", "collector_loki_url", "collector_write_url", "collector_otlp_url"])]
     collector_cmd: Option<String>,
+    /// The config template of the agent --collector-cmd runs: {{name}} placeholders for the
+    /// ports loadgen assigns and the stack's endpoints (deploy/peers/README.md); rendered into
+    /// the run folder's agent/.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["direct", "collector"])]
+    collector_config: Option<PathBuf>,
+    /// A shipped agent, its command and template from deploy/peers/: collector, alloy, vector,
+    /// otelcol, prometheus-agent (metrics by scrape: add --delivery scrape). --collector-cmd and
+    /// --collector-config override its command and template.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["direct", "collector", "collector_loki_url", "collector_write_url", "collector_otlp_url"])]
+    agent: Option<String>,
+    /// With --collector-cmd and --collector-config: the HTTP path on {{agent_port}} that answers
+    /// 2xx once the agent is ready [default: its receiver ports accepting connections].
+    #[arg(long, value_name = "PATH")]
+    collector_ready: Option<String>,
+    /// With --collector-cmd and --collector-config: the path of the agent's remote-write
+    /// receiver.
+    #[arg(long, value_name = "PATH", default_value = "/api/v1/write")]
+    collector_write_path: String,
     /// Push straight to the stack, without a collector.
     #[arg(long)]
     direct: bool,
@@ -468,6 +488,9 @@ fn target(args: &RunArgs) -> anyhow::Result<(StackChoice, CollectorChoice)> {
             ..Default::default()
         }),
     };
+    if let Some(spec) = agent_spec(args)? {
+        return Ok((stack, CollectorChoice::Agent(Box::new(spec))));
+    }
     if let Some(path) = &args.collector_cmd {
         let program = if path.is_empty() {
             loadgen::run::process::default_program()?
@@ -498,6 +521,65 @@ fn target(args: &RunArgs) -> anyhow::Result<(StackChoice, CollectorChoice)> {
         CollectorChoice::InProcess
     };
     Ok((stack, collector))
+}
+
+/// The agent of `--agent`, `--collector-cmd` and `--collector-config`, when it comes from a
+/// template (`--collector-cmd PATH` alone is our collector with its typed config).
+fn agent_spec(args: &RunArgs) -> anyhow::Result<Option<loadgen::run::agent::AgentSpec>> {
+    use loadgen::run::agent::{self, AgentSpec, Readiness, Template};
+    let template = match &args.collector_config {
+        Some(path) => Some(Template {
+            file: path.display().to_string(),
+            text: std::fs::read_to_string(path)
+                .map_err(|e| Usage(format!("--collector-config {}: {e}", path.display())))?,
+        }),
+        None => None,
+    };
+    let command = args.collector_cmd.clone().filter(|c| !c.trim().is_empty());
+    let mut spec = match (&args.agent, template) {
+        (Some(name), template) => {
+            let shipped = agent::shipped(name).ok_or_else(|| {
+                let names: Vec<&str> = agent::SHIPPED.iter().map(|s| s.name).collect();
+                Usage(format!("--agent {name}: not a shipped agent ({})", names.join(", ")))
+            })?;
+            AgentSpec::from_shipped(shipped, template)
+        }
+        (None, Some(template)) => {
+            let command = command.clone().ok_or_else(|| {
+                Usage("--collector-config needs the agent's command line: --collector-cmd 'PROGRAM ... {{config}}', or --agent NAME".into())
+            })?;
+            AgentSpec {
+                name: agent::name_of_command(&command),
+                command,
+                template,
+                ready: args
+                    .collector_ready
+                    .clone()
+                    .map_or(Readiness::Listening, Readiness::Http),
+                remote_write_path: args.collector_write_path.clone(),
+            }
+        }
+        (None, None) => {
+            if command.as_deref().is_some_and(|c| c.contains("{{")) {
+                return Err(Usage(
+                    "--collector-cmd with placeholders needs --collector-config FILE (the template they fill)".into(),
+                )
+                .into());
+            }
+            return Ok(None);
+        }
+    };
+    if let Some(c) = command {
+        spec.command = c;
+    }
+    if let Some(path) = &args.collector_ready {
+        spec.ready = Readiness::Http(path.clone());
+    }
+    // An unknown placeholder is a bad file: named before anything starts.
+    agent::placeholders_in(&spec.template.file, &spec.template.text)
+        .map_err(|e| Usage(e.to_string()))?;
+    agent::placeholders_in("--collector-cmd", &spec.command).map_err(|e| Usage(e.to_string()))?;
+    Ok(Some(spec))
 }
 
 fn parse_delivery(s: &str) -> Result<Delivery, String> {
@@ -549,6 +631,8 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             | RunError::Fleet(_)
             // No stack (bad URLs, no Docker, not built with containers): the run did not start.
             | RunError::Stack(_)
+            // The agent did not start (or never got ready).
+            | RunError::Agent { .. }
             | RunError::Preflight(_) => anyhow::Error::new(Usage(e.to_string())),
             other => other.into(),
         })?;

@@ -117,9 +117,10 @@ impl ScrapeServer {
                 "__metrics_path__".into(),
                 format!("/devices/{}/metrics", d.id),
             );
+            // Milliseconds: a duration Prometheus parses too ("7s 500ms" it would refuse).
             labels.insert(
                 "__scrape_interval__".into(),
-                humantime::format_duration(every).to_string(),
+                format!("{}ms", every.as_millis()),
             );
             groups.push(TargetGroup {
                 targets: vec![addr.to_string()],

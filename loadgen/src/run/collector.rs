@@ -133,6 +133,11 @@ pub struct Extra {
     pub logs: Option<String>,
     /// Feeds the remote-write writer too.
     pub metrics: Option<String>,
+    /// The run folder (a spawned agent's config, logs and data go in its `agent/`).
+    pub run_dir: Option<std::path::PathBuf>,
+    /// The scrape targets' file_sd file and the shortest scrape interval, when metrics are
+    /// scraped (what an agent from a template is given as `{{file_sd_file}}`).
+    pub scrape: Option<(std::path::PathBuf, std::time::Duration)>,
 }
 
 /// How long the run's writers wait to fill a batch.

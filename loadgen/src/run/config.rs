@@ -9,6 +9,7 @@
 //! |---|---|---|
 //! | [`CollectorChoice::InProcess`] | a collector inside loadgen (Loki push, remote write, OTLP/HTTP on 127.0.0.1 port 0) | the chosen stack |
 //! | [`CollectorChoice::Spawned`] | the collector binary, spawned with the same config on free ports; its CPU and RSS sampled from `/proc` | the chosen stack |
+//! | [`CollectorChoice::Agent`] | any agent (our collector, Alloy, Vector, otelcol, Prometheus in agent mode) spawned from a command and a config template ([`super::agent`]); signals it has no receiver for go to the stack's APIs; its process tree's CPU and RSS sampled | the chosen stack |
 //! | [`CollectorChoice::Remote`] | a running collector's receivers ([`Receivers`]) | wherever it is configured to (it must be the chosen stack) |
 //! | [`CollectorChoice::None`] | the stack's own APIs | — |
 
@@ -20,6 +21,7 @@ use stack::StackChoice;
 
 use super::dynamics::DynamicsSpec;
 use super::preflight::PreflightError;
+use super::agent::AgentSpec;
 use super::receivers::Receivers;
 use crate::deliver::Delivery;
 use crate::fleet::{FleetSpec, Shard};
@@ -39,6 +41,9 @@ pub enum CollectorChoice {
     /// The collector binary at this path, spawned as a child process writing to the stack (its
     /// CPU and RSS are sampled apart from loadgen's).
     Spawned { program: PathBuf },
+    /// Any agent, spawned from a command line and a config template (its CPU and RSS sampled
+    /// over its process tree).
+    Agent(Box<AgentSpec>),
     /// A running collector with these receivers; it writes to the stack on its own.
     Remote(Box<Receivers>),
     /// No collector: the fleet pushes to the stack's APIs.
@@ -55,8 +60,27 @@ impl CollectorChoice {
         )
     }
 
+    /// Whether loadgen spawns it as a process (and samples its CPU and RSS).
+    pub fn is_process(&self) -> bool {
+        matches!(
+            self,
+            CollectorChoice::Spawned { .. } | CollectorChoice::Agent(_)
+        )
+    }
+
+    /// How `results.json`, `compare` and the report name the agent under test.
+    pub fn agent_name(&self) -> String {
+        match self {
+            CollectorChoice::InProcess => "collector (in-process)".into(),
+            CollectorChoice::Spawned { .. } => "collector".into(),
+            CollectorChoice::Agent(a) => a.name.clone(),
+            CollectorChoice::Remote(_) => "remote collector".into(),
+            CollectorChoice::None => "none (direct)".into(),
+        }
+    }
+
     /// How `results.json` names it.
-    fn describe(&self) -> String {
+    fn describe(&self, delivery: Delivery) -> String {
         match self {
             CollectorChoice::InProcess => {
                 "in-process collector (its CPU/RSS are counted in loadgen's)".into()
@@ -64,6 +88,7 @@ impl CollectorChoice {
             CollectorChoice::Spawned { program } => {
                 format!("collector process {}", program.display())
             }
+            CollectorChoice::Agent(a) => a.describe(delivery),
             CollectorChoice::Remote(r) => format!(
                 "collector (Loki push {}, remote write {}, OTLP {})",
                 r.loki, r.remote_write, r.otlp
@@ -155,7 +180,7 @@ impl RunConfig {
                 "containers stack (grafana/loki, mimir, tempo)".to_string()
             }
         };
-        format!("{stack}, {}", self.collector.describe())
+        format!("{stack}, {}", self.collector.describe(self.delivery))
     }
 }
 
@@ -170,6 +195,9 @@ pub enum RunError {
     Stack(#[from] stack::StackError),
     #[error("in-process collector: {0}")]
     Collector(String),
+    /// A spawned agent (our collector's binary included) that could not be used.
+    #[error("agent `{agent}`: {message}")]
+    Agent { agent: String, message: String },
     #[error(transparent)]
     Send(#[from] SendError),
     #[error(transparent)]
@@ -197,10 +225,13 @@ pub fn check(cfg: &RunConfig) -> Result<(), RunError> {
     if cfg.fleet.devices == 0 {
         return Err(RunError::Config("devices must be above 0".into()));
     }
-    if !matches!(cfg.delivery, Delivery::Push | Delivery::Otlp) && !cfg.collector.is_ours() {
+    if let CollectorChoice::Agent(a) = &cfg.collector {
+        a.plan(cfg.delivery).map_err(RunError::Config)?;
+    } else if !matches!(cfg.delivery, Delivery::Push | Delivery::Otlp) && !cfg.collector.is_ours()
+    {
         return Err(RunError::Config(format!(
-            "delivery {} needs a collector loadgen runs (in-process, or --collector-cmd): \
-             that collector is what scrapes and tails",
+            "delivery {} needs a collector loadgen runs (in-process, --collector-cmd or \
+             --agent): that collector is what scrapes and tails",
             cfg.delivery
         )));
     }
@@ -229,11 +260,11 @@ pub fn check(cfg: &RunConfig) -> Result<(), RunError> {
         )));
     }
     if let Some(slo) = cfg.slos.iter().find(|s| s.kind.needs_collector_process())
-        && !matches!(cfg.collector, CollectorChoice::Spawned { .. })
+        && !cfg.collector.is_process()
     {
         return Err(RunError::Config(format!(
-            "SLO {slo} bounds the collector process: run with --collector-cmd, so loadgen \
-             spawns the collector and samples its CPU and RSS"
+            "SLO {slo} bounds the collector process: run with --collector-cmd or --agent, so \
+             loadgen spawns the collector and samples its CPU and RSS"
         )));
     }
     if cfg.duration.is_zero() || cfg.warmup >= cfg.duration {

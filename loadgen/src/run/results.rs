@@ -68,6 +68,7 @@ pub(crate) fn assemble(cfg: &RunConfig, fleet: &Fleet, shared: &Shared, m: Measu
                 Delivery::Push => target,
                 d => format!("{target}, delivery {d}"),
             },
+            agent: cfg.collector.agent_name(),
             rate_multiplier: cfg.rate_multiplier,
             loadgen_version: env!("CARGO_PKG_VERSION").to_string(),
             command: cfg.command.clone(),

@@ -12,12 +12,14 @@ use reqwest::Url;
 use stack::{Endpoints, Stack};
 
 use super::accounting::Shared;
-use super::collector::{CollectorFile, Extra};
+use super::collector::{CollectorFile, Extra, Source};
+use super::agent::{self, AgentSpec};
 use super::{CollectorChoice, RunConfig, RunError, process};
 use crate::deliver::{Delivered, files::FileSink, scrape::ScrapeServer};
 use crate::engine::Targets;
 use crate::fleet::Fleet;
 use crate::send::Target;
+use wire::Signal;
 
 /// Where each signal goes and what is read back, plus what must stay alive meanwhile.
 pub(crate) struct Setup {
@@ -47,6 +49,11 @@ impl Setup {
             }
             CollectorChoice::Spawned { program } => {
                 let (p, targets) = spawn_collector(program, e, extra).await?;
+                setup.targets = targets;
+                setup.process = Some(p);
+            }
+            CollectorChoice::Agent(a) => {
+                let (p, targets) = spawn_agent(a, cfg.delivery, e, extra).await?;
                 setup.targets = targets;
                 setup.process = Some(p);
             }
@@ -132,6 +139,162 @@ async fn spawn_collector(
     Ok((p, targets))
 }
 
+/// An agent from its template: rendered into the run folder's `agent/` with free ports and the
+/// stack's endpoints, started, and the targets of the signals it receives (the others go to the
+/// stack directly, see [`AgentSpec::plan`]).
+async fn spawn_agent(
+    spec: &AgentSpec,
+    delivery: crate::deliver::Delivery,
+    e: &Endpoints,
+    extra: &Extra,
+) -> Result<(process::CollectorProcess, Targets), RunError> {
+    let config_err = |err: agent::TemplateError| RunError::Config(err.to_string());
+    let plan = spec.plan(delivery).map_err(RunError::Config)?;
+    let dir = extra
+        .run_dir
+        .as_ref()
+        .map_or_else(collector_dir, |d| d.join("agent"));
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).map_err(super::config::io_err(&data))?;
+    let ports = process::Ports::free()?;
+    let (file_sd, interval) = match &extra.scrape {
+        Some((file, every)) => (file.clone(), *every),
+        None => {
+            // No scraping this run: an empty target list, so a template that names the file
+            // still starts.
+            let file = dir.join(crate::deliver::scrape::FILE_SD_NAME);
+            crate::deliver::scrape::write_file_sd(&file, &[])?;
+            (file, Duration::from_secs(15))
+        }
+    };
+    let config_name = Path::new(&spec.template.file)
+        .file_name()
+        .map(|n| n.to_string_lossy().trim_end_matches(".tmpl").to_string())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "agent.conf".into());
+    let config_path = dir.join(config_name);
+    let base = |u: &Url| u.as_str().trim_end_matches('/').to_string();
+    let mut values = agent::Values::new();
+    for (name, port) in [
+        ("loki_push_port", ports.loki_push),
+        ("remote_write_port", ports.remote_write),
+        ("otlp_http_port", ports.otlp_http),
+        ("otlp_grpc_port", ports.otlp_grpc),
+        ("agent_port", ports.server),
+    ] {
+        values.insert(name, Ok(port.to_string()));
+    }
+    values.insert("file_sd_file", Ok(file_sd.display().to_string()));
+    values.insert("scrape_interval", Ok(format!("{}ms", interval.as_millis())));
+    values.insert("loki_url", Ok(base(&e.loki)));
+    values.insert(
+        "loki_push_url",
+        Ok(format!("{}/loki/api/v1/push", base(&e.loki))),
+    );
+    values.insert("remote_write_url", Ok(e.prometheus_write.to_string()));
+    values.insert("tempo_otlp_http_url", Ok(base(&e.tempo_otlp_http)));
+    values.insert(
+        "tempo_otlp_grpc_endpoint",
+        e.tempo_otlp_grpc
+            .as_ref()
+            .and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?)))
+            .ok_or_else(|| "this stack has no Tempo OTLP/gRPC endpoint".to_string()),
+    );
+    values.insert("data_dir", Ok(data.display().to_string()));
+    values.insert("config", Ok(config_path.display().to_string()));
+    let text = agent::render(&spec.template.file, &spec.template.text, &values)
+        .map_err(config_err)?;
+    std::fs::write(&config_path, text).map_err(super::config::io_err(&config_path))?;
+    let command_label = format!("the command of agent `{}`", spec.name);
+    let mut words = spec
+        .command
+        .split_whitespace()
+        .map(|w| agent::render(&command_label, w, &values))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(config_err)?
+        .into_iter();
+    let program = words
+        .next()
+        .ok_or_else(|| RunError::Config(format!("agent `{}`: an empty command", spec.name)))?;
+    let uses = spec.uses().map_err(config_err)?;
+    let ready = match &spec.ready {
+        agent::Readiness::Http(path) => {
+            process::Ready::Http(format!("http://127.0.0.1:{}{path}", ports.server))
+        }
+        agent::Readiness::Listening => process::Ready::Listening(
+            [
+                ("loki_push_port", ports.loki_push),
+                ("remote_write_port", ports.remote_write),
+                ("otlp_http_port", ports.otlp_http),
+                ("otlp_grpc_port", ports.otlp_grpc),
+                ("agent_port", ports.server),
+            ]
+            .into_iter()
+            .filter(|(name, _)| uses.contains(*name))
+            .map(|(_, port)| process::Ports::addr(port))
+            .collect(),
+        ),
+    };
+    let launch = process::Launch {
+        name: spec.name.clone(),
+        program: program_path(&program),
+        args: words.collect(),
+        env: stack_secrets(e),
+        dir: dir.clone(),
+        ready,
+        remove_dir: extra.run_dir.is_none(),
+        remove_on_stop: Some(data),
+    };
+    let p = process::CollectorProcess::start(launch, AGENT_READY_TIMEOUT).await?;
+    let local = |port: u16, path: &str| -> Result<Target, RunError> {
+        let url = Url::parse(&format!("http://127.0.0.1:{port}{path}"))
+            .map_err(|err| RunError::Config(format!("agent `{}`: {err}", spec.name)))?;
+        Ok(Target { url, tenant: None })
+    };
+    let mut targets = Targets::direct(e);
+    for signal in &plan.through_agent {
+        match signal {
+            Signal::Logs => targets.logs = local(ports.loki_push, "/")?,
+            Signal::Metrics if !delivery.scrapes() => {
+                targets.metrics = local(ports.remote_write, &spec.remote_write_path)?
+            }
+            Signal::Metrics => {}
+            Signal::Traces => targets.traces = local(ports.otlp_http, "/")?,
+        }
+    }
+    if !plan.direct.is_empty() {
+        tracing::warn!(agent = %spec.name, direct = ?plan.direct, "the agent has no receiver for these signals: they go to the stack directly");
+    }
+    Ok((p, targets))
+}
+
+/// How long an agent may take to get ready.
+const AGENT_READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A command's program: `collector` is the collector beside loadgen when it is there.
+fn program_path(program: &str) -> PathBuf {
+    if program == "collector"
+        && let Ok(p) = process::default_program()
+        && p.is_file()
+    {
+        return p;
+    }
+    PathBuf::from(program)
+}
+
+/// The stack's credentials, handed to an agent in its environment (a template names them in its
+/// own syntax, e.g. `${LOADGEN_STACK_PASSWORD}`), never written into its config.
+fn stack_secrets(e: &Endpoints) -> Vec<(String, String)> {
+    match &e.auth {
+        stack::Auth::None => Vec::new(),
+        stack::Auth::Basic { username, password } => vec![
+            ("LOADGEN_STACK_USERNAME".into(), username.clone()),
+            ("LOADGEN_STACK_PASSWORD".into(), password.clone()),
+        ],
+        stack::Auth::Bearer(t) => vec![("LOADGEN_STACK_BEARER_TOKEN".into(), t.clone())],
+    }
+}
+
 fn collector_dir() -> PathBuf {
     std::env::temp_dir().join(format!(
         "loadgen-collector-{}-{}",
@@ -164,6 +327,8 @@ async fn collector_targets(c: &Collector) -> Result<Targets, RunError> {
 pub(crate) struct Paths {
     pub(crate) scrape: Option<ScrapeServer>,
     pub(crate) files: Option<FileSink>,
+    /// The run folder.
+    dir: Option<PathBuf>,
 }
 
 impl Paths {
@@ -175,7 +340,10 @@ impl Paths {
         shared: &Arc<Shared>,
         of_device: &[usize],
     ) -> Result<Paths, RunError> {
-        let mut paths = Paths::default();
+        let mut paths = Paths {
+            dir: Some(dir.to_path_buf()),
+            ..Paths::default()
+        };
         if cfg.delivery.scrapes() {
             let devices: Vec<(Arc<str>, u64, usize)> = fleet
                 .devices
@@ -221,9 +389,25 @@ impl Paths {
     /// What these paths add to the collector: a scrape source feeding the remote-write
     /// writer, a file source and its process component feeding the Loki writer.
     pub(crate) fn collector_extra(&self) -> Extra {
-        let mut extra = Extra::default();
+        let mut extra = Extra {
+            run_dir: self.dir.clone(),
+            ..Extra::default()
+        };
         if let Some(s) = &self.scrape {
-            extra.sources.insert("scrape".into(), s.source());
+            let source = s.source();
+            if let Source::PrometheusScrape {
+                file_sd,
+                scrape_interval,
+                ..
+            } = &source
+                && let (Some(file), Ok(every)) = (
+                    file_sd.files.first(),
+                    humantime::parse_duration(scrape_interval),
+                )
+            {
+                extra.scrape = Some((PathBuf::from(file), every));
+            }
+            extra.sources.insert("scrape".into(), source);
             extra.metrics = Some("scrape".into());
         }
         if let Some(f) = &self.files {

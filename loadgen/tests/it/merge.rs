@@ -62,6 +62,7 @@ fn results(id: &str, sent: u64, lat: &[u64], interval_t: &[f64]) -> Results {
             shard: Some([0, 2]),
             shards_merged: 1,
             target: "embedded".into(),
+            agent: String::new(),
             rate_multiplier: 1.0,
             loadgen_version: "0".into(),
             command: String::new(),

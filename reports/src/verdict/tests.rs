@@ -42,6 +42,7 @@ fn results(signals: &[(&str, SignalResults)]) -> Results {
             shard: None,
             shards_merged: 1,
             target: "test".into(),
+            agent: String::new(),
             rate_multiplier: 1.0,
             loadgen_version: String::new(),
             command: String::new(),

@@ -151,6 +151,7 @@ fn realistic(id: &str, scale: f64) -> Results {
             shard: None,
             shards_merged: 1,
             target: TARGET.into(),
+            agent: String::new(),
             rate_multiplier: 1.5,
             loadgen_version: "0.1.0".into(),
             command: "loadgen run --devices 1902".into(),
@@ -551,7 +552,7 @@ prop_compose! {
             schema_version: SCHEMA_VERSION,
             run: RunInfo {
                 id, started_at: String::new(), duration_s, warmup_s: 0.0, seed, devices, shard,
-                shards_merged: 1, target: String::new(), rate_multiplier,
+                shards_merged: 1, target: String::new(), agent: String::new(), rate_multiplier,
                 loadgen_version: String::new(), command: String::new(),
             },
             fleet: FleetSummary::default(),
