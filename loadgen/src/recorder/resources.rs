@@ -5,6 +5,13 @@
 //! at 100 for everything procfs reports (whatever the kernel's internal `HZ`); the change between
 //! two samples divided by the wall time between them is cores busy. RSS is `VmRSS` from
 //! `/proc/<pid>/status` (in kB, so no page size is needed).
+//!
+//! A watched process counts with its whole process tree: an agent may run workers or a shell
+//! may start it, so CPU and RSS are summed over the pid and every descendant, found by the
+//! parent pid (field 4) of each `/proc/<pid>/stat` (present on every kernel, unlike
+//! `/proc/<pid>/task/<tid>/children`). A child that exits between two samples takes its CPU
+//! time with it (its parent's `cutime` is not counted: it would count it twice while the
+//! child lives), so the tree's CPU can only be read as the live processes' sum.
 
 use std::time::{Duration, Instant};
 
@@ -132,8 +139,60 @@ impl SamplerHandle {
     }
 }
 
-/// (CPU seconds used, RSS bytes) of `pid`, or of this process.
+/// (CPU seconds used, RSS bytes) of `pid` and its descendants, or of this process (loadgen's
+/// own children, if any, are not its cost).
 fn read(pid: Option<u32>) -> Result<(f64, u64), ResourceError> {
+    let Some(root) = pid else {
+        return read_one(None);
+    };
+    let (mut cpu, mut rss) = read_one(Some(root))?;
+    for child in descendants(root) {
+        // A descendant that exited since the scan is simply not there any more.
+        if let Ok((c, r)) = read_one(Some(child)) {
+            cpu += c;
+            rss += r;
+        }
+    }
+    Ok((cpu, rss))
+}
+
+/// Every descendant of `root` (children, their children, ...), from the parent pids in
+/// `/proc/*/stat`.
+fn descendants(root: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let parents: Vec<(u32, u32)> = entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            Some((pid, parse_ppid(&stat)?))
+        })
+        .collect();
+    let mut out = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(p) = frontier.pop() {
+        for &(child, _) in parents.iter().filter(|(_, parent)| *parent == p) {
+            if !out.contains(&child) && child != root {
+                out.push(child);
+                frontier.push(child);
+            }
+        }
+    }
+    out
+}
+
+/// The parent pid (field 4) of a `/proc/<pid>/stat` line.
+fn parse_ppid(stat: &str) -> Option<u32> {
+    stat[stat.rfind(')')? + 1..]
+        .split_whitespace()
+        .nth(4 - 3)?
+        .parse()
+        .ok()
+}
+
+/// (CPU seconds used, RSS bytes) of one process.
+fn read_one(pid: Option<u32>) -> Result<(f64, u64), ResourceError> {
     let dir = match pid {
         Some(p) => format!("/proc/{p}"),
         None => "/proc/self".to_string(),
@@ -206,6 +265,36 @@ mod tests {
             read(Some(u32::MAX)),
             Err(ResourceError::Read { .. })
         ));
+    }
+
+    #[test]
+    fn a_process_counts_with_its_whole_tree() {
+        assert_eq!(parse_ppid("7 (a) b) S 42 7 7 0"), Some(42));
+        // A shell with a background child and a foreground one: three processes.
+        let mut sh = std::process::Command::new("sh")
+            .args(["-c", "sleep 5 & sleep 5"])
+            .spawn()
+            .unwrap();
+        let pid = sh.id();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut kids = descendants(pid);
+        while kids.len() < 2 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+            kids = descendants(pid);
+        }
+        assert_eq!(kids.len(), 2, "sh's two sleeps: {kids:?}");
+        let (_, tree_rss) = read(Some(pid)).unwrap();
+        let (_, own_rss) = read_one(Some(pid)).unwrap();
+        let kid_rss: u64 = kids.iter().map(|k| read_one(Some(*k)).unwrap().1).sum();
+        assert!(kid_rss > 0);
+        // Summed over the tree (a child may have exited in between: never more than the sum).
+        assert!(tree_rss > own_rss, "{tree_rss} vs {own_rss}");
+        assert!(tree_rss <= own_rss + kid_rss, "{tree_rss} vs {own_rss} + {kid_rss}");
+        for k in kids {
+            let _ = std::process::Command::new("kill").arg(k.to_string()).status();
+        }
+        let _ = sh.kill();
+        let _ = sh.wait();
     }
 
     #[tokio::test]
