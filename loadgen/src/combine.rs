@@ -318,6 +318,10 @@ fn delta(base: f64, new: f64) -> String {
 pub fn compare(base: &Results, new: &Results) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "base {}  new {}", base.run.id, new.run.id);
+    let (bh, nh) = column_heads(base, new);
+    if bh != "base" {
+        let _ = writeln!(out, "agents: base {bh}, new {nh}");
+    }
     let differences = setting_differences(base, new);
     for w in &differences {
         let _ = writeln!(out, "warning: the runs differ in {w}");
@@ -331,7 +335,7 @@ pub fn compare(base: &Results, new: &Results) -> String {
     let _ = writeln!(
         out,
         "{:<8} {:<24} {:>14} {:>14} {:>9}  change",
-        "signal", "figure", "base", "new", "delta"
+        "signal", "figure", bh, nh, "delta"
     );
     let names: std::collections::BTreeSet<&String> =
         base.signals.keys().chain(new.signals.keys()).collect();
@@ -357,6 +361,17 @@ pub fn compare(base: &Results, new: &Results) -> String {
         }
     }
     out
+}
+
+/// The column heads: the agents' names when the runs name different agents (runs of Alloy and
+/// our collector side by side), `base` and `new` otherwise.
+fn column_heads(base: &Results, new: &Results) -> (String, String) {
+    let (b, n) = (&base.run.agent, &new.run.agent);
+    if b.is_empty() || n.is_empty() || b == n {
+        ("base".into(), "new".into())
+    } else {
+        (b.clone(), n.clone())
+    }
 }
 
 #[cfg(test)]
@@ -439,6 +454,31 @@ mod tests {
             assert!(text.contains(w), "{w} in\n{text}");
         }
         assert!(!text.contains("differ in target"), "{text}");
+    }
+
+    #[test]
+    fn runs_of_different_agents_are_headed_by_their_names() {
+        let mut a = run("a", 600_000, 10_000);
+        let mut b = run("b", 600_000, 10_000);
+        a.run.agent = "collector".into();
+        b.run.agent = "prometheus-agent".into();
+        let text = compare(&a, &b);
+        assert!(
+            text.contains("agents: base collector, new prometheus-agent"),
+            "{text}"
+        );
+        let head = text.lines().find(|l| l.starts_with("signal")).unwrap();
+        assert!(
+            head.contains("collector") && head.contains("prometheus-agent"),
+            "{head}"
+        );
+        // Old results name no agent: base and new, as before.
+        b.run.agent.clear();
+        assert!(
+            compare(&a, &b)
+                .lines()
+                .any(|l| l.starts_with("signal") && l.contains(" base "))
+        );
     }
 
     #[test]

@@ -21,12 +21,12 @@
 //! by that collector and/or logs are tailed from files instead; see [`crate::deliver`].
 
 pub(crate) mod accounting;
+pub mod agent;
 pub mod collector;
 pub mod config;
 pub(crate) mod devices;
 pub mod dynamics;
 pub mod preflight;
-pub mod agent;
 pub mod process;
 pub mod receivers;
 mod results;

@@ -540,7 +540,10 @@ fn agent_spec(args: &RunArgs) -> anyhow::Result<Option<loadgen::run::agent::Agen
         (Some(name), template) => {
             let shipped = agent::shipped(name).ok_or_else(|| {
                 let names: Vec<&str> = agent::SHIPPED.iter().map(|s| s.name).collect();
-                Usage(format!("--agent {name}: not a shipped agent ({})", names.join(", ")))
+                Usage(format!(
+                    "--agent {name}: not a shipped agent ({})",
+                    names.join(", ")
+                ))
             })?;
             AgentSpec::from_shipped(shipped, template)
         }

@@ -289,9 +289,14 @@ mod tests {
         assert!(kid_rss > 0);
         // Summed over the tree (a child may have exited in between: never more than the sum).
         assert!(tree_rss > own_rss, "{tree_rss} vs {own_rss}");
-        assert!(tree_rss <= own_rss + kid_rss, "{tree_rss} vs {own_rss} + {kid_rss}");
+        assert!(
+            tree_rss <= own_rss + kid_rss,
+            "{tree_rss} vs {own_rss} + {kid_rss}"
+        );
         for k in kids {
-            let _ = std::process::Command::new("kill").arg(k.to_string()).status();
+            let _ = std::process::Command::new("kill")
+                .arg(k.to_string())
+                .status();
         }
         let _ = sh.kill();
         let _ = sh.wait();

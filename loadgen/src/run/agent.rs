@@ -22,19 +22,46 @@ use wire::Signal;
 
 /// Every placeholder, with what it becomes.
 pub const PLACEHOLDERS: &[(&str, &str)] = &[
-    ("loki_push_port", "the agent's Loki push receiver port (logs; push and scrape delivery)"),
-    ("remote_write_port", "the agent's remote-write receiver port (metrics; push delivery)"),
-    ("otlp_http_port", "the agent's OTLP/HTTP receiver port (traces; logs and metrics with --delivery otlp)"),
+    (
+        "loki_push_port",
+        "the agent's Loki push receiver port (logs; push and scrape delivery)",
+    ),
+    (
+        "remote_write_port",
+        "the agent's remote-write receiver port (metrics; push delivery)",
+    ),
+    (
+        "otlp_http_port",
+        "the agent's OTLP/HTTP receiver port (traces; logs and metrics with --delivery otlp)",
+    ),
     ("otlp_grpc_port", "the agent's OTLP/gRPC receiver port"),
-    ("agent_port", "the agent's own HTTP port (readiness, self-metrics)"),
-    ("file_sd_file", "the Prometheus file_sd file listing the per-device scrape targets (metrics; --delivery scrape)"),
-    ("scrape_interval", "the fleet's shortest scrape interval, in milliseconds (e.g. 15000ms)"),
+    (
+        "agent_port",
+        "the agent's own HTTP port (readiness, self-metrics)",
+    ),
+    (
+        "file_sd_file",
+        "the Prometheus file_sd file listing the per-device scrape targets (metrics; --delivery scrape)",
+    ),
+    (
+        "scrape_interval",
+        "the fleet's shortest scrape interval, in milliseconds (e.g. 15000ms)",
+    ),
     ("loki_url", "Loki's base URL, no trailing slash"),
     ("loki_push_url", "Loki's push URL (.../loki/api/v1/push)"),
     ("remote_write_url", "Mimir's (Prometheus') remote-write URL"),
-    ("tempo_otlp_http_url", "Tempo's OTLP/HTTP base URL, no trailing slash (exporters append /v1/traces)"),
-    ("tempo_otlp_grpc_endpoint", "Tempo's OTLP/gRPC host:port (stacks that have one)"),
-    ("data_dir", "the agent's data folder (in the run folder's agent/)"),
+    (
+        "tempo_otlp_http_url",
+        "Tempo's OTLP/HTTP base URL, no trailing slash (exporters append /v1/traces)",
+    ),
+    (
+        "tempo_otlp_grpc_endpoint",
+        "Tempo's OTLP/gRPC host:port (stacks that have one)",
+    ),
+    (
+        "data_dir",
+        "the agent's data folder (in the run folder's agent/)",
+    ),
     ("config", "the rendered config file (for the command line)"),
 ];
 
@@ -357,10 +384,7 @@ impl AgentSpec {
 }
 
 fn signal_list(s: &[Signal]) -> String {
-    s.iter()
-        .map(|s| s.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
+    s.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
 }
 
 /// The agent's name from a command line: its program's file name.
@@ -428,7 +452,8 @@ mod tests {
     fn unknown_unavailable_and_unclosed_are_named_with_file_and_line() {
         let e = render("a.tmpl", "x\ny = {{lokiport}}\n", &dummy_values()).unwrap_err();
         assert!(
-            e.to_string().starts_with("a.tmpl:2: unknown placeholder {{lokiport}}"),
+            e.to_string()
+                .starts_with("a.tmpl:2: unknown placeholder {{lokiport}}"),
             "{e}"
         );
         let mut v = dummy_values();
@@ -439,7 +464,13 @@ mod tests {
             "b:3: placeholder {{tempo_otlp_grpc_endpoint}} cannot be filled in this run: the stack has none"
         );
         let e = render("c", "a {{config\n}}", &v).unwrap_err();
-        assert_eq!(e, TemplateError::Unclosed { file: "c".into(), line: 1 });
+        assert_eq!(
+            e,
+            TemplateError::Unclosed {
+                file: "c".into(),
+                line: 1
+            }
+        );
     }
 
     #[test]
@@ -454,7 +485,11 @@ mod tests {
     #[test]
     fn signals_follow_the_receivers_a_template_names() {
         let prom = spec("files: [{{file_sd_file}}]\nurl: {{remote_write_url}}");
-        assert!(prom.plan(Delivery::Push).unwrap_err().contains("--delivery scrape"));
+        assert!(
+            prom.plan(Delivery::Push)
+                .unwrap_err()
+                .contains("--delivery scrape")
+        );
         let p = prom.plan(Delivery::Scrape).unwrap();
         assert_eq!(p.through_agent, [Signal::Metrics]);
         assert_eq!(p.direct, [Signal::Logs, Signal::Traces]);

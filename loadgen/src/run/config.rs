@@ -19,9 +19,9 @@ use std::time::Duration;
 
 use stack::StackChoice;
 
+use super::agent::AgentSpec;
 use super::dynamics::DynamicsSpec;
 use super::preflight::PreflightError;
-use super::agent::AgentSpec;
 use super::receivers::Receivers;
 use crate::deliver::Delivery;
 use crate::fleet::{FleetSpec, Shard};
@@ -227,8 +227,7 @@ pub fn check(cfg: &RunConfig) -> Result<(), RunError> {
     }
     if let CollectorChoice::Agent(a) = &cfg.collector {
         a.plan(cfg.delivery).map_err(RunError::Config)?;
-    } else if !matches!(cfg.delivery, Delivery::Push | Delivery::Otlp) && !cfg.collector.is_ours()
-    {
+    } else if !matches!(cfg.delivery, Delivery::Push | Delivery::Otlp) && !cfg.collector.is_ours() {
         return Err(RunError::Config(format!(
             "delivery {} needs a collector loadgen runs (in-process, --collector-cmd or \
              --agent): that collector is what scrapes and tails",

@@ -212,7 +212,10 @@ impl CollectorProcess {
                 };
                 return Err(agent_err(
                     &self.launch.name,
-                    format!("not ready within {timeout:?}: {what}; {}", self.output_tail()),
+                    format!(
+                        "not ready within {timeout:?}: {what}; {}",
+                        self.output_tail()
+                    ),
                 ));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -254,7 +257,10 @@ impl CollectorProcess {
         }
         let (path, out) = tail("stdout");
         if !out.trim().is_empty() {
-            return format!("its stderr is empty; its stdout ({}) ends with:\n{out}", path.display());
+            return format!(
+                "its stderr is empty; its stdout ({}) ends with:\n{out}",
+                path.display()
+            );
         }
         "it printed nothing".into()
     }

@@ -12,8 +12,8 @@ use reqwest::Url;
 use stack::{Endpoints, Stack};
 
 use super::accounting::Shared;
-use super::collector::{CollectorFile, Extra, Source};
 use super::agent::{self, AgentSpec};
+use super::collector::{CollectorFile, Extra, Source};
 use super::{CollectorChoice, RunConfig, RunError, process};
 use crate::deliver::{Delivered, files::FileSink, scrape::ScrapeServer};
 use crate::engine::Targets;
@@ -202,8 +202,8 @@ async fn spawn_agent(
     );
     values.insert("data_dir", Ok(data.display().to_string()));
     values.insert("config", Ok(config_path.display().to_string()));
-    let text = agent::render(&spec.template.file, &spec.template.text, &values)
-        .map_err(config_err)?;
+    let text =
+        agent::render(&spec.template.file, &spec.template.text, &values).map_err(config_err)?;
     std::fs::write(&config_path, text).map_err(super::config::io_err(&config_path))?;
     let command_label = format!("the command of agent `{}`", spec.name);
     let mut words = spec

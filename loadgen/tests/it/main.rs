@@ -8,6 +8,7 @@ mod k8s_manifest;
 mod merge;
 mod node;
 mod otlp_delivery;
+mod peers;
 mod run_collector_cmd;
 mod run_dynamics;
 mod run_shards;

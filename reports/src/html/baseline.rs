@@ -85,10 +85,19 @@ pub fn setting_differences(a: &Results, b: &Results) -> Vec<String> {
 }
 
 pub(super) fn baseline_section(r: &Results, base: &Results) -> String {
+    let agent = |x: &Results| {
+        if x.run.agent.is_empty() {
+            String::new()
+        } else {
+            format!(" (agent <b>{}</b>)", esc(&x.run.agent))
+        }
+    };
     let mut body = format!(
-        "<p>This run <b>{}</b> compared with baseline <b>{}</b> (started {}).</p>\n",
+        "<p>This run <b>{}</b>{} compared with baseline <b>{}</b>{} (started {}).</p>\n",
         esc(&r.run.id),
+        agent(r),
         esc(&base.run.id),
+        agent(base),
         esc(&base.run.started_at)
     );
     for w in setting_differences(base, r) {
@@ -113,11 +122,20 @@ pub(super) fn baseline_section(r: &Results, base: &Results) -> String {
             rows.push(row);
         }
     }
+    // Runs of different agents side by side: the columns name them.
+    let head = |x: &Results, default: &str| {
+        if x.run.agent.is_empty() || base.run.agent == r.run.agent {
+            format!("{default}#")
+        } else {
+            format!("{default}: {}#", x.run.agent)
+        }
+    };
+    let (base_head, this_head) = (head(base, "baseline"), head(r, "this run"));
     let headers = [
         "signal",
         "metric",
-        "baseline#",
-        "this run#",
+        base_head.as_str(),
+        this_head.as_str(),
         "delta#",
         "change",
     ];
