@@ -408,6 +408,8 @@ pub fn dummy_values() -> Values {
                 format!("http://127.0.0.1:{}", 30000 + i)
             } else if *name == "tempo_otlp_grpc_endpoint" {
                 "127.0.0.1:14317".into()
+            } else if *name == "file_sd_file" {
+                "/tmp/loadgen-agent/scrape-targets.json".into()
             } else if *name == "scrape_interval" {
                 "15000ms".into()
             } else {

@@ -638,3 +638,78 @@ fn alloy_peer_config_is_wired_and_listens_on_loadgens_ports() {
     }
     assert!(refs >= 8, "only {refs} references");
 }
+
+/// The node-agent templates (`deploy/peers/*/agent.*.tmpl`), rendered with dummy values as loadgen
+/// renders them, parse, and every receiver loadgen sends to listens on the port it assigns. The
+/// shipped agents table compiles the same files in.
+#[test]
+fn agent_templates_render_parse_and_listen_on_the_assigned_ports() {
+    use loadgen::run::agent::{self, SHIPPED};
+    let values = agent::dummy_values();
+    let port = |name: &str| -> String { values[name].as_ref().unwrap().clone() };
+    for s in SHIPPED {
+        let path = deploy_dir().join(s.file.trim_start_matches("deploy/"));
+        assert_eq!(
+            read(&path),
+            s.text,
+            "{}: the compiled-in copy is stale",
+            s.file
+        );
+        let text = agent::render(s.file, s.text, &values).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!text.contains("{{config}}"));
+        match s.name {
+            "collector" => {
+                let cfg = collector::config::Config::parse(&text, s.file, &|_| None)
+                    .unwrap_or_else(|e| panic!("{e}"));
+                cfg.build().unwrap_or_else(|e| panic!("{}: {e}", s.file));
+            }
+            "alloy" => {
+                let code: String = text
+                    .lines()
+                    .filter(|l| !l.trim_start().starts_with("//"))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                assert_eq!(code.matches('{').count(), code.matches('}').count());
+            }
+            _ => {
+                let _: Value =
+                    serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", s.file));
+            }
+        }
+        // Every receiver port the template names is in a listening address.
+        for name in [
+            "loki_push_port",
+            "remote_write_port",
+            "otlp_http_port",
+            "agent_port",
+        ] {
+            if s.text.contains(&format!("{{{{{name}}}}}")) {
+                assert!(
+                    text.contains(&format!("127.0.0.1:{}", port(name)))
+                        || text.contains(&format!("listen_port    = {}", port(name))),
+                    "{}: {name} is not a 127.0.0.1 listener",
+                    s.file
+                );
+            }
+        }
+    }
+    // The Prometheus agent scrapes the file_sd targets and keeps the devices' labels.
+    let prom = agent::render(
+        "prometheus-agent",
+        agent::shipped("prometheus-agent").unwrap().text,
+        &values,
+    )
+    .unwrap();
+    let c: Value = serde_saphyr::from_str(&prom).unwrap();
+    let job = &c["scrape_configs"][0];
+    assert_eq!(job["honor_labels"], true);
+    assert_eq!(job["honor_timestamps"], true);
+    assert_eq!(
+        job["file_sd_configs"][0]["files"][0],
+        port("file_sd_file").as_str()
+    );
+    assert_eq!(
+        c["remote_write"][0]["url"],
+        port("remote_write_url").as_str()
+    );
+}
