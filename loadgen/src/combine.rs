@@ -462,7 +462,21 @@ mod tests {
         let mut b = run("b", 600_000, 10_000);
         a.run.agent = "collector".into();
         b.run.agent = "prometheus-agent".into();
+        a.run.target = "embedded stack, agent collector, delivery push".into();
+        b.run.target =
+            "embedded stack, agent prometheus-agent (metrics; direct to the stack: logs, traces), delivery push"
+                .into();
         let text = compare(&a, &b);
+        // Different agents are the point of the comparison: only a different stack is warned of.
+        assert!(!text.contains("differ in"), "{text}");
+        let mut c = b.clone();
+        c.run.target =
+            "external stack (Loki http://l), agent prometheus-agent, delivery push".into();
+        assert!(
+            compare(&a, &c).contains("differ in stack"),
+            "{}",
+            compare(&a, &c)
+        );
         assert!(
             text.contains("agents: base collector, new prometheus-agent"),
             "{text}"

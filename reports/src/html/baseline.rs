@@ -73,7 +73,18 @@ pub fn setting_differences(a: &Results, b: &Results) -> Vec<String> {
             .rsplit_once(", delivery ")
             .map_or(r.run.target.clone(), |(t, _)| t.to_string())
     };
-    differ("target", target(a), target(b));
+    if x.agent != y.agent && !x.agent.is_empty() && !y.agent.is_empty() {
+        // Runs of different agents are compared on purpose (the column heads name them): only
+        // the stack part of the target ("embedded stack, agent ...") must match.
+        let stack = |r: &Results| {
+            target(r)
+                .split_once(", ")
+                .map_or(target(r), |(s, _)| s.to_string())
+        };
+        differ("stack", stack(a), stack(b));
+    } else {
+        differ("target", target(a), target(b));
+    }
     differ("seed", x.seed.to_string(), y.seed.to_string());
     differ("delivery", delivery(a).to_string(), delivery(b).to_string());
     differ(
