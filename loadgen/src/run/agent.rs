@@ -119,6 +119,7 @@ pub const SHIPPED: &[Shipped] = &[
     },
     Shipped {
         name: "prometheus-agent",
+        // `--enable-feature=agent` becomes `--agent` for Prometheus 3 (see `from_shipped`).
         command: "prometheus --enable-feature=agent --config.file={{config}} \
                   --web.listen-address=127.0.0.1:{{agent_port}} --storage.agent.path={{data_dir}}",
         file: "deploy/peers/prometheus-agent/agent.yml.tmpl",
@@ -127,6 +128,23 @@ pub const SHIPPED: &[Shipped] = &[
         remote_write_path: DEFAULT_REMOTE_WRITE_PATH,
     },
 ];
+
+/// How Prometheus 2.x is put in agent mode (the shipped command's form).
+const PROMETHEUS_2_AGENT_FLAG: &str = "--enable-feature=agent";
+
+/// The agent-mode flag for the Prometheus whose `--version` printed `version` ("prometheus,
+/// version 3.1.0 (branch: ...)"): `--agent` from 3.0 on, else the 2.x feature flag (also when
+/// the version cannot be read: spawning then says what is missing).
+fn prometheus_agent_flag(version: &str) -> &'static str {
+    let major = version
+        .split_once("version ")
+        .and_then(|(_, v)| v.split('.').next())
+        .and_then(|m| m.trim().parse::<u32>().ok());
+    match major {
+        Some(m) if m >= 3 => "--agent",
+        _ => PROMETHEUS_2_AGENT_FLAG,
+    }
+}
 
 /// The shipped agent of this name.
 pub fn shipped(name: &str) -> Option<&'static Shipped> {
@@ -285,9 +303,20 @@ pub struct Plan {
 impl AgentSpec {
     /// A shipped agent, its template replaced by `template` when given.
     pub fn from_shipped(s: &Shipped, template: Option<Template>) -> AgentSpec {
+        let mut command = s.command.to_string();
+        if s.name == "prometheus-agent" {
+            // Prometheus 3 removed `--enable-feature=agent` for `--agent` (and exits 3 on the
+            // agent-only `--storage.agent.path` in server mode); 2.x has no `--agent`.
+            let version = std::process::Command::new("prometheus")
+                .arg("--version")
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            command = command.replace(PROMETHEUS_2_AGENT_FLAG, prometheus_agent_flag(&version));
+        }
         AgentSpec {
             name: s.name.into(),
-            command: s.command.into(),
+            command,
             template: template.unwrap_or_else(|| Template {
                 file: s.file.into(),
                 text: s.text.into(),
@@ -514,5 +543,16 @@ mod tests {
     fn names_come_from_the_program() {
         assert_eq!(name_of_command("/usr/bin/alloy run {{config}}"), "alloy");
         assert_eq!(name_of_command(""), "agent");
+    }
+
+    #[test]
+    fn prometheus_agent_mode_follows_the_installed_major_version() {
+        let v2 = "prometheus, version 2.42.0+ds (branch: debian/sid, revision: 2.42.0+ds-5)\n";
+        let v3 = "prometheus, version 3.1.0 (branch: HEAD, revision: 7e8e5d8)\n";
+        assert_eq!(prometheus_agent_flag(v2), "--enable-feature=agent");
+        assert_eq!(prometheus_agent_flag(v3), "--agent");
+        assert_eq!(prometheus_agent_flag(""), "--enable-feature=agent");
+        let s = shipped("prometheus-agent").expect("shipped");
+        assert!(s.command.contains(PROMETHEUS_2_AGENT_FLAG));
     }
 }

@@ -227,6 +227,16 @@ pub fn check(cfg: &RunConfig) -> Result<(), RunError> {
     }
     if let CollectorChoice::Agent(a) = &cfg.collector {
         a.plan(cfg.delivery).map_err(RunError::Config)?;
+        if matches!(cfg.stack, StackChoice::Embedded(_))
+            && a.template.text.contains("{{loki_url}}/otlp")
+        {
+            return Err(RunError::Config(format!(
+                "agent `{}` writes logs to Loki's OTLP endpoint ({{{{loki_url}}}}/otlp), which the \
+                 embedded stack does not have: use --stack external with a Loki 3 whose \
+                 limits_config.otlp_config indexes the device labels (deploy/loki/loki.yaml)",
+                a.name
+            )));
+        }
     } else if !matches!(cfg.delivery, Delivery::Push | Delivery::Otlp) && !cfg.collector.is_ours() {
         return Err(RunError::Config(format!(
             "delivery {} needs a collector loadgen runs (in-process, --collector-cmd or \
