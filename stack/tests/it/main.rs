@@ -5,6 +5,7 @@
 
 mod client_fixtures;
 mod clients_e2e;
+mod ingest_limits;
 mod conformance_prometheus;
 mod local_servers;
 mod loki_api;
