@@ -132,7 +132,10 @@ pub async fn search(
             max: cfg.plan.max,
             resolution: cfg.plan.resolution,
             stage_duration_s: cfg.base.duration.as_secs_f64(),
-            devices: cfg.base.fleet.devices,
+            devices: match cfg.by {
+                LoadAxis::Devices => cfg.plan.start.round() as u64,
+                LoadAxis::Rate => cfg.base.fleet.devices,
+            },
             rate_multiplier: cfg.base.rate_multiplier,
         },
         objectives: objectives.slos.iter().map(|(s, _)| s.to_string()).collect(),
