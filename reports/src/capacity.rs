@@ -94,7 +94,7 @@ pub struct Stage {
     /// Which process CPU and RSS are of: "collector" when loadgen spawned it, else "loadgen"
     /// (whose figures include an in-process collector).
     pub resources_of: String,
-    /// Mean CPU of that process, cores.
+    /// Mean CPU of that process, cores (its first sample left out: see [`Stage::of`]).
     pub cpu_cores: f64,
     /// Peak RSS of that process, MiB.
     pub rss_mb: f64,
@@ -151,10 +151,14 @@ impl Stage {
         let spawned = r.resources.iter().any(|s| s.process == "collector");
         let of = if spawned { "collector" } else { "loadgen" };
         let samples: Vec<_> = r.resources.iter().filter(|s| s.process == of).collect();
-        let cpu_cores = if samples.is_empty() {
+        // The first sample's CPU is averaged since the sampler started over all of the
+        // process's CPU time; loadgen's process outlives one stage (it ran the earlier ones), so
+        // that sample is left out of the mean.
+        let cpu = samples.get(1..).unwrap_or_default();
+        let cpu_cores = if cpu.is_empty() {
             0.0
         } else {
-            samples.iter().map(|s| s.cpu_cores).sum::<f64>() / samples.len() as f64
+            cpu.iter().map(|s| s.cpu_cores).sum::<f64>() / cpu.len() as f64
         };
         let rss_mb = samples
             .iter()
