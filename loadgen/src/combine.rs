@@ -333,7 +333,11 @@ pub fn compare_capacity(base: &reports::Capacity, new: &reports::Capacity) -> St
     }
     for (what, b, n) in [
         ("target", &base.target, &new.target),
-        ("objectives", &base.objectives.join(", "), &new.objectives.join(", ")),
+        (
+            "objectives",
+            &base.objectives.join(", "),
+            &new.objectives.join(", "),
+        ),
     ] {
         if b != n {
             let _ = writeln!(out, "warning: the searches differ in {what}: {b} | {n}");
@@ -343,7 +347,11 @@ pub fn compare_capacity(base: &reports::Capacity, new: &reports::Capacity) -> St
     let (bs, ns) = (knee_stage(base), knee_stage(new));
     let rows: [(&str, Option<f64>, Option<f64>); 8] = [
         ("last passing load", base.knee.last_pass, new.knee.last_pass),
-        ("first failing load", base.knee.first_fail, new.knee.first_fail),
+        (
+            "first failing load",
+            base.knee.first_fail,
+            new.knee.first_fail,
+        ),
         (
             "items/s at the knee",
             bs.as_ref().map(|s| s.total_items_per_second()),
@@ -375,7 +383,11 @@ pub fn compare_capacity(base: &reports::Capacity, new: &reports::Capacity) -> St
             ns.as_ref().map(|s| s.rss_mb),
         ),
     ];
-    let _ = writeln!(out, "{:<24} {:>14} {:>14} {:>9}", "figure", "base", "new", "delta");
+    let _ = writeln!(
+        out,
+        "{:<24} {:>14} {:>14} {:>9}",
+        "figure", "base", "new", "delta"
+    );
     for (label, b, n) in rows {
         let show = |v: Option<f64>| v.map_or("–".into(), reports::html::fmt_f);
         let d = match (b, n) {
@@ -614,7 +626,11 @@ mod tests {
     #[test]
     fn capacity_path_tells_capacity_files_from_results() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("capacity.json"), capacity(1.0, 2.0).to_json()).unwrap();
+        std::fs::write(
+            dir.path().join("capacity.json"),
+            capacity(1.0, 2.0).to_json(),
+        )
+        .unwrap();
         assert_eq!(
             capacity_path(dir.path()),
             Some(dir.path().join("capacity.json"))

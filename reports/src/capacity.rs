@@ -278,7 +278,12 @@ impl Capacity {
             (KneeOutcome::Found, Some(pass), Some(fail)) => {
                 let items = self
                     .stage_at(pass)
-                    .map(|s| format!(", {} items/s", crate::html::fmt_f(s.total_items_per_second())))
+                    .map(|s| {
+                        format!(
+                            ", {} items/s",
+                            crate::html::fmt_f(s.total_items_per_second())
+                        )
+                    })
                     .unwrap_or_default();
                 format!(
                     "KNEE {}{items} (met every objective; {} broke {})",
@@ -306,7 +311,15 @@ impl Capacity {
         let _ = writeln!(
             out,
             "{:>4}  {:>12}  {:<10}  {:>11}  {:>11}  {:>11}  {:>8}  {:>6}  {:>7}  broke",
-            "#", "load", "verdict", "items/s", "p99 send ms", "p99 w2q ms", "loss", "cpu", "rss MiB"
+            "#",
+            "load",
+            "verdict",
+            "items/s",
+            "p99 send ms",
+            "p99 w2q ms",
+            "loss",
+            "cpu",
+            "rss MiB"
         );
         for s in self.by_load() {
             let _ = writeln!(

@@ -371,7 +371,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 (Some(b), Some(n)) => {
                     print!(
                         "{}",
-                        loadgen::combine::compare_capacity(&read_capacity(&b)?, &read_capacity(&n)?)
+                        loadgen::combine::compare_capacity(
+                            &read_capacity(&b)?,
+                            &read_capacity(&n)?
+                        )
                     );
                     return Ok(());
                 }
@@ -460,7 +463,8 @@ fn read(path: &Path) -> anyhow::Result<Results> {
 fn read_capacity(path: &Path) -> anyhow::Result<reports::Capacity> {
     let text =
         std::fs::read_to_string(path).map_err(|e| Usage(format!("{}: {e}", path.display())))?;
-    Ok(reports::Capacity::from_json(&text).map_err(|e| Usage(format!("{}: {e}", path.display())))?)
+    Ok(reports::Capacity::from_json(&text)
+        .map_err(|e| Usage(format!("{}: {e}", path.display())))?)
 }
 
 fn fleet(args: &FleetArgs) -> anyhow::Result<()> {

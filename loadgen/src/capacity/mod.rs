@@ -223,11 +223,7 @@ fn last_pass(history: &[(f64, bool)]) -> Option<f64> {
 /// The knee record of how the search ended.
 fn knee(c: &Capacity, end: Next) -> Knee {
     let name = |l: f64| c.load_name(l);
-    let broken_at = |l: f64| {
-        c.stage_at(l)
-            .map(|s| s.broken.clone())
-            .unwrap_or_default()
-    };
+    let broken_at = |l: f64| c.stage_at(l).map(|s| s.broken.clone()).unwrap_or_default();
     match end {
         Next::Knee {
             last_pass,

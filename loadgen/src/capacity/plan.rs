@@ -51,7 +51,9 @@ impl Plan {
         resolution: f64,
         integer: bool,
     ) -> Result<Plan, PlanError> {
-        let finite = [start, factor, max, resolution].iter().all(|v| v.is_finite());
+        let finite = [start, factor, max, resolution]
+            .iter()
+            .all(|v| v.is_finite());
         if !finite || start <= 0.0 {
             return Err(PlanError(format!("--start must be above 0, got {start}")));
         }
@@ -216,16 +218,21 @@ mod tests {
     }
 
     fn plans() -> impl Strategy<Value = Plan> {
-        (1u32..500, 1.1f64..4.0, 1u32..100, 0.01f64..0.5, any::<bool>()).prop_map(
-            |(start, factor, span, resolution, integer)| {
+        (
+            1u32..500,
+            1.1f64..4.0,
+            1u32..100,
+            0.01f64..0.5,
+            any::<bool>(),
+        )
+            .prop_map(|(start, factor, span, resolution, integer)| {
                 let start = if integer {
                     f64::from(start)
                 } else {
                     f64::from(start) / 10.0
                 };
                 Plan::new(start, factor, start * f64::from(span), resolution, integer).unwrap()
-            },
-        )
+            })
     }
 
     proptest! {

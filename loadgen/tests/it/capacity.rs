@@ -96,7 +96,10 @@ async fn the_search_finds_the_knee_a_mimir_rate_limit_puts() {
     );
     // What broke is the refusals, and the stage says 429.
     assert!(
-        c.knee.broken.iter().any(|b| b.starts_with("errors:") && b.contains("429")),
+        c.knee
+            .broken
+            .iter()
+            .any(|b| b.starts_with("errors:") && b.contains("429")),
         "{:?}",
         c.knee.broken
     );

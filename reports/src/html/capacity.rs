@@ -92,7 +92,11 @@ fn charts(c: &Capacity) -> String {
     };
     let mut body = String::new();
     body.push_str(&chart("p99 latency by load", "ms", &latency));
-    body.push_str(&chart("Loss and refusals by load", "% (worst signal)", &loss));
+    body.push_str(&chart(
+        "Loss and refusals by load",
+        "% (worst signal)",
+        &loss,
+    ));
     body.push_str(&chart("Throughput by load", "items/s", &throughput));
     body.push_str(&chart(&format!("{process} CPU by load"), "cores", &cpu));
     body.push_str(&chart(&format!("{process} RSS by load"), "MiB", &rss));
@@ -132,16 +136,26 @@ fn stage_table(c: &Capacity) -> String {
         .collect();
     let mut body = table(
         &[
-            "#", "load", "verdict", "items/s", "p99 send ms#", "p99 w2q ms#", "p99 query ms#",
-            "loss#", "refused#", "CPU cores#", "RSS MiB#", "broke",
+            "#",
+            "load",
+            "verdict",
+            "items/s",
+            "p99 send ms#",
+            "p99 w2q ms#",
+            "p99 query ms#",
+            "loss#",
+            "refused#",
+            "CPU cores#",
+            "RSS MiB#",
+            "broke",
         ],
         &rows,
     );
     let broken: Vec<String> = c.knee.broken.iter().map(|b| esc(b)).collect();
     if !broken.is_empty() {
-        let _ = write!(
+        let _ = writeln!(
             body,
-            "<h3>What broke at the first failing load</h3><ul><li>{}</li></ul>\n",
+            "<h3>What broke at the first failing load</h3><ul><li>{}</li></ul>",
             broken.join("</li><li>")
         );
     }

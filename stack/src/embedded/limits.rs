@@ -70,7 +70,9 @@ pub struct LimitSettings {
 
 /// A limit setting that cannot be used.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{setting}: the rate must be above 0 and the burst at least 0 (got rate {rate}, burst {burst})")]
+#[error(
+    "{setting}: the rate must be above 0 and the burst at least 0 (got rate {rate}, burst {burst})"
+)]
 pub struct LimitError {
     pub setting: &'static str,
     pub rate: f64,

@@ -80,14 +80,19 @@ async fn mimir_refuses_a_push_over_the_sample_rate_and_stores_none_of_it() {
 
     // 5 more than the 4 left in the bucket: refused whole.
     let over = encode_series(&[(vec![("__name__", "up"), ("job", "b")], samples(5))]);
-    let (status, retry, body) = post(url.clone(), "t1", "application/x-protobuf", over.clone()).await;
+    let (status, retry, body) =
+        post(url.clone(), "t1", "application/x-protobuf", over.clone()).await;
     assert_eq!(status, 429, "{body}");
     assert!(
         body.starts_with("the request has been rejected because the tenant exceeded the ingestion rate limit, set to 0.001 items/s with a maximum allowed burst of 10. This limit is applied on the total number of samples, exemplars and metadata received across all distributors (err-mimir-tenant-max-ingestion-rate)"),
         "{body}"
     );
     assert!(retry.unwrap().parse::<u64>().unwrap() >= 1);
-    assert_eq!(stack.mimir.store.read().sample_count(), 6, "nothing of the refused push stored");
+    assert_eq!(
+        stack.mimir.store.read().sample_count(),
+        6,
+        "nothing of the refused push stored"
+    );
 
     // Another tenant has its own bucket.
     let (status, _, _) = post(url, "t2", "application/x-protobuf", over).await;
@@ -197,7 +202,11 @@ async fn tempo_refuses_an_export_over_the_byte_rate_over_http_and_grpc() {
         .insert(wire::http::TENANT_METADATA, "t".parse().unwrap());
     let err = grpc.export(req).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::ResourceExhausted);
-    assert!(err.message().starts_with("RATE_LIMITED:"), "{}", err.message());
+    assert!(
+        err.message().starts_with("RATE_LIMITED:"),
+        "{}",
+        err.message()
+    );
     let spans = "tempo_embedded_ingested_spans_total";
     assert_eq!(metric(stack.addrs().tempo, spans).await, 2.0);
 }

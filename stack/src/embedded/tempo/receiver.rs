@@ -35,9 +35,9 @@ use crate::embedded::http::{body_limit, header};
 use wire::http::TENANT_HEADER;
 
 // `google.rpc.Status` is the body of an OTLP/HTTP error; details are never sent.
+use super::store::IngestError;
 use wire::otlp::rpc::Status as RpcStatus;
 use wire::otlp::rpc::code::{INVALID_ARGUMENT, RESOURCE_EXHAUSTED};
-use super::store::IngestError;
 
 /// The body of a 415, as the OpenTelemetry Collector's OTLP receiver words it.
 const UNSUPPORTED_MEDIA_TYPE: &str =
