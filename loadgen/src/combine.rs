@@ -345,44 +345,28 @@ pub fn compare_capacity(base: &reports::Capacity, new: &reports::Capacity) -> St
     }
     let knee_stage = |c: &reports::Capacity| c.knee.last_pass.and_then(|l| c.stage_at(l)).cloned();
     let (bs, ns) = (knee_stage(base), knee_stage(new));
-    let rows: [(&str, Option<f64>, Option<f64>); 8] = [
+    type Of = fn(&reports::capacity::Stage) -> Option<f64>;
+    let at_knee: [(&str, Of); 6] = [
+        ("items/s at the knee", |s| Some(s.total_items_per_second())),
+        ("p99 send ms at the knee", |s| Some(s.p99_send_ms)),
+        ("p99 w2q ms at the knee", |s| Some(s.p99_write_to_query_ms)),
+        ("p99 query ms at knee", |s| s.p99_query_ms),
+        ("CPU cores at the knee", |s| Some(s.cpu_cores)),
+        ("RSS MiB at the knee", |s| Some(s.rss_mb)),
+    ];
+    let mut rows: Vec<(&str, Option<f64>, Option<f64>)> = vec![
         ("last passing load", base.knee.last_pass, new.knee.last_pass),
         (
             "first failing load",
             base.knee.first_fail,
             new.knee.first_fail,
         ),
-        (
-            "items/s at the knee",
-            bs.as_ref().map(|s| s.total_items_per_second()),
-            ns.as_ref().map(|s| s.total_items_per_second()),
-        ),
-        (
-            "p99 send ms at the knee",
-            bs.as_ref().map(|s| s.p99_send_ms),
-            ns.as_ref().map(|s| s.p99_send_ms),
-        ),
-        (
-            "p99 w2q ms at the knee",
-            bs.as_ref().map(|s| s.p99_write_to_query_ms),
-            ns.as_ref().map(|s| s.p99_write_to_query_ms),
-        ),
-        (
-            "p99 query ms at knee",
-            bs.as_ref().and_then(|s| s.p99_query_ms),
-            ns.as_ref().and_then(|s| s.p99_query_ms),
-        ),
-        (
-            "CPU cores at the knee",
-            bs.as_ref().map(|s| s.cpu_cores),
-            ns.as_ref().map(|s| s.cpu_cores),
-        ),
-        (
-            "RSS MiB at the knee",
-            bs.as_ref().map(|s| s.rss_mb),
-            ns.as_ref().map(|s| s.rss_mb),
-        ),
     ];
+    rows.extend(
+        at_knee
+            .iter()
+            .map(|(label, of)| (*label, bs.as_ref().and_then(of), ns.as_ref().and_then(of))),
+    );
     let _ = writeln!(
         out,
         "{:<24} {:>14} {:>14} {:>9}",

@@ -143,6 +143,7 @@ async fn through_a_collector_a_rate_limited_stage_still_fails() {
         .filter(|s| !s.pass)
         .map(|s| s.name.as_str())
         .collect();
+    eprintln!("through the collector the rate limit broke {broken:?}");
     assert!(
         broken
             .iter()
@@ -150,4 +151,54 @@ async fn through_a_collector_a_rate_limited_stage_still_fails() {
         "{:?}",
         results.slos
     );
+}
+
+fn loadgen(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_command_line_reports_no_knee_and_compares_searches() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("cap");
+    let dir = dir.to_str().unwrap();
+    // Too small a load to break anything: no knee, exit 1, the verdict first.
+    let run = loadgen(&[
+        "capacity",
+        "--direct",
+        "--start",
+        "10",
+        "--max",
+        "20",
+        "--stage-duration",
+        "2s",
+        "--stage-drain",
+        "10s",
+        "--out",
+        dir,
+    ]);
+    let stdout = String::from_utf8(run.stdout).unwrap();
+    let stderr = String::from_utf8(run.stderr).unwrap();
+    assert_eq!(run.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stdout.starts_with("NO KNEE: every stage up to 20 devices"), "{stdout}");
+    assert!(stderr.contains("capacity: stage 2: 20 devices: PASS"), "{stderr}");
+
+    let cmp = loadgen(&["compare", dir, dir]);
+    let text = String::from_utf8(cmp.stdout).unwrap();
+    assert!(cmp.status.success(), "{text}");
+    assert!(text.starts_with("base: NO KNEE"), "{text}");
+    // A capacity search and a run do not compare.
+    let stage = format!("{dir}/stage-01-10d");
+    assert_eq!(loadgen(&["compare", dir, &stage]).status.code(), Some(2));
+}
+
+#[test]
+fn bad_search_settings_are_usage_errors() {
+    let out = loadgen(&["capacity", "--factor", "1"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("--factor must be above 1"), "{stderr}");
 }
