@@ -183,8 +183,14 @@ fn the_command_line_reports_no_knee_and_compares_searches() {
     let stdout = String::from_utf8(run.stdout).unwrap();
     let stderr = String::from_utf8(run.stderr).unwrap();
     assert_eq!(run.status.code(), Some(1), "{stdout}\n{stderr}");
-    assert!(stdout.starts_with("NO KNEE: every stage up to 20 devices"), "{stdout}");
-    assert!(stderr.contains("capacity: stage 2: 20 devices: PASS"), "{stderr}");
+    assert!(
+        stdout.starts_with("NO KNEE: every stage up to 20 devices"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("capacity: stage 2: 20 devices: PASS"),
+        "{stderr}"
+    );
 
     let cmp = loadgen(&["compare", dir, dir]);
     let text = String::from_utf8(cmp.stdout).unwrap();

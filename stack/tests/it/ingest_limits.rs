@@ -1,6 +1,7 @@
 //! The embedded stack's per-tenant ingestion rate limits over real sockets: under the limit every
 //! push is stored; over it Loki, Mimir and Tempo answer 429 with their servers' wording and a
-//! `Retry-After`, store nothing of the refused push, and other tenants keep their own budget.
+//! `Retry-After`, store nothing of the refused push, and other tenants keep their own budget;
+//! `stack serve` takes the limits as flags named after the servers' settings.
 
 // Test code through and through (clippy.toml only exempts `#[test]` fns, not helpers).
 #![allow(clippy::unwrap_used)]
@@ -209,4 +210,48 @@ async fn tempo_refuses_an_export_over_the_byte_rate_over_http_and_grpc() {
     );
     let spans = "tempo_embedded_ingested_spans_total";
     assert_eq!(metric(stack.addrs().tempo, spans).await, 2.0);
+}
+
+#[tokio::test]
+async fn stack_serve_takes_the_limits_as_the_servers_name_them() {
+    let served = crate::serve_cli::serve(&[
+        "--mimir-ingestion-rate",
+        "0.001",
+        "--mimir-ingestion-burst-size",
+        "3",
+    ]);
+    let mimir = served.endpoints["addrs"]["mimir"].as_str().unwrap();
+    let now = wire::time::now_ns() / 1_000_000;
+    let push = |n: i64| {
+        encode_series(&[(
+            vec![("__name__", "up")],
+            (0..n).map(|i| (now - 100 + i, 1.0)).collect(),
+        )])
+    };
+    let url = format!("http://{mimir}/api/v1/push");
+    let (status, _, _) = post(url.clone(), "t", "application/x-protobuf", push(3)).await;
+    assert_eq!(status, 200);
+    let (status, retry, body) = post(url, "t", "application/x-protobuf", push(1)).await;
+    assert_eq!(status, 429);
+    assert!(retry.is_some());
+    assert!(
+        body.contains("set to 0.001 items/s with a maximum allowed burst of 3."),
+        "{body}"
+    );
+
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_stack"))
+        .args([
+            "serve",
+            "--ephemeral",
+            "--tempo-ingestion-rate-limit-bytes",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8(bad.stderr).unwrap();
+    assert!(
+        stderr.contains("Tempo ingestion_rate_limit_bytes: the rate must be above 0"),
+        "{stderr}"
+    );
 }
