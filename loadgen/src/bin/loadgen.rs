@@ -94,6 +94,10 @@ enum LoadBy {
 /// --stage-duration and drains for at most --stage-drain (--duration and --drain are the run's
 /// and are not used); --out is the search's folder.
 #[derive(Args, Debug)]
+#[command(
+    mut_arg("duration", |a| a.hide(true)),
+    mut_arg("drain", |a| a.hide(true))
+)]
 struct CapacityArgs {
     #[command(flatten)]
     run: RunArgs,
