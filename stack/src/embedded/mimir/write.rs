@@ -236,11 +236,10 @@ impl Mimir {
 
     /// Decodes, validates and ingests one remote-write body for `tenant`.
     pub fn ingest(&self, tenant: &str, body: &[u8]) -> WriteOutcome {
-        let req = match self.decode(body) {
+        let mut req = match self.decode(body) {
             Ok(r) => r,
             Err(refused) => return refused,
         };
-        let mut req = req;
         for ts in &mut req.timeseries {
             ts.labels.retain(|l| !l.value.is_empty());
         }
