@@ -3,7 +3,9 @@
 //! deltas between a baseline and a new run: it names the settings in which the runs differ
 //! ([`setting_differences`]) and calls a difference better or worse only beyond the noise of
 //! the figures ([`reports::html::change`]: 5 %, Poisson bands of counts, latency resolution).
-//! Both take run folders as well as files ([`results_path`]).
+//! Both take run folders as well as files ([`results_path`]). [`compare_capacity`] puts two
+//! capacity searches' knees side by side (`loadgen compare` on two `capacity.json`, or on two
+//! capacity folders: [`capacity_path`]).
 //!
 //! Before adding, [`merge`] checks the inputs are shards of one run: all shards or none, the
 //! same seed, shard count and rate, distinct indexes, and device counts that fit one fleet
@@ -304,6 +306,89 @@ pub fn results_path(path: &Path) -> PathBuf {
     }
 }
 
+/// The `capacity.json` a path names: the file itself, or the one in a capacity folder; `None`
+/// when the path is a run's (results.json or a run folder).
+pub fn capacity_path(path: &Path) -> Option<PathBuf> {
+    let file = if path.is_dir() {
+        path.join("capacity.json")
+    } else {
+        path.to_path_buf()
+    };
+    let text = std::fs::read_to_string(&file).ok()?;
+    reports::Capacity::is_capacity_json(&text).then_some(file)
+}
+
+/// Two capacity searches side by side: their knees (last passing and first failing load, with
+/// the items/s, p99s, CPU and RSS at the last passing load) and what broke.
+pub fn compare_capacity(base: &reports::Capacity, new: &reports::Capacity) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "base: {}", base.verdict_line());
+    let _ = writeln!(out, "new:  {}", new.verdict_line());
+    if base.search.by != new.search.by {
+        let _ = writeln!(
+            out,
+            "warning: the searches ramp different loads ({} against {}); the knees are not comparable",
+            base.search.by, new.search.by
+        );
+    }
+    for (what, b, n) in [
+        ("target", &base.target, &new.target),
+        (
+            "objectives",
+            &base.objectives.join(", "),
+            &new.objectives.join(", "),
+        ),
+    ] {
+        if b != n {
+            let _ = writeln!(out, "warning: the searches differ in {what}: {b} | {n}");
+        }
+    }
+    let knee_stage = |c: &reports::Capacity| c.knee.last_pass.and_then(|l| c.stage_at(l)).cloned();
+    let (bs, ns) = (knee_stage(base), knee_stage(new));
+    type Of = fn(&reports::capacity::Stage) -> Option<f64>;
+    let at_knee: [(&str, Of); 6] = [
+        ("items/s at the knee", |s| Some(s.total_items_per_second())),
+        ("p99 send ms at the knee", |s| Some(s.p99_send_ms)),
+        ("p99 w2q ms at the knee", |s| Some(s.p99_write_to_query_ms)),
+        ("p99 query ms at knee", |s| s.p99_query_ms),
+        ("CPU cores at the knee", |s| Some(s.cpu_cores)),
+        ("RSS MiB at the knee", |s| Some(s.rss_mb)),
+    ];
+    let mut rows: Vec<(&str, Option<f64>, Option<f64>)> = vec![
+        ("last passing load", base.knee.last_pass, new.knee.last_pass),
+        (
+            "first failing load",
+            base.knee.first_fail,
+            new.knee.first_fail,
+        ),
+    ];
+    rows.extend(
+        at_knee
+            .iter()
+            .map(|(label, of)| (*label, bs.as_ref().and_then(of), ns.as_ref().and_then(of))),
+    );
+    let _ = writeln!(
+        out,
+        "{:<24} {:>14} {:>14} {:>9}",
+        "figure", "base", "new", "delta"
+    );
+    for (label, b, n) in rows {
+        let show = |v: Option<f64>| v.map_or("–".into(), reports::html::fmt_f);
+        let d = match (b, n) {
+            (Some(b), Some(n)) => delta(b, n),
+            _ => "n/a".into(),
+        };
+        let _ = writeln!(out, "{label:<24} {:>14} {:>14} {d:>9}", show(b), show(n));
+    }
+    let _ = writeln!(
+        out,
+        "broke first: base {} | new {}",
+        reports::capacity::broken_names(&base.knee.broken),
+        reports::capacity::broken_names(&new.knee.broken)
+    );
+    out
+}
+
 fn delta(base: f64, new: f64) -> String {
     if base == 0.0 {
         "n/a".into()
@@ -502,5 +587,94 @@ mod tests {
         let file = dir.path().join("other.json");
         std::fs::write(&file, "{}").unwrap();
         assert_eq!(results_path(&file), file);
+    }
+    /// A capacity search of two stages whose knee is between `pass` and `fail` devices.
+    fn capacity(pass: f64, fail: f64) -> reports::Capacity {
+        use reports::capacity::*;
+        let stage = |index: u32, load: f64, ok: bool| Stage {
+            index,
+            load,
+            devices: load as u64,
+            rate_multiplier: 1.0,
+            dir: format!("stage-{index:02}-{load}d"),
+            outcome: if ok {
+                reports::Outcome::Pass
+            } else {
+                reports::Outcome::Fail
+            },
+            broken: if ok {
+                vec![]
+            } else {
+                vec!["p99_send_ms: 1500 > 1000 (logs: p99 send latency 1500.0 ms)".into()]
+            },
+            items_per_second: BTreeMap::from([("logs".to_string(), load)]),
+            target_items_per_second: BTreeMap::new(),
+            p99_send_ms: 10.0,
+            p99_write_to_query_ms: 1000.0,
+            loss: 0.0,
+            errors: 0.0,
+            p99_query_ms: None,
+            resources_of: "loadgen".into(),
+            cpu_cores: 0.5,
+            rss_mb: 100.0,
+        };
+        let stages = vec![stage(1, pass, true), stage(2, fail, false)];
+        Capacity {
+            schema_version: CAPACITY_SCHEMA_VERSION,
+            kind: CAPACITY_KIND.into(),
+            started_at: String::new(),
+            command: String::new(),
+            target: "embedded stack".into(),
+            search: SearchSettings {
+                by: "devices".into(),
+                start: pass,
+                factor: 2.0,
+                max: 10_000.0,
+                resolution: 0.1,
+                stage_duration_s: 10.0,
+                devices: pass as u64,
+                rate_multiplier: 1.0,
+            },
+            objectives: vec!["loss=0".into()],
+            knee: Knee {
+                outcome: KneeOutcome::Found,
+                last_pass: Some(pass),
+                first_fail: Some(fail),
+                broken: stages[1].broken.clone(),
+                detail: String::new(),
+            },
+            stages,
+        }
+    }
+
+    #[test]
+    fn capacity_compare_puts_the_knees_side_by_side() {
+        let text = compare_capacity(&capacity(400.0, 440.0), &capacity(800.0, 880.0));
+        let mut lines = text.lines();
+        assert!(lines.next().unwrap().starts_with("base: KNEE 400 devices"));
+        assert!(lines.next().unwrap().starts_with("new:  KNEE 800 devices"));
+        let knee = text
+            .lines()
+            .find(|l| l.starts_with("last passing load"))
+            .unwrap();
+        assert!(knee.ends_with("+100.0%"), "{knee}");
+        assert!(text.contains("broke first: base p99_send_ms | new p99_send_ms"));
+    }
+
+    #[test]
+    fn capacity_path_tells_capacity_files_from_results() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("capacity.json"),
+            capacity(1.0, 2.0).to_json(),
+        )
+        .unwrap();
+        assert_eq!(
+            capacity_path(dir.path()),
+            Some(dir.path().join("capacity.json"))
+        );
+        let results = dir.path().join("results.json");
+        std::fs::write(&results, run("a", 1, 1000).to_json()).unwrap();
+        assert_eq!(capacity_path(&results), None);
     }
 }

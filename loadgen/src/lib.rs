@@ -16,7 +16,8 @@
 //! | [`progress`] | live counters of a run and their display: a bar on a terminal, plain lines in a CI log; canaries found, ETA, the drain |
 //! | [`verify`] | the ledger of acknowledged canaries and the verifier that reads them back: loss, duplicates, order, write-to-queryable latency |
 //! | [`run`] | a whole run in outline: settings and checks, target (a stack × a collector: in process, spawned, running, none), preflight, sending, verification, `results.json` and `report.html`; `--slo` checks |
-//! | [`combine`] | merging shard results (checked to be shards of one run; exact histogram sums) and comparing two runs |
+//! | [`capacity`] | `loadgen capacity`: runs in stages of growing load (ramp, then bisection: [`capacity::plan`]) to the knee, `capacity.json` and `capacity.html` |
+//! | [`combine`] | merging shard results (checked to be shards of one run; exact histogram sums) and comparing two runs or two capacity searches |
 //!
 //! A run can emulate one shard of the fleet ([`fleet::Shard`], `--shard i/n` or
 //! `--shard-from-env`), so N processes or pods (`deploy/k8s/loadgen-shards.yaml`) share a
@@ -25,6 +26,7 @@
 //! The `loadgen` binary (`src/bin/loadgen.rs`) is the command line over these.
 
 pub mod canary;
+pub mod capacity;
 pub mod combine;
 pub mod deliver;
 pub mod engine;

@@ -1,6 +1,6 @@
 //! The `loadgen` command line: `loadgen run` (also without a subcommand, so
 //! `loadgen --devices 5000` works), `loadgen fleet`, `loadgen report`, `loadgen compare` and
-//! `loadgen merge`. `run` and `fleet` take `--shard i/n` (or `--shard-from-env`: the index from
+//! `loadgen merge`, and `loadgen capacity` (stages of growing load to the knee). `run` and `fleet` take `--shard i/n` (or `--shard-from-env`: the index from
 //! `LOADGEN_SHARD_INDEX`, else `JOB_COMPLETION_INDEX`, the count from `LOADGEN_SHARDS`) to
 //! emulate the devices whose index % n == i. Logs go to stderr, and so does the progress (a
 //! bar on a terminal, a plain line every 10 s otherwise); the summary goes to stdout.
@@ -8,7 +8,8 @@
 //! Exit codes: 0 the run passed (or was not judged: `--no-default-slos` and no `--slo`), 1 it
 //! failed an objective (the default ones: no loss, duplicates or refusals, every sent signal
 //! verified) or could not finish, 2 bad flags or files, or the preflight probes failed (the
-//! load never started).
+//! load never started). `capacity`: 0 a knee was found, 1 none (the first stage failed, or
+//! none failed up to --max, or a stage could not run), 2 bad flags.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -58,8 +59,15 @@ enum Command {
         baseline: Option<PathBuf>,
     },
     /// Print per-signal deltas of NEW against BASE (results.json files or run folders);
-    /// warns when the runs' settings differ.
+    /// warns when the runs' settings differ. Given two capacity.json files (or capacity
+    /// folders), puts their knees side by side.
     Compare { base: PathBuf, new: PathBuf },
+    /// Find the knee: run the fleet in stages of growing load (devices, or the rate
+    /// multiplier with --by rate) until an objective breaks, then bisect between the last
+    /// passing and the first failing stage. Judged by the run's default objectives plus
+    /// p99_send_ms=1000 and p99_write_to_query_ms=5000 (each replaced by a --slo of its name).
+    /// Writes capacity.json, capacity.html and a stage-NN-<load>/ run folder per stage.
+    Capacity(Box<CapacityArgs>),
     /// Add the results of several shards into one.
     Merge {
         #[arg(required = true, num_args = 1..)]
@@ -71,6 +79,51 @@ enum Command {
     /// LOG_DIR/DEVICE.log, send POS checkout traces over OTLP. Identity from NODE_TYPE,
     /// DEVICE, REGION, LOCATION, BRAND, PROBLEM_MODE (the node agent's variables).
     Node(NodeArgs),
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+enum LoadBy {
+    /// The number of devices (--devices is ignored).
+    #[default]
+    Devices,
+    /// The rate multiplier, with the fleet fixed at --devices (--rate is ignored).
+    Rate,
+}
+
+/// `loadgen capacity`: the run's flags (each stage is a run) and the search's. A stage runs for
+/// --stage-duration and drains for at most --stage-drain (--duration and --drain are the run's
+/// and are not used); --out is the search's folder.
+#[derive(Args, Debug)]
+#[command(
+    mut_arg("duration", |a| a.hide(true)),
+    mut_arg("drain", |a| a.hide(true))
+)]
+struct CapacityArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// What grows from stage to stage.
+    #[arg(long, value_enum, default_value_t = LoadBy::Devices)]
+    by: LoadBy,
+    /// The first stage's load [default: 250 devices, or x1 rate].
+    #[arg(long)]
+    start: Option<f64>,
+    /// Each ramp stage's load is the previous one's times this.
+    #[arg(long, default_value_t = 2.0)]
+    factor: f64,
+    /// No stage above this load [default: 64000 devices, or x64 rate].
+    #[arg(long)]
+    max: Option<f64>,
+    /// Bisection stops when the first failing load is within this fraction above the last
+    /// passing one.
+    #[arg(long, default_value_t = 0.15)]
+    resolution: f64,
+    /// Sending time of each stage (long enough for every device to send a canary of each
+    /// signal: metrics come every 15 s).
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    stage_duration: Duration,
+    /// How long each stage waits for its canaries after sending.
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    stage_drain: Duration,
 }
 
 #[derive(Args, Debug)]
@@ -337,6 +390,26 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Fleet(args)) => fleet(&args),
         Some(Command::Report { results, baseline }) => report(&results, baseline.as_deref()),
         Some(Command::Compare { base, new }) => {
+            use loadgen::combine::capacity_path;
+            match (capacity_path(&base), capacity_path(&new)) {
+                (Some(b), Some(n)) => {
+                    print!(
+                        "{}",
+                        loadgen::combine::compare_capacity(
+                            &read_capacity(&b)?,
+                            &read_capacity(&n)?
+                        )
+                    );
+                    return Ok(());
+                }
+                (None, None) => {}
+                _ => {
+                    return Err(Usage(
+                        "compare two capacity.json files, or two results: not one of each".into(),
+                    )
+                    .into());
+                }
+            }
             let (base, new) = (read(&base)?, read(&new)?);
             for w in loadgen::combine::setting_differences(&base, &new) {
                 eprintln!("loadgen: warning: {w}");
@@ -345,6 +418,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Some(Command::Merge { inputs, out }) => merge(&inputs, &out),
+        Some(Command::Capacity(args)) => capacity(*args),
         Some(Command::Node(args)) => node(args),
     }
 }
@@ -407,6 +481,14 @@ fn read(path: &Path) -> anyhow::Result<Results> {
     let text =
         std::fs::read_to_string(path).map_err(|e| Usage(format!("{}: {e}", path.display())))?;
     Ok(Results::from_json(&text).map_err(|e| Usage(format!("{}: {e}", path.display())))?)
+}
+
+/// A capacity.json.
+fn read_capacity(path: &Path) -> anyhow::Result<reports::Capacity> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| Usage(format!("{}: {e}", path.display())))?;
+    Ok(reports::Capacity::from_json(&text)
+        .map_err(|e| Usage(format!("{}: {e}", path.display())))?)
 }
 
 fn fleet(args: &FleetArgs) -> anyhow::Result<()> {
@@ -590,9 +672,9 @@ fn parse_delivery(s: &str) -> Result<Delivery, String> {
         .map_err(|e: loadgen::deliver::DeliverError| e.to_string())
 }
 
-fn run(args: RunArgs) -> anyhow::Result<()> {
-    let progress = Arc::new(Progress::default());
-    let (stack, collector) = target(&args)?;
+/// The run settings of the run flags.
+fn run_config(args: &RunArgs, progress: Option<Arc<Progress>>) -> anyhow::Result<RunConfig> {
+    let (stack, collector) = target(args)?;
     let cfg = RunConfig {
         fleet: args.fleet.spec()?,
         shard: args.fleet.shard()?,
@@ -608,7 +690,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         slos: args.slo.clone(),
         default_slos: !args.no_default_slos,
         command: command_line(),
-        progress: Some(progress.clone()),
+        progress,
         batch_window: args.batch_window,
         dynamics: loadgen::run::dynamics::DynamicsSpec {
             churn_per_min: args.churn,
@@ -621,6 +703,27 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     if let Err(e) = cfg.fleet.validate() {
         return Err(Usage(e.to_string()).into());
     }
+    Ok(cfg)
+}
+
+/// A run error as the exit code sees it: the run did not start (bad settings, no stack,
+/// failed probes) is a usage error.
+fn run_error(e: RunError) -> anyhow::Error {
+    match e {
+        RunError::Config(_)
+        | RunError::Fleet(_)
+        // No stack (bad URLs, no Docker, not built with containers): the run did not start.
+        | RunError::Stack(_)
+        // The agent did not start (or never got ready).
+        | RunError::Agent { .. }
+        | RunError::Preflight(_) => anyhow::Error::new(Usage(e.to_string())),
+        other => other.into(),
+    }
+}
+
+fn run(args: RunArgs) -> anyhow::Result<()> {
+    let progress = Arc::new(Progress::default());
+    let cfg = run_config(&args, Some(progress.clone()))?;
     let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     let (results, dir) = rt
         .block_on(async {
@@ -629,16 +732,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             display.finish();
             r
         })
-        .map_err(|e| match e {
-            RunError::Config(_)
-            | RunError::Fleet(_)
-            // No stack (bad URLs, no Docker, not built with containers): the run did not start.
-            | RunError::Stack(_)
-            // The agent did not start (or never got ready).
-            | RunError::Agent { .. }
-            | RunError::Preflight(_) => anyhow::Error::new(Usage(e.to_string())),
-            other => other.into(),
-        })?;
+        .map_err(run_error)?;
     print!("{}", reports::summary(&results));
     println!("results: {}", dir.join("results.json").display());
     println!("report:  {}", dir.join("report.html").display());
@@ -646,5 +740,77 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     match verdict.outcome {
         reports::Outcome::Fail => Err(Failed(verdict.headline()).into()),
         reports::Outcome::Pass | reports::Outcome::Unjudged => Ok(()),
+    }
+}
+
+/// Progress of a capacity search, one line per stage on stderr.
+struct StageLines;
+
+impl loadgen::capacity::Observer for StageLines {
+    fn starting(&mut self, index: u32, load: &str) {
+        eprintln!("capacity: stage {index}: {load} ...");
+    }
+
+    fn finished(&mut self, s: &reports::capacity::Stage, load: &str) {
+        eprintln!(
+            "capacity: stage {}: {load}: {} · {} items/s · p99 send {:.1} ms · p99 write-to-query {:.1} ms · loss {:.3}% · refused {:.3}% · {} CPU {:.2} cores, RSS {:.0} MiB{}",
+            s.index,
+            s.outcome.as_str(),
+            reports::html::fmt_f(s.total_items_per_second()),
+            s.p99_send_ms,
+            s.p99_write_to_query_ms,
+            s.loss * 100.0,
+            s.errors * 100.0,
+            s.resources_of,
+            s.cpu_cores,
+            s.rss_mb,
+            if s.broken.is_empty() {
+                String::new()
+            } else {
+                format!(" · broke {}", reports::capacity::broken_names(&s.broken))
+            }
+        );
+    }
+}
+
+fn capacity(args: CapacityArgs) -> anyhow::Result<()> {
+    use loadgen::capacity::{CapacityConfig, LoadAxis, Plan};
+    let mut base = run_config(&args.run, None)?;
+    base.duration = args.stage_duration;
+    base.drain_timeout = args.stage_drain;
+    base.out_dir = None;
+    let (by, start, max) = match args.by {
+        LoadBy::Devices => (LoadAxis::Devices, 250.0, 64_000.0),
+        LoadBy::Rate => (LoadAxis::Rate, 1.0, 64.0),
+    };
+    let plan = Plan::new(
+        args.start.unwrap_or(start),
+        args.factor,
+        args.max.unwrap_or(max),
+        args.resolution,
+        by == LoadAxis::Devices,
+    )
+    .map_err(|e| Usage(e.to_string()))?;
+    // Every stage's settings, checked once before the first starts.
+    loadgen::run::check(&base).map_err(run_error)?;
+    let cfg = CapacityConfig {
+        base,
+        by,
+        plan,
+        out_dir: args.run.out.clone(),
+    };
+    let rt = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+    let (c, dir) = rt
+        .block_on(loadgen::capacity::search(&cfg, &mut StageLines))
+        .map_err(|e| match e {
+            loadgen::capacity::CapacityError::Run(e) => run_error(e),
+            other => other.into(),
+        })?;
+    print!("{}", c.summary());
+    println!("capacity: {}", dir.join("capacity.json").display());
+    println!("report:   {}", dir.join("capacity.html").display());
+    match c.knee.outcome {
+        reports::capacity::KneeOutcome::Found => Ok(()),
+        _ => Err(Failed(c.verdict_line()).into()),
     }
 }

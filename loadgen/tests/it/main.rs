@@ -2,6 +2,7 @@
 //! the CLI, delivery paths, runs against the embedded stack and a spawned collector, shards and
 //! merging, read-back verification and the k8s manifest.
 
+mod capacity;
 mod cli;
 mod deliver_smoke;
 mod k8s_manifest;

@@ -17,7 +17,7 @@
 //! Every string that comes from the results is escaped with [`esc`].
 //!
 //! One file per section (`summary`, `throughput`, `latency`, `loss`, `breakdown`, `baseline`);
-//! `figures` holds the baseline comparison's figures and `format` the number formatting the
+//! `capacity` renders a capacity search's page (`capacity.html`); `figures` holds the baseline comparison's figures and `format` the number formatting the
 //! sections and the terminal summary share.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -29,6 +29,7 @@ use crate::svg::{self, BarChart, BarSeries, LineChart, Series, XAxis};
 
 mod baseline;
 mod breakdown;
+pub mod capacity;
 mod figures;
 mod format;
 mod latency;

@@ -73,6 +73,31 @@ struct ServeArgs {
     /// did) or 3 (left-open windows, as current Prometheus and Mimir).
     #[arg(long, default_value = "3", value_parser = parse_promql_compat, value_name = "2|3")]
     promql_compat: Semantics,
+    /// Loki's ingestion_rate_mb: per-tenant log bytes per second (MiB, as Loki counts); over it a
+    /// push gets 429. Unlimited when not given.
+    #[arg(long, value_name = "MB")]
+    loki_ingestion_rate_mb: Option<f64>,
+    /// Loki's ingestion_burst_size_mb [default: 6, Loki's].
+    #[arg(long, value_name = "MB", requires = "loki_ingestion_rate_mb")]
+    loki_ingestion_burst_size_mb: Option<f64>,
+    /// Mimir's ingestion_rate: per-tenant samples (plus exemplars and metadata) per second; over
+    /// it a push gets 429. Unlimited when not given.
+    #[arg(long, value_name = "ITEMS")]
+    mimir_ingestion_rate: Option<f64>,
+    /// Mimir's ingestion_burst_size [default: 200000, Mimir's].
+    #[arg(long, value_name = "ITEMS", requires = "mimir_ingestion_rate")]
+    mimir_ingestion_burst_size: Option<f64>,
+    /// Tempo's ingestion_rate_limit_bytes: per-tenant span bytes per second; over it an export
+    /// gets 429 (gRPC RESOURCE_EXHAUSTED). Unlimited when not given.
+    #[arg(long, value_name = "BYTES")]
+    tempo_ingestion_rate_limit_bytes: Option<f64>,
+    /// Tempo's ingestion_burst_size_bytes [default: 20000000, Tempo's].
+    #[arg(
+        long,
+        value_name = "BYTES",
+        requires = "tempo_ingestion_rate_limit_bytes"
+    )]
+    tempo_ingestion_burst_size_bytes: Option<f64>,
     /// Print the endpoints as one JSON line instead of the human-readable guide.
     #[arg(long)]
     json: bool,
@@ -121,7 +146,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             otlp_grpc: args.otlp_grpc_port,
         }
     };
+    let limits = stack::embedded::limits::LimitSettings {
+        loki_ingestion_rate_mb: args.loki_ingestion_rate_mb,
+        loki_ingestion_burst_size_mb: args.loki_ingestion_burst_size_mb,
+        mimir_ingestion_rate: args.mimir_ingestion_rate,
+        mimir_ingestion_burst_size: args.mimir_ingestion_burst_size,
+        tempo_ingestion_rate_limit_bytes: args.tempo_ingestion_rate_limit_bytes,
+        tempo_ingestion_burst_size_bytes: args.tempo_ingestion_burst_size_bytes,
+    }
+    .limits()?;
     let cfg = EmbeddedConfig {
+        limits,
         host: args.host,
         ports,
         retention_bytes: args.retention,

@@ -10,8 +10,11 @@
 //! | Mimir (and Prometheus' API) | [`mimir`] | 9009 |
 //! | Tempo query | [`tempo`] | 3200 |
 //! | Tempo OTLP/HTTP, OTLP/gRPC | [`tempo`] | 4318, 4317 |
+//!
+//! Ingestion rate limits per tenant, off by default, are in [`limits`].
 
 pub mod http;
+pub mod limits;
 pub mod loki;
 pub mod metrics;
 pub mod mimir;
@@ -82,6 +85,9 @@ pub struct EmbeddedConfig {
     /// Which Prometheus' PromQL rules the embedded Mimir follows (3.x by default, as current
     /// Mimir and Prometheus).
     pub promql_semantics: mimir::Semantics,
+    /// Per-tenant ingestion rate limits (Loki's `ingestion_rate_mb`, Mimir's `ingestion_rate`,
+    /// Tempo's `ingestion_rate_limit_bytes`, with their bursts); none by default.
+    pub limits: limits::IngestLimits,
 }
 
 impl Default for EmbeddedConfig {
@@ -97,6 +103,7 @@ impl Default for EmbeddedConfig {
             loki_discover_log_levels: true,
             out_of_order_window: std::time::Duration::ZERO,
             promql_semantics: mimir::Semantics::Prometheus3,
+            limits: limits::IngestLimits::default(),
         }
     }
 }

@@ -6,6 +6,7 @@
 mod client_fixtures;
 mod clients_e2e;
 mod conformance_prometheus;
+mod ingest_limits;
 mod local_servers;
 mod loki_api;
 mod mimir_api;

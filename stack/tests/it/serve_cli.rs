@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use testkit::wait_exit;
 
-struct Served {
+pub(crate) struct Served {
     child: Child,
-    endpoints: serde_json::Value,
+    pub(crate) endpoints: serde_json::Value,
 }
 
 impl Drop for Served {
@@ -21,7 +21,8 @@ impl Drop for Served {
     }
 }
 
-fn serve(extra: &[&str]) -> Served {
+/// `stack serve --ephemeral --json` with `extra` flags, once it has printed its endpoints.
+pub(crate) fn serve(extra: &[&str]) -> Served {
     let mut child = Command::new(env!("CARGO_BIN_EXE_stack"))
         .args(["serve", "--ephemeral", "--json"])
         .args(extra)

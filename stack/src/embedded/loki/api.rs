@@ -56,7 +56,16 @@ pub fn router(state: Arc<Loki>) -> Router {
 
 impl IntoResponse for LokiError {
     fn into_response(self) -> Response {
-        text(StatusCode::BAD_REQUEST, self.to_string())
+        match self {
+            LokiError::RateLimited {
+                message,
+                retry_after_s,
+            } => crate::embedded::limits::with_retry_after(
+                text(StatusCode::TOO_MANY_REQUESTS, message),
+                retry_after_s,
+            ),
+            other => text(StatusCode::BAD_REQUEST, other.to_string()),
+        }
     }
 }
 

@@ -25,6 +25,7 @@ use axum::Router;
 use parking_lot::{Mutex, RwLock};
 
 use super::EmbeddedConfig;
+use super::limits::{RateLimit, TenantLimiter};
 use super::metrics::{Counter, single_samples};
 use store::{Labels, StoredEntry, Stream, Tenant};
 use wire::exposition::{MetricFamily, MetricKind};
@@ -58,6 +59,9 @@ pub struct LokiConfig {
     pub discover_service_name: Vec<String>,
     /// Loki's `discover_log_levels`: add `detected_level` structured metadata on push.
     pub discover_log_levels: bool,
+    /// Loki's `ingestion_rate_mb` and `ingestion_burst_size_mb`, in bytes: a push over it is
+    /// refused whole with 429 (none by default).
+    pub ingestion_rate: Option<RateLimit>,
 }
 
 impl From<&EmbeddedConfig> for LokiConfig {
@@ -80,6 +84,7 @@ impl From<&EmbeddedConfig> for LokiConfig {
                 Vec::new()
             },
             discover_log_levels: c.loki_discover_log_levels,
+            ingestion_rate: c.limits.loki_bytes,
         }
     }
 }
@@ -105,6 +110,9 @@ pub enum LokiError {
     /// A LogQL parse error, or LogQL outside the embedded subset: 400.
     #[error("{0}")]
     Query(#[from] logql::ParseError),
+    /// Over the tenant's ingestion rate: 429 with `Retry-After`, nothing of the push stored.
+    #[error("{message}")]
+    RateLimited { message: String, retry_after_s: u64 },
 }
 
 /// Discarded (samples, bytes) by (reason, tenant).
@@ -131,6 +139,7 @@ pub struct Loki {
     stored_bytes: AtomicUsize,
     evicting: Mutex<()>,
     metrics: Metrics,
+    limiter: Option<TenantLimiter>,
 }
 
 /// Loki's discard reasons (the `reason` label of `loki_discarded_samples_total`).
@@ -142,6 +151,7 @@ mod reason {
     pub const LINE_TOO_LONG: &str = "line_too_long";
     pub const TOO_OLD: &str = "greater_than_max_sample_age";
     pub const TOO_NEW: &str = "too_far_in_future";
+    pub const RATE_LIMITED: &str = "rate_limited";
 }
 
 /// A time as Go's `time.Time` prints with RFC3339 (what Loki's messages show).
@@ -159,6 +169,7 @@ struct Prepared {
 impl Loki {
     pub fn new(config: LokiConfig) -> Arc<Self> {
         Arc::new(Loki {
+            limiter: super::limits::limiter(config.ingestion_rate),
             config,
             tenants: RwLock::new(HashMap::new()),
             stored_bytes: AtomicUsize::new(0),
@@ -191,6 +202,22 @@ impl Loki {
                     self.discard(reason, tenant, stream.entries.len() as u64, bytes);
                     errors.push(msg);
                 }
+            }
+        }
+        // As Loki's distributor: validation first, then the rate limit on what passed it
+        // (line and structured-metadata bytes); over the limit the whole push is discarded and
+        // the validation errors are not reported.
+        if let Some(limiter) = &self.limiter {
+            let (lines, bytes) = prepared
+                .iter()
+                .flat_map(|p| &p.entries)
+                .fold((0u64, 0u64), |(n, b), e| (n + 1, b + validated_bytes(e)));
+            if let Err(refused) = limiter.allow(tenant, bytes) {
+                self.discard(reason::RATE_LIMITED, tenant, lines, bytes);
+                return Err(LokiError::RateLimited {
+                    message: super::limits::loki_message(tenant, refused.limit, lines, bytes),
+                    retry_after_s: refused.retry_after_s,
+                });
             }
         }
         if !prepared.is_empty() {
@@ -559,6 +586,16 @@ impl Loki {
 }
 
 /// Loki's size of an entry for discard accounting: line plus structured metadata.
+/// What the rate limit counts of a validated entry: its line and structured metadata (Loki's
+/// `validatedLineSize`).
+fn validated_bytes(e: &StoredEntry) -> u64 {
+    (e.line.len()
+        + e.metadata
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum::<usize>()) as u64
+}
+
 fn entry_bytes(e: &wire::loki::Entry) -> u64 {
     (e.line.len()
         + e.structured_metadata

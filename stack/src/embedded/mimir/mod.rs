@@ -48,6 +48,10 @@ pub struct MimirConfig {
     /// samples up to this much older than the tenant's newest are accepted out of order. Both
     /// servers default to 0, which refuses every out-of-order sample.
     pub out_of_order_window_ms: i64,
+    /// Mimir's `ingestion_rate` and `ingestion_burst_size` (samples, exemplars and metadata per
+    /// second): a push over it is refused whole with 429 (none by default; `/api/v1/write`,
+    /// Prometheus' receiver, has no such limit).
+    pub ingestion_rate: Option<super::limits::RateLimit>,
 }
 
 impl From<&EmbeddedConfig> for MimirConfig {
@@ -59,6 +63,7 @@ impl From<&EmbeddedConfig> for MimirConfig {
             semantics: c.promql_semantics,
             lookback_ms: promql::DEFAULT_LOOKBACK_MS,
             out_of_order_window_ms: c.out_of_order_window.as_millis().min(i64::MAX as u128) as i64,
+            ingestion_rate: c.limits.mimir_samples,
         }
     }
 }
@@ -84,11 +89,13 @@ pub struct Mimir {
     pub config: MimirConfig,
     pub store: RwLock<store::Store>,
     pub metrics: MimirMetrics,
+    limiter: Option<super::limits::TenantLimiter>,
 }
 
 impl Mimir {
     pub fn new(config: MimirConfig) -> Arc<Self> {
         Arc::new(Mimir {
+            limiter: super::limits::limiter(config.ingestion_rate),
             config,
             store: RwLock::new(store::Store::default()),
             metrics: MimirMetrics::default(),

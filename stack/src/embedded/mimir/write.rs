@@ -49,6 +49,9 @@ pub enum WriteError {
         message: String,
         reason: &'static str,
     },
+    /// Over the tenant's `ingestion_rate`: 429 with `Retry-After`, nothing stored.
+    #[error("{message}")]
+    RateLimited { message: String, retry_after_s: u64 },
 }
 
 /// What one write request did.
@@ -233,17 +236,22 @@ impl Mimir {
 
     /// Decodes, validates and ingests one remote-write body for `tenant`.
     pub fn ingest(&self, tenant: &str, body: &[u8]) -> WriteOutcome {
-        let req = match self.decode(body) {
+        let mut req = match self.decode(body) {
             Ok(r) => r,
             Err(refused) => return refused,
         };
+        for ts in &mut req.timeseries {
+            ts.labels.retain(|l| !l.value.is_empty());
+        }
+        if let Err(refused) = self.rate_limit(tenant, &req) {
+            return refused;
+        }
         let window = self.config.out_of_order_window_ms;
         let mut out = WriteOutcome::default();
         let mut discards: BTreeMap<&'static str, u64> = BTreeMap::new();
         {
             let mut store = self.store.write();
-            for mut ts in req.timeseries {
-                ts.labels.retain(|l| !l.value.is_empty());
+            for ts in req.timeseries {
                 if let Err(p) = check_series(&ts.labels) {
                     let err = series_error(&p, &ts.labels);
                     if let WriteError::Series { reason, .. } = &err {
@@ -274,6 +282,37 @@ impl Mimir {
         self.metrics.ingested_samples.add(out.ingested);
         self.count_discards(tenant, discards);
         out
+    }
+
+    /// Mimir's distributor: after validation, the valid series' samples and exemplars plus the
+    /// metadata count against the tenant's `ingestion_rate`; over it, all of them are discarded
+    /// (`reason="rate_limited"`) and the push refused.
+    fn rate_limit(
+        &self,
+        tenant: &str,
+        req: &wire::remote_write::WriteRequest,
+    ) -> Result<(), WriteOutcome> {
+        let Some(limiter) = &self.limiter else {
+            return Ok(());
+        };
+        let (samples, exemplars) = req
+            .timeseries
+            .iter()
+            .filter(|ts| check_series(&ts.labels).is_ok())
+            .fold((0u64, 0u64), |(s, e), ts| {
+                (s + ts.samples.len() as u64, e + ts.exemplars.len() as u64)
+            });
+        let items = samples + exemplars + req.metadata.len() as u64;
+        limiter.allow(tenant, items).map_err(|refused| {
+            self.count_discards(tenant, BTreeMap::from([("rate_limited", samples)]));
+            WriteOutcome {
+                ingested: 0,
+                error: Some(WriteError::RateLimited {
+                    message: crate::embedded::limits::mimir_message(refused.limit),
+                    retry_after_s: refused.retry_after_s,
+                }),
+            }
+        })
     }
 
     fn count_discards(&self, tenant: &str, discards: BTreeMap<&'static str, u64>) {
@@ -411,6 +450,13 @@ fn go_g(v: f64) -> String {
 fn respond(out: WriteOutcome, ok: StatusCode) -> Response {
     match out.error {
         None => ok.into_response(),
+        Some(WriteError::RateLimited {
+            message,
+            retry_after_s,
+        }) => crate::embedded::limits::with_retry_after(
+            (StatusCode::TOO_MANY_REQUESTS, format!("{message}\n")).into_response(),
+            retry_after_s,
+        ),
         Some(e) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
     }
 }

@@ -46,6 +46,9 @@ pub struct TempoConfig {
     /// Largest gRPC message decoded; larger is refused (tonic answers `OUT_OF_RANGE`, where
     /// Tempo's Go gRPC server answers `RESOURCE_EXHAUSTED`).
     pub max_grpc_message_bytes: usize,
+    /// Tempo's `ingestion_rate_limit_bytes` and `ingestion_burst_size_bytes`: an export over it
+    /// is refused whole (429 over HTTP, `RESOURCE_EXHAUSTED` over gRPC); none by default.
+    pub ingestion_rate: Option<super::limits::RateLimit>,
 }
 
 impl From<&EmbeddedConfig> for TempoConfig {
@@ -55,6 +58,7 @@ impl From<&EmbeddedConfig> for TempoConfig {
             max_body_bytes: c.max_body_bytes,
             max_decompressed_bytes: c.max_decompressed_bytes,
             max_grpc_message_bytes: c.max_decompressed_bytes,
+            ingestion_rate: c.limits.tempo_bytes,
         }
     }
 }
@@ -89,11 +93,13 @@ pub struct Tempo {
     pub config: TempoConfig,
     store: RwLock<Store>,
     metrics: TempoMetrics,
+    limiter: Option<super::limits::TenantLimiter>,
 }
 
 impl Tempo {
     pub fn new(config: TempoConfig) -> Arc<Self> {
         Arc::new(Tempo {
+            limiter: super::limits::limiter(config.ingestion_rate),
             store: RwLock::new(Store::new(config.retention_bytes)),
             config,
             metrics: TempoMetrics::default(),
@@ -114,6 +120,22 @@ impl Tempo {
                 return Err(e);
             }
         };
+        // Tempo's distributor: the encoded size of the resource spans against the tenant's
+        // byte rate, the whole export refused over it.
+        if let Some(limiter) = &self.limiter {
+            let bytes: u64 = req
+                .resource_spans
+                .iter()
+                .map(|rs| prost::Message::encoded_len(rs) as u64)
+                .sum();
+            if let Err(refused) = limiter.allow(tenant, bytes) {
+                self.metrics.refused.inc();
+                return Err(IngestError::RateLimited {
+                    message: super::limits::tempo_message(refused.limit, bytes),
+                    retry_after_s: refused.retry_after_s,
+                });
+            }
+        }
         let parts = store::split_by_trace(req);
         let written = self.store.write().write(tenant, parts);
         self.metrics.spans.add(spans as u64);

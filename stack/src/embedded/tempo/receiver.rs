@@ -35,8 +35,9 @@ use crate::embedded::http::{body_limit, header};
 use wire::http::TENANT_HEADER;
 
 // `google.rpc.Status` is the body of an OTLP/HTTP error; details are never sent.
+use super::store::IngestError;
 use wire::otlp::rpc::Status as RpcStatus;
-use wire::otlp::rpc::code::INVALID_ARGUMENT;
+use wire::otlp::rpc::code::{INVALID_ARGUMENT, RESOURCE_EXHAUSTED};
 
 /// The body of a 415, as the OpenTelemetry Collector's OTLP receiver words it.
 const UNSUPPORTED_MEDIA_TYPE: &str =
@@ -122,6 +123,21 @@ async fn export_http(State(tempo): State<Arc<Tempo>>, headers: HeaderMap, body: 
                 .into_response(),
             Encoding::Protobuf => encoded(StatusCode::OK, &export_response(), encoding),
         },
+        // The Collector's OTLP receiver (Tempo's) answers `RESOURCE_EXHAUSTED` with 429.
+        Err(IngestError::RateLimited {
+            message,
+            retry_after_s,
+        }) => {
+            let status = RpcStatus {
+                code: RESOURCE_EXHAUSTED,
+                message,
+                details: vec![],
+            };
+            crate::embedded::limits::with_retry_after(
+                encoded(StatusCode::TOO_MANY_REQUESTS, &status, encoding),
+                retry_after_s,
+            )
+        }
         Err(e) => bad_request(e, encoding),
     }
 }
@@ -152,7 +168,12 @@ impl TraceService for GrpcReceiver {
         .map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
         self.0
             .ingest(&tenant, request.into_inner())
-            .map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
+            .map_err(|e| match e {
+                IngestError::RateLimited { message, .. } => {
+                    tonic::Status::resource_exhausted(message)
+                }
+                other => tonic::Status::invalid_argument(other.to_string()),
+            })?;
         Ok(tonic::Response::new(export_response()))
     }
 }

@@ -25,6 +25,9 @@ pub enum IngestError {
     InvalidTraceId { bits: usize },
     #[error("span ids must be 64 bit and not all zero, received {bits} bits")]
     InvalidSpanId { bits: usize },
+    /// Over the tenant's `ingestion_rate_limit_bytes` (see [`crate::embedded::limits`]).
+    #[error("{message}")]
+    RateLimited { message: String, retry_after_s: u64 },
 }
 
 /// Checks every span id of an export, as Tempo's distributor does before storing anything.
