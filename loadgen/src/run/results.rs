@@ -82,6 +82,7 @@ pub(crate) fn assemble(cfg: &RunConfig, fleet: &Fleet, shared: &Shared, m: Measu
         resources: m.resources,
         slos: Vec::new(),
         defaults_off: false,
+        read_path: None,
         verdict: None,
     };
     Objectives::new(&cfg.slos, cfg.default_slos).judge(&mut results);

@@ -16,7 +16,10 @@
 //!
 //! Every string that comes from the results is escaped with [`esc`].
 //!
-//! One file per section (`summary`, `throughput`, `latency`, `loss`, `breakdown`, `baseline`);
+//! With viewers (`--viewers`) a read-path section follows latency: query latency per kind and
+//! per panel, and the one link the report has, to goose's own report in the same folder.
+//!
+//! One file per section (`summary`, `throughput`, `latency`, `read_path`, `loss`, `breakdown`, `baseline`);
 //! `figures` holds the baseline comparison's figures and `format` the number formatting the
 //! sections and the terminal summary share.
 
@@ -33,6 +36,7 @@ mod figures;
 mod format;
 mod latency;
 mod loss;
+mod read_path;
 mod summary;
 #[cfg(test)]
 mod tests;
@@ -44,6 +48,7 @@ pub use figures::*;
 pub use format::*;
 pub use latency::*;
 use loss::*;
+use read_path::*;
 use summary::*;
 use throughput::*;
 
@@ -96,6 +101,9 @@ pub fn render(results: &Results, baseline: Option<&Results>) -> String {
     doc.push_str(&summary_section(results));
     doc.push_str(&throughput_section(results));
     doc.push_str(&latency_section(results));
+    if let Some(rp) = &results.read_path {
+        doc.push_str(&read_path_section(rp));
+    }
     doc.push_str(&loss_section(results));
     doc.push_str(&breakdown_section(results));
     doc.push_str(&resources_section(results));
