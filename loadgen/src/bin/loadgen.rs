@@ -214,6 +214,18 @@ struct RunArgs {
     /// in its send latency. 0: one request per event.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "10ms", value_name = "DURATION")]
     batch_window: Duration,
+    /// Grafana viewers (goose users) refreshing dashboards while the fleet writes; 0: none.
+    #[arg(long, default_value_t = 0)]
+    viewers: usize,
+    /// A dashboard JSON the viewers open (repeatable) [default: deploy/grafana/dashboards/*].
+    #[arg(long, value_name = "FILE")]
+    dashboard: Vec<PathBuf>,
+    /// Refresh dashboards this often instead of their own `refresh` (e.g. 10s).
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    viewer_refresh: Option<Duration>,
+    /// Send the viewers' queries through this Grafana's /api/ds/query.
+    #[arg(long, env = "GRAFANA_URL", value_name = "URL")]
+    grafana_url: Option<reqwest::Url>,
     /// Run folder [default: runs/<timestamp>-<devices>d].
     #[arg(long)]
     out: Option<PathBuf>,
@@ -525,6 +537,13 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         command: command_line(),
         progress: Some(progress.clone()),
         batch_window: args.batch_window,
+        viewers: (args.viewers > 0).then(|| loadgen::read::ViewersConfig {
+            viewers: args.viewers,
+            dashboards: args.dashboard.clone(),
+            refresh: args.viewer_refresh,
+            grafana: args.grafana_url.clone(),
+            ..Default::default()
+        }),
         dynamics: loadgen::run::dynamics::DynamicsSpec {
             churn_per_min: args.churn,
             offline_share: args.offline,

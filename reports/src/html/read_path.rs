@@ -122,7 +122,15 @@ fn panels_table(rp: &ReadPath) -> String {
         })
         .collect();
     s.push_str(&table(
-        &["dashboard", "panel", "kinds", "queries#", "failed#", "p99#", "max#"],
+        &[
+            "dashboard",
+            "panel",
+            "kinds",
+            "queries#",
+            "failed#",
+            "p99#",
+            "max#",
+        ],
         &rows,
     ));
     s
