@@ -223,9 +223,6 @@ struct RunArgs {
     /// Refresh dashboards this often instead of their own `refresh` (e.g. 10s).
     #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
     viewer_refresh: Option<Duration>,
-    /// Send the viewers' queries through this Grafana's /api/ds/query.
-    #[arg(long, env = "GRAFANA_URL", value_name = "URL")]
-    grafana_url: Option<reqwest::Url>,
     /// Run folder [default: runs/<timestamp>-<devices>d].
     #[arg(long)]
     out: Option<PathBuf>,
@@ -541,7 +538,12 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             viewers: args.viewers,
             dashboards: args.dashboard.clone(),
             refresh: args.viewer_refresh,
-            grafana: args.grafana_url.clone(),
+            // `--grafana-url` / GRAFANA_URL (the stack flags): queries go through Grafana.
+            grafana: args
+                .external
+                .grafana_url
+                .as_deref()
+                .and_then(|u| reqwest::Url::parse(u).ok()),
             ..Default::default()
         }),
         dynamics: loadgen::run::dynamics::DynamicsSpec {
