@@ -40,6 +40,10 @@ pub struct ReadPath {
 /// One query kind's numbers.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct QueryKindResults {
+    /// Panel queries not sent because a template variable they use had no value yet (e.g. a
+    /// device dashboard opened before any device reported): not failures of the backend.
+    #[serde(default)]
+    pub skipped: u64,
     /// Queries sent.
     pub queries: u64,
     /// Queries answered with success.
@@ -57,6 +61,9 @@ pub struct PanelResults {
     pub panel: String,
     /// The query kinds of its targets, e.g. `promql_range`.
     pub kinds: Vec<String>,
+    /// Queries not sent for want of a variable value (see [`QueryKindResults::skipped`]).
+    #[serde(default)]
+    pub skipped: u64,
     pub queries: u64,
     pub answered: u64,
     pub errors: u64,
@@ -72,6 +79,24 @@ impl ReadPath {
     /// Queries answered, of every kind.
     pub fn answered(&self) -> u64 {
         self.kinds.values().map(|k| k.answered).sum()
+    }
+}
+
+impl ReadPath {
+    /// "not sent: ..." when some panel queries waited for a variable value, else `None`.
+    pub fn skipped_line(&self) -> Option<String> {
+        let by: Vec<String> = self
+            .kinds
+            .iter()
+            .filter(|(_, k)| k.skipped > 0)
+            .map(|(name, k)| format!("{name}: {}", k.skipped))
+            .collect();
+        (!by.is_empty()).then(|| {
+            format!(
+                "not sent, a template variable had no value yet: {}",
+                by.join(", ")
+            )
+        })
     }
 }
 

@@ -205,6 +205,9 @@ fn read_path_lines(out: &mut String, rp: &crate::read_path::ReadPath) {
             let _ = writeln!(out, "failed {name} queries by status: {}", by.join(", "));
         }
     }
+    if let Some(line) = rp.skipped_line() {
+        let _ = writeln!(out, "{line}");
+    }
 }
 
 /// One line per signal that recorded requests: requests and body bytes, in total and per

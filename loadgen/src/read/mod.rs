@@ -33,6 +33,9 @@ use dashboard::{Dashboard, DashboardError};
 /// The goose report's file name in the run folder.
 pub const GOOSE_REPORT: &str = "goose-report.html";
 
+/// How long past the run's end the viewers may take to stop (a query in flight at the end).
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
 /// What `--viewers` asks for.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ViewersConfig {
@@ -137,6 +140,7 @@ pub async fn run_viewers(
     let config = viewer::configuration(cfg.viewers, run_time, &host, Some(&report));
     let mut attack =
         GooseAttack::initialize_with_config(config).map_err(|e| ReadError::Goose(e.to_string()))?;
+    let deadline = std::time::Instant::now() + run_time;
     let names: Vec<String> = dashboards.iter().map(|d| d.name.clone()).collect();
     for (index, d) in dashboards.into_iter().enumerate() {
         let refresh = cfg
@@ -148,23 +152,28 @@ pub async fn run_viewers(
                     .map(Duration::from_millis)
             })
             .unwrap_or(Duration::from_secs(30));
-        let scrape = scrape.clone();
         let shared = Arc::new(viewer::Shared {
             index,
+            deadline,
             dashboard: d,
             via: via.clone(),
             recorder: recorder.clone(),
-            scrape_ms: Box::new(move |uid| {
-                scrape.iter().find(|(u, _)| u == uid).map(|(_, ms)| *ms)
-            }),
+            scrape: scrape.clone(),
         });
         let s = viewer::scenario(shared, (refresh, refresh + cfg.think))
             .map_err(|e| ReadError::Goose(e.to_string()))?;
         attack = attack.register_scenario(s);
     }
-    let ran = attack.execute().await;
-    if let Err(e) = &ran {
-        tracing::warn!(error = %e, "goose ended with an error");
+    // Goose stops its users after run_time and each stops sending at the deadline; the
+    // backstop covers a query still in flight then, so viewers never hold up the run's drain
+    // for longer than this grace.
+    match tokio::time::timeout(run_time + STOP_GRACE, attack.execute()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "goose ended with an error"),
+        Err(_) => tracing::warn!(
+            grace_s = STOP_GRACE.as_secs(),
+            "viewers still busy after the run's end: stopped without goose's report"
+        ),
     }
     let (kinds, panels, refreshes) = recorder.report();
     Ok(ReadPath {

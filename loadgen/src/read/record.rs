@@ -21,11 +21,21 @@ pub(crate) struct QueryRecorder {
 struct State {
     kinds: BTreeMap<&'static str, Totals>,
     /// Keyed by (dashboard, panel) index; the names come with the first record.
-    panels: BTreeMap<(usize, usize), (String, String, Vec<&'static str>, Totals)>,
+    panels: BTreeMap<(usize, usize), PanelTotals>,
     refreshes: u64,
 }
 
+/// A panel's names, query kinds and totals.
+struct PanelTotals {
+    dashboard: String,
+    title: String,
+    kinds: Vec<&'static str>,
+    totals: Totals,
+}
+
 struct Totals {
+    /// Not sent: a variable the query uses had no value.
+    skipped: u64,
     queries: u64,
     answered: u64,
     errors: BTreeMap<String, u64>,
@@ -35,6 +45,7 @@ struct Totals {
 impl Default for Totals {
     fn default() -> Self {
         Totals {
+            skipped: 0,
             queries: 0,
             answered: 0,
             errors: BTreeMap::new(),
@@ -57,6 +68,26 @@ impl Totals {
     }
 }
 
+impl State {
+    /// The totals of the panel a query came from (`None` for a variable query), noting its kind.
+    fn panel(&mut self, kind: &'static str, origin: &Origin<'_>) -> Option<&mut Totals> {
+        let (p, title) = origin.panel?;
+        let entry = self
+            .panels
+            .entry((origin.dashboard.0, p))
+            .or_insert_with(|| PanelTotals {
+                dashboard: origin.dashboard.1.to_string(),
+                title: title.to_string(),
+                kinds: Vec::new(),
+                totals: Totals::default(),
+            });
+        if !entry.kinds.contains(&kind) {
+            entry.kinds.push(kind);
+        }
+        Some(&mut entry.totals)
+    }
+}
+
 /// Where a query came from: a panel, or a template variable (no panel).
 pub(crate) struct Origin<'a> {
     pub(crate) dashboard: (usize, &'a str),
@@ -74,19 +105,17 @@ impl QueryRecorder {
     ) {
         let mut st = self.state.lock();
         st.kinds.entry(kind).or_default().add(latency_us, error);
-        if let Some((p, title)) = origin.panel {
-            let entry = st.panels.entry((origin.dashboard.0, p)).or_insert_with(|| {
-                (
-                    origin.dashboard.1.to_string(),
-                    title.to_string(),
-                    Vec::new(),
-                    Totals::default(),
-                )
-            });
-            if !entry.2.contains(&kind) {
-                entry.2.push(kind);
-            }
-            entry.3.add(latency_us, error);
+        if let Some(t) = st.panel(kind, origin) {
+            t.add(latency_us, error);
+        }
+    }
+
+    /// A panel query not sent because a variable it uses had no value.
+    pub(crate) fn skipped(&self, kind: &'static str, origin: &Origin<'_>) {
+        let mut st = self.state.lock();
+        st.kinds.entry(kind).or_default().skipped += 1;
+        if let Some(t) = st.panel(kind, origin) {
+            t.skipped += 1;
         }
     }
 
@@ -105,6 +134,7 @@ impl QueryRecorder {
                 (
                     (*k).to_string(),
                     QueryKindResults {
+                        skipped: t.skipped,
                         queries: t.queries,
                         answered: t.answered,
                         errors: t.errors.clone(),
@@ -116,15 +146,23 @@ impl QueryRecorder {
         let panels = st
             .panels
             .values()
-            .map(|(d, p, kinds, t)| PanelResults {
-                dashboard: d.clone(),
-                panel: p.clone(),
-                kinds: kinds.iter().map(|k| (*k).to_string()).collect(),
-                queries: t.queries,
-                answered: t.answered,
-                errors: t.queries - t.answered,
-                latency: HistogramData::from_histogram(&t.latency, LATENCY_UNIT),
-            })
+            .map(
+                |PanelTotals {
+                     dashboard,
+                     title,
+                     kinds,
+                     totals: t,
+                 }| PanelResults {
+                    dashboard: dashboard.clone(),
+                    panel: title.clone(),
+                    kinds: kinds.iter().map(|k| (*k).to_string()).collect(),
+                    skipped: t.skipped,
+                    queries: t.queries,
+                    answered: t.answered,
+                    errors: t.queries - t.answered,
+                    latency: HistogramData::from_histogram(&t.latency, LATENCY_UNIT),
+                },
+            )
             .collect();
         (kinds, panels, st.refreshes)
     }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use goose::config::GooseConfiguration;
 use goose::prelude::*;
 
-use super::dashboard::{Dashboard, VariableSource};
+use super::dashboard::{Dashboard, Panel, Target, VariableSource};
 use super::grafana;
 use super::query::{self, Concrete, Via};
 use super::record::{Origin, QueryRecorder};
@@ -25,19 +25,35 @@ pub(crate) struct Shared {
     pub(crate) dashboard: Dashboard,
     pub(crate) via: Via,
     pub(crate) recorder: Arc<QueryRecorder>,
+    /// The end of the run: no query leaves after it, so a refresh under way when sending
+    /// stops ends with the query in flight.
+    pub(crate) deadline: Instant,
     /// Scrape interval (ms) per Prometheus datasource uid (`jsonData.timeInterval`).
-    pub(crate) scrape_ms: Box<dyn Fn(&str) -> Option<u64> + Send + Sync>,
+    pub(crate) scrape: Arc<Vec<(String, u64)>>,
 }
 
-/// A viewer's variable values, kept across refreshes.
+impl Shared {
+    /// The scrape interval Grafana assumes for datasource `uid`, in ms.
+    fn scrape_ms(&self, uid: &str) -> Option<u64> {
+        self.scrape
+            .iter()
+            .find(|(u, _)| u == uid)
+            .map(|(_, ms)| *ms)
+    }
+}
+
+/// A viewer's variable values, kept across refreshes: (name, values, multi-valued).
 #[derive(Clone, Default)]
-struct Selection {
-    values: Vec<(String, Vec<String>, bool)>,
+pub(crate) struct Selection {
+    pub(crate) values: Vec<(String, Vec<String>, bool)>,
 }
 
 /// Grafana's browser width the panel widths are taken from (`maxDataPoints` defaults to the
 /// panel's width in px).
 const VIEWPORT_PX: u32 = 1920;
+
+/// How long one query may take (Grafana's `dataproxy.timeout` default).
+pub(crate) const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Installs loadgen's own Ctrl-C handler once (exit 130, what the default SIGINT does), so
 /// goose's cannot take Ctrl-C over.
@@ -63,12 +79,16 @@ pub(crate) fn configuration(
     c.users = Some(users);
     c.increase_rate = Some(users.max(1).to_string());
     c.run_time = Some(run_time.as_secs().max(1).to_string());
+    // Grafana's data proxy gives up on a datasource after 30 s; so does a viewer.
+    c.timeout = Some(QUERY_TIMEOUT.as_secs().to_string());
     c.quiet = 1;
     c.no_print_metrics = true;
     c.no_error_summary = true;
-    c.no_reset_metrics = true;
+    // Goose resets its metrics once every user is launched (all within the first second):
+    // its report then starts at full load. With `no_reset_metrics` it would print "All N
+    // users launched." to stdout, into loadgen's summary. Our recorder keeps every query.
+    c.no_reset_metrics = false;
     c.no_telnet = true;
-    c.no_websocket = true;
     c.report_file = report
         .map(|p| vec![p.display().to_string()])
         .unwrap_or_default();
@@ -106,7 +126,11 @@ async fn refresh(user: &mut GooseUser, s: &Shared) {
         .unwrap_or_default();
     let d = (s.index, s.dashboard.name.as_str());
     for (i, v) in s.dashboard.variables.iter().enumerate() {
-        if !first && v.refresh != 2 && sel.values.len() > i {
+        // Grafana re-runs variable queries on every refresh when `refresh` is 2 (on time
+        // range change: a relative range moves each refresh); one still without a value is
+        // asked again too, as a viewer would reopen its empty drop-down.
+        let empty = sel.values.get(i).is_none_or(|(_, vals, _)| vals.is_empty());
+        if !first && v.refresh != 2 && !empty {
             continue;
         }
         let mut options = Vec::new();
@@ -174,56 +198,94 @@ async fn refresh(user: &mut GooseUser, s: &Shared) {
         }
     }
     for (p, panel) in s.dashboard.panels.iter().enumerate() {
-        let resolution = panel
-            .max_data_points
-            .unwrap_or(panel.grid_width * VIEWPORT_PX / 24);
+        if Instant::now() >= s.deadline {
+            // The run is over: an unfinished refresh is not counted.
+            user.set_session_data(sel);
+            return;
+        }
         for t in &panel.targets {
-            let scrape_ms = (s.scrape_ms)(&t.datasource_uid);
-            let low = t
-                .min_interval
-                .as_deref()
-                .or(panel.min_interval.as_deref())
-                .and_then(grafana::interval_to_ms)
-                .or(scrape_ms);
-            let interval_ms = grafana::calculate_interval(range_ms, resolution, low);
-            let step_s = grafana::prometheus_step_s(interval_ms, low.unwrap_or(0), range_ms);
-            let rate_s =
-                grafana::rate_interval_s(step_s, scrape_ms.unwrap_or(15_000) as f64 / 1000.0);
-            let interval = grafana::ms_to_hms((step_s * 1000.0) as u64);
-            let expr = super::dashboard::interpolate(&t.expr, |name, fmt| match name {
-                "__interval" | "__auto" => Some(interval.clone()),
-                "__interval_ms" => Some(((step_s * 1000.0) as u64).to_string()),
-                "__rate_interval" => Some(format!("{}s", grafana::fmt_secs(rate_s))),
-                "__rate_interval_ms" => Some(((rate_s * 1000.0) as u64).to_string()),
-                "__range" => Some(format!("{}s", range_ms / 1000)),
-                "__range_s" => Some((range_ms / 1000).to_string()),
-                "__range_ms" => Some(range_ms.to_string()),
-                _ => sel
-                    .values
-                    .iter()
-                    .find(|(n, _, _)| n == name)
-                    .map(|(_, vals, m)| grafana::format_values(vals, *m, fmt)),
-            });
-            let q = Concrete {
-                target: t,
-                expr,
-                from_ms,
-                to_ms,
-                interval_ms,
-                step_s,
-                max_data_points: resolution,
-            };
-            let client = reqwest::Client::new();
-            let rb = query::panel_request(&client, &s.via, &q);
             let origin = Origin {
                 dashboard: d,
                 panel: Some((p, panel.title.as_str())),
             };
+            let window = (from_ms, to_ms);
+            let q = match concrete(t, panel, &sel, window, s.scrape_ms(&t.datasource_uid)) {
+                Ok(q) => q,
+                Err(var) => {
+                    tracing::debug!(panel = %panel.title, variable = %var, "variable has no value; panel query not sent");
+                    s.recorder.skipped(query::kind_name(t), &origin);
+                    continue;
+                }
+            };
+            let client = reqwest::Client::new();
+            let rb = query::panel_request(&client, &s.via, &q);
             send(user, s, query::kind_name(t), &origin, rb, Some(t.kind)).await;
         }
     }
     s.recorder.refreshed();
     user.set_session_data(sel);
+}
+
+/// One panel target as sent: variables expanded, `$__interval`, `$__rate_interval` and
+/// `$__range` computed as Grafana does for the panel's width and the time window
+/// `(from_ms, to_ms)`. `Err` names a variable the query uses that has no value yet (its
+/// label_values query found nothing, e.g. a device dashboard opened before the first device
+/// reported): it would expand to `device=~""`, which Loki refuses with 400 ("at least one
+/// matcher that does not have an empty-compatible value") and Prometheus matches nothing with
+/// — a panel the viewer cannot fill in, not a failing backend, so it is not sent but counted.
+pub(crate) fn concrete<'a>(
+    t: &'a Target,
+    panel: &Panel,
+    sel: &Selection,
+    (from_ms, to_ms): (u64, u64),
+    scrape_ms: Option<u64>,
+) -> Result<Concrete<'a>, String> {
+    let range_ms = to_ms.saturating_sub(from_ms);
+    let resolution = panel
+        .max_data_points
+        .unwrap_or(panel.grid_width * VIEWPORT_PX / 24);
+    let low = t
+        .min_interval
+        .as_deref()
+        .or(panel.min_interval.as_deref())
+        .and_then(grafana::interval_to_ms)
+        .or(scrape_ms);
+    let interval_ms = grafana::calculate_interval(range_ms, resolution, low);
+    let step_s = grafana::prometheus_step_s(interval_ms, low.unwrap_or(0), range_ms);
+    let rate_s = grafana::rate_interval_s(step_s, scrape_ms.unwrap_or(15_000) as f64 / 1000.0);
+    let interval = grafana::ms_to_hms((step_s * 1000.0) as u64);
+    let mut unset: Option<String> = None;
+    let expr = super::dashboard::interpolate(&t.expr, |name, fmt| match name {
+        "__interval" | "__auto" => Some(interval.clone()),
+        "__interval_ms" => Some(((step_s * 1000.0) as u64).to_string()),
+        "__rate_interval" => Some(format!("{}s", grafana::fmt_secs(rate_s))),
+        "__rate_interval_ms" => Some(((rate_s * 1000.0) as u64).to_string()),
+        "__range" => Some(format!("{}s", range_ms / 1000)),
+        "__range_s" => Some((range_ms / 1000).to_string()),
+        "__range_ms" => Some(range_ms.to_string()),
+        _ => sel
+            .values
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .map(|(_, vals, m)| {
+                if vals.is_empty() {
+                    unset.get_or_insert_with(|| name.to_string());
+                }
+                grafana::format_values(vals, *m, fmt)
+            }),
+    });
+    if let Some(var) = unset {
+        return Err(var);
+    }
+    Ok(Concrete {
+        target: t,
+        expr,
+        from_ms,
+        to_ms,
+        interval_ms,
+        step_s,
+        max_data_points: resolution,
+    })
 }
 
 /// Sends one query through goose (so goose's report counts it too), reads the whole answer,
@@ -291,4 +353,100 @@ async fn send(
 /// `now-1h` → 3,600,000 ms (`now` alone, or anything else: `None`).
 pub(crate) fn relative_ms(from: &str) -> Option<u64> {
     grafana::interval_to_ms(from.trim().strip_prefix("now-")?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::read::dashboard::QueryKind;
+    use crate::read::{ViewersConfig, load_dashboards};
+    use stack::embedded::{loki, mimir, tempo};
+
+    /// A selection as a viewer's first refresh makes it with data present: saved `All`s take
+    /// the raw `allValue`, others one option.
+    fn selection(d: &Dashboard, empty: Option<&str>) -> Selection {
+        let values = d
+            .variables
+            .iter()
+            .map(|v| {
+                let vals = if Some(v.name.as_str()) == empty {
+                    Vec::new()
+                } else {
+                    vec![v.all_value.clone().unwrap_or_else(|| "dev-0001".into())]
+                };
+                (v.name.clone(), vals, false)
+            })
+            .collect();
+        Selection { values }
+    }
+
+    #[test]
+    fn every_shipped_panel_expands_to_a_query_the_stack_parses() {
+        let dashboards = load_dashboards(&ViewersConfig::default()).expect("shipped dashboards");
+        assert_eq!(
+            dashboards.len(),
+            4,
+            "the four under deploy/grafana/dashboards"
+        );
+        let to = 1_767_225_600_000;
+        let window = (to - 3_600_000, to);
+        let mut kinds = std::collections::BTreeSet::new();
+        for d in &dashboards {
+            assert!(!d.panels.is_empty(), "{}: no panel with a query", d.name);
+            let sel = selection(d, None);
+            for panel in &d.panels {
+                assert!(!panel.targets.is_empty(), "{}: {}", d.name, panel.title);
+                for t in &panel.targets {
+                    let q = concrete(t, panel, &sel, window, Some(15_000))
+                        .unwrap_or_else(|v| panic!("{}: {}: ${v} unset", d.name, panel.title));
+                    let where_ = format!("{} / {}: {}", d.name, panel.title, q.expr);
+                    assert!(!q.expr.contains('$') && !q.expr.contains("[["), "{where_}");
+                    assert!(q.step_s >= 1.0 && q.interval_ms > 0, "{where_}");
+                    match t.kind {
+                        QueryKind::LogQL => {
+                            loki::logql::parser::parse(&q.expr)
+                                .unwrap_or_else(|e| panic!("{where_}: {e}"));
+                        }
+                        QueryKind::PromQL => {
+                            mimir::promql::parse(&q.expr)
+                                .unwrap_or_else(|e| panic!("{where_}: {e}"));
+                        }
+                        QueryKind::TraceQL => {
+                            tempo::traceql::Query::parse(&q.expr)
+                                .unwrap_or_else(|e| panic!("{where_}: {e}"));
+                        }
+                    }
+                    kinds.insert(query::kind_name(t));
+                }
+            }
+        }
+        for k in ["promql_range", "logql_range", "traceql_search"] {
+            assert!(kinds.contains(k), "{k} not among {kinds:?}");
+        }
+    }
+
+    #[test]
+    fn a_query_using_a_variable_without_value_is_not_sent() {
+        let dashboards = load_dashboards(&ViewersConfig::default()).expect("shipped dashboards");
+        let d = dashboards
+            .iter()
+            .find(|d| d.name == "device-detail.json")
+            .expect("device-detail.json");
+        let sel = selection(d, Some("device"));
+        let (mut sent, mut held) = (0, 0);
+        for panel in &d.panels {
+            for t in &panel.targets {
+                match concrete(t, panel, &sel, (0, 3_600_000), None) {
+                    Ok(_) => sent += 1,
+                    Err(v) => {
+                        assert_eq!(v, "device");
+                        assert!(t.expr.contains("$device"), "{}", t.expr);
+                        held += 1;
+                    }
+                }
+            }
+        }
+        assert!(held > 0, "device-detail's panels use $device");
+        assert!(sent + held > 0);
+    }
 }

@@ -1,13 +1,14 @@
 //! The HTML report: [`render`] turns one [`Results`] (and optionally a baseline to compare with)
 //! into ONE self-contained HTML document — inline CSS, inline SVG charts from [`crate::svg`], no
-//! scripts, no links, nothing fetched from the network — that also prints legibly.
+//! scripts, nothing fetched from the network — that also prints legibly. Its one link is
+//! relative: goose's own report, saved beside it in the run folder when viewers ran.
 //!
 //! Sections, in order: run summary and SLO verdicts, throughput and errors over time (with
 //! requests/s and bytes/s, and each signal's pacing: target versus scheduled versus sent),
 //! latency (a numeric table of send and write-to-query percentiles, the write-to-query
 //! resolution, the percentile spectrum and over time), loss and duplicates, breakdown by device
-//! type and region, collector and loadgen resources, and the baseline comparison when a baseline
-//! is given.
+//! type and region, collector and loadgen resources, the read path (dashboard query latency per
+//! kind and per panel, with `--viewers`), and the baseline comparison when a baseline is given.
 //!
 //! Rates over time divide an interval's count by the part of it the schedule covered, so the
 //! run's ragged end is neither drawn as a collapse to zero nor as a spike (see [`rate_points`]).

@@ -61,6 +61,9 @@ pub(super) fn read_path_section(rp: &ReadPath) -> String {
             );
         }
     }
+    if let Some(line) = rp.skipped_line() {
+        let _ = writeln!(body, "<p>{}</p>", esc(&line));
+    }
     body.push_str(&panels_table(rp));
     section("read-path", "Read path: dashboards under load", &body)
 }
