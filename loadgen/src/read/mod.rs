@@ -189,3 +189,142 @@ pub async fn run_viewers(
         panels,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    //! The viewers through a fake Grafana on 127.0.0.1: what they post to `/api/ds/query` must
+    //! be what Grafana's API takes from a browser.
+
+    use std::sync::Arc;
+
+    use axum::Json;
+    use axum::extract::State;
+    use axum::routing::{get, post};
+    use parking_lot::Mutex;
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    type Seen = Arc<Mutex<Vec<Value>>>;
+
+    async fn ds_query(State(seen): State<Seen>, Json(body): Json<Value>) -> Json<Value> {
+        let ref_id = body["queries"][0]["refId"]
+            .as_str()
+            .unwrap_or("A")
+            .to_string();
+        seen.lock().push(body);
+        Json(json!({"results": {ref_id: {"status": 200, "frames": []}}}))
+    }
+
+    async fn label_values() -> Json<Value> {
+        Json(json!({"status": "success", "data": ["dev-0001"]}))
+    }
+
+    fn unused() -> Url {
+        Url::parse("http://127.0.0.1:9/").expect("url")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn through_grafana_every_panel_is_posted_as_a_browser_would() {
+        let seen: Seen = Arc::default();
+        let app = axum::Router::new()
+            .route("/api/ds/query", post(ds_query))
+            .route(
+                "/api/datasources/uid/{uid}/resources/{*path}",
+                get(label_values),
+            )
+            .with_state(seen.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let grafana = Url::parse(&format!("http://{addr}/")).expect("url");
+        let endpoints = Endpoints {
+            loki: unused(),
+            prometheus_write: unused(),
+            prometheus_query: unused(),
+            tempo_otlp_http: unused(),
+            tempo_otlp_grpc: None,
+            tempo_query: unused(),
+            grafana: None,
+            tenant: None,
+            auth: stack::Auth::None,
+        };
+        let cfg = ViewersConfig {
+            viewers: 4,
+            grafana: Some(grafana),
+            ..ViewersConfig::default()
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rp = tokio::time::timeout(
+            Duration::from_secs(30),
+            run_viewers(&cfg, &endpoints, Duration::from_secs(2), dir.path()),
+        )
+        .await
+        .expect("viewers stop at the run's end")
+        .expect("viewers ran");
+        server.abort();
+
+        assert_eq!(rp.refreshes, 4, "one refresh per viewer in 2 s: {rp:?}");
+        assert_eq!(rp.answered(), rp.queries(), "{rp:?}");
+        assert!(rp.via.starts_with("Grafana"), "{}", rp.via);
+        for k in [
+            "promql_range",
+            "logql_range",
+            "traceql_search",
+            "label_values",
+        ] {
+            assert!(
+                rp.kinds.get(k).is_some_and(|r| r.answered > 0),
+                "{k}: {rp:?}"
+            );
+        }
+        assert!(dir.path().join(GOOSE_REPORT).exists(), "goose's report");
+
+        let seen = seen.lock();
+        let panels: u64 = rp
+            .kinds
+            .iter()
+            .filter(|(k, _)| *k != "label_values")
+            .map(|(_, r)| r.queries)
+            .sum();
+        assert_eq!(
+            seen.len() as u64,
+            panels,
+            "every panel query went to /api/ds/query"
+        );
+        for body in seen.iter() {
+            let (from, to) = (body["from"].as_str(), body["to"].as_str());
+            let (from, to) = (
+                from.and_then(|f| f.parse::<u64>().ok())
+                    .expect("from: epoch ms as a string"),
+                to.and_then(|t| t.parse::<u64>().ok())
+                    .expect("to: epoch ms as a string"),
+            );
+            assert_eq!(to - from, 3_600_000, "the dashboards' now-1h");
+            let queries = body["queries"].as_array().expect("queries[]");
+            assert_eq!(queries.len(), 1, "{body}");
+            let q = &queries[0];
+            assert!(q["refId"].as_str().is_some_and(|r| !r.is_empty()), "{body}");
+            let ty = q["datasource"]["type"].as_str().expect("datasource.type");
+            assert!(
+                q["datasource"]["uid"]
+                    .as_str()
+                    .is_some_and(|u| !u.is_empty()),
+                "{body}"
+            );
+            assert!(q["intervalMs"].as_u64().is_some_and(|i| i > 0), "{body}");
+            assert!(q["maxDataPoints"].as_u64().is_some_and(|m| m > 0), "{body}");
+            let text = match ty {
+                "prometheus" | "loki" => q["expr"].as_str(),
+                "tempo" => q["query"].as_str(),
+                other => panic!("datasource type {other}: {body}"),
+            };
+            assert!(
+                text.is_some_and(|t| !t.is_empty() && !t.contains('$')),
+                "{body}"
+            );
+        }
+    }
+}
