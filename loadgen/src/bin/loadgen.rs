@@ -227,9 +227,9 @@ struct RunArgs {
     #[arg(long)]
     out: Option<PathBuf>,
     /// An objective, name=value (loss, duplicates, errors, unverified, p99_send_ms,
-    /// p99_write_to_query_ms, collector_rss_mb, collector_cpu_cores); repeatable. Each
-    /// replaces the default of its name; the defaults are loss=0, duplicates=0, errors=0,
-    /// unverified=0.
+    /// p99_write_to_query_ms, collector_rss_mb, collector_cpu_cores, p99_query_ms,
+    /// query_errors); repeatable. Each replaces the default of its name; the defaults are
+    /// loss=0, duplicates=0, errors=0, unverified=0, and query_errors=0 with --viewers.
     #[arg(long, value_name = "NAME=VALUE")]
     slo: Vec<Slo>,
     /// Judge the run only by the --slo given, not by the default objectives (no loss,
@@ -517,6 +517,16 @@ fn parse_delivery(s: &str) -> Result<Delivery, String> {
 fn run(args: RunArgs) -> anyhow::Result<()> {
     let progress = Arc::new(Progress::default());
     let (stack, collector) = target(&args)?;
+    // `--grafana-url` / GRAFANA_URL: the viewers' queries go through that Grafana.
+    let grafana = args
+        .external
+        .grafana_url
+        .as_deref()
+        .map(|u| {
+            reqwest::Url::parse(u)
+                .map_err(|e| Usage(format!("--grafana-url / GRAFANA_URL {u:?}: {e}")))
+        })
+        .transpose()?;
     let cfg = RunConfig {
         fleet: args.fleet.spec()?,
         shard: args.fleet.shard()?,
@@ -538,12 +548,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             viewers: args.viewers,
             dashboards: args.dashboard.clone(),
             refresh: args.viewer_refresh,
-            // `--grafana-url` / GRAFANA_URL (the stack flags): queries go through Grafana.
-            grafana: args
-                .external
-                .grafana_url
-                .as_deref()
-                .and_then(|u| reqwest::Url::parse(u).ok()),
+            grafana,
             ..Default::default()
         }),
         dynamics: loadgen::run::dynamics::DynamicsSpec {

@@ -47,7 +47,8 @@ pub struct ViewersConfig {
     pub refresh: Option<Duration>,
     /// Up to this much more between refreshes, at random (a viewer reading the panels).
     pub think: Duration,
-    /// Send through this Grafana's `/api/ds/query` (`--grafana-url`, `GRAFANA_URL`).
+    /// Send through this Grafana's `/api/ds/query` (`--grafana-url`, `GRAFANA_URL`); `None`:
+    /// through the stack's Grafana if it has one, else straight to Loki, Mimir and Tempo.
     pub grafana: Option<Url>,
 }
 
@@ -125,7 +126,9 @@ pub async fn run_viewers(
     dir: &Path,
 ) -> Result<ReadPath, ReadError> {
     let dashboards = load_dashboards(cfg)?;
-    let via = match &cfg.grafana {
+    // A stack with a Grafana (`--stack containers`) is read through it, as a browser would.
+    let grafana = cfg.grafana.as_ref().or(endpoints.grafana.as_ref());
+    let via = match grafana {
         Some(g) => query::Via::Grafana(g.clone()),
         None => query::Via::Direct(Box::new(endpoints.clone())),
     };
@@ -179,7 +182,7 @@ pub async fn run_viewers(
     Ok(ReadPath {
         viewers: cfg.viewers as u64,
         dashboards: names,
-        via: match &cfg.grafana {
+        via: match grafana {
             Some(g) => format!("Grafana {g} (/api/ds/query)"),
             None => "direct (the stack's Loki, Mimir and Tempo APIs)".into(),
         },
