@@ -52,6 +52,14 @@ pub(crate) struct Selection {
 /// panel's width in px).
 const VIEWPORT_PX: u32 = 1920;
 
+/// Over how long the viewers open their dashboards: a quarter of the run, at most 10 s, at least
+/// 1 s. People do not all open a dashboard in the same second; 20 viewers launched at once send
+/// some 400 queries in the first second, a thundering herd no incident room produces (it made
+/// the debug-build embedded stack refuse writes with 429 for seconds).
+pub(crate) fn launch_spread(run_time: Duration) -> Duration {
+    (run_time / 4).clamp(Duration::from_secs(1), Duration::from_secs(10))
+}
+
 /// How long one query may take (Grafana's `dataproxy.timeout` default).
 pub(crate) const QUERY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -66,7 +74,7 @@ pub(crate) fn keep_ctrl_c() {
     });
 }
 
-/// The goose configuration of a run: `users` for `run_time`, all started in the first second,
+/// The goose configuration of a run: `users` for `run_time`, launched over [`launch_spread`],
 /// silent, its report at `report`.
 pub(crate) fn configuration(
     users: usize,
@@ -77,7 +85,8 @@ pub(crate) fn configuration(
     let mut c = GooseConfiguration::default();
     c.host = Some(host.to_string());
     c.users = Some(users);
-    c.increase_rate = Some(users.max(1).to_string());
+    let spread = launch_spread(run_time).as_secs_f64();
+    c.increase_rate = Some(format!("{:.3}", (users.max(1) as f64 / spread).max(0.001)));
     c.run_time = Some(run_time.as_secs().max(1).to_string());
     // Grafana's data proxy gives up on a datasource after 30 s; so does a viewer.
     c.timeout = Some(QUERY_TIMEOUT.as_secs().to_string());
