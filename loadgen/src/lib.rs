@@ -14,6 +14,7 @@
 //! | [`deliver`] | delivery besides push: per-device scrape targets (file_sd) and tailed, rotated log files |
 //! | [`node`] | one device as a long-running exporter (`loadgen node`): `/metrics`, a log file, OTLP traces; the device half of a compose node |
 //! | [`progress`] | live counters of a run and their display: a bar on a terminal, plain lines in a CI log; canaries found, ETA, the drain |
+//! | [`read`] | the read path under load (`--viewers`): goose users as Grafana viewers refreshing dashboards, query latency per kind |
 //! | [`verify`] | the ledger of acknowledged canaries and the verifier that reads them back: loss, duplicates, order, write-to-queryable latency |
 //! | [`run`] | a whole run in outline: settings and checks, target (a stack × a collector: in process, spawned, running, none), preflight, sending, verification, `results.json` and `report.html`; `--slo` checks |
 //! | [`capacity`] | `loadgen capacity`: runs in stages of growing load (ramp, then bisection: [`capacity::plan`]) to the knee, `capacity.json` and `capacity.html` |
@@ -35,6 +36,7 @@ pub mod generate;
 pub mod node;
 pub mod payload;
 pub mod progress;
+pub mod read;
 pub mod recorder;
 pub mod run;
 pub mod schedule;

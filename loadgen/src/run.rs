@@ -113,7 +113,19 @@ pub async fn run(cfg: &RunConfig) -> Result<(Results, PathBuf), RunError> {
             let _ = stop_rx.await;
         }),
     );
-    let (sent, ()) = tokio::join!(sending, polling);
+    // Grafana viewers read dashboards for as long as the fleet sends (`--viewers`).
+    let reading = async {
+        match &cfg.viewers {
+            Some(v) if v.viewers > 0 => {
+                Some(crate::read::run_viewers(v, setup.verify(), cfg.duration, &dir).await)
+            }
+            _ => None,
+        }
+    };
+    let (sent, (), read) = tokio::join!(sending, polling, reading);
+    let read_path = read
+        .transpose()
+        .map_err(|e| RunError::Config(format!("viewers: {e}")))?;
     let dynamics = sent?;
 
     // Drain, stop, and put the results together.
@@ -139,6 +151,7 @@ pub async fn run(cfg: &RunConfig) -> Result<(Results, PathBuf), RunError> {
         dynamics,
         verified,
         resources,
+        read_path,
     };
     let dir = measured.dir.clone();
     let results = results::assemble(cfg, &fleet, &shared, measured);

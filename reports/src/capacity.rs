@@ -88,7 +88,7 @@ pub struct Stage {
     /// The worst signal's share of sent items refused or failed.
     pub errors: f64,
     /// Query latency of the read path, when the run had viewers (`--viewers`).
-    // LEAD: fill from `Results.read_path` (the viewers helper's section) in `Stage::of`.
+    /// The worst query kind's p99, as the `p99_query_ms` objective reads it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub p99_query_ms: Option<f64>,
     /// Which process CPU and RSS are of: "collector" when loadgen spawned it, else "loadgen"
@@ -208,7 +208,11 @@ impl Stage {
                     s.sent.saturating_sub(s.acknowledged) as f64 / s.sent as f64
                 }
             }),
-            p99_query_ms: None,
+            p99_query_ms: r.read_path.as_ref().and_then(|rp| {
+                let (ms, _) =
+                    crate::read_path::objective(crate::verdict::SloKind::P99QueryMs, Some(rp));
+                ms.is_finite().then_some(ms)
+            }),
             resources_of: of.to_string(),
             cpu_cores,
             rss_mb,

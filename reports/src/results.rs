@@ -37,6 +37,9 @@ pub struct Results {
     /// `slos` by [`crate::verdict::Objectives::judge`].
     #[serde(default)]
     pub verdict: Option<VerdictRecord>,
+    /// Dashboard queries while the fleet wrote (`--viewers`); absent when no viewer ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_path: Option<crate::read_path::ReadPath>,
 }
 
 /// The verdict as `results.json` records it, for scripts (`jq .verdict.outcome`).

@@ -1,7 +1,8 @@
 //! The plain-text summary the CLI prints after a run: one table row per signal (items/s, items
 //! the target refused, canary loss, p50/p99 send latency, p50/p99 write-to-query latency), the
 //! refusals by status, pacing, requests/s and bytes/s per signal, the write-to-query resolution
-//! (the verifier's poll interval), and the SLO verdicts. The first line is the verdict with its
+//! (the verifier's poll interval), the read path under load (`--viewers`: query latency per kind,
+//! right after the write-latency rows), and the SLO verdicts. The first line is the verdict with its
 //! reasons ([`crate::verdict`]), repeated as the last (`overall: ...`). Refused items are shown
 //! beside the loss so that a target answering 429 or 500 never reads as "0 loss".
 
@@ -69,6 +70,9 @@ pub fn summary(results: &Results) -> String {
             lat(w2q, w2q.p50),
             lat(w2q, w2q.p99),
         );
+    }
+    if let Some(rp) = &results.read_path {
+        read_path_lines(&mut out, rp);
     }
     for (name, s) in &results.signals {
         if !s.errors.is_empty() {
@@ -146,6 +150,64 @@ pub fn summary(results: &Results) -> String {
     }
     let _ = writeln!(out, "overall: {}", verdict.outcome.as_str());
     out
+}
+
+/// The read path beside the write rows: who read through what, then one row per query kind
+/// (queries, failed, p50/p99/max latency) and the failures by status.
+fn read_path_lines(out: &mut String, rp: &crate::read_path::ReadPath) {
+    let _ = writeln!(
+        out,
+        "read path: {} viewers ({}) via {}, {} dashboard refreshes, {} queries, {} answered{}",
+        rp.viewers,
+        rp.dashboards.join(", "),
+        rp.via,
+        rp.refreshes,
+        rp.queries(),
+        rp.answered(),
+        rp.goose_report
+            .as_deref()
+            .map_or(String::new(), |f| format!("; goose report {f}"))
+    );
+    let w = rp
+        .kinds
+        .keys()
+        .map(|k| k.chars().count())
+        .chain([10])
+        .max()
+        .unwrap_or(10);
+    let _ = writeln!(
+        out,
+        "{:<w$}  {:>9}  {:>9}  {:>11}  {:>11}  {:>11}",
+        "query kind", "queries", "failed", "p50 query", "p99 query", "max query"
+    );
+    for (name, k) in &rp.kinds {
+        let h = &k.latency;
+        let lat = |v: u64| {
+            if h.count > 0 {
+                fmt_ms(v, &h.unit)
+            } else {
+                "–".to_string()
+            }
+        };
+        let _ = writeln!(
+            out,
+            "{name:<w$}  {:>9}  {:>9}  {:>11}  {:>11}  {:>11}",
+            k.queries,
+            k.failed(),
+            lat(h.p50),
+            lat(h.p99),
+            lat(h.max)
+        );
+    }
+    for (name, k) in &rp.kinds {
+        if !k.errors.is_empty() {
+            let by: Vec<String> = k.errors.iter().map(|(s, n)| format!("{s}: {n}")).collect();
+            let _ = writeln!(out, "failed {name} queries by status: {}", by.join(", "));
+        }
+    }
+    if let Some(line) = rp.skipped_line() {
+        let _ = writeln!(out, "{line}");
+    }
 }
 
 /// One line per signal that recorded requests: requests and body bytes, in total and per

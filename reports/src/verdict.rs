@@ -17,6 +17,11 @@
 //! | `p99_write_to_query_ms` | p99 write-to-queryable latency of canaries, ms | — |
 //! | `collector_rss_mb` | the collector process's peak RSS, MiB (`--collector-cmd`) | — |
 //! | `collector_cpu_cores` | the collector process's mean CPU, cores (`--collector-cmd`) | — |
+//! | `p99_query_ms` | p99 dashboard query latency of the worst query kind, ms (`--viewers`) | — |
+//! | `query_errors` | share of dashboard queries not answered, worst query kind, in `[0, 1]` | 0 with `--viewers` |
+//!
+//! With viewers, `unverified` also counts the read path when not one query was answered, and
+//! `p99_query_ms` is infinite then (or when no viewer ran): a check that could not run fails.
 
 use std::fmt;
 use std::str::FromStr;
@@ -36,10 +41,12 @@ pub enum SloKind {
     P99WriteToQueryMs,
     CollectorRssMb,
     CollectorCpuCores,
+    P99QueryMs,
+    QueryErrors,
 }
 
 impl SloKind {
-    pub const ALL: [SloKind; 8] = [
+    pub const ALL: [SloKind; 10] = [
         SloKind::Loss,
         SloKind::Duplicates,
         SloKind::Errors,
@@ -48,6 +55,8 @@ impl SloKind {
         SloKind::P99WriteToQueryMs,
         SloKind::CollectorRssMb,
         SloKind::CollectorCpuCores,
+        SloKind::P99QueryMs,
+        SloKind::QueryErrors,
     ];
 
     /// Bounds the collector process, so needs one loadgen spawned and sampled.
@@ -65,6 +74,8 @@ impl SloKind {
             SloKind::P99WriteToQueryMs => "p99_write_to_query_ms",
             SloKind::CollectorRssMb => "collector_rss_mb",
             SloKind::CollectorCpuCores => "collector_cpu_cores",
+            SloKind::P99QueryMs => "p99_query_ms",
+            SloKind::QueryErrors => "query_errors",
         }
     }
 
@@ -94,6 +105,9 @@ impl SloKind {
                 return (v, format!("collector mean CPU {v:.3} cores"));
             }
             SloKind::Unverified => return unverified(r),
+            SloKind::P99QueryMs | SloKind::QueryErrors => {
+                return crate::read_path::objective(self, r.read_path.as_ref());
+            }
             _ => {}
         }
         let mut worst = (0.0f64, String::new());
@@ -161,14 +175,17 @@ impl SloKind {
                 let ms = crate::html::to_ms(h.p99 as f64, &h.unit);
                 (ms, format!("{name}: p99 write-to-query latency {ms:.1} ms"))
             }
-            SloKind::Unverified | SloKind::CollectorRssMb | SloKind::CollectorCpuCores => {
-                (0.0, String::new())
-            }
+            SloKind::Unverified
+            | SloKind::CollectorRssMb
+            | SloKind::CollectorCpuCores
+            | SloKind::P99QueryMs
+            | SloKind::QueryErrors => (0.0, String::new()),
         }
     }
 }
 
-/// Signals sent with no canary found; all of them when nothing was sent at all.
+/// Signals sent with no canary found; all of them when nothing was sent at all. With viewers,
+/// a read path that had no query answered counts as one more.
 fn unverified(r: &Results) -> (f64, String) {
     let sent: u64 = r.signals.values().map(|s| s.sent).sum();
     if sent == 0 {
@@ -177,7 +194,7 @@ fn unverified(r: &Results) -> (f64, String) {
             "nothing was sent: no signal produced a single item".into(),
         );
     }
-    let bad: Vec<String> = r
+    let mut bad: Vec<String> = r
         .signals
         .iter()
         .filter(|(_, s)| s.sent > 0 && s.verification.found == 0)
@@ -193,6 +210,9 @@ fn unverified(r: &Results) -> (f64, String) {
             }
         })
         .collect();
+    if let Some(why) = r.read_path.as_ref().and_then(crate::read_path::unanswered) {
+        bad.push(why);
+    }
     (bad.len() as f64, bad.join("; "))
 }
 
@@ -319,6 +339,15 @@ impl Objectives {
             slos,
             defaults_off: !defaults,
         }
+    }
+
+    /// Adds `slo` as a default objective unless one of its kind is there already, or the
+    /// defaults are off (e.g. `query_errors=0` for a run with viewers).
+    pub fn with_default(mut self, slo: Slo) -> Objectives {
+        if !self.defaults_off && !self.slos.iter().any(|(s, _)| s.kind == slo.kind) {
+            self.slos.push((slo, true));
+        }
+        self
     }
 
     /// The objectives recorded in `r` (to check them again, e.g. on merged shards).

@@ -267,13 +267,22 @@ struct RunArgs {
     /// in its send latency. 0: one request per event.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "10ms", value_name = "DURATION")]
     batch_window: Duration,
+    /// Grafana viewers (goose users) refreshing dashboards while the fleet writes; 0: none.
+    #[arg(long, default_value_t = 0)]
+    viewers: usize,
+    /// A dashboard JSON the viewers open (repeatable) [default: deploy/grafana/dashboards/*].
+    #[arg(long, value_name = "FILE")]
+    dashboard: Vec<PathBuf>,
+    /// Refresh dashboards this often instead of their own `refresh` (e.g. 10s).
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    viewer_refresh: Option<Duration>,
     /// Run folder [default: runs/<timestamp>-<devices>d].
     #[arg(long)]
     out: Option<PathBuf>,
     /// An objective, name=value (loss, duplicates, errors, unverified, p99_send_ms,
-    /// p99_write_to_query_ms, collector_rss_mb, collector_cpu_cores); repeatable. Each
-    /// replaces the default of its name; the defaults are loss=0, duplicates=0, errors=0,
-    /// unverified=0.
+    /// p99_write_to_query_ms, collector_rss_mb, collector_cpu_cores, p99_query_ms,
+    /// query_errors); repeatable. Each replaces the default of its name; the defaults are
+    /// loss=0, duplicates=0, errors=0, unverified=0, and query_errors=0 with --viewers.
     #[arg(long, value_name = "NAME=VALUE")]
     slo: Vec<Slo>,
     /// Judge the run only by the --slo given, not by the default objectives (no loss,
@@ -365,7 +374,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,goose=warn")),
         )
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
@@ -675,6 +684,16 @@ fn parse_delivery(s: &str) -> Result<Delivery, String> {
 /// The run settings of the run flags.
 fn run_config(args: &RunArgs, progress: Option<Arc<Progress>>) -> anyhow::Result<RunConfig> {
     let (stack, collector) = target(args)?;
+    // `--grafana-url` / GRAFANA_URL: the viewers' queries go through that Grafana.
+    let grafana = args
+        .external
+        .grafana_url
+        .as_deref()
+        .map(|u| {
+            reqwest::Url::parse(u)
+                .map_err(|e| Usage(format!("--grafana-url / GRAFANA_URL {u:?}: {e}")))
+        })
+        .transpose()?;
     let cfg = RunConfig {
         fleet: args.fleet.spec()?,
         shard: args.fleet.shard()?,
@@ -692,6 +711,13 @@ fn run_config(args: &RunArgs, progress: Option<Arc<Progress>>) -> anyhow::Result
         command: command_line(),
         progress,
         batch_window: args.batch_window,
+        viewers: (args.viewers > 0).then(|| loadgen::read::ViewersConfig {
+            viewers: args.viewers,
+            dashboards: args.dashboard.clone(),
+            refresh: args.viewer_refresh,
+            grafana,
+            ..Default::default()
+        }),
         dynamics: loadgen::run::dynamics::DynamicsSpec {
             churn_per_min: args.churn,
             offline_share: args.offline,

@@ -140,6 +140,8 @@ pub struct RunConfig {
     pub command: String,
     /// Live counters, when someone watches.
     pub progress: Option<Arc<Progress>>,
+    /// Grafana viewers reading dashboards during the load (`--viewers`); `None`: none.
+    pub viewers: Option<crate::read::ViewersConfig>,
 }
 
 impl Default for RunConfig {
@@ -166,6 +168,7 @@ impl Default for RunConfig {
             progress: None,
             dynamics: DynamicsSpec::default(),
             batch_window: DEFAULT_BATCH_WINDOW,
+            viewers: None,
         }
     }
 }

@@ -24,6 +24,8 @@ pub(crate) struct Measured {
     pub(crate) dynamics: FleetDynamics,
     pub(crate) verified: VerifyReport,
     pub(crate) resources: Vec<reports::results::ResourceSample>,
+    /// What the viewers measured (`--viewers`).
+    pub(crate) read_path: Option<reports::read_path::ReadPath>,
 }
 
 /// The run's results, judged.
@@ -83,9 +85,18 @@ pub(crate) fn assemble(cfg: &RunConfig, fleet: &Fleet, shared: &Shared, m: Measu
         resources: m.resources,
         slos: Vec::new(),
         defaults_off: false,
+        read_path: m.read_path,
         verdict: None,
     };
-    Objectives::new(&cfg.slos, cfg.default_slos).judge(&mut results);
+    let mut objectives = Objectives::new(&cfg.slos, cfg.default_slos);
+    if results.read_path.is_some() {
+        // Viewers ran: a dashboard query that failed fails the run by default.
+        objectives = objectives.with_default(reports::Slo {
+            kind: reports::SloKind::QueryErrors,
+            threshold: 0.0,
+        });
+    }
+    objectives.judge(&mut results);
     results
 }
 

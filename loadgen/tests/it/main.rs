@@ -1,6 +1,6 @@
 //! loadgen's integration tests, one binary so the workspace links one test executable per crate:
 //! the CLI, delivery paths, runs against the embedded stack and a spawned collector, shards and
-//! merging, read-back verification and the k8s manifest.
+//! merging, read-back verification, Grafana viewers reading during a run, and the k8s manifest.
 
 mod capacity;
 mod cli;
@@ -15,3 +15,4 @@ mod run_dynamics;
 mod run_shards;
 mod run_smoke;
 mod verify;
+mod viewers;

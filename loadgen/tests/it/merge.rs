@@ -94,6 +94,7 @@ fn results(id: &str, sent: u64, lat: &[u64], interval_t: &[f64]) -> Results {
         resources: Vec::new(),
         slos: Vec::new(),
         defaults_off: false,
+        read_path: None,
         verdict: None,
     }
 }

@@ -1,13 +1,14 @@
 //! The HTML report: [`render`] turns one [`Results`] (and optionally a baseline to compare with)
 //! into ONE self-contained HTML document — inline CSS, inline SVG charts from [`crate::svg`], no
-//! scripts, no links, nothing fetched from the network — that also prints legibly.
+//! scripts, nothing fetched from the network — that also prints legibly. Its one link is
+//! relative: goose's own report, saved beside it in the run folder when viewers ran.
 //!
 //! Sections, in order: run summary and SLO verdicts, throughput and errors over time (with
 //! requests/s and bytes/s, and each signal's pacing: target versus scheduled versus sent),
 //! latency (a numeric table of send and write-to-query percentiles, the write-to-query
 //! resolution, the percentile spectrum and over time), loss and duplicates, breakdown by device
-//! type and region, collector and loadgen resources, and the baseline comparison when a baseline
-//! is given.
+//! type and region, collector and loadgen resources, the read path (dashboard query latency per
+//! kind and per panel, with `--viewers`), and the baseline comparison when a baseline is given.
 //!
 //! Rates over time divide an interval's count by the part of it the schedule covered, so the
 //! run's ragged end is neither drawn as a collapse to zero nor as a spike (see [`rate_points`]).
@@ -16,7 +17,10 @@
 //!
 //! Every string that comes from the results is escaped with [`esc`].
 //!
-//! One file per section (`summary`, `throughput`, `latency`, `loss`, `breakdown`, `baseline`);
+//! With viewers (`--viewers`) a read-path section follows latency: query latency per kind and
+//! per panel, and the one link the report has, to goose's own report in the same folder.
+//!
+//! One file per section (`summary`, `throughput`, `latency`, `read_path`, `loss`, `breakdown`, `baseline`);
 //! `capacity` renders a capacity search's page (`capacity.html`); `figures` holds the baseline comparison's figures and `format` the number formatting the
 //! sections and the terminal summary share.
 
@@ -34,6 +38,7 @@ mod figures;
 mod format;
 mod latency;
 mod loss;
+mod read_path;
 mod summary;
 #[cfg(test)]
 mod tests;
@@ -45,6 +50,7 @@ pub use figures::*;
 pub use format::*;
 pub use latency::*;
 use loss::*;
+use read_path::*;
 use summary::*;
 use throughput::*;
 
@@ -97,6 +103,9 @@ pub fn render(results: &Results, baseline: Option<&Results>) -> String {
     doc.push_str(&summary_section(results));
     doc.push_str(&throughput_section(results));
     doc.push_str(&latency_section(results));
+    if let Some(rp) = &results.read_path {
+        doc.push_str(&read_path_section(rp));
+    }
     doc.push_str(&loss_section(results));
     doc.push_str(&breakdown_section(results));
     doc.push_str(&resources_section(results));

@@ -57,6 +57,7 @@ fn results(signals: &[(&str, SignalResults)]) -> Results {
         resources: Vec::new(),
         slos: Vec::new(),
         defaults_off: false,
+        read_path: None,
         verdict: None,
     }
 }

@@ -195,6 +195,7 @@ fn realistic(id: &str, scale: f64) -> Results {
             },
         ],
         defaults_off: false,
+        read_path: None,
         verdict: None,
     }
 }
@@ -571,6 +572,7 @@ prop_compose! {
                 name, threshold, actual, pass, default: false, detail: String::new(),
             }).collect(),
             defaults_off: false,
+            read_path: None,
             verdict: None,
         }
     }

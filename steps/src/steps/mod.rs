@@ -8,6 +8,7 @@ pub mod fleet;
 pub mod logs;
 pub mod metrics;
 pub mod pipeline_health;
+pub mod read_path;
 pub mod resilience;
 pub mod stack_ready;
 pub mod traces;
