@@ -1,6 +1,6 @@
 //! What the embedded HTTP servers share: serving a router with graceful shutdown, the
-//! request-body limit that turns an oversized body into a 413, and reading request headers (the
-//! tenant among them).
+//! request-body limit that turns an oversized body into a 413, reading request headers (the
+//! tenant among them), and running query evaluation apart from ingestion ([`evaluate`]).
 
 use axum::Router;
 use axum::body::Bytes;
@@ -10,6 +10,40 @@ use axum::http::HeaderMap;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+
+/// Runs one query's evaluation (CPU work, holding a store's lock) on the blocking pool, at most
+/// [`query_slots`] at a time across the process. Real Loki, Mimir and Tempo evaluate queries in
+/// queriers apart from the distributors and ingesters that take writes; evaluated on the async
+/// workers instead, a few dashboard refreshes occupied every worker of a 2-core machine and
+/// stalled ingestion until the writers got 429s. Queries now queue behind each other (their
+/// wait counts in their latency, as behind a querier's `max_concurrent`), and writes go on.
+/// A panic in `f` is answered with a 500.
+pub async fn evaluate(
+    f: impl FnOnce() -> axum::response::Response + Send + 'static,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    let slots = SLOTS.get_or_init(|| tokio::sync::Semaphore::new(query_slots()));
+    // The semaphore is never closed, so acquiring only waits.
+    let _permit = slots.acquire().await;
+    match tokio::task::spawn_blocking(f).await {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::error!(error = %e, "embedded query evaluation panicked");
+            (
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "query evaluation failed (panicked); see the stack's log",
+            )
+                .into_response()
+        }
+    }
+}
+
+/// How many queries evaluate at once: half the cores (at least one), leaving the rest to
+/// ingestion.
+pub fn query_slots() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
+}
 
 /// Serves `router` on `listener` until `shutdown` turns true.
 pub fn spawn_http(

@@ -274,8 +274,12 @@ fn parse_query(p: &Params) -> Result<Expr, LokiError> {
 }
 
 async fn query_range(State(loki): State<Arc<Loki>>, r: ApiRequest) -> Response {
+    crate::embedded::http::evaluate(move || query_range_now(&loki, &r)).await
+}
+
+fn query_range_now(loki: &Arc<Loki>, r: &ApiRequest) -> Response {
     let result = (|| {
-        let p = Params::new(&r);
+        let p = Params::new(r);
         let started = Instant::now();
         let (start, end) = p.bounds(HOUR_NS)?;
         let limit = p.limit()?;
@@ -308,7 +312,7 @@ async fn query_range(State(loki): State<Arc<Loki>>, r: ApiRequest) -> Response {
         let mut processed = Processed::default();
         let (result_type, result, returned) = match &expr {
             Expr::Log(log) => {
-                check_entries_limit(&loki, limit)?;
+                check_entries_limit(loki, limit)?;
                 let streams = match &tenant {
                     Some(t) => eval::eval_log(t, log, start, end, limit, direction, &mut processed),
                     None => Vec::new(),
@@ -340,12 +344,16 @@ async fn query_range(State(loki): State<Arc<Loki>>, r: ApiRequest) -> Response {
             stats(processed, returned, started),
         ))
     })();
-    finish(&loki, "query_range", result)
+    finish(loki, "query_range", result)
 }
 
 async fn query(State(loki): State<Arc<Loki>>, r: ApiRequest) -> Response {
+    crate::embedded::http::evaluate(move || query_now(&loki, &r)).await
+}
+
+fn query_now(loki: &Arc<Loki>, r: &ApiRequest) -> Response {
     let result = (|| {
-        let p = Params::new(&r);
+        let p = Params::new(r);
         let started = Instant::now();
         let t = p.time("time", now_ns())?;
         p.limit()?;
@@ -374,7 +382,7 @@ async fn query(State(loki): State<Arc<Loki>>, r: ApiRequest) -> Response {
             stats(processed, n, started),
         ))
     })();
-    finish(&loki, "query", result)
+    finish(loki, "query", result)
 }
 
 fn check_entries_limit(loki: &Loki, limit: usize) -> Result<(), LokiError> {

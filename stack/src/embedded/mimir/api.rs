@@ -494,12 +494,16 @@ fn parse_selector(s: &str) -> Result<Vec<Matcher>, ApiError> {
 
 /// `/api/v1/query` handler.
 pub async fn query(State(m): State<Arc<Mimir>>, r: ApiRequest) -> Response {
-    respond(m.api_query(&tenant(&r), &Params::from(&r)))
+    crate::embedded::http::evaluate(move || respond(m.api_query(&tenant(&r), &Params::from(&r))))
+        .await
 }
 
 /// `/api/v1/query_range` handler.
 pub async fn query_range(State(m): State<Arc<Mimir>>, r: ApiRequest) -> Response {
-    respond(m.api_query_range(&tenant(&r), &Params::from(&r)))
+    crate::embedded::http::evaluate(move || {
+        respond(m.api_query_range(&tenant(&r), &Params::from(&r)))
+    })
+    .await
 }
 
 /// `/api/v1/series` handler.

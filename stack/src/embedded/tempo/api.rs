@@ -334,8 +334,10 @@ async fn search_traces(
     Tenant(tenant): Tenant,
 ) -> Result<Response, ApiError> {
     let p = SearchParams::parse(&params)?;
-    let resp = search::search(&tempo.store(), &tenant, &p);
-    Ok(axum::Json(resp).into_response())
+    Ok(crate::embedded::http::evaluate(move || {
+        axum::Json(search::search(&tempo.store(), &tenant, &p)).into_response()
+    })
+    .await)
 }
 
 async fn tags_v1(
