@@ -83,6 +83,7 @@ fn merge_verification(
             .or_else(|| a.last_query_error.clone()),
         // Shards poll alike; should they not, the coarser resolution holds for the sum.
         poll_interval_ms: a.poll_interval_ms.max(b.poll_interval_ms),
+        stack_evicted: a.stack_evicted + b.stack_evicted,
     })
 }
 
@@ -478,6 +479,7 @@ mod tests {
                 canaries: 1000,
                 found: 1000,
                 poll_interval_ms: 1000,
+                stack_evicted: 0,
                 ..Verification::empty("ms")
             },
             items_per_second: acked as f64 / 60.0,

@@ -141,6 +141,17 @@ pub async fn run(cfg: &RunConfig) -> Result<(Results, PathBuf), RunError> {
     )
     .await;
     let resources = sampler.stop().await;
+    let evictions = setup.stack.evictions();
+    if let Some(e) = evictions.filter(|e| e.any()) {
+        tracing::warn!(
+            log_entries = e.log_entries,
+            samples = e.metric_samples,
+            traces = e.traces,
+            retention_mb = e.retention_bytes >> 20,
+            "the embedded stack evicted acknowledged data to stay within its retention bound; \
+             canaries written before may be counted lost (raise --embedded-retention-mb)"
+        );
+    }
     setup.stop().await;
     if let Some(s) = paths.scrape.take() {
         s.shutdown().await;
@@ -152,6 +163,7 @@ pub async fn run(cfg: &RunConfig) -> Result<(Results, PathBuf), RunError> {
         verified,
         resources,
         read_path,
+        evictions,
     };
     let dir = measured.dir.clone();
     let results = results::assemble(cfg, &fleet, &shared, measured);

@@ -164,6 +164,15 @@ pub struct Verification {
     /// have a resolution (and may overstate by up to) about this much. 0 when unknown.
     #[serde(default)]
     pub poll_interval_ms: u64,
+    /// Items of this signal (log entries, samples, traces) the embedded stack evicted during the
+    /// run to stay within its retention bound: acknowledged data it no longer holds, the likely
+    /// cause of canaries lost. 0 for other stacks (not ours to look into).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub stack_evicted: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Verification {
@@ -179,6 +188,7 @@ impl Verification {
             query_errors: 0,
             last_query_error: None,
             poll_interval_ms: 0,
+            stack_evicted: 0,
         }
     }
 

@@ -132,6 +132,20 @@ impl SloKind {
                     v.canaries,
                     pct(f)
                 );
+                if v.lost > 0 && v.stack_evicted > 0 {
+                    let what = match name {
+                        "logs" => "log entries",
+                        "metrics" => "samples",
+                        "traces" => "traces",
+                        _ => "items",
+                    };
+                    why.push_str(&format!(
+                        "; the embedded stack evicted {} {what} to stay within its retention \
+                         bound (loadgen --embedded-retention-mb): the loss is the stand-in's, \
+                         not the pipeline's",
+                        v.stack_evicted
+                    ));
+                }
                 if let Some(e) = v.last_query_error.as_deref().filter(|_| v.lost > 0) {
                     why.push_str(&format!(
                         "; {} read-back queries failed, the last: {e}",

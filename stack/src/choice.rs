@@ -103,6 +103,15 @@ impl Stack {
     }
 
     /// Where this stack's APIs are.
+    /// What an embedded stack's backends evicted to stay within their retention bound; `None`
+    /// for a stack that is not ours to look into.
+    pub fn evictions(&self) -> Option<crate::embedded::Evictions> {
+        match self {
+            Stack::Embedded(s) => Some(s.evictions()),
+            _ => None,
+        }
+    }
+
     pub fn endpoints(&self) -> &Endpoints {
         match self {
             Stack::Embedded(s) => s.endpoints(),

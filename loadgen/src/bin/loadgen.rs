@@ -355,6 +355,10 @@ struct RunArgs {
     /// images in Docker; needs a build with the `containers` feature).
     #[arg(long, value_enum, default_value_t = StackKind::Embedded)]
     stack: StackKind,
+    /// Memory each backend of the embedded stack keeps before evicting its oldest data (MiB);
+    /// evicted canaries count as lost, and the verdict says the stack evicted them.
+    #[arg(long, default_value_t = 256, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..))]
+    embedded_retention_mb: u64,
     #[command(flatten)]
     external: ExternalArgs,
 }
@@ -572,7 +576,12 @@ fn command_line() -> String {
 /// The stack and the collector of `--stack`, `--direct`, `--collector*` and `--collector-cmd`.
 fn target(args: &RunArgs) -> anyhow::Result<(StackChoice, CollectorChoice)> {
     let stack = match args.stack {
-        StackKind::Embedded => StackChoice::default(),
+        StackKind::Embedded => StackChoice::Embedded(stack::embedded::EmbeddedConfig {
+            retention_bytes: usize::try_from(args.embedded_retention_mb)
+                .unwrap_or(usize::MAX)
+                .saturating_mul(1 << 20),
+            ..Default::default()
+        }),
         StackKind::External => StackChoice::External(args.external.clone()),
         StackKind::Containers => StackChoice::Containers(stack::choice::ContainersConfig {
             without_docker: "--stack containers needs a Docker engine; use --stack embedded (the default) or --stack external with your stack's URLs".into(),

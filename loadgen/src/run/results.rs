@@ -26,6 +26,8 @@ pub(crate) struct Measured {
     pub(crate) resources: Vec<reports::results::ResourceSample>,
     /// What the viewers measured (`--viewers`).
     pub(crate) read_path: Option<reports::read_path::ReadPath>,
+    /// What the embedded stack evicted to stay within its retention bound (`None`: not ours).
+    pub(crate) evictions: Option<stack::embedded::Evictions>,
 }
 
 /// The run's results, judged.
@@ -43,6 +45,14 @@ pub(crate) fn assemble(cfg: &RunConfig, fleet: &Fleet, shared: &Shared, m: Measu
                 .remove(&name)
                 .unwrap_or_else(|| Verification::empty(LATENCY_UNIT));
             let mut r = totals.into_results(v);
+            if let Some(e) = &m.evictions {
+                r.verification.stack_evicted = match name.as_str() {
+                    "logs" => e.log_entries,
+                    "metrics" => e.metric_samples,
+                    "traces" => e.traces,
+                    _ => 0,
+                };
+            }
             r.target_items_per_second = target_rates
                 .iter()
                 .find(|(s, _)| s.as_str() == name)

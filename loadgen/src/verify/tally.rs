@@ -189,6 +189,7 @@ impl Tally {
             last_query_error: None,
             // The verifier knows its poll interval; see `Verifier::report`.
             poll_interval_ms: 0,
+            stack_evicted: 0,
         }
     }
 }

@@ -44,6 +44,7 @@ fn results(id: &str, sent: u64, lat: &[u64], interval_t: &[f64]) -> Results {
             query_errors: 0,
             last_query_error: None,
             poll_interval_ms: 1000,
+            stack_evicted: 0,
         },
         items_per_second: sent as f64 / 10.0,
         target_items_per_second: sent as f64 / 10.0,

@@ -261,3 +261,21 @@ fn collector_bounds_without_a_process_fail() {
             .contains("collector_rss_mb inf > 100")
     );
 }
+
+#[test]
+fn loss_from_the_embedded_stacks_eviction_is_named() {
+    let mut m = signal(1000, &[], 100, 90);
+    m.verification.stack_evicted = 5000;
+    let r = judged(results(&[("metrics", m)]), &[], true);
+    let head = r.verdict().headline();
+    assert!(head.contains("10 of 100 canaries lost"), "{head}");
+    assert!(
+        head.contains("the embedded stack evicted 5000 samples"),
+        "{head}"
+    );
+    // Nothing lost: evictions alone are no reason to mention them.
+    let mut ok = signal(1000, &[], 100, 100);
+    ok.verification.stack_evicted = 5000;
+    let r = judged(results(&[("metrics", ok)]), &[], true);
+    assert!(!r.verdict().headline().contains("evicted"));
+}

@@ -69,6 +69,7 @@ fn realistic(id: &str, scale: f64) -> Results {
                     query_errors: 0,
                     last_query_error: None,
                     poll_interval_ms: 1000,
+                    stack_evicted: 0,
                 },
                 items_per_second: acked as f64 / 60.0,
                 target_items_per_second: sent as f64 / 60.0,
@@ -530,6 +531,7 @@ prop_compose! {
                 canaries: c[0], found: c[1], lost: c[2], duplicated: c[3], out_of_order: c[4],
                 write_to_query_latency: w2q, query_errors: 0, last_query_error: None,
                 poll_interval_ms: c[0] % 3000,
+                stack_evicted: 0,
             },
             requests: c[1], bytes: c[2],
         }

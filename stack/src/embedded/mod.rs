@@ -140,7 +140,35 @@ pub struct Addrs {
     pub otlp_grpc: SocketAddr,
 }
 
+/// What the embedded backends evicted to stay within their retention bound: data they had
+/// acknowledged and no longer hold, so canaries written before may no longer be found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Evictions {
+    pub log_entries: u64,
+    pub metric_samples: u64,
+    pub traces: u64,
+    /// The bound each backend keeps (`EmbeddedConfig::retention_bytes`).
+    pub retention_bytes: usize,
+}
+
+impl Evictions {
+    /// Whether anything was evicted.
+    pub fn any(&self) -> bool {
+        self.log_entries + self.metric_samples + self.traces > 0
+    }
+}
+
 impl EmbeddedStack {
+    /// What the backends have evicted so far.
+    pub fn evictions(&self) -> Evictions {
+        Evictions {
+            log_entries: self.loki.evicted_entries(),
+            metric_samples: self.mimir.evicted_samples(),
+            traces: self.tempo.evicted_traces(),
+            retention_bytes: self.loki.config.retention_bytes,
+        }
+    }
+
     /// Binds every port, then serves until dropped or [`EmbeddedStack::shutdown`].
     pub async fn start(cfg: EmbeddedConfig) -> Result<Self, EmbeddedError> {
         let loki = loki::Loki::new(loki::LokiConfig::from(&cfg));

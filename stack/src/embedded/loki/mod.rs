@@ -446,6 +446,11 @@ impl Loki {
             .or_default() += 1;
     }
 
+    /// Entries evicted so far to stay within `retention_bytes`.
+    pub fn evicted_entries(&self) -> u64 {
+        self.metrics.evicted_entries.get()
+    }
+
     /// Bytes currently stored, as counted against `retention_bytes`.
     pub fn stored_bytes(&self) -> usize {
         self.stored_bytes.load(Ordering::Relaxed)

@@ -93,6 +93,11 @@ pub struct Mimir {
 }
 
 impl Mimir {
+    /// Samples evicted so far to stay within `retention_bytes`.
+    pub fn evicted_samples(&self) -> u64 {
+        self.metrics.evicted_samples.get()
+    }
+
     pub fn new(config: MimirConfig) -> Arc<Self> {
         Arc::new(Mimir {
             limiter: super::limits::limiter(config.ingestion_rate),
