@@ -24,7 +24,7 @@ pub fn render_capacity(c: &Capacity) -> String {
     };
     let _ = write!(
         doc,
-        "<div class=\"banner {class}\">{}</div>\n<p>{} · target: {} · objectives: {} · \
+        "<div class=\"banner {class}\">{}</div>\n<p>load by {} · target: {} · objectives: {} · \
          {} stages of {} s, from {} by ×{} up to {}, resolution {}%</p>\n<p class=\"muted\"><code>{}</code></p>\n",
         esc(&c.verdict_line()),
         esc(&c.search.by),
