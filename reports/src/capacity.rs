@@ -151,9 +151,9 @@ impl Stage {
         let spawned = r.resources.iter().any(|s| s.process == "collector");
         let of = if spawned { "collector" } else { "loadgen" };
         let samples: Vec<_> = r.resources.iter().filter(|s| s.process == of).collect();
-        // The first sample's CPU is averaged since the sampler started over all of the
-        // process's CPU time; loadgen's process outlives one stage (it ran the earlier ones), so
-        // that sample is left out of the mean.
+        // The first sample is left out of the mean: in results from before the sampler was
+        // primed at its start, it averaged all of loadgen's CPU time since the process began
+        // (earlier stages included); one sample of a stage's fifteen changes little.
         let cpu = samples.get(1..).unwrap_or_default();
         let cpu_cores = if cpu.is_empty() {
             0.0

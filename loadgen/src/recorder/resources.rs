@@ -110,8 +110,21 @@ impl ResourceSampler {
             .collect()
     }
 
-    /// Samples every `every` in a tokio task until stopped.
+    /// Reads every watched process's CPU time now without recording a sample, so the first
+    /// sample measures only the interval after this: otherwise it averages all the CPU the
+    /// process used before (a capacity search's later stages showed loadgen at 50+ cores).
+    fn prime(&mut self) {
+        for w in &mut self.watched {
+            if let Ok((cpu_s, _)) = read(w.pid) {
+                w.last = Some((cpu_s, Instant::now()));
+            }
+        }
+    }
+
+    /// Samples every `every` in a tokio task until stopped (each first sample covering only
+    /// its interval: see `prime`).
     pub fn spawn(mut self, every: Duration) -> SamplerHandle {
+        self.prime();
         let (stop, mut stopped) = oneshot::channel();
         let task = tokio::spawn(async move {
             let mut out = Vec::new();
