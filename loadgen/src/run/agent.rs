@@ -63,6 +63,10 @@ pub const PLACEHOLDERS: &[(&str, &str)] = &[
         "the agent's data folder (in the run folder's agent/)",
     ),
     ("config", "the rendered config file (for the command line)"),
+    (
+        "tenant",
+        "the stack's tenant (X-Scope-OrgID) from --tenant; a run without one cannot fill it",
+    ),
 ];
 
 /// An agent shipped with loadgen: its command and template (`deploy/peers/<name>/`).

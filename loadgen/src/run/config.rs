@@ -230,6 +230,29 @@ pub fn check(cfg: &RunConfig) -> Result<(), RunError> {
     }
     if let CollectorChoice::Agent(a) = &cfg.collector {
         a.plan(cfg.delivery).map_err(RunError::Config)?;
+        if let StackChoice::External(x) = &cfg.stack {
+            // The agent writes to the stack itself: a tenant or credentials its template does
+            // not pass on would land its data elsewhere or get it refused, and the run would
+            // only say canaries were lost.
+            let tenant = x.tenant.as_deref().is_some_and(|t| !t.is_empty());
+            let auth = x.username.is_some() || x.bearer_token.is_some();
+            let uses = |s: &str| a.template.text.contains(s);
+            if (tenant && !uses("{{tenant}}")) || (auth && !uses("LOADGEN_STACK_")) {
+                return Err(RunError::Config(format!(
+                    "agent `{}`: the stack takes {} but the template {} does not pass them \
+                     on: write them into your own template (--collector-config): the tenant \
+                     as {{{{tenant}}}}, credentials from the agent's environment \
+                     (LOADGEN_STACK_USERNAME, LOADGEN_STACK_PASSWORD, LOADGEN_STACK_BEARER_TOKEN)",
+                    a.name,
+                    match (tenant, auth) {
+                        (true, true) => "a tenant and credentials",
+                        (true, false) => "a tenant",
+                        _ => "credentials",
+                    },
+                    a.template.file,
+                )));
+            }
+        }
         if matches!(cfg.stack, StackChoice::Embedded(_))
             && a.template.text.contains("{{loki_url}}/otlp")
         {
@@ -307,4 +330,43 @@ pub(crate) fn run_dir(cfg: &RunConfig, started: &chrono::DateTime<chrono::Utc>) 
             cfg.fleet.devices
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::agent::{AgentSpec, shipped};
+
+    fn agent_run(template: &str, tenant: Option<&str>, user: Option<&str>) -> RunConfig {
+        let mut spec = AgentSpec::from_shipped(shipped("collector").expect("shipped"), None);
+        spec.template.text = template.into();
+        RunConfig {
+            stack: StackChoice::External(stack::external::ExternalArgs {
+                tenant: tenant.map(Into::into),
+                username: user.map(Into::into),
+                ..Default::default()
+            }),
+            collector: CollectorChoice::Agent(Box::new(spec)),
+            ..RunConfig::default()
+        }
+    }
+
+    #[test]
+    fn an_agent_template_must_pass_on_the_stacks_tenant_and_credentials() {
+        let ports = "{{loki_push_port}} {{remote_write_port}} {{otlp_http_port}}";
+        let refused = |cfg: &RunConfig| match check(cfg) {
+            Err(RunError::Config(m)) => m,
+            other => panic!("expected a config error, got {other:?}"),
+        };
+        let m = refused(&agent_run(ports, Some("retail"), None));
+        assert!(
+            m.contains("takes a tenant") && m.contains("{{tenant}}"),
+            "{m}"
+        );
+        let m = refused(&agent_run(ports, None, Some("u")));
+        assert!(m.contains("takes credentials"), "{m}");
+        let with = format!("{ports} X-Scope-OrgID: {{{{tenant}}}} ${{LOADGEN_STACK_PASSWORD}}");
+        check(&agent_run(&with, Some("retail"), Some("u"))).expect("passed on");
+        check(&agent_run(ports, None, None)).expect("nothing to pass on");
+    }
 }

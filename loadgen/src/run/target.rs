@@ -200,6 +200,12 @@ async fn spawn_agent(
             .and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?)))
             .ok_or_else(|| "this stack has no Tempo OTLP/gRPC endpoint".to_string()),
     );
+    values.insert(
+        "tenant",
+        e.tenant
+            .clone()
+            .ok_or_else(|| "the stack has no tenant (--tenant)".to_string()),
+    );
     values.insert("data_dir", Ok(data.display().to_string()));
     values.insert("config", Ok(config_path.display().to_string()));
     let text =
