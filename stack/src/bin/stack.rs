@@ -99,14 +99,18 @@ struct ServeArgs {
         requires = "tempo_ingestion_rate_limit_bytes"
     )]
     tempo_ingestion_burst_size_bytes: Option<f64>,
-    /// Inject a fault into one API from the start (repeatable, one per API):
-    /// API=KEY:VALUE[,KEY:VALUE...]. APIs: loki_push, loki_query, mimir_write, mimir_query,
-    /// tempo_otlp_http, tempo_otlp_grpc, tempo_query. Keys: error_rate:FRACTION (answered with
-    /// status:CODE, default 503; every Nth request exactly, e.g. 0.1 = each 10th), latency:DUR or
-    /// latency:MIN..MAX (added to every request), outage or outage:DUR (every request 503, until
-    /// cleared or for DUR), throttle_rate:FRACTION (answered 429 with Retry-After:
-    /// retry_after:SECONDS, default 1). Example: --fault loki_push=error_rate:0.1,status:500.
-    /// Change them while running with GET/PUT/DELETE /stack/faults on any port.
+    /// Inject a fault into one API from the start (repeatable, one flag per API), e.g.
+    /// `--fault loki_push=error_rate:0.1,status:500`.
+    ///
+    /// APIs: loki_push, loki_query, mimir_write, mimir_query, tempo_otlp_http, tempo_otlp_grpc,
+    /// tempo_query.
+    ///
+    /// Keys: error_rate:FRACTION answered with status:CODE (default 503), exactly every Nth
+    /// request (0.1 = each 10th) · latency:DUR or latency:MIN..MAX added to every request ·
+    /// outage (every request 503 until cleared) or outage:DUR (for DUR from start) ·
+    /// throttle_rate:FRACTION answered 429 with Retry-After retry_after:SECONDS (default 1).
+    ///
+    /// While running: GET, PUT, DELETE /stack/faults on any HTTP port (JSON).
     #[arg(long = "fault", value_name = "API=KEY:VALUE,...", value_parser = parse_fault)]
     faults: Vec<(Api, Fault)>,
     /// Print the endpoints as one JSON line instead of the human-readable guide.

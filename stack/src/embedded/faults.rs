@@ -278,8 +278,9 @@ pub enum FaultError {
     NotAnObject { api: String, got: String },
     #[error("the body must be a JSON object of API name to fault: {0}")]
     BadBody(String),
-    #[error("--fault {arg:?}: {reason}")]
-    BadFlag { arg: String, reason: String },
+    /// A `--fault` value that is not `API=KEY:VALUE,...` (clap shows the value itself).
+    #[error("{0}")]
+    BadFlag(String),
 }
 
 /// The settings a fault takes, as `--fault` and the admin endpoint name them.
@@ -453,10 +454,7 @@ fn parse_latency(s: &str) -> Option<Option<Latency>> {
 /// (`loki_push=outage`). Values are read as JSON numbers or booleans when they are ones, else
 /// as strings, then checked as the admin endpoint checks its JSON.
 pub fn parse_flag(arg: &str) -> Result<(Api, Fault), FaultError> {
-    let flag_err = |reason: String| FaultError::BadFlag {
-        arg: arg.into(),
-        reason,
-    };
+    let flag_err = FaultError::BadFlag;
     let Some((api, settings)) = arg.split_once('=') else {
         return Err(flag_err(format!(
             "expected API=KEY:VALUE[,KEY:VALUE...], e.g. loki_push=error_rate:0.1,status:500 (APIs: {}; keys: {KEYS})",
