@@ -938,40 +938,47 @@ fn json_response(v: Value) -> Response {
         .into_response()
 }
 
-fn bad_request(e: impl fmt::Display) -> Response {
-    (
-        StatusCode::BAD_REQUEST,
-        [(header::CONTENT_TYPE, wire::http::TEXT_PLAIN)],
-        format!("{e}\n"),
-    )
-        .into_response()
+/// Why the admin endpoint refused a request: 400 (or 404 for an unknown API in the path), with
+/// the reason as plain text.
+#[derive(Debug, thiserror::Error)]
+enum AdminError {
+    #[error("invalid JSON body: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    Fault(#[from] FaultError),
+    #[error(transparent)]
+    NoSuchApi(FaultError),
 }
 
-fn parse_body(body: &[u8]) -> Result<Value, Response> {
-    serde_json::from_slice(body).map_err(|e| bad_request(format!("invalid JSON body: {e}")))
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        let status = match self {
+            AdminError::NoSuchApi(_) => StatusCode::NOT_FOUND,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        (
+            status,
+            [(header::CONTENT_TYPE, wire::http::TEXT_PLAIN)],
+            format!("{self}\n"),
+        )
+            .into_response()
+    }
 }
 
-fn parse_api(name: &str) -> Result<Api, Response> {
-    name.parse::<Api>().map_err(|e| {
-        let mut r = bad_request(e);
-        *r.status_mut() = StatusCode::NOT_FOUND;
-        r
-    })
+fn path_api(name: &str) -> Result<Api, AdminError> {
+    name.parse().map_err(AdminError::NoSuchApi)
 }
 
 async fn admin_get(State(f): State<Faults>) -> Response {
     json_response(f.to_json())
 }
 
-async fn admin_put(State(f): State<Faults>, body: axum::body::Bytes) -> Response {
-    let v = match parse_body(&body) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    match f.apply_json(&v) {
-        Ok(()) => json_response(f.to_json()),
-        Err(e) => bad_request(e),
-    }
+async fn admin_put(
+    State(f): State<Faults>,
+    body: axum::body::Bytes,
+) -> Result<Response, AdminError> {
+    f.apply_json(&serde_json::from_slice(&body)?)?;
+    Ok(json_response(f.to_json()))
 }
 
 async fn admin_clear_all(State(f): State<Faults>) -> Response {
@@ -979,43 +986,30 @@ async fn admin_clear_all(State(f): State<Faults>) -> Response {
     json_response(f.to_json())
 }
 
-async fn admin_get_one(State(f): State<Faults>, Path(api): Path<String>) -> Response {
-    match parse_api(&api) {
-        Ok(api) => json_response(f.get(api).to_json()),
-        Err(r) => r,
-    }
+async fn admin_get_one(
+    State(f): State<Faults>,
+    Path(api): Path<String>,
+) -> Result<Response, AdminError> {
+    Ok(json_response(f.get(path_api(&api)?).to_json()))
 }
 
 async fn admin_put_one(
     State(f): State<Faults>,
     Path(api): Path<String>,
     body: axum::body::Bytes,
-) -> Response {
-    let api = match parse_api(&api) {
-        Ok(api) => api,
-        Err(r) => return r,
-    };
-    let v = match parse_body(&body) {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    match Fault::from_json(api.name(), &v) {
-        Ok(fault) => {
-            f.set(api, fault);
-            json_response(f.get(api).to_json())
-        }
-        Err(e) => bad_request(e),
-    }
+) -> Result<Response, AdminError> {
+    let api = path_api(&api)?;
+    let fault = Fault::from_json(api.name(), &serde_json::from_slice(&body)?)?;
+    f.set(api, fault);
+    Ok(json_response(f.get(api).to_json()))
 }
 
-async fn admin_clear_one(State(f): State<Faults>, Path(api): Path<String>) -> Response {
-    match parse_api(&api) {
-        Ok(api) => {
-            f.clear(api);
-            json_response(f.to_json())
-        }
-        Err(r) => r,
-    }
+async fn admin_clear_one(
+    State(f): State<Faults>,
+    Path(api): Path<String>,
+) -> Result<Response, AdminError> {
+    f.clear(path_api(&api)?);
+    Ok(json_response(f.to_json()))
 }
 
 #[cfg(test)]
