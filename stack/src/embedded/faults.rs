@@ -850,17 +850,21 @@ fn http_response(api: Api, verdict: Verdict, request_type: Option<&str>) -> Opti
 struct Guard {
     faults: Faults,
     server: Server,
+    max_body_bytes: usize,
 }
 
 /// `router` with faults applied to its APIs, the admin endpoint added and the fault counters
-/// appended to its `/metrics`.
-pub fn guarded(router: Router, faults: &Faults, server: Server) -> Router {
+/// appended to its `/metrics`. `max_body_bytes` is the server's body limit: a faulted request's
+/// body is read (up to it) and dropped before the answer, as Go's servers drain a body, so that
+/// the connection stays usable and a client still sending a large body is not cut off.
+pub fn guarded(router: Router, faults: &Faults, server: Server, max_body_bytes: usize) -> Router {
     router
         .merge(admin_router(faults.clone()))
         .layer(axum::middleware::from_fn_with_state(
             Guard {
                 faults: faults.clone(),
                 server,
+                max_body_bytes,
             },
             guard,
         ))
@@ -879,10 +883,13 @@ async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
-    match http_response(api, verdict, content_type) {
-        Some(refused) => refused,
-        None => next.run(req).await,
-    }
+    let Some(refused) = http_response(api, verdict, content_type) else {
+        return next.run(req).await;
+    };
+    // Read and dropped, never decoded or stored; one over the limit is left unread (the
+    // connection then closes, as after the server's own 413).
+    let _ = axum::body::to_bytes(req.into_body(), g.max_body_bytes).await;
+    refused
 }
 
 /// The server's `/metrics` with the fault counters after its own families.

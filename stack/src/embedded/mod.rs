@@ -214,7 +214,7 @@ impl EmbeddedStack {
         for (api, fault) in &cfg.faults {
             faults.set(*api, *fault);
         }
-        let guarded = |router, server| faults::guarded(router, &faults, server);
+        let guarded = |router, server| faults::guarded(router, &faults, server, cfg.max_body_bytes);
         let (shutdown, rx) = watch::channel(false);
         let tasks = vec![
             http::spawn_http(

@@ -91,10 +91,22 @@ async fn an_outage_refuses_every_push_and_stores_nothing_until_cleared() {
         );
     }
     let entries = "loki_embedded_ingested_entries_total";
+    // A client sending large bodies on one connection gets every answer (the body is drained).
+    let client = reqwest::Client::new();
+    for _ in 0..3 {
+        let big = client
+            .post(&loki)
+            .header("Content-Type", "application/json")
+            .body(vec![b' '; 4 << 20])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(big.status(), 503);
+    }
     assert_eq!(metric(a.loki, entries).await, 0.0);
     let refused = "stack_embedded_faulted_requests_total{api=\"loki_push\",fault=\"outage\"}";
-    assert_eq!(metric(a.loki, refused).await, 3.0);
-    assert_eq!(faults.refused(Api::LokiPush), 3);
+    assert_eq!(metric(a.loki, refused).await, 6.0);
+    assert_eq!(faults.refused(Api::LokiPush), 6);
     // Queries and the other APIs are not affected.
     let ready = reqwest::get(format!("http://{}/loki/api/v1/labels", a.loki))
         .await
