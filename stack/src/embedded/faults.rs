@@ -433,7 +433,8 @@ impl Fault {
 
 fn duration_text(d: Duration) -> String {
     // Whole milliseconds are enough for what a fault waits and humantime reads them back.
-    humantime::format_duration(Duration::from_millis(d.as_millis() as u64)).to_string()
+    humantime::format_duration(Duration::new(d.as_secs(), d.subsec_millis() * 1_000_000))
+        .to_string()
 }
 
 /// `"100ms"` or `"100ms..2s"`; `None` when unreadable, reversed or over [`MAX_LATENCY`].
@@ -1193,7 +1194,48 @@ mod tests {
         assert!(grpc_status(Api::TempoOtlpGrpc, Verdict::Pass).is_none());
     }
 
+    #[tokio::test]
+    async fn the_handle_sets_keeps_and_clears() {
+        let faults = Faults::new();
+        let copy = faults.clone();
+        faults.set(
+            Api::MimirWrite,
+            Fault {
+                error_rate: Rate::new(1.0).unwrap(),
+                error_status: StatusCode::BAD_GATEWAY,
+                ..Fault::default()
+            },
+        );
+        assert_eq!(
+            copy.check(Api::MimirWrite).await,
+            Verdict::Error(StatusCode::BAD_GATEWAY)
+        );
+        // An outage on top keeps the error rate for when it ends.
+        faults.outage(Api::MimirWrite, Duration::from_secs(3600));
+        let f = copy.get(Api::MimirWrite);
+        assert!(matches!(f.outage, Some(Outage::For(_))));
+        assert_eq!(f.error_status, StatusCode::BAD_GATEWAY);
+        assert_eq!(copy.check(Api::MimirWrite).await, Verdict::Outage);
+        assert_eq!(copy.check(Api::LokiPush).await, Verdict::Pass);
+        assert_eq!(faults.refused(Api::MimirWrite), 2);
+        faults.clear(Api::MimirWrite);
+        assert!(copy.all().is_empty());
+        assert_eq!(copy.check(Api::MimirWrite).await, Verdict::Pass);
+        // Counts survive clearing: they are what /metrics shows.
+        assert_eq!(faults.refused(Api::MimirWrite), 2);
+    }
+
     proptest! {
+        /// Any `--fault` value or JSON fault is parsed or refused, never a panic.
+        #[test]
+        fn any_flag_or_json_is_parsed_or_refused(arg in ".{0,80}", n in proptest::num::f64::ANY) {
+            let _ = parse_flag(&arg);
+            for key in ["error_rate", "status", "latency", "outage", "throttle_rate", "retry_after"] {
+                let _ = Fault::from_json("x", &json!({ key: n }));
+                let _ = Fault::from_json("x", &json!({ key: arg }));
+            }
+        }
+
         /// The first N requests hold exactly ⌊N·r⌋ picks, for any rate in millionths.
         #[test]
         fn picks_are_exactly_floor_n_r(millionths in 0u64..=1_000_000, n in 0u64..5000) {
