@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use stack::embedded::faults::{Api, Fault};
 use stack::embedded::mimir::Semantics;
 use stack::embedded::{EmbeddedConfig, EmbeddedStack, Ports};
 
@@ -98,6 +99,20 @@ struct ServeArgs {
         requires = "tempo_ingestion_rate_limit_bytes"
     )]
     tempo_ingestion_burst_size_bytes: Option<f64>,
+    /// Inject a fault into one API from the start (repeatable, one flag per API), e.g.
+    /// `--fault loki_push=error_rate:0.1,status:500`.
+    ///
+    /// APIs: loki_push, loki_query, mimir_write, mimir_query, tempo_otlp_http, tempo_otlp_grpc,
+    /// tempo_query.
+    ///
+    /// Keys: error_rate:FRACTION answered with status:CODE (default 503), exactly every Nth
+    /// request (0.1 = each 10th) · latency:DUR or latency:MIN..MAX added to every request ·
+    /// outage (every request 503 until cleared) or outage:DUR (for DUR from start) ·
+    /// throttle_rate:FRACTION answered 429 with Retry-After retry_after:SECONDS (default 1).
+    ///
+    /// While running: GET, PUT, DELETE /stack/faults on any HTTP port (JSON).
+    #[arg(long = "fault", value_name = "API=KEY:VALUE,...", value_parser = parse_fault)]
+    faults: Vec<(Api, Fault)>,
     /// Print the endpoints as one JSON line instead of the human-readable guide.
     #[arg(long)]
     json: bool,
@@ -166,6 +181,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         loki_discover_log_levels: args.loki_discover_log_levels,
         out_of_order_window: args.out_of_order_window,
         promql_semantics: args.promql_compat,
+        faults: one_fault_per_api(args.faults)?,
         ..EmbeddedConfig::default()
     };
     // Handlers first: a signal that arrives right after the endpoints are printed must stop us
@@ -263,6 +279,10 @@ OpenTelemetry Collector:
     otlphttp: {{ endpoint: http://{otlp_http} }}
     otlp: {{ endpoint: {otlp_grpc}, tls: {{ insecure: true }} }}
 
+Faults on demand (outage, errors, latency, 429s), on any of the ports above:
+  curl -sS -X PUT http://{loki}/stack/faults -d '{{"loki_push":{{"outage":"30s"}}}}'
+  curl -sS http://{loki}/stack/faults · curl -sS -X DELETE http://{loki}/stack/faults
+
 Try it:
   curl -sS -H 'Content-Type: application/json' http://{loki}/loki/api/v1/push \
     --data-raw '{{"streams":[{{"stream":{{"job":"demo"}},"values":[["'"$(date +%s%N)"'","hello"]]}}]}}'
@@ -270,6 +290,24 @@ Try it:
   curl -sS -G http://{mimir}/prometheus/api/v1/query --data-urlencode 'query=up'
   curl -sS http://{tempo}/api/search"#
     )
+}
+
+/// `--fault`: one API's fault.
+fn parse_fault(s: &str) -> Result<(Api, Fault), String> {
+    stack::embedded::faults::parse_flag(s).map_err(|e| e.to_string())
+}
+
+/// The `--fault` flags, refused when two name the same API (the second would silently win).
+fn one_fault_per_api(faults: Vec<(Api, Fault)>) -> anyhow::Result<Vec<(Api, Fault)>> {
+    let mut seen = std::collections::BTreeSet::new();
+    for (api, _) in &faults {
+        if !seen.insert(*api) {
+            anyhow::bail!(
+                "--fault names {api} twice: give all of its settings in one flag ({api}=KEY:VALUE,KEY:VALUE)"
+            );
+        }
+    }
+    Ok(faults)
 }
 
 /// `--promql-compat`: the Prometheus major version whose PromQL rules to follow.
@@ -316,7 +354,49 @@ fn parse_bytes(s: &str) -> Result<usize, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_bytes;
+    use super::{Api, Cli, Command, parse_bytes};
+    use clap::Parser as _;
+
+    #[test]
+    fn fault_flags_parse_and_bad_ones_name_the_bad_part() {
+        let cli = Cli::try_parse_from([
+            "stack",
+            "serve",
+            "--fault",
+            "loki_push=error_rate:0.1,status:500",
+            "--fault",
+            "tempo_otlp_grpc=outage:30s",
+        ])
+        .expect("valid flags");
+        let Command::Serve(args) = cli.command;
+        let apis: Vec<Api> = args.faults.iter().map(|(a, _)| *a).collect();
+        assert_eq!(apis, [Api::LokiPush, Api::TempoOtlpGrpc]);
+        assert!(super::one_fault_per_api(args.faults).is_ok());
+
+        let err = |flag: &str| match Cli::try_parse_from(["stack", "serve", "--fault", flag]) {
+            Ok(_) => panic!("{flag} was accepted"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            err("loki_push=error_rate:1.5")
+                .contains("loki_push.error_rate: must be a number from 0 to 1, got 1.5")
+        );
+        assert!(err("lokipush=outage").contains("unknown API \"lokipush\""));
+        assert!(err("loki_push=latency:soon").contains("loki_push.latency"));
+
+        let twice = Cli::try_parse_from([
+            "stack",
+            "serve",
+            "--fault",
+            "loki_push=outage",
+            "--fault",
+            "loki_push=error_rate:0.5",
+        ])
+        .expect("each flag is valid");
+        let Command::Serve(args) = twice.command;
+        let e = super::one_fault_per_api(args.faults).expect_err("same API twice");
+        assert!(e.to_string().contains("--fault names loki_push twice"));
+    }
 
     #[test]
     fn sizes() {

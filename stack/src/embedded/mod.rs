@@ -11,8 +11,10 @@
 //! | Tempo query | [`tempo`] | 3200 |
 //! | Tempo OTLP/HTTP, OTLP/gRPC | [`tempo`] | 4318, 4317 |
 //!
-//! Ingestion rate limits per tenant, off by default, are in [`limits`].
+//! Ingestion rate limits per tenant, off by default, are in [`limits`]; faults on demand
+//! (outages, errors, latency, throttling per API) in [`faults`].
 
+pub mod faults;
 pub mod http;
 pub mod limits;
 pub mod loki;
@@ -88,6 +90,9 @@ pub struct EmbeddedConfig {
     /// Per-tenant ingestion rate limits (Loki's `ingestion_rate_mb`, Mimir's `ingestion_rate`,
     /// Tempo's `ingestion_rate_limit_bytes`, with their bursts); none by default.
     pub limits: limits::IngestLimits,
+    /// Faults set when the stack starts (`stack serve --fault`); none by default. They can be
+    /// changed while it runs through [`EmbeddedStack::faults`] or `/stack/faults`.
+    pub faults: Vec<(faults::Api, faults::Fault)>,
 }
 
 impl Default for EmbeddedConfig {
@@ -104,6 +109,7 @@ impl Default for EmbeddedConfig {
             out_of_order_window: std::time::Duration::ZERO,
             promql_semantics: mimir::Semantics::Prometheus3,
             limits: limits::IngestLimits::default(),
+            faults: Vec::new(),
         }
     }
 }
@@ -126,6 +132,7 @@ pub struct EmbeddedStack {
     pub loki: Arc<loki::Loki>,
     pub mimir: Arc<mimir::Mimir>,
     pub tempo: Arc<tempo::Tempo>,
+    faults: faults::Faults,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -203,17 +210,37 @@ impl EmbeddedStack {
             otlp_grpc: local(&l_otlp_grpc)?,
         };
 
+        let faults = faults::Faults::new();
+        for (api, fault) in &cfg.faults {
+            faults.set(*api, *fault);
+        }
+        let guarded = |router, server| faults::guarded(router, &faults, server, cfg.max_body_bytes);
         let (shutdown, rx) = watch::channel(false);
         let tasks = vec![
-            http::spawn_http(l_loki, loki::router(loki.clone()), rx.clone()),
-            http::spawn_http(l_mimir, mimir::router(mimir.clone()), rx.clone()),
-            http::spawn_http(l_tempo, tempo::router(tempo.clone()), rx.clone()),
             http::spawn_http(
-                l_otlp_http,
-                tempo::otlp_http_router(tempo.clone()),
+                l_loki,
+                guarded(loki::router(loki.clone()), faults::Server::Loki),
                 rx.clone(),
             ),
-            tempo::spawn_grpc(l_otlp_grpc, tempo.clone(), rx),
+            http::spawn_http(
+                l_mimir,
+                guarded(mimir::router(mimir.clone()), faults::Server::Mimir),
+                rx.clone(),
+            ),
+            http::spawn_http(
+                l_tempo,
+                guarded(tempo::router(tempo.clone()), faults::Server::Tempo),
+                rx.clone(),
+            ),
+            http::spawn_http(
+                l_otlp_http,
+                guarded(
+                    tempo::otlp_http_router(tempo.clone()),
+                    faults::Server::TempoOtlpHttp,
+                ),
+                rx.clone(),
+            ),
+            tempo::spawn_grpc(l_otlp_grpc, tempo.clone(), faults.clone(), rx),
         ];
         tracing::info!(?addrs, "embedded stack listening");
         Ok(EmbeddedStack {
@@ -222,9 +249,16 @@ impl EmbeddedStack {
             loki,
             mimir,
             tempo,
+            faults,
             shutdown,
             tasks,
         })
+    }
+
+    /// The faults handle: set, read and clear faults per API while the stack serves (the same
+    /// state `/stack/faults` shows).
+    pub fn faults(&self) -> faults::Faults {
+        self.faults.clone()
     }
 
     /// Where the APIs are.

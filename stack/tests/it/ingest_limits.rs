@@ -30,7 +30,7 @@ async fn start(limits: IngestLimits) -> EmbeddedStack {
     .unwrap()
 }
 
-async fn post(
+pub(crate) async fn post(
     url: String,
     tenant: &str,
     content_type: &str,
@@ -52,7 +52,7 @@ async fn post(
 }
 
 /// The value of an unlabelled sample on a server's `/metrics`.
-async fn metric(base: std::net::SocketAddr, name: &str) -> f64 {
+pub(crate) async fn metric(base: std::net::SocketAddr, name: &str) -> f64 {
     let text = reqwest::get(format!("http://{base}/metrics"))
         .await
         .unwrap()

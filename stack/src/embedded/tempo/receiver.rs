@@ -31,6 +31,7 @@ use wire::otlp::grpc::{TraceService, TraceServiceServer};
 use wire::otlp::{Encoding, ExportTraceServiceRequest, ExportTraceServiceResponse};
 
 use super::{Tempo, tenant_from};
+use crate::embedded::faults::{self, Api, Faults};
 use crate::embedded::http::{body_limit, header};
 use wire::http::TENANT_HEADER;
 
@@ -150,8 +151,8 @@ fn export_response() -> ExportTraceServiceResponse {
     }
 }
 
-/// The gRPC `TraceService`.
-struct GrpcReceiver(Arc<Tempo>);
+/// The gRPC `TraceService`, with the faults set on it.
+struct GrpcReceiver(Arc<Tempo>, Faults);
 
 #[tonic::async_trait]
 impl TraceService for GrpcReceiver {
@@ -159,6 +160,10 @@ impl TraceService for GrpcReceiver {
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let verdict = self.1.check(Api::TempoOtlpGrpc).await;
+        if let Some(refused) = faults::grpc_status(Api::TempoOtlpGrpc, verdict) {
+            return Err(refused);
+        }
         let tenant = tenant_from(
             request
                 .metadata()
@@ -178,18 +183,19 @@ impl TraceService for GrpcReceiver {
     }
 }
 
-/// Serves the OTLP/gRPC receiver on `listener` until `shutdown` turns true, then lets in-flight
+/// Serves the OTLP/gRPC receiver, with `faults` applied to its calls, on `listener` until `shutdown` turns true, then lets in-flight
 /// calls finish.
 pub fn spawn_grpc(
     listener: TcpListener,
     state: Arc<Tempo>,
+    faults: Faults,
     mut shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let max = state.config.max_grpc_message_bytes;
         // Tempo's OTLP receiver (the Collector's configgrpc) decodes gzip- and zstd-compressed
         // requests; OTel SDKs and the Collector's exporter send gzip by default.
-        let service = TraceServiceServer::new(GrpcReceiver(state))
+        let service = TraceServiceServer::new(GrpcReceiver(state, faults))
             .max_decoding_message_size(max)
             .accept_compressed(CompressionEncoding::Gzip)
             .accept_compressed(CompressionEncoding::Zstd);
