@@ -1,13 +1,15 @@
-//! The edges between components: bounded channels, one per downstream, so memory stays bounded.
+//! The edges between components: one bounded [`queue`](crate::queue) per downstream (bounded in
+//! bytes by `queue_max_bytes` and in batches by `queue_capacity`), so memory stays bounded.
 //!
 //! What happens when a downstream queue is full is the downstream's `when_full` setting:
 //! - `block`: the sender waits (backpressure travels upstream; receivers that cannot wait answer
 //!   429 / RESOURCE_EXHAUSTED through [`Output::try_send`]);
-//! - `drop_newest`: the batch is dropped for that downstream and counted as
+//! - `drop_newest`: the batch is dropped for that downstream and counted, in items, as
 //!   `discarded{reason="queue_full"}`.
 
 use serde::Deserialize;
-use tokio::sync::mpsc;
+
+use crate::queue;
 
 use crate::event::{Items, Signal};
 use crate::selfmon::ComponentMetrics;
@@ -26,7 +28,7 @@ pub enum WhenFull {
 
 /// One downstream edge.
 pub struct Target<T> {
-    pub tx: mpsc::Sender<T>,
+    pub tx: queue::Sender<T>,
     pub when_full: WhenFull,
     /// The downstream's name, for logs.
     pub name: String,
@@ -114,10 +116,10 @@ impl<T: Clone + Items> Output<T> {
                 WhenFull::Block => t.tx.send(b).await.map_err(|_| Closed)?,
                 WhenFull::DropNewest => match t.tx.try_send(b) {
                     Ok(()) => {}
-                    Err(mpsc::error::TrySendError::Full(_)) => {
+                    Err(queue::TrySendError::Full(_)) => {
                         self.metrics.discarded(self.signal, "queue_full").add(n)
                     }
-                    Err(mpsc::error::TrySendError::Closed(_)) => return Err(Closed),
+                    Err(queue::TrySendError::Closed(_)) => return Err(Closed),
                 },
             }
         }
@@ -136,16 +138,17 @@ impl<T: Clone + Items> Output<T> {
             self.metrics.discarded(self.signal, "no_consumer").add(n);
             return Ok(());
         }
-        // Reserve a slot in every `block` downstream first, so the batch goes to all or none.
+        // Reserve room in every `block` downstream first, so the batch goes to all or none.
+        let bytes = batch.size_bytes();
         let mut permits = Vec::with_capacity(self.targets.len());
         for t in &self.targets {
             match t.when_full {
-                WhenFull::Block => match t.tx.try_reserve() {
+                WhenFull::Block => match t.tx.try_reserve(bytes) {
                     Ok(p) => permits.push(Some(p)),
-                    Err(mpsc::error::TrySendError::Full(())) => {
+                    Err(queue::ReserveError::Full) => {
                         return Err(TrySendError::Full(t.name.clone(), batch));
                     }
-                    Err(mpsc::error::TrySendError::Closed(())) => {
+                    Err(queue::ReserveError::Closed) => {
                         return Err(TrySendError::Closed(batch));
                     }
                 },
@@ -185,12 +188,16 @@ mod tests {
         vec![LogRecord::default(); n]
     }
 
+    fn channel(n: usize) -> (queue::Sender<LogBatch>, queue::Receiver<LogBatch>) {
+        queue::channel(queue::Bound::batches(n), queue::Gauges::default())
+    }
+
     #[tokio::test]
     async fn fan_out_block_and_drop_newest() {
         let reg = Registry::new();
         let m = ComponentMetrics::new(reg.clone(), "src", "source");
-        let (tx_a, mut rx_a) = mpsc::channel(1);
-        let (tx_b, mut rx_b) = mpsc::channel(1);
+        let (tx_a, mut rx_a) = channel(1);
+        let (tx_b, mut rx_b) = channel(1);
         let out = Output::new(
             Signal::Logs,
             vec![

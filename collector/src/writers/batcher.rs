@@ -10,9 +10,15 @@
 //! or drops there (`drop_newest`), so memory stays bounded and nothing queued is lost to a slow
 //! or failing backend.
 //!
-//! Accounting: `sent` counts items the backend acknowledged; `discarded{reason}` counts the rest
-//! (`http_<status>`/`grpc_<code>` refusals, `retries_exhausted`, `rejected` partial successes,
-//! `shutdown`); `queue_depth` is the input queue's length; `batch_size` the items per batch.
+//! Accounting: `sent` counts items the backend acknowledged (stored); `discarded{reason}` counts
+//! the rest (`http_<status>`/`grpc_<code>` refusals, per item when the backend said how many of a
+//! request it refused, `rejected` OTLP partial successes, `retries_exhausted` only when
+//! `max_retries` is set, `shutdown`); the input queue keeps `queue_depth` (items) and
+//! `queue_bytes`; `batch_size` is the items per batch.
+//!
+//! Memory: besides its queue (`queue_max_bytes`), a writer holds per shard one routed chunk (at
+//! most one queued batch), the batch it fills (`batch_size`) and the one in flight (encoded once,
+//! its items freed): bounded by the queue's bound plus `shards × 2 × batch_size`.
 //!
 //! Shutdown: when `ctx.shutdown` turns true the engine stops waiting for batches, hands what is
 //! queued to the workers, which flush at once; everything must be delivered within
@@ -191,7 +197,6 @@ async fn run<S: Sink>(
         txs.push(tx);
         workers.spawn(worker(shared.clone(), rx));
     }
-    let depth = metrics.queue_depth();
     // The series a writer counts into, at 0 from the start (a backend's refusals, `http_<code>`
     // and `grpc_<code>`, appear when they happen: their codes are not known in advance).
     metrics.declare(S::SIGNAL, &["rejected", "retries_exhausted", "shutdown"]);
@@ -218,7 +223,6 @@ async fn run<S: Sink>(
                 () = deadline.started() => continue,
             }
         };
-        depth.set(i64::try_from(input.len()).unwrap_or(i64::MAX));
         let Some(batch) = batch else { break };
         // What the writer took in: sent + discarded add up to it once it has drained.
         received.add(count::<S>(&batch));
@@ -255,7 +259,6 @@ async fn run<S: Sink>(
     while let Ok(b) = input.try_recv() {
         shutdown_discarded.add(count::<S>(&b));
     }
-    depth.set(0);
     drop(txs);
     while let Some(j) = workers.join_next().await {
         if let Err(e) = j {
@@ -390,6 +393,12 @@ async fn send_batch<S: Sink>(shared: Arc<Shared<S>>, items: Vec<S::Item>) -> boo
             }
             true
         }
+        Delivery::Partial { split, reason } => {
+            let (stored, refused) = split.of(n);
+            m.sent(S::SIGNAL).add(stored);
+            m.discarded(S::SIGNAL, &reason).add(refused);
+            true
+        }
         Delivery::Dropped(reason) => {
             m.discarded(S::SIGNAL, &reason).add(n);
             true
@@ -461,6 +470,22 @@ mod tests {
     #[serde(deny_unknown_fields)]
     struct Nothing {}
 
+    impl crate::event::Items for Vec<u32> {
+        fn items(&self) -> usize {
+            self.len()
+        }
+        fn size_bytes(&self) -> usize {
+            self.len() * 4
+        }
+    }
+
+    fn channel() -> (
+        crate::queue::Sender<Vec<u32>>,
+        crate::queue::Receiver<Vec<u32>>,
+    ) {
+        crate::queue::channel(crate::queue::Bound::batches(4), Default::default())
+    }
+
     fn common() -> Common {
         let (c, Nothing {}) = parse_config::<Nothing>(
             toml::from_str(
@@ -473,7 +498,7 @@ mod tests {
     }
 
     fn ctx(
-        rx: mpsc::Receiver<Vec<u32>>,
+        rx: crate::queue::Receiver<Vec<u32>>,
         shutdown: watch::Receiver<bool>,
     ) -> (WriterContext<Vec<u32>>, ComponentMetrics) {
         let m = ComponentMetrics::new(Registry::new(), "w", "writer");
@@ -502,7 +527,7 @@ mod tests {
         };
         let engine = Engine::new(fake, 3, &common());
         let sink = engine.sink.clone();
-        let (tx, rx) = mpsc::channel(4);
+        let (tx, rx) = channel();
         let (_stop, stop_rx) = watch::channel(false);
         let (c, m) = ctx(rx, stop_rx);
         let task = tokio::spawn(Box::new(engine).run(c));
@@ -549,7 +574,7 @@ mod tests {
             shards: 1,
         };
         let engine = Engine::new(fake, 2, &common());
-        let (tx, rx) = mpsc::channel(4);
+        let (tx, rx) = channel();
         let (_stop, stop_rx) = watch::channel(false);
         let (c, m) = ctx(rx, stop_rx);
         let task = tokio::spawn(Box::new(engine).run(c));

@@ -29,7 +29,7 @@
 
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use crate::BoxFuture;
 use crate::event::{LogBatch, MetricBatch, Signal, TraceBatch};
@@ -46,8 +46,8 @@ pub mod retry;
 /// What a running writer is given.
 pub struct WriterContext<T> {
     pub name: String,
-    /// The writer's bounded queue.
-    pub input: mpsc::Receiver<T>,
+    /// The writer's bounded queue (its gauges are kept by the queue itself).
+    pub input: crate::queue::Receiver<T>,
     /// Turns true when the collector stops: drain `input` (bounded by `drain_timeout`), return.
     pub shutdown: watch::Receiver<bool>,
     pub metrics: ComponentMetrics,

@@ -16,12 +16,13 @@ use axum::response::{IntoResponse, Response};
 use collector::event::{
     Labels, LogBatch, LogRecord, MetricBatch, MetricSample, Signal, TraceBatch,
 };
+use collector::queue;
 use collector::selfmon::{ComponentMetrics, Registry};
 use collector::writers::{self, AnyWriter, Writer, WriterContext, WriterError};
 use parking_lot::Mutex;
 use testkit::now_ns;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use wire::otlp::proto::common::v1::{AnyValue, KeyValue, any_value};
 use wire::otlp::proto::resource::v1::Resource;
@@ -31,15 +32,15 @@ use wire::otlp::proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
 
 /// A writer running on its own task, fed through its queue.
 struct Running<T> {
-    tx: Option<mpsc::Sender<T>>,
+    tx: Option<queue::Sender<T>>,
     stop: watch::Sender<bool>,
     task: JoinHandle<Result<(), WriterError>>,
     m: ComponentMetrics,
 }
 
-impl<T: Send + 'static> Running<T> {
+impl<T: collector::event::Items + Send + 'static> Running<T> {
     fn start(writer: Box<dyn Writer<T>>, drain_timeout: Duration) -> Self {
-        let (tx, rx) = mpsc::channel(16);
+        let (tx, rx) = queue::bounded(16);
         let (stop, shutdown) = watch::channel(false);
         let m = ComponentMetrics::new(Registry::new(), "w", "writer");
         let ctx = WriterContext {
