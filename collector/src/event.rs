@@ -113,6 +113,15 @@ impl MetricSample {
 /// bytes inline against tens of bytes encoded), so the encoded length is scaled up.
 const OTLP_DECODED_PER_ENCODED: usize = 3;
 
+/// Inline size plus the heap one `ResourceSpans` owns, estimated from its encoded length.
+pub fn resource_spans_size(rs: &ResourceSpans) -> usize {
+    use prost::Message;
+    let spans: usize = rs.scope_spans.iter().map(|ss| ss.spans.len()).sum();
+    std::mem::size_of::<ResourceSpans>()
+        + spans * std::mem::size_of::<wire::otlp::proto::trace::v1::Span>()
+        + rs.encoded_len() * OTLP_DECODED_PER_ENCODED
+}
+
 impl Items for LogBatch {
     fn items(&self) -> usize {
         self.len()
@@ -147,15 +156,9 @@ impl Items for TraceBatch {
     }
 
     fn size_bytes(&self) -> usize {
-        use prost::Message;
-        let spans = self.items();
         std::mem::size_of::<Self>()
-            + self.capacity() * std::mem::size_of::<ResourceSpans>()
-            + spans * std::mem::size_of::<wire::otlp::proto::trace::v1::Span>()
-            + self
-                .iter()
-                .map(|rs| rs.encoded_len() * OTLP_DECODED_PER_ENCODED)
-                .sum::<usize>()
+            + (self.capacity() - self.len()) * std::mem::size_of::<ResourceSpans>()
+            + self.iter().map(resource_spans_size).sum::<usize>()
     }
 }
 

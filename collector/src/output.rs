@@ -229,6 +229,46 @@ mod tests {
         assert_eq!(m.sent(Signal::Logs).get(), 6);
     }
 
+    /// A `block` downstream full by bytes hands the batch back (the receiver answers 429); a
+    /// `drop_newest` one full by bytes drops it, counted in items.
+    #[tokio::test]
+    async fn full_by_bytes_is_backpressure_or_a_counted_drop() {
+        let m = ComponentMetrics::new(Registry::new(), "src", "source");
+        let one = batch(1).size_bytes();
+        let bound = queue::Bound {
+            batches: 100,
+            bytes: one * 3,
+        };
+        let (tx_a, mut rx_a) = queue::channel(bound, queue::Gauges::default());
+        let (tx_b, _rx_b) = queue::channel(bound, queue::Gauges::default());
+        let target = |tx, when_full, name: &str| Target {
+            tx,
+            when_full,
+            name: name.into(),
+        };
+        let block = Output::new(
+            Signal::Logs,
+            vec![target(tx_a, WhenFull::Block, "a")],
+            m.clone(),
+        );
+        let drop = Output::new(
+            Signal::Logs,
+            vec![target(tx_b, WhenFull::DropNewest, "b")],
+            m.clone(),
+        );
+        block.try_send(batch(1)).unwrap();
+        block.try_send(batch(1)).unwrap();
+        assert!(matches!(
+            block.try_send(batch(2)),
+            Err(TrySendError::Full(..))
+        ));
+        assert_eq!(rx_a.try_recv().unwrap().len(), 1);
+        block.try_send(batch(2)).unwrap();
+        drop.send(batch(3)).await.unwrap();
+        drop.send(batch(3)).await.unwrap();
+        assert_eq!(m.discarded(Signal::Logs, "queue_full").get(), 3);
+    }
+
     #[tokio::test]
     async fn unconnected_output_counts_a_discard() {
         let m = ComponentMetrics::new(Registry::new(), "src", "source");

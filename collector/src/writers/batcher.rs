@@ -55,6 +55,8 @@ pub trait Sink: Send + Sync + 'static {
     fn count(item: &Self::Item) -> u64;
     /// How much `item` weighs against `batch_size`.
     fn weight(&self, item: &Self::Item) -> usize;
+    /// About how much memory `item` holds (a batch also ends at [`MAX_BATCH_MEMORY`]).
+    fn size_bytes(item: &Self::Item) -> usize;
     /// How many shard workers send in parallel (each in order).
     fn shards(&self) -> usize {
         1
@@ -68,6 +70,33 @@ pub trait Sink: Send + Sync + 'static {
     fn encode(&self, items: Vec<Self::Item>) -> Self::Payload;
     /// Sends an encoded batch once.
     fn send(&self, payload: &Self::Payload) -> impl Future<Output = Attempt> + Send;
+}
+
+/// The most a batch being filled holds in memory, whatever `batch_size` says (a `batch_size`
+/// in lines' bytes, samples or spans can mean much more in memory for small items).
+pub const MAX_BATCH_MEMORY: usize = 8 << 20;
+
+/// How full the batch being filled is: in the sink's weight, and in memory.
+#[derive(Default)]
+struct Fill {
+    weight: usize,
+    bytes: usize,
+}
+
+impl Fill {
+    fn would_overflow(&self, w: usize, b: usize, batch_size: usize) -> bool {
+        self.weight.saturating_add(w) > batch_size
+            || self.bytes.saturating_add(b) > MAX_BATCH_MEMORY
+    }
+
+    fn add(&mut self, w: usize, b: usize) {
+        self.weight = self.weight.saturating_add(w);
+        self.bytes = self.bytes.saturating_add(b);
+    }
+
+    fn is_full(&self, batch_size: usize) -> bool {
+        self.weight >= batch_size || self.bytes >= MAX_BATCH_MEMORY
+    }
 }
 
 /// The settings every writer shares, besides its own.
@@ -272,7 +301,7 @@ async fn run<S: Sink>(
 /// One shard: batches what it receives, with at most one batch in flight, in order.
 async fn worker<S: Sink>(shared: Arc<Shared<S>>, mut rx: mpsc::Receiver<Vec<S::Item>>) {
     let mut acc: Vec<S::Item> = Vec::new();
-    let mut weight = 0usize;
+    let mut weight = Fill::default();
     let mut flush_at: Option<Instant> = None;
     let mut inflight: Option<JoinHandle<bool>> = None;
     loop {
@@ -293,8 +322,9 @@ async fn worker<S: Sink>(shared: Arc<Shared<S>>, mut rx: mpsc::Receiver<Vec<S::I
         let mut gave_up = false;
         while let Some(item) = items.next() {
             let w = shared.sink.weight(&item);
+            let b = S::size_bytes(&item);
             if !acc.is_empty()
-                && weight.saturating_add(w) > shared.batch_size
+                && weight.would_overflow(w, b, shared.batch_size)
                 && !flush(&shared, &mut inflight, &mut acc, &mut weight, &mut flush_at).await
             {
                 // The drain deadline passed: what is left is counted below.
@@ -304,13 +334,13 @@ async fn worker<S: Sink>(shared: Arc<Shared<S>>, mut rx: mpsc::Receiver<Vec<S::I
                 break;
             }
             acc.push(item);
-            weight = weight.saturating_add(w);
+            weight.add(w, b);
             flush_at.get_or_insert_with(|| Instant::now() + shared.batch_wait);
         }
         if gave_up || shared.deadline.passed() {
             break;
         }
-        if weight >= shared.batch_size
+        if weight.is_full(shared.batch_size)
             && !flush(&shared, &mut inflight, &mut acc, &mut weight, &mut flush_at).await
         {
             break;
@@ -342,7 +372,7 @@ async fn flush<S: Sink>(
     shared: &Arc<Shared<S>>,
     inflight: &mut Option<JoinHandle<bool>>,
     acc: &mut Vec<S::Item>,
-    weight: &mut usize,
+    weight: &mut Fill,
     flush_at: &mut Option<Instant>,
 ) -> bool {
     if let Some(h) = inflight.take()
@@ -350,7 +380,7 @@ async fn flush<S: Sink>(
     {
         return false;
     }
-    *weight = 0;
+    *weight = Fill::default();
     *flush_at = None;
     if acc.is_empty() {
         return true;
@@ -436,6 +466,9 @@ mod tests {
         }
         fn weight(&self, _: &u32) -> usize {
             1
+        }
+        fn size_bytes(_: &u32) -> usize {
+            4
         }
         fn shards(&self) -> usize {
             self.shards

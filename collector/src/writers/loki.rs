@@ -106,6 +106,10 @@ impl Sink for LokiSink {
         1
     }
 
+    fn size_bytes(r: &LogRecord) -> usize {
+        r.size_bytes()
+    }
+
     fn weight(&self, r: &LogRecord) -> usize {
         r.line.len()
             + r.structured_metadata

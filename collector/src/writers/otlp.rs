@@ -284,6 +284,10 @@ impl Sink for OtlpSink {
         rs.scope_spans.iter().map(|ss| ss.spans.len() as u64).sum()
     }
 
+    fn size_bytes(rs: &ResourceSpans) -> usize {
+        crate::event::resource_spans_size(rs)
+    }
+
     fn weight(&self, rs: &ResourceSpans) -> usize {
         rs.scope_spans.iter().map(|ss| ss.spans.len()).sum()
     }

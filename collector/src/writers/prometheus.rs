@@ -140,6 +140,10 @@ impl Sink for RemoteWriteSink {
         1
     }
 
+    fn size_bytes(s: &MetricSample) -> usize {
+        s.size_bytes()
+    }
+
     fn weight(&self, _: &MetricSample) -> usize {
         1
     }

@@ -371,6 +371,52 @@ mod tests {
         assert_eq!(m.request_duration("error").count(), 3);
     }
 
+    /// Without `max_retries`, a failing backend is retried as long as it fails (here far more
+    /// than the old default of 10), and the batch is delivered once it answers.
+    #[tokio::test]
+    async fn without_max_retries_a_request_is_retried_until_it_goes_through() {
+        let m = ComponentMetrics::new(Registry::new(), "w", "writer");
+        let unbounded = RetryConfig {
+            max_retries: None,
+            ..policy(1, 1, 0)
+        };
+        assert_eq!(RetryConfig::default().max_retries, None);
+        let calls = Arc::new(AtomicU32::new(0));
+        let c = calls.clone();
+        let d = deliver(
+            "w",
+            &unbounded,
+            Duration::from_secs(1),
+            &m,
+            &deadline_never(),
+            || {
+                let n = c.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    if n < 40 {
+                        Attempt::Retry {
+                            outcome: "5xx",
+                            reason: "down".into(),
+                            retry_after: None,
+                        }
+                    } else {
+                        Attempt::Ok { rejected: 0 }
+                    }
+                }
+            },
+        )
+        .await;
+        assert_eq!(d, Delivery::Sent { rejected: 0 });
+        assert_eq!(m.retries().get(), 40);
+    }
+
+    #[test]
+    fn a_split_never_counts_more_than_the_batch() {
+        assert_eq!(Split::Refused(1).of(101), (100, 1));
+        assert_eq!(Split::Stored(7).of(10), (7, 3));
+        assert_eq!(Split::Refused(50).of(10), (0, 10));
+        assert_eq!(Split::Stored(50).of(10), (10, 0));
+    }
+
     #[tokio::test]
     async fn the_drain_deadline_abandons_a_request() {
         let m = ComponentMetrics::new(Registry::new(), "w", "writer");
