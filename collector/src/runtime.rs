@@ -406,7 +406,11 @@ async fn run_stages<T: Items + Clone + Send + 'static>(
         for (reason, n) in drops.0 {
             metrics.discarded(signal, &reason).add(n);
         }
+        let n = batch.items() as u64;
         if out.send(batch).await.is_err() {
+            // A writer stopped taking (its drain deadline passed) while this batch waited for
+            // room: it is lost, counted.
+            metrics.discarded(signal, "shutdown").add(n);
             break;
         }
     }
