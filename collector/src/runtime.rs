@@ -411,6 +411,13 @@ async fn run_stages<T: Items + Clone + Send + 'static>(
             // A writer stopped taking (its drain deadline passed) while this batch waited for
             // room: it is lost, counted.
             metrics.discarded(signal, "shutdown").add(n);
+            // And so is what is still queued here (counted as the writers count theirs).
+            rx.close();
+            while let Ok(left) = rx.try_recv() {
+                metrics
+                    .discarded(signal, "shutdown")
+                    .add(left.items() as u64);
+            }
             break;
         }
     }

@@ -56,6 +56,17 @@ async fn fake_loki() -> (String, Arc<FakeLoki>) {
 
 /// A collector: Loki push receiver straight into a loki writer with `writer` keys.
 async fn start(url: &str, writer: &str, data: &std::path::Path) -> (Collector, String) {
+    start_with(url, "", "push", writer, data).await
+}
+
+/// The same with `middle` components between, the writer reading `input`.
+async fn start_with(
+    url: &str,
+    middle: &str,
+    input: &str,
+    writer: &str,
+    data: &std::path::Path,
+) -> (Collector, String) {
     let config = format!(
         r#"
 data_dir = "{data}"
@@ -64,9 +75,10 @@ enabled = false
 [sources.push]
 type = "loki_push"
 address = "127.0.0.1:0"
+{middle}
 [writers.loki]
 type = "loki"
-inputs = ["push"]
+inputs = ["{input}"]
 url = "{url}"
 batch_wait = "10ms"
 min_backoff = "10ms"
@@ -222,4 +234,61 @@ async fn a_stopped_backend_turns_into_429_within_the_queue_bytes() {
         accepted
     );
     assert_eq!(m.queue_bytes().get(), 0);
+}
+
+/// A stop while the backend is down, with a process component between receiver and writer:
+/// both queues full, the drain deadline passes, and every acknowledged line is counted as
+/// `shutdown` by one of them (none vanishes with a queue).
+#[tokio::test]
+async fn a_stop_with_the_backend_down_counts_every_acknowledged_line() {
+    let (url, loki) = fake_loki().await;
+    loki.down.store(true, Ordering::SeqCst);
+    let data = tempfile::tempdir().unwrap();
+    let middle = r#"
+[process.tag]
+inputs = ["push"]
+queue_max_bytes = "32KiB"
+[[process.tag.stages]]
+type = "logs.static_labels"
+values = { region = "eu" }
+"#;
+    let (collector, push_url) = start_with(
+        &url,
+        middle,
+        "tag",
+        "queue_max_bytes = \"32KiB\"\nbatch_size = 2048",
+        data.path(),
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let mut acked = 0u64;
+    for i in 0..2000 {
+        let lines: Vec<String> = (0..4)
+            .map(|j| format!("push {i} line {j} {}", "y".repeat(500)))
+            .collect();
+        match push_lines(&http, &push_url, &lines).await.status().as_u16() {
+            204 => acked += 4,
+            429 => break,
+            other => panic!("unexpected {other}"),
+        }
+    }
+    let tag = ComponentMetrics::new(collector.registry().clone(), "tag", "process");
+    assert!(tag.queue_depth().get() > 0, "the process queue filled too");
+    let reg = collector.registry().clone();
+    collector.shutdown().await;
+    let c = |comp: &str, reason: &str| {
+        reg.counter_sum(
+            "collector_discarded_items_total",
+            &[("component", comp), ("reason", reason)],
+        )
+    };
+    assert_eq!(
+        reg.counter_sum("collector_sent_items_total", &[("component", "push")]),
+        acked
+    );
+    assert_eq!(c("tag", "shutdown") + c("loki", "shutdown"), acked);
+    assert_eq!(
+        reg.counter_sum("collector_sent_items_total", &[("component", "loki")]),
+        0
+    );
 }
