@@ -468,10 +468,54 @@ mod tests {
         assert!(tx.send(b(4, 1)).await.is_err());
     }
 
+    /// Many senders waiting on a small queue, one slow receiver: every batch arrives once, each
+    /// sender's in its order, and the bytes gauge never reads above the bound.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_senders_keep_the_bound_and_their_order() {
+        let (g, _, bytes) = gauges();
+        let (tx, mut rx) = channel(
+            Bound {
+                batches: 1000,
+                bytes: 100,
+            },
+            g,
+        );
+        let senders: Vec<_> = (0..4)
+            .map(|s| {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    for i in 0..50 {
+                        tx.send(b(s * 1000 + i, 10 + (i % 4) * 10)).await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        drop(tx);
+        let mut last = [None::<usize>; 4];
+        let mut n = 0;
+        while let Some(batch) = rx.recv().await {
+            assert!(bytes.get() <= 100, "{}", bytes.get());
+            let s = batch.id / 1000;
+            assert!(last[s].is_none_or(|l| l < batch.id), "out of order");
+            last[s] = Some(batch.id);
+            n += 1;
+            if n % 7 == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+        assert_eq!(n, 200);
+        for s in senders {
+            s.await.unwrap();
+        }
+        assert_eq!(bytes.get(), 0);
+    }
+
     #[derive(Clone, Debug)]
     enum Op {
         Send(usize),
         Reserve(usize),
+        /// Reserve, then give the room back unused.
+        Abandon(usize),
         Recv,
     }
 
@@ -479,6 +523,7 @@ mod tests {
         prop_oneof![
             (0usize..300).prop_map(Op::Send),
             (0usize..300).prop_map(Op::Reserve),
+            (0usize..300).prop_map(Op::Abandon),
             Just(Op::Recv),
         ]
     }
@@ -513,6 +558,7 @@ mod tests {
                         prop_assert_eq!(ok, fits);
                         if ok { model.push_back(batch); }
                     }
+                    Op::Abandon(w) => drop(tx.try_reserve(w)),
                     Op::Recv => {
                         prop_assert_eq!(rx.try_recv().ok(), model.pop_front());
                     }
