@@ -180,13 +180,9 @@ fn queue_max_bytes_takes_sizes_and_refuses_nonsense() {
         "{SCRAPE}\n[writers.m]\ntype = \"prometheus_remote_write\"\ninputs = [\"node\"]\nurl = \"http://x\"\n"
     ))
     .unwrap();
+    let m = cfg.components.iter().find(|c| c.name == "m").unwrap();
     assert_eq!(
-        cfg.components[1..]
-            .iter()
-            .chain(cfg.components.iter())
-            .find(|c| c.name == "m")
-            .unwrap()
-            .queue_max_bytes,
+        m.queue_max_bytes,
         collector::config::DEFAULT_QUEUE_MAX_BYTES
     );
     for bad in ["0", "\"lots\"", "-1"] {
