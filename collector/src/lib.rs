@@ -8,6 +8,7 @@
 //! | [`relabel`] | Prometheus relabeling (`relabel_config`) on label sets, shared by scraping and stages |
 //! | [`writers`] | where data goes: Loki push, Prometheus remote write (Mimir), OTLP (Tempo); batching, retry, bounded queues |
 //! | [`output`] | the edges between components: bounded channels with `block` or `drop_newest` when full |
+//! | [`queue`] | the queue in front of each consumer, bounded in bytes and batches, with true depth gauges |
 //! | [`selfmon`] | self-metrics (received, sent, discarded{reason}, retries, queue depth, ...) rendered on `/metrics` |
 //!
 //! Logs, metrics and traces each flow as batches of their own type (no boxed generic event on
@@ -17,6 +18,7 @@ pub mod config;
 pub mod event;
 pub mod output;
 pub mod process;
+pub mod queue;
 pub mod relabel;
 pub mod runtime;
 pub mod selfmon;

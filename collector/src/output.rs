@@ -1,13 +1,15 @@
-//! The edges between components: bounded channels, one per downstream, so memory stays bounded.
+//! The edges between components: one bounded [`queue`](crate::queue) per downstream (bounded in
+//! bytes by `queue_max_bytes` and in batches by `queue_capacity`), so memory stays bounded.
 //!
 //! What happens when a downstream queue is full is the downstream's `when_full` setting:
 //! - `block`: the sender waits (backpressure travels upstream; receivers that cannot wait answer
 //!   429 / RESOURCE_EXHAUSTED through [`Output::try_send`]);
-//! - `drop_newest`: the batch is dropped for that downstream and counted as
+//! - `drop_newest`: the batch is dropped for that downstream and counted, in items, as
 //!   `discarded{reason="queue_full"}`.
 
 use serde::Deserialize;
-use tokio::sync::mpsc;
+
+use crate::queue;
 
 use crate::event::{Items, Signal};
 use crate::selfmon::ComponentMetrics;
@@ -26,7 +28,7 @@ pub enum WhenFull {
 
 /// One downstream edge.
 pub struct Target<T> {
-    pub tx: mpsc::Sender<T>,
+    pub tx: queue::Sender<T>,
     pub when_full: WhenFull,
     /// The downstream's name, for logs.
     pub name: String,
@@ -114,10 +116,10 @@ impl<T: Clone + Items> Output<T> {
                 WhenFull::Block => t.tx.send(b).await.map_err(|_| Closed)?,
                 WhenFull::DropNewest => match t.tx.try_send(b) {
                     Ok(()) => {}
-                    Err(mpsc::error::TrySendError::Full(_)) => {
+                    Err(queue::TrySendError::Full(_)) => {
                         self.metrics.discarded(self.signal, "queue_full").add(n)
                     }
-                    Err(mpsc::error::TrySendError::Closed(_)) => return Err(Closed),
+                    Err(queue::TrySendError::Closed(_)) => return Err(Closed),
                 },
             }
         }
@@ -136,16 +138,17 @@ impl<T: Clone + Items> Output<T> {
             self.metrics.discarded(self.signal, "no_consumer").add(n);
             return Ok(());
         }
-        // Reserve a slot in every `block` downstream first, so the batch goes to all or none.
+        // Reserve room in every `block` downstream first, so the batch goes to all or none.
+        let bytes = batch.size_bytes();
         let mut permits = Vec::with_capacity(self.targets.len());
         for t in &self.targets {
             match t.when_full {
-                WhenFull::Block => match t.tx.try_reserve() {
+                WhenFull::Block => match t.tx.try_reserve(bytes) {
                     Ok(p) => permits.push(Some(p)),
-                    Err(mpsc::error::TrySendError::Full(())) => {
+                    Err(queue::ReserveError::Full) => {
                         return Err(TrySendError::Full(t.name.clone(), batch));
                     }
-                    Err(mpsc::error::TrySendError::Closed(())) => {
+                    Err(queue::ReserveError::Closed) => {
                         return Err(TrySendError::Closed(batch));
                     }
                 },
@@ -185,12 +188,16 @@ mod tests {
         vec![LogRecord::default(); n]
     }
 
+    fn channel(n: usize) -> (queue::Sender<LogBatch>, queue::Receiver<LogBatch>) {
+        queue::channel(queue::Bound::batches(n), queue::Gauges::default())
+    }
+
     #[tokio::test]
     async fn fan_out_block_and_drop_newest() {
         let reg = Registry::new();
         let m = ComponentMetrics::new(reg.clone(), "src", "source");
-        let (tx_a, mut rx_a) = mpsc::channel(1);
-        let (tx_b, mut rx_b) = mpsc::channel(1);
+        let (tx_a, mut rx_a) = channel(1);
+        let (tx_b, mut rx_b) = channel(1);
         let out = Output::new(
             Signal::Logs,
             vec![
@@ -220,6 +227,46 @@ mod tests {
         assert_eq!(rx_b.recv().await.unwrap().len(), 2);
         assert_eq!(rx_a.recv().await.unwrap().len(), 4);
         assert_eq!(m.sent(Signal::Logs).get(), 6);
+    }
+
+    /// A `block` downstream full by bytes hands the batch back (the receiver answers 429); a
+    /// `drop_newest` one full by bytes drops it, counted in items.
+    #[tokio::test]
+    async fn full_by_bytes_is_backpressure_or_a_counted_drop() {
+        let m = ComponentMetrics::new(Registry::new(), "src", "source");
+        let one = batch(1).size_bytes();
+        let bound = queue::Bound {
+            batches: 100,
+            bytes: one * 3,
+        };
+        let (tx_a, mut rx_a) = queue::channel(bound, queue::Gauges::default());
+        let (tx_b, _rx_b) = queue::channel(bound, queue::Gauges::default());
+        let target = |tx, when_full, name: &str| Target {
+            tx,
+            when_full,
+            name: name.into(),
+        };
+        let block = Output::new(
+            Signal::Logs,
+            vec![target(tx_a, WhenFull::Block, "a")],
+            m.clone(),
+        );
+        let drop = Output::new(
+            Signal::Logs,
+            vec![target(tx_b, WhenFull::DropNewest, "b")],
+            m.clone(),
+        );
+        block.try_send(batch(1)).unwrap();
+        block.try_send(batch(1)).unwrap();
+        assert!(matches!(
+            block.try_send(batch(2)),
+            Err(TrySendError::Full(..))
+        ));
+        assert_eq!(rx_a.try_recv().unwrap().len(), 1);
+        block.try_send(batch(2)).unwrap();
+        drop.send(batch(3)).await.unwrap();
+        drop.send(batch(3)).await.unwrap();
+        assert_eq!(m.discarded(Signal::Logs, "queue_full").get(), 3);
     }
 
     #[tokio::test]

@@ -1,5 +1,6 @@
-//! Running a collector from a [`Config`]: one bounded channel per consumer (process component or
-//! writer, sized by its `queue_capacity`), fan-out edges from every producer to the consumers
+//! Running a collector from a [`Config`]: one bounded [`queue`](crate::queue) per consumer
+//! (process component or writer, bounded by its `queue_max_bytes` and `queue_capacity`, keeping
+//! its `collector_queue_depth` and `collector_queue_bytes` gauges), fan-out edges from every producer to the consumers
 //! that name it in `inputs`, one task per component, and the self-monitoring server
 //! (`/metrics`, `/-/healthy`, `/-/ready`) on 127.0.0.1:12345 by default.
 //!
@@ -19,13 +20,14 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use parking_lot::Mutex;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::{Built, Component, Config, ConfigError};
 use crate::event::{Items, LogBatch, MetricBatch, Signal, TraceBatch};
 use crate::output::{Output, Target};
 use crate::process::{AnyStages, Drops, Stage, Stages};
+use crate::queue::{self, Bound, Gauges};
 use crate::selfmon::{ComponentMetrics, Registry};
 use crate::sources::{ListenAddrs, Outputs, SourceContext};
 use crate::writers::{AnyWriter, WriterContext};
@@ -69,24 +71,34 @@ struct Health {
 
 /// The input side of a consumer, before it is handed to its task.
 enum Inbox {
-    Logs(mpsc::Sender<LogBatch>, mpsc::Receiver<LogBatch>),
-    Metrics(mpsc::Sender<MetricBatch>, mpsc::Receiver<MetricBatch>),
-    Traces(mpsc::Sender<TraceBatch>, mpsc::Receiver<TraceBatch>),
+    Logs(queue::Sender<LogBatch>, queue::Receiver<LogBatch>),
+    Metrics(queue::Sender<MetricBatch>, queue::Receiver<MetricBatch>),
+    Traces(queue::Sender<TraceBatch>, queue::Receiver<TraceBatch>),
 }
 
 impl Inbox {
-    fn new(signal: Signal, capacity: usize) -> Self {
+    /// The queue in front of consumer `c` (a `kind` component), its gauges in `registry`.
+    fn new(signal: Signal, c: &Component, kind: &'static str, registry: &Arc<Registry>) -> Self {
+        let m = ComponentMetrics::new(registry.clone(), &c.name, kind);
+        let bound = Bound {
+            batches: c.queue_capacity,
+            bytes: c.queue_max_bytes,
+        };
+        let gauges = || Gauges {
+            items: Some(m.queue_depth()),
+            bytes: Some(m.queue_bytes()),
+        };
         match signal {
             Signal::Logs => {
-                let (tx, rx) = mpsc::channel(capacity);
+                let (tx, rx) = queue::channel(bound, gauges());
                 Inbox::Logs(tx, rx)
             }
             Signal::Metrics => {
-                let (tx, rx) = mpsc::channel(capacity);
+                let (tx, rx) = queue::channel(bound, gauges());
                 Inbox::Metrics(tx, rx)
             }
             Signal::Traces => {
-                let (tx, rx) = mpsc::channel(capacity);
+                let (tx, rx) = queue::channel(bound, gauges());
                 Inbox::Traces(tx, rx)
             }
         }
@@ -112,13 +124,13 @@ impl Collector {
         for (c, signal, _) in &built.process {
             inboxes.insert(
                 c.name.clone(),
-                (c.clone(), Inbox::new(*signal, c.queue_capacity)),
+                (c.clone(), Inbox::new(*signal, c, "process", &registry)),
             );
         }
         for (c, w) in &built.writers {
             inboxes.insert(
                 c.name.clone(),
-                (c.clone(), Inbox::new(w.signal(), c.queue_capacity)),
+                (c.clone(), Inbox::new(w.signal(), c, "writer", &registry)),
             );
         }
         let outputs = |producer: &str, metrics: &ComponentMetrics| Outputs {
@@ -349,7 +361,7 @@ impl Collector {
 fn targets<T>(
     inboxes: &BTreeMap<String, (Component, Inbox)>,
     producer: &str,
-    pick: impl Fn(&Inbox) -> Option<mpsc::Sender<T>>,
+    pick: impl Fn(&Inbox) -> Option<queue::Sender<T>>,
 ) -> Vec<Target<T>> {
     inboxes
         .values()
@@ -380,23 +392,32 @@ fn supervise<E: std::fmt::Display + Send + 'static>(
 
 /// A process component: stages applied in order to each batch; drops counted by reason.
 async fn run_stages<T: Items + Clone + Send + 'static>(
-    mut rx: mpsc::Receiver<T>,
+    mut rx: queue::Receiver<T>,
     stages: Stages<T>,
     signal: Signal,
     metrics: ComponentMetrics,
     out: Output<T>,
 ) {
     let received = metrics.received(signal);
-    let depth = metrics.queue_depth();
     while let Some(mut batch) = rx.recv().await {
-        depth.set(rx.len() as i64);
         received.add(batch.items() as u64);
         let mut drops = Drops::default();
         stages.process(&mut batch, &mut drops);
         for (reason, n) in drops.0 {
             metrics.discarded(signal, &reason).add(n);
         }
+        let n = batch.items() as u64;
         if out.send(batch).await.is_err() {
+            // A writer stopped taking (its drain deadline passed) while this batch waited for
+            // room: it is lost, counted.
+            metrics.discarded(signal, "shutdown").add(n);
+            // And so is what is still queued here (counted as the writers count theirs).
+            rx.close();
+            while let Ok(left) = rx.try_recv() {
+                metrics
+                    .discarded(signal, "shutdown")
+                    .add(left.items() as u64);
+            }
             break;
         }
     }

@@ -281,7 +281,7 @@ impl Registry {
 
 /// What a component counts through. Names are the collector's own:
 /// `collector_received_items_total`, `collector_sent_items_total`,
-/// `collector_discarded_items_total{reason}`, `collector_retries_total`, `collector_queue_depth`,
+/// `collector_discarded_items_total{reason}`, `collector_retries_total`, `collector_queue_depth`, `collector_queue_bytes`,
 /// `collector_batch_size_items`, `collector_request_duration_seconds`; every series carries
 /// `component` (the config name) and `kind` (source, process, writer).
 #[derive(Clone)]
@@ -362,12 +362,22 @@ impl ComponentMetrics {
         )
     }
 
-    /// Batches waiting in this component's queue.
+    /// Items (log entries, samples, spans) waiting in this component's input queue.
     pub fn queue_depth(&self) -> Gauge {
         let [c, k] = self.base();
         self.registry.gauge(
             "collector_queue_depth",
-            "Batches waiting in a component's input queue.",
+            "Items (log entries, samples, spans) waiting in a component's input queue.",
+            &[c, k],
+        )
+    }
+
+    /// Estimated bytes held by this component's input queue (bounded by `queue_max_bytes`).
+    pub fn queue_bytes(&self) -> Gauge {
+        let [c, k] = self.base();
+        self.registry.gauge(
+            "collector_queue_bytes",
+            "Estimated bytes a component's input queue holds; bounded by queue_max_bytes.",
             &[c, k],
         )
     }

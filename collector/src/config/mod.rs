@@ -107,6 +107,8 @@ pub struct Component {
     pub inputs: Vec<String>,
     /// Capacity of this component's input queue, in batches.
     pub queue_capacity: usize,
+    /// Capacity of this component's input queue, in estimated bytes (`queue_max_bytes`).
+    pub queue_max_bytes: usize,
     pub when_full: WhenFull,
     /// Writers: how long a stop may take to drain the queue.
     pub drain_timeout: Duration,
@@ -153,6 +155,9 @@ pub struct Built {
 
 /// Defaults of the common keys.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 256;
+/// 8 MiB per queue: a node agent (two process components and two writers) holds at most
+/// 32 MiB queued, plus its writers' batches.
+pub const DEFAULT_QUEUE_MAX_BYTES: usize = 8 << 20;
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_SERVER_ADDRESS: &str = "127.0.0.1:12345";
 
@@ -731,6 +736,25 @@ fn component(
             DEFAULT_QUEUE_CAPACITY
         }
     };
+    let queue_max_bytes = match take("queue_max_bytes") {
+        None => DEFAULT_QUEUE_MAX_BYTES,
+        Some((l, v)) => {
+            match crate::sources::prometheus_scrape::ByteSize::deserialize(v)
+                .ok()
+                .and_then(|b| usize::try_from(b.0).ok())
+            {
+                Some(n) if n > 0 => n,
+                _ => {
+                    errors.push(err(
+                        l,
+                        "queue_max_bytes",
+                        "must be a positive size: a number of bytes or e.g. \"512KiB\", \"8MiB\"",
+                    ));
+                    DEFAULT_QUEUE_MAX_BYTES
+                }
+            }
+        }
+    };
     let when_full = match take("when_full") {
         None => WhenFull::Block,
         Some((l, v)) => WhenFull::deserialize(v).unwrap_or_else(|_| {
@@ -785,7 +809,7 @@ fn component(
             errors.push(err(
                 l,
                 k,
-                "unknown key (a process component takes inputs, stages, queue_capacity, when_full)",
+                "unknown key (a process component takes inputs, stages, queue_capacity, queue_max_bytes, when_full)",
             ));
         }
     }
@@ -795,6 +819,7 @@ fn component(
         kind,
         inputs,
         queue_capacity,
+        queue_max_bytes,
         when_full,
         drain_timeout,
         settings,

@@ -10,9 +10,15 @@
 //! or drops there (`drop_newest`), so memory stays bounded and nothing queued is lost to a slow
 //! or failing backend.
 //!
-//! Accounting: `sent` counts items the backend acknowledged; `discarded{reason}` counts the rest
-//! (`http_<status>`/`grpc_<code>` refusals, `retries_exhausted`, `rejected` partial successes,
-//! `shutdown`); `queue_depth` is the input queue's length; `batch_size` the items per batch.
+//! Accounting: `sent` counts items the backend acknowledged (stored); `discarded{reason}` counts
+//! the rest (`http_<status>`/`grpc_<code>` refusals, per item when the backend said how many of a
+//! request it refused, `rejected` OTLP partial successes, `retries_exhausted` only when
+//! `max_retries` is set, `shutdown`); the input queue keeps `queue_depth` (items) and
+//! `queue_bytes`; `batch_size` is the items per batch.
+//!
+//! Memory: besides its queue (`queue_max_bytes`), a writer holds per shard one routed chunk (at
+//! most one queued batch), the batch it fills (`batch_size`) and the one in flight (encoded once,
+//! its items freed): bounded by the queue's bound plus `shards × 2 × batch_size`.
 //!
 //! Shutdown: when `ctx.shutdown` turns true the engine stops waiting for batches, hands what is
 //! queued to the workers, which flush at once; everything must be delivered within
@@ -49,6 +55,8 @@ pub trait Sink: Send + Sync + 'static {
     fn count(item: &Self::Item) -> u64;
     /// How much `item` weighs against `batch_size`.
     fn weight(&self, item: &Self::Item) -> usize;
+    /// About how much memory `item` holds (a batch also ends at [`MAX_BATCH_MEMORY`]).
+    fn size_bytes(item: &Self::Item) -> usize;
     /// How many shard workers send in parallel (each in order).
     fn shards(&self) -> usize {
         1
@@ -62,6 +70,33 @@ pub trait Sink: Send + Sync + 'static {
     fn encode(&self, items: Vec<Self::Item>) -> Self::Payload;
     /// Sends an encoded batch once.
     fn send(&self, payload: &Self::Payload) -> impl Future<Output = Attempt> + Send;
+}
+
+/// The most a batch being filled holds in memory, whatever `batch_size` says (a `batch_size`
+/// in lines' bytes, samples or spans can mean much more in memory for small items).
+pub const MAX_BATCH_MEMORY: usize = 8 << 20;
+
+/// How full the batch being filled is: in the sink's weight, and in memory.
+#[derive(Default)]
+struct Fill {
+    weight: usize,
+    bytes: usize,
+}
+
+impl Fill {
+    fn would_overflow(&self, w: usize, b: usize, batch_size: usize) -> bool {
+        self.weight.saturating_add(w) > batch_size
+            || self.bytes.saturating_add(b) > MAX_BATCH_MEMORY
+    }
+
+    fn add(&mut self, w: usize, b: usize) {
+        self.weight = self.weight.saturating_add(w);
+        self.bytes = self.bytes.saturating_add(b);
+    }
+
+    fn is_full(&self, batch_size: usize) -> bool {
+        self.weight >= batch_size || self.bytes >= MAX_BATCH_MEMORY
+    }
 }
 
 /// The settings every writer shares, besides its own.
@@ -191,7 +226,6 @@ async fn run<S: Sink>(
         txs.push(tx);
         workers.spawn(worker(shared.clone(), rx));
     }
-    let depth = metrics.queue_depth();
     // The series a writer counts into, at 0 from the start (a backend's refusals, `http_<code>`
     // and `grpc_<code>`, appear when they happen: their codes are not known in advance).
     metrics.declare(S::SIGNAL, &["rejected", "retries_exhausted", "shutdown"]);
@@ -218,7 +252,6 @@ async fn run<S: Sink>(
                 () = deadline.started() => continue,
             }
         };
-        depth.set(i64::try_from(input.len()).unwrap_or(i64::MAX));
         let Some(batch) = batch else { break };
         // What the writer took in: sent + discarded add up to it once it has drained.
         received.add(count::<S>(&batch));
@@ -255,7 +288,6 @@ async fn run<S: Sink>(
     while let Ok(b) = input.try_recv() {
         shutdown_discarded.add(count::<S>(&b));
     }
-    depth.set(0);
     drop(txs);
     while let Some(j) = workers.join_next().await {
         if let Err(e) = j {
@@ -269,7 +301,7 @@ async fn run<S: Sink>(
 /// One shard: batches what it receives, with at most one batch in flight, in order.
 async fn worker<S: Sink>(shared: Arc<Shared<S>>, mut rx: mpsc::Receiver<Vec<S::Item>>) {
     let mut acc: Vec<S::Item> = Vec::new();
-    let mut weight = 0usize;
+    let mut weight = Fill::default();
     let mut flush_at: Option<Instant> = None;
     let mut inflight: Option<JoinHandle<bool>> = None;
     loop {
@@ -290,8 +322,9 @@ async fn worker<S: Sink>(shared: Arc<Shared<S>>, mut rx: mpsc::Receiver<Vec<S::I
         let mut gave_up = false;
         while let Some(item) = items.next() {
             let w = shared.sink.weight(&item);
+            let b = S::size_bytes(&item);
             if !acc.is_empty()
-                && weight.saturating_add(w) > shared.batch_size
+                && weight.would_overflow(w, b, shared.batch_size)
                 && !flush(&shared, &mut inflight, &mut acc, &mut weight, &mut flush_at).await
             {
                 // The drain deadline passed: what is left is counted below.
@@ -301,13 +334,13 @@ async fn worker<S: Sink>(shared: Arc<Shared<S>>, mut rx: mpsc::Receiver<Vec<S::I
                 break;
             }
             acc.push(item);
-            weight = weight.saturating_add(w);
+            weight.add(w, b);
             flush_at.get_or_insert_with(|| Instant::now() + shared.batch_wait);
         }
         if gave_up || shared.deadline.passed() {
             break;
         }
-        if weight >= shared.batch_size
+        if weight.is_full(shared.batch_size)
             && !flush(&shared, &mut inflight, &mut acc, &mut weight, &mut flush_at).await
         {
             break;
@@ -339,7 +372,7 @@ async fn flush<S: Sink>(
     shared: &Arc<Shared<S>>,
     inflight: &mut Option<JoinHandle<bool>>,
     acc: &mut Vec<S::Item>,
-    weight: &mut usize,
+    weight: &mut Fill,
     flush_at: &mut Option<Instant>,
 ) -> bool {
     if let Some(h) = inflight.take()
@@ -347,7 +380,7 @@ async fn flush<S: Sink>(
     {
         return false;
     }
-    *weight = 0;
+    *weight = Fill::default();
     *flush_at = None;
     if acc.is_empty() {
         return true;
@@ -390,6 +423,12 @@ async fn send_batch<S: Sink>(shared: Arc<Shared<S>>, items: Vec<S::Item>) -> boo
             }
             true
         }
+        Delivery::Partial { split, reason } => {
+            let (stored, refused) = split.of(n);
+            m.sent(S::SIGNAL).add(stored);
+            m.discarded(S::SIGNAL, &reason).add(refused);
+            true
+        }
         Delivery::Dropped(reason) => {
             m.discarded(S::SIGNAL, &reason).add(n);
             true
@@ -428,6 +467,9 @@ mod tests {
         fn weight(&self, _: &u32) -> usize {
             1
         }
+        fn size_bytes(_: &u32) -> usize {
+            4
+        }
         fn shards(&self) -> usize {
             self.shards
         }
@@ -461,6 +503,22 @@ mod tests {
     #[serde(deny_unknown_fields)]
     struct Nothing {}
 
+    impl crate::event::Items for Vec<u32> {
+        fn items(&self) -> usize {
+            self.len()
+        }
+        fn size_bytes(&self) -> usize {
+            self.len() * 4
+        }
+    }
+
+    fn channel() -> (
+        crate::queue::Sender<Vec<u32>>,
+        crate::queue::Receiver<Vec<u32>>,
+    ) {
+        crate::queue::channel(crate::queue::Bound::batches(4), Default::default())
+    }
+
     fn common() -> Common {
         let (c, Nothing {}) = parse_config::<Nothing>(
             toml::from_str(
@@ -473,7 +531,7 @@ mod tests {
     }
 
     fn ctx(
-        rx: mpsc::Receiver<Vec<u32>>,
+        rx: crate::queue::Receiver<Vec<u32>>,
         shutdown: watch::Receiver<bool>,
     ) -> (WriterContext<Vec<u32>>, ComponentMetrics) {
         let m = ComponentMetrics::new(Registry::new(), "w", "writer");
@@ -502,7 +560,7 @@ mod tests {
         };
         let engine = Engine::new(fake, 3, &common());
         let sink = engine.sink.clone();
-        let (tx, rx) = mpsc::channel(4);
+        let (tx, rx) = channel();
         let (_stop, stop_rx) = watch::channel(false);
         let (c, m) = ctx(rx, stop_rx);
         let task = tokio::spawn(Box::new(engine).run(c));
@@ -549,7 +607,7 @@ mod tests {
             shards: 1,
         };
         let engine = Engine::new(fake, 2, &common());
-        let (tx, rx) = mpsc::channel(4);
+        let (tx, rx) = channel();
         let (_stop, stop_rx) = watch::channel(false);
         let (c, m) = ctx(rx, stop_rx);
         let task = tokio::spawn(Box::new(engine).run(c));

@@ -4,8 +4,10 @@
 //! gRPC writer (credentials as metadata).
 //!
 //! Classification (Prometheus remote write 1.0, Loki, OTLP/HTTP agree on it): 2xx sent; 429 and
-//! 5xx retried (429's `Retry-After` honoured); connection errors retried; any other status
-//! dropped, counted as `http_<status>`, with the backend's reason logged. Credentials never reach
+//! 5xx retried (a 429's or 503's `Retry-After` honoured); connection errors retried; any other
+//! status dropped, counted as `http_<status>`, with the backend's reason logged, unless the
+//! writer's [`PartialParser`] reads from the answer that only part of the request was refused
+//! (the rest stored): then [`Attempt::Partial`]. Credentials never reach
 //! logs or `Debug` output.
 
 use std::collections::BTreeMap;
@@ -16,7 +18,7 @@ use bytes::Bytes;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use serde::Deserialize;
 
-use super::retry::Attempt;
+use super::retry::{Attempt, Split};
 use crate::sources::BuildError;
 
 /// The `User-Agent` every writer sends.
@@ -180,12 +182,18 @@ pub fn parse_retry_after(v: &str) -> Option<Duration> {
     (at.with_timezone(&chrono::Utc) - now).to_std().ok()
 }
 
+/// Reads a refusal (a 4xx other than 429: its headers and whole body) for how much of the
+/// request the backend stored anyway; `None` when it does not say (then all of it is counted
+/// as refused).
+pub type PartialParser = fn(&HeaderMap, &[u8]) -> Option<Split>;
+
 /// POSTs bodies to one URL with the writer's headers and credentials.
 #[derive(Clone)]
 pub struct HttpClient {
     client: reqwest::Client,
     url: reqwest::Url,
     headers: HeaderMap,
+    partial: Option<PartialParser>,
 }
 
 impl HttpClient {
@@ -267,7 +275,14 @@ impl HttpClient {
             client,
             url: parsed,
             headers,
+            partial: None,
         })
+    }
+
+    /// Reads refusals with `parser` for partial ones.
+    pub fn with_partial(mut self, parser: PartialParser) -> Self {
+        self.partial = Some(parser);
+        self
     }
 
     /// POSTs `body` once. `Ok` holds a 2xx answer's body; `Err` what else came of it.
@@ -290,18 +305,36 @@ impl HttpClient {
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
+        let headers =
+            (!status.is_success() && self.partial.is_some()).then(|| resp.headers().clone());
         let body = resp.bytes().await;
         if status.is_success() {
             // The backend acknowledged; a body we could not read changes nothing.
             return Ok(body.unwrap_or_default());
         }
-        let said = body.map(|b| truncate(&b)).unwrap_or_default();
+        let body = body.unwrap_or_default();
+        let said = truncate(&body);
         let code = status.as_u16();
         Err(if code == 429 || status.is_server_error() {
             Attempt::Retry {
                 outcome: if code == 429 { "4xx" } else { "5xx" },
                 reason: format!("HTTP {code}: {said}"),
-                retry_after: if code == 429 { retry_after } else { None },
+                retry_after: if code == 429 || code == 503 {
+                    retry_after
+                } else {
+                    None
+                },
+            }
+        } else if let Some(split) = self
+            .partial
+            .zip(headers)
+            .filter(|_| status.is_client_error())
+            .and_then(|(parse, h)| parse(&h, &body))
+        {
+            Attempt::Partial {
+                split,
+                reason: format!("http_{code}"),
+                message: said,
             }
         } else {
             Attempt::Drop {

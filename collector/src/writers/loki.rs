@@ -5,13 +5,21 @@
 //! Records are grouped into streams by their labels (`{a="b"}` form), entries in time order within
 //! each stream, structured metadata kept. `batch_size` is in bytes (lines plus structured
 //! metadata, default 1 MiB); the shared keys are described in [`super`].
+//!
+//! Partial refusals: Loki stores what it can of a push and answers 400 for the rest; its
+//! ingesters say how many entries of a stream they refused (`pkg/ingester/stream.go`:
+//! "... total ignored: N out of M for stream: {...}", older versions "total ignored: N out of
+//! M"). The N of every such line in the answer are counted as refused (`http_400`), the other
+//! entries as sent. A 400 without that line (the distributor's validation errors: line too
+//! long, too old, ... which give no count) is counted as refused whole: the writer cannot know
+//! what was stored, and does not claim it was.
 
 use bytes::Bytes;
 use serde::Deserialize;
 
 use super::batcher::{Engine, Sink, parse_config};
 use super::http::{HttpClient, PROTOBUF};
-use super::retry::Attempt;
+use super::retry::{Attempt, Split};
 use crate::event::{LogRecord, Signal};
 use crate::sources::BuildError;
 
@@ -36,8 +44,26 @@ pub struct LokiSink {
 /// Builds the writer from its settings.
 pub fn build(table: toml::Table) -> Result<Engine<LokiSink>, BuildError> {
     let (common, own): (_, LokiConfig) = parse_config(table)?;
-    let http = HttpClient::new(&common.client, &common.client.url, &[PROTOBUF])?;
+    let http = HttpClient::new(&common.client, &common.client.url, &[PROTOBUF])?
+        .with_partial(|_, body| ignored(body).map(Split::Refused));
     Ok(Engine::new(LokiSink { http }, own.batch_size, &common))
+}
+
+/// The entries a Loki 400 says it refused: the sum of every "total ignored: N out of M";
+/// `None` when it does not say.
+pub fn ignored(body: &[u8]) -> Option<u64> {
+    const MARK: &str = "total ignored: ";
+    let text = String::from_utf8_lossy(body);
+    let mut total: Option<u64> = None;
+    for (at, _) in text.match_indices(MARK) {
+        let rest = &text[at + MARK.len()..];
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        let after = &rest[digits..];
+        if let (Ok(n), true) = (rest[..digits].parse::<u64>(), after.starts_with(" out of ")) {
+            total = Some(total.unwrap_or(0).saturating_add(n));
+        }
+    }
+    total
 }
 
 /// Groups records into streams (by labels, in label order), entries sorted by time.
@@ -78,6 +104,10 @@ impl Sink for LokiSink {
 
     fn count(_: &LogRecord) -> u64 {
         1
+    }
+
+    fn size_bytes(r: &LogRecord) -> usize {
+        r.size_bytes()
     }
 
     fn weight(&self, r: &LogRecord) -> usize {
@@ -134,6 +164,17 @@ mod tests {
         );
         let body = wire::loki::encode_protobuf(&req);
         assert_eq!(wire::loki::decode_protobuf(&body, 1 << 20).unwrap(), req);
+    }
+
+    #[test]
+    fn reads_how_many_entries_a_400_refused() {
+        let new = "entry with timestamp 2024-01-01 ignored, reason: 'entry too far behind',\n\
+                   user 'fake', total ignored: 1 out of 101 for stream: {app=\"a\"}";
+        assert_eq!(ignored(new.as_bytes()), Some(1));
+        let two = "total ignored: 2 out of 5\ntotal ignored: 3 out of 3";
+        assert_eq!(ignored(two.as_bytes()), Some(5));
+        assert_eq!(ignored(b"line too long"), None);
+        assert_eq!(ignored(b"total ignored: many"), None);
     }
 
     #[test]

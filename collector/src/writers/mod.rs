@@ -1,7 +1,9 @@
 //! Writers: where data leaves the collector. Each batches (by size and wait), sends with retries
-//! per the backend's spec (5xx, 429 and connection errors retried with capped exponential backoff
-//! and jitter; other 4xx dropped and counted with the reason), and reads from a bounded queue
-//! (its input channel), so memory stays bounded.
+//! per the backend's spec (5xx, 429, connection errors and timeouts retried with capped
+//! exponential backoff and jitter, without a count bound unless `max_retries` is set; other 4xx
+//! dropped and counted with the reason, per item when the backend says how much of a request it
+//! stored), and reads from a queue bounded in bytes (its input), so memory stays bounded and a
+//! backend outage turns into backpressure upstream rather than loss.
 //!
 //! | type | module | signal | backend |
 //! |---|---|---|---|
@@ -20,7 +22,8 @@
 //! | `timeout` | `10s` | bound on each attempt; a timeout is retried |
 //! | `tls = { ca_file, insecure_skip_verify }` | system roots | rustls settings (HTTP only) |
 //! | `batch_wait` | `1s` | longest a partial batch waits |
-//! | `min_backoff`, `max_backoff`, `max_retries` | `500ms`, `30s`, `10` | retry policy |
+//! | `min_backoff`, `max_backoff` | `500ms`, `30s` | retry backoff (and the cap on `Retry-After`) |
+//! | `max_retries` | unset: unbounded | retries of one request before its batch is given up (`retries_exhausted`) |
 //!
 //! Their own keys: `loki`: `batch_size` (bytes, 1 MiB); `prometheus_remote_write`:
 //! `max_samples_per_send` (2000), `shards` (1); `otlp`: `protocol` (`grpc`|`http`),
@@ -29,7 +32,7 @@
 
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use crate::BoxFuture;
 use crate::event::{LogBatch, MetricBatch, Signal, TraceBatch};
@@ -46,8 +49,8 @@ pub mod retry;
 /// What a running writer is given.
 pub struct WriterContext<T> {
     pub name: String,
-    /// The writer's bounded queue.
-    pub input: mpsc::Receiver<T>,
+    /// The writer's bounded queue (its gauges are kept by the queue itself).
+    pub input: crate::queue::Receiver<T>,
     /// Turns true when the collector stops: drain `input` (bounded by `drain_timeout`), return.
     pub shutdown: watch::Receiver<bool>,
     pub metrics: ComponentMetrics,

@@ -4,7 +4,8 @@
 //! - `protocol = "grpc"` (default): `TraceService/Export` over tonic to `url`
 //!   (`http://tempo:4317`); the tenant goes as `x-scope-orgid` metadata, credentials as
 //!   `authorization`, `headers` as metadata. Per the OTLP spec, CANCELLED, DEADLINE_EXCEEDED,
-//!   ABORTED, OUT_OF_RANGE, UNAVAILABLE, DATA_LOSS and RESOURCE_EXHAUSTED are retried; every
+//!   ABORTED, OUT_OF_RANGE, UNAVAILABLE, DATA_LOSS and RESOURCE_EXHAUSTED are retried (after a
+//!   `google.rpc.RetryInfo` delay when the status carries one, up to `max_backoff`); every
 //!   other code (INVALID_ARGUMENT, ...) drops the batch, counted as `grpc_<code>`. TLS is not
 //!   available over gRPC (the build has no tonic TLS): an `https` URL or `tls` is refused.
 //! - `protocol = "http"`: protobuf POSTed to `{url}/v1/traces`, classified like the other HTTP
@@ -172,6 +173,26 @@ fn rejected(resp: &ExportTraceServiceResponse) -> u64 {
         .unwrap_or(0)
 }
 
+/// The `google.rpc.RetryInfo` delay a status' details carry, if any (the OTLP spec: a throttled
+/// client SHOULD wait that long).
+pub fn retry_delay(status: &tonic::Status) -> Option<std::time::Duration> {
+    use wire::otlp::rpc;
+    let details: rpc::Status = prost::Message::decode(status.details()).ok()?;
+    let info = details
+        .details
+        .iter()
+        .find(|a| a.type_url == rpc::RETRY_INFO_TYPE_URL)?;
+    let d = <rpc::RetryInfo as prost::Message>::decode(info.value.as_slice())
+        .ok()?
+        .retry_delay?;
+    let secs = u64::try_from(d.seconds).ok()?;
+    let nanos = u32::try_from(d.nanos).ok()?;
+    Some(
+        std::time::Duration::new(secs, 0)
+            .saturating_add(std::time::Duration::from_nanos(u64::from(nanos))),
+    )
+}
+
 /// The OTLP spec's reading of a gRPC status.
 pub fn classify(status: &tonic::Status) -> Attempt {
     use tonic::Code;
@@ -214,7 +235,7 @@ pub fn classify(status: &tonic::Status) -> Attempt {
                 _ => "5xx",
             },
             reason: format!("gRPC {name}: {message}"),
-            retry_after: None,
+            retry_after: retry_delay(status),
         }
     } else {
         Attempt::Drop {
@@ -284,6 +305,10 @@ impl Sink for OtlpSink {
         rs.scope_spans.iter().map(|ss| ss.spans.len() as u64).sum()
     }
 
+    fn size_bytes(rs: &ResourceSpans) -> usize {
+        crate::event::resource_spans_size(rs)
+    }
+
     fn weight(&self, rs: &ResourceSpans) -> usize {
         rs.scope_spans.iter().map(|ss| ss.spans.len()).sum()
     }
@@ -332,6 +357,37 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn retry_info_is_honoured() {
+        use wire::otlp::rpc;
+        let info = rpc::RetryInfo {
+            retry_delay: Some(rpc::Duration {
+                seconds: 2,
+                nanos: 500_000_000,
+            }),
+        };
+        let details = rpc::Status {
+            code: 8,
+            message: "slow down".into(),
+            details: vec![rpc::Any {
+                type_url: rpc::RETRY_INFO_TYPE_URL.into(),
+                value: prost::Message::encode_to_vec(&info),
+            }],
+        };
+        let status = tonic::Status::with_details(
+            tonic::Code::ResourceExhausted,
+            "slow down",
+            Bytes::from(prost::Message::encode_to_vec(&details)),
+        );
+        match classify(&status) {
+            Attempt::Retry { retry_after, .. } => {
+                assert_eq!(retry_after, Some(std::time::Duration::from_millis(2500)));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(retry_delay(&tonic::Status::unavailable("down")), None);
     }
 
     #[test]

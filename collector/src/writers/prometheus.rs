@@ -8,6 +8,14 @@
 //! samples (default 2000). Sending is parallel only across series: the hash of a series' labels
 //! picks one of `shards` workers (default 1), each sending its batches in order, so a series'
 //! samples always arrive in order. 5xx and 429 are retried; other 4xx are not (spec: MUST NOT).
+//!
+//! Partial refusals: Mimir and Prometheus store the valid samples of a request and answer 400
+//! for the others (out of order, too old, ...). Remote write 1.0 says nothing of how many were
+//! stored; Remote-Write 2.0 receivers send `X-Prometheus-Remote-Write-Samples-Written` (also
+//! with a 4xx). When that header is there, its count is `sent` and the rest `discarded
+//! {reason="http_400"}`; without it (remote write 1.0 receivers, Mimir answering a 1.0 request)
+//! the whole request is counted as refused: conservative, it never claims delivery of a sample
+//! that may have been lost.
 
 use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -17,7 +25,7 @@ use serde::Deserialize;
 
 use super::batcher::{Engine, Sink, parse_config};
 use super::http::{HttpClient, PROTOBUF};
-use super::retry::Attempt;
+use super::retry::{Attempt, Split};
 use crate::event::{Labels, MetricSample, Signal};
 use crate::sources::BuildError;
 
@@ -64,7 +72,8 @@ pub fn build(table: toml::Table) -> Result<Engine<RemoteWriteSink>, BuildError> 
                 wire::remote_write::VERSION_HEADER_VALUE,
             ),
         ],
-    )?;
+    )?
+    .with_partial(|headers, _| samples_written(headers).map(Split::Stored));
     Ok(Engine::new(
         RemoteWriteSink {
             http,
@@ -73,6 +82,20 @@ pub fn build(table: toml::Table) -> Result<Engine<RemoteWriteSink>, BuildError> 
         own.max_samples_per_send,
         &common,
     ))
+}
+
+/// The Remote-Write 2.0 header saying how many samples a receiver stored.
+pub const SAMPLES_WRITTEN: &str = "x-prometheus-remote-write-samples-written";
+
+/// How many samples an answer says were stored, if it says.
+pub fn samples_written(headers: &reqwest::header::HeaderMap) -> Option<u64> {
+    headers
+        .get(SAMPLES_WRITTEN)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// One time series per label set (labels sorted), samples in time order.
@@ -115,6 +138,10 @@ impl Sink for RemoteWriteSink {
 
     fn count(_: &MetricSample) -> u64 {
         1
+    }
+
+    fn size_bytes(s: &MetricSample) -> usize {
+        s.size_bytes()
     }
 
     fn weight(&self, _: &MetricSample) -> usize {

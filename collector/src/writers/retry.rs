@@ -1,8 +1,11 @@
 //! The retry policy every writer shares: one request is attempted, classified ([`Attempt`]) and,
 //! when the failure is transient (5xx, 429, connection errors, timeouts, retryable gRPC codes),
 //! attempted again after an exponential backoff with full jitter between `min_backoff` and
-//! `max_backoff`, at most `max_retries` times. A `Retry-After` the backend sent is honoured, capped
-//! at `max_backoff` so that a backend cannot park a writer for hours.
+//! `max_backoff`: without a count bound by default (what a receiver acknowledged is not dropped
+//! because a backend is down for a while: the writer's queue fills and backpressure goes
+//! upstream instead), at most `max_retries` times when that is set. A `Retry-After` the backend
+//! sent (429, 503) is honoured, capped at `max_backoff` so that a backend cannot park a writer
+//! for hours.
 //!
 //! Every attempt's duration goes into `request_duration(outcome)`, every retry into `retries`.
 //! [`deliver`] never gives up silently: it says whether the batch was sent, dropped (and why),
@@ -33,9 +36,10 @@ pub struct RetryConfig {
         deserialize_with = "crate::serde_util::duration"
     )]
     pub max_backoff: Duration,
-    /// How many times one request is retried before its batch is given up.
-    #[serde(default = "default_max_retries")]
-    pub max_retries: u32,
+    /// How many times one request is retried before its batch is given up (`retries_exhausted`);
+    /// unset: retried until it is delivered, refused for good, or the shutdown drain ends.
+    #[serde(default)]
+    pub max_retries: Option<u32>,
 }
 
 impl RetryConfig {
@@ -48,7 +52,7 @@ impl Default for RetryConfig {
         RetryConfig {
             min_backoff: default_min_backoff(),
             max_backoff: default_max_backoff(),
-            max_retries: default_max_retries(),
+            max_retries: None,
         }
     }
 }
@@ -58,9 +62,6 @@ fn default_min_backoff() -> Duration {
 }
 fn default_max_backoff() -> Duration {
     Duration::from_secs(30)
-}
-fn default_max_retries() -> u32 {
-    10
 }
 
 impl RetryConfig {
@@ -90,6 +91,16 @@ impl RetryConfig {
 pub enum Attempt {
     /// The backend took it; `rejected` items of it were refused (OTLP partial success).
     Ok { rejected: u64 },
+    /// The backend refused part of the request for good and stored the rest (Loki's 400 "total
+    /// ignored: N out of M", a remote-write 400 with `X-Prometheus-Remote-Write-Samples-Written`).
+    Partial {
+        /// How many were stored or refused.
+        split: Split,
+        /// The `discarded` reason of the refused ones (`http_400`).
+        reason: String,
+        /// What the backend said, for logs.
+        message: String,
+    },
     /// A transient failure: try again later.
     Retry {
         /// `request_duration` outcome label: `4xx` (429), `5xx`, `error`.
@@ -110,14 +121,35 @@ pub enum Attempt {
     },
 }
 
+/// What a backend said of a partly refused request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Split {
+    /// This many items were refused, the others stored.
+    Refused(u64),
+    /// This many items were stored, the others refused.
+    Stored(u64),
+}
+
+impl Split {
+    /// `(stored, refused)` of a batch of `n` items.
+    pub fn of(self, n: u64) -> (u64, u64) {
+        match self {
+            Split::Refused(r) => (n - r.min(n), r.min(n)),
+            Split::Stored(s) => (s.min(n), n - s.min(n)),
+        }
+    }
+}
+
 /// What became of one batch.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Delivery {
     /// Acknowledged; `rejected` of its items were refused by the backend.
     Sent { rejected: u64 },
+    /// Partly stored, partly refused for good (counted under `reason`).
+    Partial { split: Split, reason: String },
     /// Refused for good; the `discarded` reason.
     Dropped(String),
-    /// Still failing after `max_retries` retries.
+    /// Still failing after `max_retries` retries (only when that is set).
     Exhausted,
     /// The shutdown drain deadline passed first.
     Shutdown,
@@ -196,6 +228,7 @@ where
         };
         let outcome = match &result {
             Attempt::Ok { .. } => "2xx",
+            Attempt::Partial { .. } => "4xx",
             Attempt::Retry { outcome, .. } | Attempt::Drop { outcome, .. } => outcome,
         };
         metrics
@@ -203,6 +236,14 @@ where
             .observe(started.elapsed().as_secs_f64());
         match result {
             Attempt::Ok { rejected } => return Delivery::Sent { rejected },
+            Attempt::Partial {
+                split,
+                reason,
+                message,
+            } => {
+                tracing::warn!(writer, %reason, ?split, backend_said = %message, "part of a batch refused by the backend, dropped");
+                return Delivery::Partial { split, reason };
+            }
             Attempt::Drop {
                 reason, message, ..
             } => {
@@ -214,13 +255,18 @@ where
                 retry_after,
                 ..
             } => {
-                if retries >= retry.max_retries {
+                if retry.max_retries.is_some_and(|max| retries >= max) {
                     tracing::warn!(writer, %reason, retries, "giving up on a batch after the last retry");
                     return Delivery::Exhausted;
                 }
                 let wait = retry.delay(retries, retry_after);
-                tracing::debug!(writer, %reason, ?wait, retry = retries + 1, "retrying a request");
-                retries += 1;
+                if retries > 0 && retries.is_power_of_two() {
+                    // Unbounded retries: say so now and then, not on every one.
+                    tracing::warn!(writer, %reason, retries, ?wait, "the backend still fails; retrying, the queue holds what waits");
+                } else {
+                    tracing::debug!(writer, %reason, ?wait, retry = retries + 1, "retrying a request");
+                }
+                retries = retries.saturating_add(1);
                 metrics.retries().inc();
                 tokio::select! {
                     () = tokio::time::sleep(wait) => {}
@@ -242,7 +288,7 @@ mod tests {
         RetryConfig {
             min_backoff: Duration::from_millis(min_ms),
             max_backoff: Duration::from_millis(max_ms),
-            max_retries,
+            max_retries: Some(max_retries),
         }
     }
 
@@ -323,6 +369,52 @@ mod tests {
         assert_eq!(d, Delivery::Exhausted);
         assert_eq!(m.retries().get(), 2);
         assert_eq!(m.request_duration("error").count(), 3);
+    }
+
+    /// Without `max_retries`, a failing backend is retried as long as it fails (here far more
+    /// than the old default of 10), and the batch is delivered once it answers.
+    #[tokio::test]
+    async fn without_max_retries_a_request_is_retried_until_it_goes_through() {
+        let m = ComponentMetrics::new(Registry::new(), "w", "writer");
+        let unbounded = RetryConfig {
+            max_retries: None,
+            ..policy(1, 1, 0)
+        };
+        assert_eq!(RetryConfig::default().max_retries, None);
+        let calls = Arc::new(AtomicU32::new(0));
+        let c = calls.clone();
+        let d = deliver(
+            "w",
+            &unbounded,
+            Duration::from_secs(1),
+            &m,
+            &deadline_never(),
+            || {
+                let n = c.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    if n < 40 {
+                        Attempt::Retry {
+                            outcome: "5xx",
+                            reason: "down".into(),
+                            retry_after: None,
+                        }
+                    } else {
+                        Attempt::Ok { rejected: 0 }
+                    }
+                }
+            },
+        )
+        .await;
+        assert_eq!(d, Delivery::Sent { rejected: 0 });
+        assert_eq!(m.retries().get(), 40);
+    }
+
+    #[test]
+    fn a_split_never_counts_more_than_the_batch() {
+        assert_eq!(Split::Refused(1).of(101), (100, 1));
+        assert_eq!(Split::Stored(7).of(10), (7, 3));
+        assert_eq!(Split::Refused(50).of(10), (0, 10));
+        assert_eq!(Split::Stored(50).of(10), (10, 0));
     }
 
     #[tokio::test]

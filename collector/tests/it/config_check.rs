@@ -157,3 +157,37 @@ url = \"http://127.0.0.1:9009/api/v1/push\"
     // The first one is what `parse`/`build` (used by `run`) report.
     assert_eq!(err(&text).key, "process.p.when_full");
 }
+
+#[test]
+fn queue_max_bytes_takes_sizes_and_refuses_nonsense() {
+    let writer = |v: &str| {
+        format!(
+            "{SCRAPE}\n[writers.m]\ntype = \"prometheus_remote_write\"\ninputs = [\"node\"]\nurl = \"http://127.0.0.1:9009/api/v1/push\"\nqueue_max_bytes = {v}\n"
+        )
+    };
+    let bytes = |v: &str| {
+        let cfg = parse(&writer(v)).unwrap();
+        cfg.build().unwrap();
+        cfg.components
+            .iter()
+            .find(|c| c.name == "m")
+            .unwrap()
+            .queue_max_bytes
+    };
+    assert_eq!(bytes("\"4MiB\""), 4 << 20);
+    assert_eq!(bytes("65536"), 65536);
+    let cfg = parse(&format!(
+        "{SCRAPE}\n[writers.m]\ntype = \"prometheus_remote_write\"\ninputs = [\"node\"]\nurl = \"http://x\"\n"
+    ))
+    .unwrap();
+    let m = cfg.components.iter().find(|c| c.name == "m").unwrap();
+    assert_eq!(
+        m.queue_max_bytes,
+        collector::config::DEFAULT_QUEUE_MAX_BYTES
+    );
+    for bad in ["0", "\"lots\"", "-1"] {
+        let e = err(&writer(bad));
+        assert_eq!(e.key, "writers.m.queue_max_bytes", "{bad}: {e}");
+        assert!(e.reason.contains("positive size"), "{e}");
+    }
+}

@@ -9,6 +9,7 @@ mod docker_source;
 mod file_source;
 mod gateway_e2e;
 mod node_agent_real;
+mod outage;
 mod pipeline_e2e;
 mod receivers_net;
 mod scrape_source;

@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use collector::event::{LogBatch, MetricBatch, Signal, TraceBatch};
 use collector::output::{Output, Target, WhenFull};
+use collector::queue;
 use collector::selfmon::{ComponentMetrics, Registry};
 use collector::sources::otlp::test_data::{logs_request, metrics_request, traces_request};
 use collector::sources::otlp::{RETRY_INFO_TYPE_URL, RpcStatus};
 use collector::sources::{ListenAddrs, Outputs, SourceContext, SourceError};
 use prost::Message;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use wire::otlp::grpc::{LogsServiceClient, MetricsServiceClient, TraceServiceClient};
 use wire::otlp::{
@@ -26,16 +27,16 @@ const NAME: &str = "rx";
 /// A running source and the ends of its outputs.
 struct Harness {
     addrs: ListenAddrs,
-    logs: mpsc::Receiver<LogBatch>,
-    metrics: mpsc::Receiver<MetricBatch>,
-    traces: mpsc::Receiver<TraceBatch>,
+    logs: queue::Receiver<LogBatch>,
+    metrics: queue::Receiver<MetricBatch>,
+    traces: queue::Receiver<TraceBatch>,
     registry: Arc<Registry>,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<Result<(), SourceError>>,
     http: reqwest::Client,
 }
 
-fn target<T>(tx: mpsc::Sender<T>) -> Vec<Target<T>> {
+fn target<T>(tx: queue::Sender<T>) -> Vec<Target<T>> {
     vec![Target {
         tx,
         when_full: WhenFull::Block,
@@ -58,9 +59,9 @@ impl Harness {
         let source = collector::sources::build(kind, table).unwrap();
         let registry = Registry::new();
         let m = ComponentMetrics::new(registry.clone(), NAME, "source");
-        let (ltx, logs) = mpsc::channel(capacity);
-        let (mtx, metrics) = mpsc::channel(capacity);
-        let (ttx, traces) = mpsc::channel(capacity);
+        let (ltx, logs) = queue::bounded(capacity);
+        let (mtx, metrics) = queue::bounded(capacity);
+        let (ttx, traces) = queue::bounded(capacity);
         let outputs = Outputs {
             logs: Output::new(Signal::Logs, target(ltx), m.clone()),
             metrics: Output::new(Signal::Metrics, target(mtx), m.clone()),
@@ -148,7 +149,7 @@ impl Harness {
     }
 }
 
-async fn recv<T>(rx: &mut mpsc::Receiver<T>) -> T {
+async fn recv<T>(rx: &mut queue::Receiver<T>) -> T {
     tokio::time::timeout(Duration::from_secs(5), rx.recv())
         .await
         .expect("a batch arrives")

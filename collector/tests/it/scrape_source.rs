@@ -14,10 +14,11 @@ use axum::http::{HeaderMap, header};
 use axum::response::IntoResponse;
 use collector::event::{Labels, MetricBatch, MetricSample, Signal};
 use collector::output::{Output, Target, WhenFull};
+use collector::queue;
 use collector::selfmon::{ComponentMetrics, Registry};
 use collector::sources::{ListenAddrs, Outputs, SourceContext};
 use parking_lot::Mutex;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use wire::remote_write::is_stale_nan;
 
 /// The longest any test waits for something to arrive.
@@ -62,7 +63,7 @@ async fn exporter(body: &str) -> (Arc<Exporter>, String) {
 
 /// A running source and what it sends.
 struct Running {
-    rx: mpsc::Receiver<MetricBatch>,
+    rx: queue::Receiver<MetricBatch>,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
     registry: Arc<Registry>,
@@ -75,7 +76,7 @@ fn start(name: &str, config: &str) -> Running {
     let source = collector::sources::build("prometheus_scrape", table).unwrap();
     let registry = Registry::new();
     let metrics = ComponentMetrics::new(registry.clone(), name, "source");
-    let (tx, rx) = mpsc::channel(64);
+    let (tx, rx) = queue::bounded(64);
     let (shutdown, shutdown_rx) = watch::channel(false);
     let ctx = SourceContext {
         name: name.to_string(),

@@ -1,5 +1,5 @@
 //! Drives a tailing source (`file`, `docker`) directly: its logs output is one `block` edge
-//! over an mpsc channel the test reads; the other outputs have no targets.
+//! over a bounded queue the test reads; the other outputs have no targets.
 #![allow(clippy::unwrap_used, dead_code)]
 
 use std::path::Path;
@@ -8,16 +8,17 @@ use std::time::Duration;
 
 use collector::event::{LogBatch, LogRecord, Signal};
 use collector::output::{Output, Target, WhenFull};
+use collector::queue;
 use collector::selfmon::{ComponentMetrics, Registry};
 use collector::sources::{ListenAddrs, Outputs, SourceContext, SourceError};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// How long any wait may take before the test fails (a guard against hangs, not a timing).
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
 pub struct Running {
-    pub rx: mpsc::Receiver<LogBatch>,
+    pub rx: queue::Receiver<LogBatch>,
     pub stop: watch::Sender<bool>,
     pub task: JoinHandle<Result<(), SourceError>>,
     pub registry: Arc<Registry>,
@@ -30,7 +31,7 @@ pub fn start(kind: &str, name: &str, settings: &str, data_dir: &Path) -> Running
     let source = collector::sources::build(kind, table).unwrap();
     let registry = Registry::new();
     let metrics = ComponentMetrics::new(registry.clone(), name, "source");
-    let (tx, rx) = mpsc::channel(1);
+    let (tx, rx) = queue::bounded(1);
     let (stop, shutdown) = watch::channel(false);
     let ctx = SourceContext {
         name: name.into(),

@@ -16,12 +16,13 @@ use axum::response::{IntoResponse, Response};
 use collector::event::{
     Labels, LogBatch, LogRecord, MetricBatch, MetricSample, Signal, TraceBatch,
 };
+use collector::queue;
 use collector::selfmon::{ComponentMetrics, Registry};
 use collector::writers::{self, AnyWriter, Writer, WriterContext, WriterError};
 use parking_lot::Mutex;
 use testkit::now_ns;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use wire::otlp::proto::common::v1::{AnyValue, KeyValue, any_value};
 use wire::otlp::proto::resource::v1::Resource;
@@ -31,17 +32,21 @@ use wire::otlp::proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
 
 /// A writer running on its own task, fed through its queue.
 struct Running<T> {
-    tx: Option<mpsc::Sender<T>>,
+    tx: Option<queue::Sender<T>>,
     stop: watch::Sender<bool>,
     task: JoinHandle<Result<(), WriterError>>,
     m: ComponentMetrics,
 }
 
-impl<T: Send + 'static> Running<T> {
+impl<T: collector::event::Items + Send + 'static> Running<T> {
     fn start(writer: Box<dyn Writer<T>>, drain_timeout: Duration) -> Self {
-        let (tx, rx) = mpsc::channel(16);
         let (stop, shutdown) = watch::channel(false);
         let m = ComponentMetrics::new(Registry::new(), "w", "writer");
+        let gauges = queue::Gauges {
+            items: Some(m.queue_depth()),
+            bytes: Some(m.queue_bytes()),
+        };
+        let (tx, rx) = queue::channel(queue::Bound::batches(16), gauges);
         let ctx = WriterContext {
             name: "w".into(),
             input: rx,
@@ -366,6 +371,11 @@ enum Step {
     Hang,
     /// 200 with an OTLP partial success rejecting this many spans.
     Partial(i64),
+    /// Loki's 400 when its ingester refused this many entries of a stream of that many (and
+    /// stored the rest).
+    LokiIgnored(u32, u32),
+    /// A Remote-Write 2.0 receiver's 400 saying this many samples were written.
+    Written(u32),
 }
 
 #[derive(Default)]
@@ -408,6 +418,20 @@ async fn fault_handler(State(f): State<Arc<Fault>>, headers: HeaderMap, body: By
             tokio::time::sleep(Duration::from_secs(3600)).await;
             StatusCode::NO_CONTENT.into_response()
         }
+        Some(Step::LokiIgnored(n, of)) => (
+            StatusCode::BAD_REQUEST,
+            format!(
+                "entry with timestamp 1970-01-01 00:00:00.000001 +0000 UTC ignored, reason: 'entry too far behind',\n\
+                 user 'fake', total ignored: {n} out of {of} for stream: {{job=\"p\", level=\"info\"}}"
+            ),
+        )
+            .into_response(),
+        Some(Step::Written(n)) => (
+            StatusCode::BAD_REQUEST,
+            [("x-prometheus-remote-write-samples-written", n.to_string())],
+            "out of order sample",
+        )
+            .into_response(),
         Some(Step::Partial(rejected_spans)) => {
             let resp = wire::otlp::ExportTraceServiceResponse {
                 partial_success: Some(
@@ -524,6 +548,59 @@ async fn writer_http_400_is_dropped_counted_and_the_queue_keeps_moving() {
             .map(|i| format!("line {i} of good"))
             .collect::<Vec<_>>()
     );
+}
+
+/// Loki stored 100 of 101 entries and said so: 100 sent, 1 refused, not 101 discarded.
+#[tokio::test]
+async fn writer_loki_partial_refusal_is_counted_per_entry() {
+    let (base, _fault) = fault_server(&[Step::LokiIgnored(1, 101)]).await;
+    let w = Running::start(fast_loki(&base, ""), Duration::from_secs(5));
+    w.send(records("p", 101, 1_000)).await;
+    let m = w.m.clone();
+    wait_until("the push accounted", || {
+        m.sent(Signal::Logs).get() + m.discarded(Signal::Logs, "http_400").get() == 101
+    })
+    .await;
+    let m = w.shutdown().await;
+    assert_eq!(m.sent(Signal::Logs).get(), 100);
+    assert_eq!(m.discarded(Signal::Logs, "http_400").get(), 1);
+    assert_eq!(m.retries().get(), 0, "a partial refusal is not retried");
+    assert_eq!(discarded(&m), 1);
+}
+
+/// A remote-write 400 that says how many samples were written is split the same way; one
+/// that does not is counted as refused whole (the writer cannot know what was stored).
+#[tokio::test]
+async fn writer_remote_write_partial_refusal_uses_samples_written() {
+    let (base, _fault) = fault_server(&[Step::Written(7), Step::Status(400)]).await;
+    let w = Running::start(
+        metrics_writer(&format!(
+            "url = \"{base}/api/v1/push\"\nbatch_wait = \"10ms\"\nmax_samples_per_send = 10"
+        )),
+        Duration::from_secs(5),
+    );
+    let batch = |from: i64| -> MetricBatch {
+        (0..10)
+            .map(|i| MetricSample {
+                labels: Labels::from_iter([("__name__", "x"), ("i", &i.to_string())]),
+                value: 1.0,
+                timestamp_ms: from + i,
+            })
+            .collect()
+    };
+    w.send(batch(1_000)).await;
+    let m = w.m.clone();
+    wait_until("the first request accounted", || {
+        m.discarded(Signal::Metrics, "http_400").get() == 3
+    })
+    .await;
+    w.send(batch(2_000)).await;
+    wait_until("the second request accounted", || {
+        m.discarded(Signal::Metrics, "http_400").get() == 13
+    })
+    .await;
+    let m = w.shutdown().await;
+    assert_eq!(m.sent(Signal::Metrics).get(), 7);
 }
 
 #[tokio::test]
