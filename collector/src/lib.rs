@@ -9,11 +9,13 @@
 //! | [`writers`] | where data goes: Loki push, Prometheus remote write (Mimir), OTLP (Tempo); batching, retry, bounded queues |
 //! | [`output`] | the edges between components: bounded channels with `block` or `drop_newest` when full |
 //! | [`queue`] | the queue in front of each consumer, bounded in bytes and batches, with true depth gauges |
+//! | [`bench`] | `collector bench`: a fixed corpus through the logs, metrics and traces pipelines, items per CPU second and peak RSS |
 //! | [`selfmon`] | self-metrics (received, sent, discarded{reason}, retries, queue depth, ...) rendered on `/metrics` |
 //!
 //! Logs, metrics and traces each flow as batches of their own type (no boxed generic event on
 //! the hot path); stages are pure functions on batches, testable without I/O.
 
+pub mod bench;
 pub mod config;
 pub mod event;
 pub mod output;

@@ -1,5 +1,6 @@
 //! `collector`: `check --config F` validates a config and says what it would run;
-//! `run --config F` runs it until Ctrl-C or SIGTERM, then drains and saves positions.
+//! `run --config F` runs it until Ctrl-C or SIGTERM, then drains and saves positions;
+//! `bench` measures it (see [`collector::bench`]).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -32,6 +33,41 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Measure the collector: a fixed corpus through the logs, metrics and traces pipelines
+    /// of a collector in its own process, into a backend that only acknowledges; prints
+    /// items per CPU second and peak RSS per pipeline.
+    Bench(BenchArgs),
+}
+
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// Pipelines to measure (repeatable, or comma-separated).
+    #[arg(long, value_enum, value_delimiter = ',', default_values = ["logs", "metrics", "traces"])]
+    pipeline: Vec<collector::bench::Pipeline>,
+    /// Corpus size as a fraction of the full one (2 M lines, 2 M samples, 1 M spans).
+    #[arg(long, default_value_t = 1.0, value_parser = parse_scale)]
+    scale: f64,
+    /// Seed of the generated corpus.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Where corpora, configs and the collector's logs go (kept; rewritten each run).
+    #[arg(long, default_value = "target/collector-bench")]
+    dir: PathBuf,
+    /// How long one pipeline may take.
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    timeout: std::time::Duration,
+    /// Also write the figures as JSON here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+fn parse_scale(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 100.0 => Ok(v),
+        _ => Err(format!(
+            "`{s}`: a fraction above 0 and at most 100 (1 = the full corpus)"
+        )),
+    }
 }
 
 fn main() -> ExitCode {
@@ -49,6 +85,9 @@ fn main() -> ExitCode {
         Command::Run { config } => tokio::runtime::Runtime::new()
             .context("starting the async runtime")
             .and_then(|rt| rt.block_on(run(&config))),
+        Command::Bench(args) => tokio::runtime::Runtime::new()
+            .context("starting the async runtime")
+            .and_then(|rt| rt.block_on(bench(args))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -100,6 +139,31 @@ fn check(path: &Path) -> anyhow::Result<()> {
         };
         println!("  {:<28} {kind}{inputs}", c.path());
     }
+    Ok(())
+}
+
+/// Runs the bench and prints its summary; fails (exit 1) when an item was not acknowledged.
+async fn bench(args: BenchArgs) -> anyhow::Result<()> {
+    use collector::bench::{BenchPlan, run, summary};
+    let plan = BenchPlan {
+        pipelines: args.pipeline,
+        scale: args.scale,
+        seed: args.seed,
+        dir: args.dir,
+        exe: std::env::current_exe().context("finding this binary")?,
+        timeout: args.timeout,
+    };
+    let results = run(&plan).await?;
+    print!("{}", summary(&results));
+    if let Some(out) = &args.out {
+        let json = serde_json::to_string_pretty(&results)?;
+        std::fs::write(out, json).with_context(|| format!("writing {}", out.display()))?;
+        println!("figures: {}", out.display());
+    }
+    anyhow::ensure!(
+        results.iter().all(|m| m.passed()),
+        "not every item was acknowledged (above)"
+    );
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 //! whole runtime against the embedded stack (and Debian's servers where installed).
 //! `tailing_harness` drives the tailing sources for `file_source` and `docker_source`.
 
+mod bench;
 mod cli;
 mod config_check;
 mod docker_source;
