@@ -1,5 +1,7 @@
 Feature: The pipeline rides out backend failures and refuses bad input
-  A backend that fails for a while loses nothing once it recovers: the collector retries.
+  A backend that fails for a while loses nothing once it recovers: the collector retries, with
+  no bound on the count by default, for as long as its queue has room (the gateway backs off
+  100 ms to 1 s, so ten retries would take at most 8.4 s: the outage outlasts them).
   Input that cannot be parsed is refused with 400 and a reason, and counted.
 
   Background:
@@ -13,6 +15,15 @@ Feature: The pipeline rides out backend failures and refuses bad input
     Then within 20 s Loki returns all 50 lines of the stream, each exactly once
     And the proxy injected 3 failures
     And the gateway's loki writer counted at least 3 retries
+
+  Scenario: Loki is down for longer than ten retries take: nothing acknowledged is lost
+    Given a fault-injecting proxy in front of Loki
+    And a gateway collector writing to Loki through the proxy
+    And the proxy answers every Loki push with HTTP 503 for the next 10 s
+    When 50 log lines of a new stream are pushed to the gateway
+    Then once the outage is over, Loki returns all 50 lines of the stream, each exactly once
+    And the proxy injected at least 11 failures
+    And the gateway's loki writer discarded nothing
 
   Scenario: A malformed push is refused with a reason and counted
     Given a gateway collector in front of the stack

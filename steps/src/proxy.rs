@@ -1,5 +1,6 @@
 //! An HTTP proxy that routes requests by path prefix to upstream servers and fails scripted
-//! requests: "answer the next 3 pushes to `/loki/api/v1/push` with 500". Scenarios put it in
+//! requests: "answer the next 3 pushes to `/loki/api/v1/push` with 500", or every one for the
+//! next 10 s (an outage). Scenarios put it in
 //! front of the stack (a backend outage) or in front of a collector's receivers (one base URL
 //! for Loki push, remote write and OTLP, as loadgen's collector target expects).
 
@@ -42,6 +43,8 @@ pub struct Tally {
 struct Script {
     /// Statuses to answer the next requests of a prefix with, in order.
     faults: Vec<(String, VecDeque<u16>)>,
+    /// Outages: every request of a prefix until the instant is answered with the status.
+    outages: Vec<(String, std::time::Instant, u16)>,
     tallies: std::collections::BTreeMap<String, Tally>,
 }
 
@@ -112,6 +115,30 @@ impl FaultProxy {
         s.faults.push((prefix.to_string(), q));
     }
 
+    /// Every request under `prefix` for the next `window` is answered with `status`, not
+    /// forwarded: a backend outage.
+    pub fn fail_for(&self, prefix: &str, window: std::time::Duration, status: u16) {
+        let until = std::time::Instant::now() + window;
+        self.shared
+            .script
+            .lock()
+            .outages
+            .push((prefix.to_string(), until, status));
+    }
+
+    /// How long the latest outage under `prefix` still lasts, if one is on.
+    pub fn outage_left(&self, prefix: &str) -> Option<std::time::Duration> {
+        let now = std::time::Instant::now();
+        self.shared
+            .script
+            .lock()
+            .outages
+            .iter()
+            .filter(|(p, until, _)| p == prefix && now < *until)
+            .map(|(_, until, _)| *until - now)
+            .max()
+    }
+
     /// What happened under `prefix` so far.
     pub fn tally(&self, prefix: &str) -> Tally {
         self.shared
@@ -154,11 +181,18 @@ async fn forward(
     // A scripted failure?
     let injected = {
         let mut s = shared.script.lock();
-        let hit = s
-            .faults
-            .iter_mut()
-            .filter(|(p, q)| path.starts_with(p.as_str()) && !q.is_empty())
-            .find_map(|(_, q)| q.pop_front());
+        let now = std::time::Instant::now();
+        let down = s
+            .outages
+            .iter()
+            .find(|(p, until, _)| path.starts_with(p.as_str()) && now < *until)
+            .map(|(_, _, status)| *status);
+        let hit = down.or_else(|| {
+            s.faults
+                .iter_mut()
+                .filter(|(p, q)| path.starts_with(p.as_str()) && !q.is_empty())
+                .find_map(|(_, q)| q.pop_front())
+        });
         let t = s.tallies.entry(route.prefix.clone()).or_default();
         match hit {
             Some(_) => t.injected += 1,

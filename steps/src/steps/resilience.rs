@@ -50,6 +50,16 @@ async fn script_failures(w: &mut StepsWorld, n: usize, status: u16) -> anyhow::R
     Ok(())
 }
 
+#[given(expr = "the proxy answers every Loki push with HTTP {int} for the next {int} s")]
+async fn outage(w: &mut StepsWorld, status: u16, secs: u64) -> anyhow::Result<()> {
+    let p = w
+        .proxies
+        .get("loki")
+        .ok_or_else(|| anyhow::anyhow!("no proxy in this scenario"))?;
+    p.fail_for(LOKI_PUSH, std::time::Duration::from_secs(secs), status);
+    Ok(())
+}
+
 #[when(expr = "{int} log lines of a new stream are pushed to the gateway")]
 async fn push_stream(w: &mut StepsWorld, n: usize) -> anyhow::Result<()> {
     let job = w.unique("resilience");
@@ -69,6 +79,25 @@ async fn push_stream(w: &mut StepsWorld, n: usize) -> anyhow::Result<()> {
 
 #[then(expr = "within 20 s Loki returns all {int} lines of the stream, each exactly once")]
 async fn all_lines(w: &mut StepsWorld, n: usize) -> anyhow::Result<()> {
+    all_lines_of_stream(w, n).await
+}
+
+#[then(
+    expr = "once the outage is over, Loki returns all {int} lines of the stream, each exactly once"
+)]
+async fn all_lines_after_outage(w: &mut StepsWorld, n: usize) -> anyhow::Result<()> {
+    // The outage's own time comes first; the usual patience starts when it ends.
+    let p = w
+        .proxies
+        .get("loki")
+        .ok_or_else(|| anyhow::anyhow!("no proxy in this scenario"))?;
+    if let Some(left) = p.outage_left(LOKI_PUSH) {
+        tokio::time::sleep(left).await;
+    }
+    all_lines_of_stream(w, n).await
+}
+
+async fn all_lines_of_stream(w: &mut StepsWorld, n: usize) -> anyhow::Result<()> {
     let job = w.vars.get("stream_job").cloned().unwrap_or_default();
     let expected = w.written.get("stream").cloned().unwrap_or_default();
     anyhow::ensure!(
@@ -98,6 +127,32 @@ async fn injected(w: &mut StepsWorld, n: u64) -> anyhow::Result<()> {
         "the proxy injected {} failures, not {n} ({t:?})",
         t.injected
     );
+    Ok(())
+}
+
+#[then(expr = "the proxy injected at least {int} failures")]
+async fn injected_at_least(w: &mut StepsWorld, n: u64) -> anyhow::Result<()> {
+    let p = w
+        .proxies
+        .get("loki")
+        .ok_or_else(|| anyhow::anyhow!("no proxy in this scenario"))?;
+    let t = p.tally("/");
+    anyhow::ensure!(
+        t.injected >= n,
+        "the proxy injected {} failures, fewer than {n} ({t:?})",
+        t.injected
+    );
+    Ok(())
+}
+
+#[then("the gateway's loki writer discarded nothing")]
+async fn writer_discarded_nothing(w: &mut StepsWorld) -> anyhow::Result<()> {
+    let ex = self_metrics(w.collector("gateway")?.server_addr()).await?;
+    let by = sum_by_component(&ex.body, "collector_discarded_items_total", &[])
+        .map_err(anyhow::Error::msg)?;
+    let got = by.get("loki").copied().unwrap_or(0.0);
+    w.last = Some(ex);
+    anyhow::ensure!(got == 0.0, "the loki writer discarded {got} items: {by:?}");
     Ok(())
 }
 
