@@ -647,8 +647,10 @@ const JSON_VALUE: usize = 4 * 32;
 /// struct is `max_struct` bytes (see the module docs). Linear, allocation-free, never panics;
 /// malformed JSON is estimated as far as it goes (the decoder will refuse it).
 pub fn json_estimate(buf: &[u8], max_struct: usize) -> Result<usize, ScanError> {
+    // The struct in a `Vec` that doubles; the parse through `serde_json::Value`, when the OTLP
+    // decoder falls back to it, after the typed one is dropped.
     let per_object = max_struct
-        .saturating_mul(4)
+        .saturating_mul(2)
         .saturating_add(JSON_MAP_NODE)
         .saturating_add(JSON_VALUE);
     let per_array = min_cap(max_struct)

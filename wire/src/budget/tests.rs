@@ -32,6 +32,13 @@ fn check_protobuf<M: prost::Message + Default>(bytes: &[u8], schema: &'static Sc
 fn check_json<M: OtlpMessage>(bytes: &[u8], schema: &'static Schema) {
     let (peak, decoded) = peak_of(|| crate::otlp::decode::<M>(bytes, Encoding::Json));
     let est = json_estimate(bytes, max_struct_size(schema)).unwrap();
+    if let Err(e) = &decoded {
+        assert!(
+            !bytes.starts_with(b"{\""),
+            "{} JSON did not decode: {e}",
+            schema.name
+        );
+    }
     if decoded.is_ok() {
         assert!(
             est >= peak,
@@ -75,6 +82,110 @@ fn empty_resource_bombs_in_otlp() {
     json.extend(b"{},".repeat(20_000));
     json.extend(br#"{}]}]}]}"#);
     check_json::<ExportTraceServiceRequest>(&json, &EXPORT_TRACES);
+}
+
+/// A remote write as Prometheus sends one (series of 10 labels, a sample each), and OTLP gauges
+/// with attributes: the estimate is a bound, but not a wild one (a loose one refuses good
+/// requests).
+#[test]
+fn realistic_requests_estimate_within_a_few_times_their_peak() {
+    let series = (0..2000)
+        .map(|i| TimeSeries {
+            labels: (0..10)
+                .map(|l| Label::new(format!("label_{l}"), format!("value-{i}-{l}")))
+                .collect(),
+            samples: vec![Sample {
+                value: 1.0,
+                timestamp: 1_700_000_000_000,
+            }],
+            exemplars: vec![],
+        })
+        .collect();
+    let req = WriteRequest {
+        timeseries: series,
+        metadata: vec![],
+    };
+    let pb = prost::Message::encode_to_vec(&req);
+    let (peak, _) = peak_of(|| <WriteRequest as prost::Message>::decode(&pb[..]));
+    let est = protobuf_estimate(&pb, &WRITE_REQUEST).unwrap();
+    eprintln!(
+        "remote write: {} wire bytes, peak {peak}, estimate {est}",
+        pb.len()
+    );
+    assert!(est >= peak && est <= 4 * peak, "{est} vs {peak}");
+
+    use crate::otlp::proto::metrics::v1::*;
+    let points = (0..500)
+        .map(|i| NumberDataPoint {
+            attributes: (0..5)
+                .map(|a| KeyValue {
+                    key: format!("attr.{a}"),
+                    value: Some(AnyValue {
+                        value: Some(any_value::Value::StringValue(format!("v{i}"))),
+                    }),
+                    ..Default::default()
+                })
+                .collect(),
+            value: Some(number_data_point::Value::AsDouble(1.5)),
+            time_unix_nano: 1,
+            ..Default::default()
+        })
+        .collect();
+    let req = ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![Metric {
+                    name: "pos.checkout.duration".into(),
+                    data: Some(metric::Data::Gauge(Gauge {
+                        data_points: points,
+                    })),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let pb = prost::Message::encode_to_vec(&req);
+    let (peak, _) = peak_of(|| <ExportMetricsServiceRequest as prost::Message>::decode(&pb[..]));
+    let est = protobuf_estimate(&pb, &EXPORT_METRICS).unwrap();
+    eprintln!(
+        "OTLP protobuf: {} wire bytes, peak {peak}, estimate {est}",
+        pb.len()
+    );
+    assert!(est >= peak && est <= 4 * peak, "{est} vs {peak}");
+    let json = crate::otlp::encode(&req, Encoding::Json).unwrap();
+    let (peak, _) =
+        peak_of(|| crate::otlp::decode::<ExportMetricsServiceRequest>(&json, Encoding::Json));
+    let est = json_estimate(&json, max_struct_size(&EXPORT_METRICS)).unwrap();
+    // What a hostile client can force: the parse through `serde_json::Value`.
+    let (slow, _) = peak_of(|| {
+        serde_json::from_slice(&json)
+            .map_err(crate::WireError::from)
+            .and_then(crate::otlp::from_json_value::<ExportMetricsServiceRequest>)
+    });
+    eprintln!(
+        "OTLP JSON: {} bytes, peak {peak} ({slow} via Value), estimate {est}",
+        json.len()
+    );
+    assert!(est >= slow.max(peak) && est <= 4 * slow, "{est} vs {slow}");
+}
+
+#[test]
+fn json_fallback_path_is_bounded_too() {
+    // Metrics without data make the OTLP decoder parse again through `serde_json::Value` (see
+    // `wire::otlp::decode`), with the first parse still alive; nulls make the first parse fail.
+    let mut json = br#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":["#.to_vec();
+    json.extend(br#"{"name":"a","unit":"s"},"#.repeat(5_000));
+    json.extend(br#"{"name":"a"}]}]}]}"#);
+    check_json::<ExportMetricsServiceRequest>(&json, &EXPORT_METRICS);
+    let mut json = br#"{"resourceLogs":["#.to_vec();
+    json.extend(
+        br#"{"resource":null,"scopeLogs":[{"logRecords":[{"body":{"stringValue":"x"}}]}]},"#
+            .repeat(3_000),
+    );
+    json.extend(br#"{}]}"#);
+    check_json::<ExportLogsServiceRequest>(&json, &EXPORT_LOGS);
 }
 
 #[test]
