@@ -6,7 +6,7 @@
 //! `RESOURCE_EXHAUSTED` with a `google.rpc.RetryInfo` detail: the OTLP spec's signal that the
 //! exhaustion is recoverable, so clients retry after the delay ("OTLP/gRPC Throttling"); a
 //! shutting-down receiver answers `UNAVAILABLE`. Messages larger than
-//! `max_decompressed_bytes` are refused by tonic (`OUT_OF_RANGE`); a message whose decoded-size
+//! `max_decompressed_bytes` (or `max_decoded_bytes`) are refused by tonic (`OUT_OF_RANGE`); a message whose decoded-size
 //! estimate takes it over `max_decoded_bytes` is `RESOURCE_EXHAUSTED` (`too_large`), one that
 //! finds the in-flight budget taken `RESOURCE_EXHAUSTED` with `RetryInfo` (`inflight_limit`).
 //! Decoding runs on the blocking pool.
@@ -198,7 +198,8 @@ where
             let status = Status::unimplemented(format!("no method {}", req.uri().path()));
             return Box::pin(async move { Ok(status.into_http()) });
         }
-        let max = rx.max_decompressed_bytes;
+        // A message over max_decoded_bytes could never be admitted: tonic need not take it in.
+        let max = rx.max_decompressed_bytes.min(rx.max_decoded_bytes);
         Box::pin(async move {
             let mut grpc = tonic::server::Grpc::new(RawCodec::<E::Response>(PhantomData))
                 .accept_compressed(CompressionEncoding::Gzip)
