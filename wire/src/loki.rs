@@ -363,6 +363,36 @@ mod tests {
     }
 
     #[test]
+    fn push_payload_asks_before_decompressing() {
+        let body = encode_protobuf(&sample());
+        let declared = crate::compression::snappy_decompressed_len(&body).unwrap();
+        let mut asked = Vec::new();
+        let p = push_payload(
+            Some(crate::http::PROTOBUF),
+            None,
+            &body,
+            1 << 20,
+            &mut |n| {
+                asked.push(n);
+                Ok::<(), WireError>(())
+            },
+        )
+        .unwrap();
+        assert_eq!((asked, p.len()), (vec![declared], declared));
+        assert_eq!(p.decode().unwrap(), sample());
+        assert!(p.estimate().unwrap() > 0);
+        // A refusal stops it: nothing decompressed.
+        let r = push_payload(
+            Some(crate::http::PROTOBUF),
+            None,
+            &body,
+            1 << 20,
+            &mut |n| Err(WireError::TooLarge { size: n, limit: 0 }),
+        );
+        assert!(matches!(r, Err(WireError::TooLarge { limit: 0, .. })));
+    }
+
+    #[test]
     fn protobuf_round_trip() {
         let req = sample();
         assert_eq!(

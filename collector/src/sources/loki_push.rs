@@ -148,7 +148,7 @@ async fn push(State(st): State<Arc<PushState>>, headers: HeaderMap, body: Body) 
 
 /// Decompresses and decodes a push within the request's bounds, charging `charge` for every
 /// decompression buffer and, before decoding, the decoded-size estimate.
-fn decode_charged(
+pub fn decode_charged(
     headers: &HeaderMap,
     raw: &[u8],
     config: &LokiPushConfig,

@@ -133,7 +133,7 @@ async fn write(State(st): State<Arc<RwState>>, headers: HeaderMap, body: Body) -
 
 /// Decompresses and decodes a body within the request's bounds, charging `charge`: the
 /// snappy header's length before decompressing, the decoded-size estimate before decoding.
-fn decode_charged(
+pub fn decode_charged(
     raw: &[u8],
     config: &RemoteWriteConfig,
     charge: &mut http_common::Charge,

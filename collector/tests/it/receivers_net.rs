@@ -693,6 +693,41 @@ mod receiver_decode_paths {
             }
         }
 
+        /// The budgeted paths: arbitrary bytes, framed or not, under small bounds never panic,
+        /// and what a request holds never passes the budget.
+        #[test]
+        fn charged_decodes(bytes in proptest::collection::vec(any::<u8>(), 0..2048),
+                           limit in 16usize..8192) {
+            use collector::selfmon::{ComponentMetrics, Registry};
+            let m = ComponentMetrics::new(Registry::new(), "rx", "source");
+            let budget = http_common::InflightBudget::new(limit, &m);
+            let table: toml::Table =
+                toml::from_str(&format!("max_decoded_bytes = {limit}")).unwrap();
+            let rw: remote_write::RemoteWriteConfig =
+                collector::sources::BuildError::parse(table.clone()).unwrap();
+            let loki: loki_push::LokiPushConfig =
+                collector::sources::BuildError::parse(table).unwrap();
+            let framed = wire::compression::snappy_compress(&bytes);
+            let gzipped = wire::compression::gzip_compress(&bytes);
+            for body in [&bytes, &framed] {
+                let mut charge = budget.charge();
+                let _ = remote_write::decode_charged(body, &rw, &mut charge);
+                prop_assert!(charge.held() <= limit);
+            }
+            let kinds = [
+                ("application/x-protobuf", "", &framed),
+                ("application/json", "", &bytes),
+                ("application/json", "gzip", &gzipped),
+            ];
+            for (ct, ce, body) in kinds {
+                let mut charge = budget.charge();
+                let _ = loki_push::decode_charged(&headers(ct, ce), body, &loki, &mut charge);
+                prop_assert!(charge.held() <= limit);
+            }
+            prop_assert_eq!(budget.used(), 0);
+            prop_assert!(budget.high_water() <= limit);
+        }
+
         #[test]
         fn otlp_conversions(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
             use prost::Message;
