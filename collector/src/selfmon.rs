@@ -382,6 +382,26 @@ impl ComponentMetrics {
         )
     }
 
+    /// Bytes a receiver's requests hold now (bodies, decompressed bytes, decoded estimates).
+    pub fn inflight_bytes(&self) -> Gauge {
+        let [c, k] = self.base();
+        self.registry.gauge(
+            "collector_receiver_inflight_bytes",
+            "Bytes a receiver's requests hold now: bodies, decompressed bytes, decoded estimates.",
+            &[c, k],
+        )
+    }
+
+    /// The most bytes a receiver's requests held at once (bounded by `max_inflight_bytes`).
+    pub fn inflight_bytes_max(&self) -> Gauge {
+        let [c, k] = self.base();
+        self.registry.gauge(
+            "collector_receiver_inflight_bytes_max",
+            "The most bytes a receiver's requests held at once (at most max_inflight_bytes).",
+            &[c, k],
+        )
+    }
+
     /// Items per batch sent.
     pub fn batch_size(&self, signal: Signal) -> Histogram {
         let [c, k] = self.base();

@@ -13,9 +13,15 @@ pub fn snappy_compress(input: &[u8]) -> Vec<u8> {
         .unwrap_or_else(|_| Vec::new()) // only fails for inputs over ~4 GiB
 }
 
+/// The length a snappy block declares it decompresses to (read from its header, nothing
+/// decompressed).
+pub fn snappy_decompressed_len(input: &[u8]) -> Result<usize, WireError> {
+    snap::raw::decompress_len(input).map_err(|e| WireError::Snappy(e.to_string()))
+}
+
 /// Decompresses a snappy block, refusing one that claims more than `limit` bytes.
 pub fn snappy_decompress(input: &[u8], limit: usize) -> Result<Vec<u8>, WireError> {
-    let size = snap::raw::decompress_len(input).map_err(|e| WireError::Snappy(e.to_string()))?;
+    let size = snappy_decompressed_len(input)?;
     if size > limit {
         return Err(WireError::TooLarge { size, limit });
     }
@@ -35,17 +41,64 @@ pub fn gzip_compress(input: &[u8]) -> Vec<u8> {
 
 /// Decompresses gzip, refusing output over `limit` bytes.
 pub fn gzip_decompress(input: &[u8], limit: usize) -> Result<Vec<u8>, WireError> {
-    let mut out = Vec::new();
-    let mut dec = flate2::read::MultiGzDecoder::new(input).take(limit as u64 + 1);
-    dec.read_to_end(&mut out)
-        .map_err(|e| WireError::Gzip(e.to_string()))?;
-    if out.len() > limit {
-        return Err(WireError::TooLarge {
-            size: out.len(),
-            limit,
-        });
+    gzip_decompress_metered(input, limit, &mut |_| Ok::<(), WireError>(()))
+}
+
+/// [`gzip_decompress`], asking `reserve` for every byte of buffer before growing into it (how a
+/// receiver charges a memory budget as the output grows, instead of after the fact).
+pub fn gzip_decompress_metered<E: From<WireError>>(
+    input: &[u8],
+    limit: usize,
+    reserve: &mut dyn FnMut(usize) -> Result<(), E>,
+) -> Result<Vec<u8>, E> {
+    read_metered(
+        flate2::read::MultiGzDecoder::new(input),
+        limit,
+        reserve,
+        |e| WireError::Gzip(e.to_string()),
+    )
+}
+
+/// Zlib (`Content-Encoding: deflate`), as [`gzip_decompress_metered`].
+pub fn deflate_decompress_metered<E: From<WireError>>(
+    input: &[u8],
+    limit: usize,
+    reserve: &mut dyn FnMut(usize) -> Result<(), E>,
+) -> Result<Vec<u8>, E> {
+    read_metered(flate2::read::ZlibDecoder::new(input), limit, reserve, |e| {
+        WireError::Gzip(format!("deflate: {e}"))
+    })
+}
+
+/// Reads `r` to its end into a buffer that doubles (from 64 KiB) only after `reserve` granted
+/// the growth; more than `limit` bytes is [`WireError::TooLarge`].
+fn read_metered<E: From<WireError>>(
+    mut r: impl Read,
+    limit: usize,
+    reserve: &mut dyn FnMut(usize) -> Result<(), E>,
+    err: impl Fn(std::io::Error) -> WireError,
+) -> Result<Vec<u8>, E> {
+    const FIRST: usize = 64 << 10;
+    let mut out: Vec<u8> = Vec::new();
+    let mut chunk = [0u8; 16 << 10];
+    loop {
+        let n = match r.read(&mut chunk) {
+            Ok(0) => return Ok(out),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(err(e).into()),
+        };
+        let size = out.len() + n;
+        if size > limit {
+            return Err(WireError::TooLarge { size, limit }.into());
+        }
+        if size > out.capacity() {
+            let want = (out.capacity() * 2).max(FIRST).max(size).min(limit);
+            reserve(want - out.capacity())?;
+            out.reserve_exact(want - out.len());
+        }
+        out.extend_from_slice(&chunk[..n]);
     }
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -68,6 +121,33 @@ mod tests {
             Err(WireError::TooLarge { size, limit }) => assert_eq!((size, limit), (10_000, 100)),
             other => panic!("expected TooLarge, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn metered_gzip_asks_before_growing() {
+        let data = vec![7u8; 300_000];
+        let c = gzip_compress(&data);
+        let mut granted = 0usize;
+        let out = gzip_decompress_metered(&c, 1 << 20, &mut |n| {
+            granted += n;
+            Ok::<(), WireError>(())
+        })
+        .unwrap();
+        assert_eq!(out, data);
+        assert!(
+            granted >= out.capacity() && granted <= 2 * data.len(),
+            "{granted}"
+        );
+        // A refusal stops it before the buffer grows past what was granted.
+        let mut left = 100_000usize;
+        let r = gzip_decompress_metered(&c, 1 << 20, &mut |n| match left.checked_sub(n) {
+            Some(l) => {
+                left = l;
+                Ok(())
+            }
+            None => Err(WireError::TooLarge { size: n, limit: 0 }),
+        });
+        assert!(r.is_err());
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! Every decoder takes untrusted bytes and returns a [`WireError`]; none panics (property tests
 //! feed them arbitrary bytes).
 
+pub mod budget;
 pub mod compression;
 pub mod error;
 pub mod exposition;

@@ -17,7 +17,7 @@ use serde::ser::SerializeSeq;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::WireError;
-use crate::compression::{gzip_decompress, snappy_compress, snappy_decompress};
+use crate::compression::{snappy_compress, snappy_decompress};
 
 /// `logproto.PushRequest`.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -157,29 +157,83 @@ pub fn decode_http(
     body: &[u8],
     limit: usize,
 ) -> Result<PushRequest, WireError> {
+    push_payload(content_type, content_encoding, body, limit, &mut |_| {
+        Ok::<(), WireError>(())
+    })?
+    .decode()
+}
+
+/// A push body with its content encoding (and, for protobuf, snappy) undone: what
+/// [`PushPayload::decode`] reads and [`PushPayload::estimate`] sizes.
+#[derive(Debug)]
+pub enum PushPayload<'a> {
+    Protobuf(Vec<u8>),
+    Json(std::borrow::Cow<'a, [u8]>),
+}
+
+impl PushPayload<'_> {
+    /// The decoded push.
+    pub fn decode(&self) -> Result<PushRequest, WireError> {
+        match self {
+            PushPayload::Protobuf(raw) => Ok(<PushRequest as prost::Message>::decode(&raw[..])?),
+            PushPayload::Json(raw) => decode_json(raw),
+        }
+    }
+
+    /// The payload's bytes (decompressed).
+    pub fn len(&self) -> usize {
+        match self {
+            PushPayload::Protobuf(raw) => raw.len(),
+            PushPayload::Json(raw) => raw.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// An upper bound on what [`PushPayload::decode`] allocates (see [`crate::budget`]).
+    pub fn estimate(&self) -> Result<usize, crate::budget::ScanError> {
+        use crate::budget::{PUSH_REQUEST, json_estimate, max_struct_size, protobuf_estimate};
+        match self {
+            PushPayload::Protobuf(raw) => protobuf_estimate(raw, &PUSH_REQUEST),
+            PushPayload::Json(raw) => json_estimate(raw, max_struct_size(&PUSH_REQUEST)),
+        }
+    }
+}
+
+/// Undoes a push body's `Content-Encoding` (and snappy for protobuf), as Loki picks a decoder,
+/// refusing more than `limit` bytes decompressed and asking `reserve` before every growth of a
+/// decompression buffer (snappy: its declared length, before decompressing).
+pub fn push_payload<'a, E: From<WireError>>(
+    content_type: Option<&str>,
+    content_encoding: Option<&str>,
+    body: &'a [u8],
+    limit: usize,
+    reserve: &mut dyn FnMut(usize) -> Result<(), E>,
+) -> Result<PushPayload<'a>, E> {
+    use std::borrow::Cow;
     let media = content_type
         .and_then(|ct| ct.split(';').next())
         .map(|m| m.trim().to_ascii_lowercase())
         .unwrap_or_default();
-    let decoded;
-    let body = match content_encoding
+    let body: Cow<'a, [u8]> = match content_encoding
         .map(|e| e.trim().to_ascii_lowercase())
         .as_deref()
     {
-        None | Some("") | Some("identity") | Some("snappy") => body,
-        Some("gzip") => {
-            decoded = gzip_decompress(body, limit)?;
-            &decoded[..]
-        }
-        Some("deflate") => {
-            decoded = deflate_decompress(body, limit)?;
-            &decoded[..]
-        }
+        None | Some("") | Some("identity") | Some("snappy") => Cow::Borrowed(body),
+        Some("gzip") => Cow::Owned(crate::compression::gzip_decompress_metered(
+            body, limit, reserve,
+        )?),
+        Some("deflate") => Cow::Owned(crate::compression::deflate_decompress_metered(
+            body, limit, reserve,
+        )?),
         Some(other) => {
             return Err(WireError::Invalid {
                 field: "Content-Encoding",
                 reason: format!("Content-Encoding {other:?} not supported"),
-            });
+            }
+            .into());
         }
     };
     if media == "application/json" {
@@ -187,28 +241,17 @@ pub fn decode_http(
             return Err(WireError::TooLarge {
                 size: body.len(),
                 limit,
-            });
+            }
+            .into());
         }
-        decode_json(body)
-    } else {
-        decode_protobuf(body, limit)
+        return Ok(PushPayload::Json(body));
     }
-}
-
-fn deflate_decompress(input: &[u8], limit: usize) -> Result<Vec<u8>, WireError> {
-    use std::io::Read;
-    let mut out = Vec::new();
-    flate2::read::ZlibDecoder::new(input)
-        .take(limit as u64 + 1)
-        .read_to_end(&mut out)
-        .map_err(|e| WireError::Gzip(format!("deflate: {e}")))?;
-    if out.len() > limit {
-        return Err(WireError::TooLarge {
-            size: out.len(),
-            limit,
-        });
+    let size = snap::raw::decompress_len(&body).map_err(|e| WireError::Snappy(e.to_string()))?;
+    if size > limit {
+        return Err(WireError::TooLarge { size, limit }.into());
     }
-    Ok(out)
+    reserve(size)?;
+    Ok(PushPayload::Protobuf(snappy_decompress(&body, limit)?))
 }
 
 #[derive(Serialize, Deserialize)]
@@ -317,6 +360,36 @@ mod tests {
                 hash: 0,
             }],
         }
+    }
+
+    #[test]
+    fn push_payload_asks_before_decompressing() {
+        let body = encode_protobuf(&sample());
+        let declared = crate::compression::snappy_decompressed_len(&body).unwrap();
+        let mut asked = Vec::new();
+        let p = push_payload(
+            Some(crate::http::PROTOBUF),
+            None,
+            &body,
+            1 << 20,
+            &mut |n| {
+                asked.push(n);
+                Ok::<(), WireError>(())
+            },
+        )
+        .unwrap();
+        assert_eq!((asked, p.len()), (vec![declared], declared));
+        assert_eq!(p.decode().unwrap(), sample());
+        assert!(p.estimate().unwrap() > 0);
+        // A refusal stops it: nothing decompressed.
+        let r = push_payload(
+            Some(crate::http::PROTOBUF),
+            None,
+            &body,
+            1 << 20,
+            &mut |n| Err(WireError::TooLarge { size: n, limit: 0 }),
+        );
+        assert!(matches!(r, Err(WireError::TooLarge { limit: 0, .. })));
     }
 
     #[test]

@@ -3,12 +3,22 @@
 //! content encoding, handing a batch to an [`Output`] without waiting, and the refusals every
 //! receiver answers with (status code, `Retry-After`, the `discarded{reason}` they count).
 //!
+//! Memory: every request's bytes are charged to its receiver's [`InflightBudget`] as they
+//! appear — the body as read, each growth of a decompression buffer, then the decoded message's
+//! estimated heap ([`wire::budget`]) before it is decoded. A request whose decompressed bytes
+//! plus estimate exceed `max_decoded_bytes` is refused with 413 (`too_large`); one that would
+//! take the receiver over `max_inflight_bytes` while others hold it with 429 and `Retry-After`
+//! (`inflight_limit`). Decompression and decoding run on the blocking pool ([`blocking`]), so a
+//! large body does not hold up small requests on the async workers.
+//!
 //! Accounting: a receiver counts `received` for every item it decoded and `discarded{reason}`
 //! for every item it refused, so `received = sent + discarded`. A request refused before its
 //! items are known (too large, wrong media type, undecodable) counts as one item, received and
 //! discarded, so such refusals still show on the dashboards.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -20,7 +30,7 @@ use tokio::sync::watch;
 use super::{ListenAddrs, SourceError};
 use crate::event::{Items, Signal};
 use crate::output::{Output, TrySendError};
-use crate::selfmon::ComponentMetrics;
+use crate::selfmon::{ComponentMetrics, Gauge};
 
 /// What a refused client is asked to wait before retrying (`Retry-After`, gRPC `RetryInfo`).
 pub const RETRY_AFTER_SECS: u64 = 1;
@@ -36,12 +46,34 @@ pub fn default_max_decompressed_bytes() -> usize {
     wire::DEFAULT_MAX_DECOMPRESSED
 }
 
+/// Default bound on what one request may take to decode: its decompressed bytes plus the
+/// estimated heap of the decoded message (64 MiB).
+pub fn default_max_decoded_bytes() -> usize {
+    64 << 20
+}
+
+/// Default bound on the bytes all of a receiver's requests hold at once: bodies as read,
+/// decompressed bytes and decoded estimates (128 MiB: two requests at `max_decoded_bytes`).
+pub fn default_max_inflight_bytes() -> usize {
+    128 << 20
+}
+
 /// Why a receiver refused (part of) a request.
 #[derive(Debug, thiserror::Error)]
 pub enum Refusal {
     /// The body, as received or decompressed, is over its bound (413).
     #[error("request body larger than {limit} bytes")]
     TooLarge { limit: usize },
+    /// Decoding would take more than a bound (413, `too_large`): `what` names it.
+    #[error("request needs {size} bytes to decode, over {what} = {limit}")]
+    Oversized {
+        size: usize,
+        limit: usize,
+        what: &'static str,
+    },
+    /// The receiver's in-flight budget is taken by other requests (429, `inflight_limit`).
+    #[error("receiver busy: {limit} bytes of requests already being decoded, retry later")]
+    Busy { limit: usize },
     /// A `Content-Type` the endpoint does not take (415).
     #[error("{0}")]
     UnsupportedMediaType(String),
@@ -73,7 +105,8 @@ impl From<wire::WireError> for Refusal {
 impl Refusal {
     pub fn status(&self) -> StatusCode {
         match self {
-            Refusal::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Refusal::TooLarge { .. } | Refusal::Oversized { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Refusal::Busy { .. } => StatusCode::TOO_MANY_REQUESTS,
             Refusal::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Refusal::Decode(_) | Refusal::Invalid(_) => StatusCode::BAD_REQUEST,
             Refusal::Backpressure(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -83,8 +116,9 @@ impl Refusal {
 
     /// The `reason` of the `discarded` count.
     /// Every [`Refusal::reason`], so the self-metrics can show each at 0 from the start.
-    pub const REASONS: [&'static str; 6] = [
+    pub const REASONS: [&'static str; 7] = [
         "too_large",
+        "inflight_limit",
         "unsupported_media_type",
         "decode_error",
         "invalid",
@@ -94,7 +128,8 @@ impl Refusal {
 
     pub fn reason(&self) -> &'static str {
         match self {
-            Refusal::TooLarge { .. } => "too_large",
+            Refusal::TooLarge { .. } | Refusal::Oversized { .. } => "too_large",
+            Refusal::Busy { .. } => "inflight_limit",
             Refusal::UnsupportedMediaType(_) => "unsupported_media_type",
             Refusal::Decode(_) => "decode_error",
             Refusal::Invalid(_) => "invalid",
@@ -105,7 +140,10 @@ impl Refusal {
 
     /// Should the client come back later (429/503 with `Retry-After`)?
     pub fn retryable(&self) -> bool {
-        matches!(self, Refusal::Backpressure(_) | Refusal::ShuttingDown)
+        matches!(
+            self,
+            Refusal::Backpressure(_) | Refusal::ShuttingDown | Refusal::Busy { .. }
+        )
     }
 
     /// Counts `items` as received and discarded for this reason.
@@ -218,6 +256,162 @@ pub fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str>
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// The bytes a receiver's requests hold at once, bounded by `max_inflight_bytes`; shown as
+/// `collector_receiver_inflight_bytes` and its high-water mark
+/// `collector_receiver_inflight_bytes_max`.
+pub struct InflightBudget {
+    limit: usize,
+    used: AtomicUsize,
+    high: AtomicUsize,
+    gauge: Gauge,
+    gauge_max: Gauge,
+}
+
+impl InflightBudget {
+    pub fn new(limit: usize, metrics: &ComponentMetrics) -> Arc<Self> {
+        Arc::new(InflightBudget {
+            limit,
+            used: AtomicUsize::new(0),
+            high: AtomicUsize::new(0),
+            gauge: metrics.inflight_bytes(),
+            gauge_max: metrics.inflight_bytes_max(),
+        })
+    }
+
+    /// An empty charge, for one request to grow.
+    pub fn charge(self: &Arc<Self>) -> Charge {
+        Charge {
+            budget: self.clone(),
+            held: 0,
+        }
+    }
+
+    /// Bytes held now.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Acquire)
+    }
+
+    /// The most bytes ever held at once.
+    pub fn high_water(&self) -> usize {
+        self.high.load(Ordering::Acquire)
+    }
+
+    fn publish(&self, used: usize) {
+        self.gauge.set(gauge_value(used));
+        self.gauge_max
+            .set(gauge_value(self.high.load(Ordering::Acquire)));
+    }
+}
+
+fn gauge_value(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// One request's share of an [`InflightBudget`], given back when dropped.
+pub struct Charge {
+    budget: Arc<InflightBudget>,
+    held: usize,
+}
+
+impl Charge {
+    /// Takes `n` more bytes: 413 when this request alone would exceed the budget (it can never
+    /// fit), 429 ([`Refusal::Busy`]) when other requests hold too much of it now.
+    pub fn grow(&mut self, n: usize) -> Result<(), Refusal> {
+        let b = &self.budget;
+        let total = self.held.saturating_add(n);
+        if total > b.limit {
+            return Err(Refusal::Oversized {
+                size: total,
+                limit: b.limit,
+                what: "max_inflight_bytes",
+            });
+        }
+        let mut cur = b.used.load(Ordering::Acquire);
+        loop {
+            let next = match cur.checked_add(n).filter(|next| *next <= b.limit) {
+                Some(next) => next,
+                None => return Err(Refusal::Busy { limit: b.limit }),
+            };
+            match b
+                .used
+                .compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => {
+                    self.held = total;
+                    b.high.fetch_max(next, Ordering::AcqRel);
+                    b.publish(next);
+                    return Ok(());
+                }
+                Err(now) => cur = now,
+            }
+        }
+    }
+
+    /// Bytes this request holds.
+    pub fn held(&self) -> usize {
+        self.held
+    }
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        if self.held > 0 {
+            let before = self.budget.used.fetch_sub(self.held, Ordering::AcqRel);
+            self.budget.publish(before.saturating_sub(self.held));
+        }
+    }
+}
+
+/// Admits decoding `payload_len` decompressed bytes estimated to allocate `estimate` more: 413
+/// when the two exceed `max_decoded`, else the estimate is charged (429 when the budget is
+/// taken). A payload the scan finds malformed is a decode error (400).
+pub fn admit_decode(
+    charge: &mut Charge,
+    max_decoded: usize,
+    payload_len: usize,
+    estimate: Result<usize, wire::budget::ScanError>,
+) -> Result<(), Refusal> {
+    let estimate = estimate.map_err(|e| Refusal::Decode(e.to_string()))?;
+    let size = payload_len.saturating_add(estimate);
+    if size > max_decoded {
+        return Err(Refusal::Oversized {
+            size,
+            limit: max_decoded,
+            what: "max_decoded_bytes",
+        });
+    }
+    charge.grow(estimate)
+}
+
+/// Runs `f` (decompression, decoding, conversion) on the blocking pool, off the async workers.
+/// A panic in `f` is carried on; a task the runtime dropped (shutdown) is 503.
+pub async fn blocking<R: Send + 'static>(
+    f: impl FnOnce() -> R + Send + 'static,
+) -> Result<R, Refusal> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => Ok(r),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => Err(Refusal::ShuttingDown),
+    }
+}
+
+/// [`read_body`], charging the body to `charge`: a declared `Content-Length` before reading it.
+pub async fn read_body_charged(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    charge: &mut Charge,
+) -> Result<Bytes, Refusal> {
+    let declared = header_str(headers, header::CONTENT_LENGTH)
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n <= limit)
+        .unwrap_or(0);
+    charge.grow(declared)?;
+    let raw = read_body(headers, body, limit).await?;
+    charge.grow(raw.len().saturating_sub(declared))?;
+    Ok(raw)
+}
+
 /// Reads a body of at most `limit` bytes (a `Content-Length` over it is refused unread).
 pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, Refusal> {
     let declared = header_str(headers, header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
@@ -237,12 +431,22 @@ pub fn decode_content_encoding(
     body: Bytes,
     limit: usize,
 ) -> Result<Bytes, Refusal> {
+    decode_content_encoding_metered(headers, body, limit, &mut |_| Ok(()))
+}
+
+/// [`decode_content_encoding`], asking `reserve` before each growth of the output buffer.
+pub fn decode_content_encoding_metered(
+    headers: &HeaderMap,
+    body: Bytes,
+    limit: usize,
+    reserve: &mut dyn FnMut(usize) -> Result<(), Refusal>,
+) -> Result<Bytes, Refusal> {
     let encoding = header_str(headers, header::CONTENT_ENCODING)
         .map(|v| v.trim().to_ascii_lowercase())
         .unwrap_or_default();
     match encoding.as_str() {
         "" | "identity" => Ok(body),
-        "gzip" => Ok(wire::compression::gzip_decompress(&body, limit)?.into()),
+        "gzip" => Ok(wire::compression::gzip_decompress_metered(&body, limit, reserve)?.into()),
         other => Err(Refusal::Decode(format!(
             "unsupported Content-Encoding {other:?} (supported: gzip, identity)"
         ))),
@@ -268,6 +472,57 @@ mod receiver_tests {
         let d = Refusal::Decode("bad".into()).respond_text();
         assert_eq!(d.status(), StatusCode::BAD_REQUEST);
         assert!(d.headers().get(header::RETRY_AFTER).is_none());
+    }
+
+    #[test]
+    fn inflight_budget_charges_refuses_and_releases() {
+        let registry = crate::selfmon::Registry::new();
+        let m = ComponentMetrics::new(registry, "rx", "source");
+        let budget = InflightBudget::new(100, &m);
+        let mut a = budget.charge();
+        a.grow(60).unwrap();
+        let mut b = budget.charge();
+        // Fits alone, not beside `a`: 429, and `b` holds nothing.
+        let r = b.grow(50).unwrap_err();
+        assert_eq!(
+            (r.status(), r.reason()),
+            (StatusCode::TOO_MANY_REQUESTS, "inflight_limit")
+        );
+        assert!(r.retryable());
+        assert_eq!(b.held(), 0);
+        // Could never fit: 413.
+        let r = b.grow(101).unwrap_err();
+        assert_eq!(
+            (r.status(), r.reason()),
+            (StatusCode::PAYLOAD_TOO_LARGE, "too_large")
+        );
+        b.grow(40).unwrap();
+        assert_eq!((budget.used(), budget.high_water()), (100, 100));
+        assert_eq!(m.inflight_bytes().get(), 100);
+        drop(a);
+        drop(b);
+        assert_eq!(budget.used(), 0);
+        assert_eq!(
+            (m.inflight_bytes().get(), m.inflight_bytes_max().get()),
+            (0, 100)
+        );
+    }
+
+    #[test]
+    fn admit_refuses_over_the_decoded_bound() {
+        let m = ComponentMetrics::new(crate::selfmon::Registry::new(), "rx", "source");
+        let budget = InflightBudget::new(1000, &m);
+        let mut c = budget.charge();
+        let r = admit_decode(&mut c, 100, 60, Ok(50)).unwrap_err();
+        assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(r.to_string().contains("max_decoded_bytes"), "{r}");
+        admit_decode(&mut c, 100, 50, Ok(50)).unwrap();
+        assert_eq!(c.held(), 50);
+        let bad = Err(wire::budget::ScanError::TooDeep);
+        assert_eq!(
+            admit_decode(&mut c, 100, 1, bad).unwrap_err().reason(),
+            "decode_error"
+        );
     }
 
     #[test]

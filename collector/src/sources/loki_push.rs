@@ -8,6 +8,8 @@
 //! use_incoming_timestamp = false      # default: entries get the time they were received
 //! max_body_bytes = 20971520
 //! max_decompressed_bytes = 104857600
+//! max_decoded_bytes = 67108864        # decompressed bytes + estimated decoded heap, per request
+//! max_inflight_bytes = 134217728      # all requests at once (bodies, decompressed, decoded)
 //! ```
 //!
 //! `POST /loki/api/v1/push`: protobuf + snappy (`application/x-protobuf`, what Promtail and
@@ -15,8 +17,11 @@
 //! `wire::loki::decode_http`, the way Loki's distributor picks a decoder). 204 on success;
 //! 400 with the reason for an undecodable body or a stream whose labels do not parse or are
 //! empty (the whole push is refused, as Loki does); 413 over `max_body_bytes`
-//! (or `max_decompressed_bytes` once decompressed); 429 with
-//! `Retry-After` when a downstream queue is full. `GET /ready` answers 200.
+//! (or `max_decompressed_bytes` once decompressed, or `max_decoded_bytes` by the decoded-size
+//! estimate of [`wire::budget`], before decoding); 429 with `Retry-After` when a downstream
+//! queue is full or the receiver's `max_inflight_bytes` is taken by other requests (see
+//! [`http_common`]). Decompression and decoding run on the blocking pool. `GET /ready` answers
+//! 200.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -49,6 +54,10 @@ pub struct LokiPushConfig {
     pub max_body_bytes: usize,
     #[serde(default = "http_common::default_max_decompressed_bytes")]
     pub max_decompressed_bytes: usize,
+    #[serde(default = "http_common::default_max_decoded_bytes")]
+    pub max_decoded_bytes: usize,
+    #[serde(default = "http_common::default_max_inflight_bytes")]
+    pub max_inflight_bytes: usize,
 }
 
 fn default_address() -> String {
@@ -80,6 +89,7 @@ struct PushState {
     out: crate::output::Output<LogBatch>,
     metrics: ComponentMetrics,
     config: LokiPushConfig,
+    budget: Arc<http_common::InflightBudget>,
 }
 
 impl Source for LokiPushSource {
@@ -96,6 +106,10 @@ impl Source for LokiPushSource {
             let listener =
                 http_common::bind(&self.config.address, &ctx.name, &ctx.listen_addrs).await?;
             let state = Arc::new(PushState {
+                budget: http_common::InflightBudget::new(
+                    self.config.max_inflight_bytes,
+                    &ctx.metrics,
+                ),
                 out: ctx.outputs.logs,
                 metrics: ctx.metrics,
                 config: self.config,
@@ -110,24 +124,50 @@ impl Source for LokiPushSource {
 }
 
 async fn push(State(st): State<Arc<PushState>>, headers: HeaderMap, body: Body) -> Response {
-    let decoded = read_and_decode(&headers, body, &st.config).await;
-    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
-    http_common::push_response(
-        decoded,
-        |req| convert(req, &st.config, now),
-        &st.out,
-        &st.metrics,
-        Signal::Logs,
-    )
+    let mut charge = st.budget.charge();
+    let raw =
+        http_common::read_body_charged(&headers, body, st.config.max_body_bytes, &mut charge).await;
+    let st2 = st.clone();
+    let done = http_common::blocking(move || {
+        let decoded = raw.and_then(|raw| decode_charged(&headers, &raw, &st2.config, &mut charge));
+        let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default();
+        http_common::push_response(
+            decoded,
+            |req| convert(req, &st2.config, now),
+            &st2.out,
+            &st2.metrics,
+            Signal::Logs,
+        )
+    })
+    .await;
+    done.unwrap_or_else(|r| {
+        r.count(&st.metrics, Signal::Logs, 1);
+        r.respond_text()
+    })
 }
 
-async fn read_and_decode(
+/// Decompresses and decodes a push within the request's bounds, charging `charge` for every
+/// decompression buffer and, before decoding, the decoded-size estimate.
+pub fn decode_charged(
     headers: &HeaderMap,
-    body: Body,
+    raw: &[u8],
     config: &LokiPushConfig,
+    charge: &mut http_common::Charge,
 ) -> Result<wire::loki::PushRequest, Refusal> {
-    let raw = http_common::read_body(headers, body, config.max_body_bytes).await?;
-    decode(headers, &raw, config.max_decompressed_bytes)
+    let payload = wire::loki::push_payload(
+        http_common::header_str(headers, header::CONTENT_TYPE),
+        http_common::header_str(headers, header::CONTENT_ENCODING),
+        raw,
+        config.max_decompressed_bytes.min(config.max_decoded_bytes),
+        &mut |n| charge.grow(n),
+    )?;
+    http_common::admit_decode(
+        charge,
+        config.max_decoded_bytes,
+        payload.len(),
+        payload.estimate(),
+    )?;
+    Ok(payload.decode()?)
 }
 
 /// Decodes a push body as Loki does (what the property tests feed arbitrary bytes).

@@ -7,6 +7,8 @@
 //!                                     # 9090 and Mimir's 9009, which the backends use)
 //! max_body_bytes = 20971520
 //! max_decompressed_bytes = 104857600
+//! max_decoded_bytes = 67108864        # decompressed bytes + estimated decoded heap, per request
+//! max_inflight_bytes = 134217728      # all requests at once (bodies, decompressed, decoded)
 //! ```
 //!
 //! `POST /api/v1/write` (Prometheus) and `/api/v1/push` (Mimir): `prometheus.WriteRequest` as
@@ -15,8 +17,11 @@
 //! not decode or a series whose labels break the remote-write rules
 //! (`wire::remote_write::check_series`: sorted, unique, legal names, a `__name__`) — the whole
 //! request is refused then, nothing forwarded; 413 over `max_body_bytes`
-//! (or `max_decompressed_bytes` once decompressed); 429 with
-//! `Retry-After` when a downstream queue is full. Staleness markers pass through bit for bit;
+//! (or `max_decompressed_bytes` by the snappy header, before decompressing, or
+//! `max_decoded_bytes` by the decoded-size estimate of [`wire::budget`], before decoding: 100 MiB
+//! of empty series would decode into gigabytes); 429 with `Retry-After` when a downstream queue
+//! is full or the receiver's `max_inflight_bytes` is taken by other requests (see
+//! [`http_common`]). Decompression and decoding run on the blocking pool. Staleness markers pass through bit for bit;
 //! exemplars, metadata and native histograms are not forwarded.
 
 use std::sync::Arc;
@@ -45,6 +50,10 @@ pub struct RemoteWriteConfig {
     pub max_body_bytes: usize,
     #[serde(default = "http_common::default_max_decompressed_bytes")]
     pub max_decompressed_bytes: usize,
+    #[serde(default = "http_common::default_max_decoded_bytes")]
+    pub max_decoded_bytes: usize,
+    #[serde(default = "http_common::default_max_inflight_bytes")]
+    pub max_inflight_bytes: usize,
 }
 
 fn default_address() -> String {
@@ -66,6 +75,7 @@ struct RwState {
     out: crate::output::Output<MetricBatch>,
     metrics: ComponentMetrics,
     config: RemoteWriteConfig,
+    budget: Arc<http_common::InflightBudget>,
 }
 
 impl Source for RemoteWriteSource {
@@ -82,6 +92,10 @@ impl Source for RemoteWriteSource {
             let listener =
                 http_common::bind(&self.config.address, &ctx.name, &ctx.listen_addrs).await?;
             let state = Arc::new(RwState {
+                budget: http_common::InflightBudget::new(
+                    self.config.max_inflight_bytes,
+                    &ctx.metrics,
+                ),
                 out: ctx.outputs.metrics,
                 metrics: ctx.metrics,
                 config: self.config,
@@ -97,18 +111,44 @@ impl Source for RemoteWriteSource {
 }
 
 async fn write(State(st): State<Arc<RwState>>, headers: HeaderMap, body: Body) -> Response {
-    let decoded = read_and_decode(&headers, body, &st.config).await;
-    http_common::push_response(decoded, convert, &st.out, &st.metrics, Signal::Metrics)
+    let mut charge = st.budget.charge();
+    let raw = match check_headers(&headers) {
+        Ok(()) => {
+            http_common::read_body_charged(&headers, body, st.config.max_body_bytes, &mut charge)
+                .await
+        }
+        Err(r) => Err(r),
+    };
+    let st2 = st.clone();
+    let done = http_common::blocking(move || {
+        let decoded = raw.and_then(|raw| decode_charged(&raw, &st2.config, &mut charge));
+        http_common::push_response(decoded, convert, &st2.out, &st2.metrics, Signal::Metrics)
+    })
+    .await;
+    done.unwrap_or_else(|r| {
+        r.count(&st.metrics, Signal::Metrics, 1);
+        r.respond_text()
+    })
 }
 
-async fn read_and_decode(
-    headers: &HeaderMap,
-    body: Body,
+/// Decompresses and decodes a body within the request's bounds, charging `charge`: the
+/// snappy header's length before decompressing, the decoded-size estimate before decoding.
+pub fn decode_charged(
+    raw: &[u8],
     config: &RemoteWriteConfig,
+    charge: &mut http_common::Charge,
 ) -> Result<wire::remote_write::WriteRequest, Refusal> {
-    check_headers(headers)?;
-    let raw = http_common::read_body(headers, body, config.max_body_bytes).await?;
-    decode(&raw, config.max_decompressed_bytes)
+    let limit = config.max_decompressed_bytes.min(config.max_decoded_bytes);
+    let size = wire::compression::snappy_decompressed_len(raw)?;
+    if size > limit {
+        return Err(Refusal::TooLarge { limit });
+    }
+    charge.grow(size)?;
+    let payload = wire::compression::snappy_decompress(raw, limit)?;
+    let estimate = wire::budget::protobuf_estimate(&payload, &wire::budget::WRITE_REQUEST);
+    http_common::admit_decode(charge, config.max_decoded_bytes, payload.len(), estimate)?;
+    <wire::remote_write::WriteRequest as prost::Message>::decode(&payload[..])
+        .map_err(|e| Refusal::from(wire::WireError::from(e)))
 }
 
 /// Remote write 1.0 is protobuf in snappy; other types and encodings are refused with 415.

@@ -694,6 +694,41 @@ mod receiver_decode_paths {
             }
         }
 
+        /// The budgeted paths: arbitrary bytes, framed or not, under small bounds never panic,
+        /// and what a request holds never passes the budget.
+        #[test]
+        fn charged_decodes(bytes in proptest::collection::vec(any::<u8>(), 0..2048),
+                           limit in 16usize..8192) {
+            use collector::selfmon::{ComponentMetrics, Registry};
+            let m = ComponentMetrics::new(Registry::new(), "rx", "source");
+            let budget = http_common::InflightBudget::new(limit, &m);
+            let table: toml::Table =
+                toml::from_str(&format!("max_decoded_bytes = {limit}")).unwrap();
+            let rw: remote_write::RemoteWriteConfig =
+                collector::sources::BuildError::parse(table.clone()).unwrap();
+            let loki: loki_push::LokiPushConfig =
+                collector::sources::BuildError::parse(table).unwrap();
+            let framed = wire::compression::snappy_compress(&bytes);
+            let gzipped = wire::compression::gzip_compress(&bytes);
+            for body in [&bytes, &framed] {
+                let mut charge = budget.charge();
+                let _ = remote_write::decode_charged(body, &rw, &mut charge);
+                prop_assert!(charge.held() <= limit);
+            }
+            let kinds = [
+                ("application/x-protobuf", "", &framed),
+                ("application/json", "", &bytes),
+                ("application/json", "gzip", &gzipped),
+            ];
+            for (ct, ce, body) in kinds {
+                let mut charge = budget.charge();
+                let _ = loki_push::decode_charged(&headers(ct, ce), body, &loki, &mut charge);
+                prop_assert!(charge.held() <= limit);
+            }
+            prop_assert_eq!(budget.used(), 0);
+            prop_assert!(budget.high_water() <= limit);
+        }
+
         #[test]
         fn otlp_conversions(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
             use prost::Message;
@@ -705,4 +740,195 @@ mod receiver_decode_paths {
             }
         }
     }
+}
+
+// ---- memory budgets: bombs beside good requests -------------------------------------------------
+
+/// 8 MiB per request (decompressed + decoded estimate), 32 MiB in flight per receiver (room for
+/// the bombs of one test at once, so the good requests beside them are never 429).
+const BUDGET: &str = "max_decoded_bytes = 8388608\nmax_inflight_bytes = 33554432";
+const INFLIGHT_LIMIT: i64 = 32 << 20;
+
+/// `n` bytes of `0a 00`: empty messages in field 1 (series, streams, resources), each a struct
+/// of 50–200 bytes once decoded.
+fn empty_messages(n: usize) -> Vec<u8> {
+    [0x0a, 0x00].repeat(n / 2)
+}
+
+impl Harness {
+    fn gauge(&self, name: &str) -> i64 {
+        self.registry
+            .gauge(name, "", &[("component", NAME), ("kind", "source")])
+            .get()
+    }
+
+    /// Checks the receiver's own accounting: the in-flight high-water mark stayed within the
+    /// budget (and was used), and nothing is held once every answer is in.
+    fn assert_budget_held(&self, limit: i64) {
+        let max = self.gauge("collector_receiver_inflight_bytes_max");
+        assert!(
+            max > 0 && max <= limit,
+            "high-water mark {max}, limit {limit}"
+        );
+        assert_eq!(self.gauge("collector_receiver_inflight_bytes"), 0);
+    }
+}
+
+/// A request for [`post_all`]: path, headers, body.
+type Post<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<u8>);
+
+/// Sends every request at once (each on its own task); the statuses in order.
+async fn post_all(h: &Harness, reqs: Vec<Post<'_>>) -> Vec<u16> {
+    let tasks: Vec<_> = reqs
+        .into_iter()
+        .map(|(path, headers, body)| {
+            let mut req = h.http.post(h.url(path)).body(body);
+            for (k, v) in headers {
+                req = req.header(k, v);
+            }
+            tokio::spawn(async move { req.send().await.unwrap().status().as_u16() })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receiver_remote_write_bombs_are_413_beside_good_writes() {
+    let h = Harness::start("remote_write", BUDGET, 64).await;
+    let rw = RW_HEADERS.to_vec();
+    let good = write_request(&[("__name__", "up")]);
+    // 4 MiB of empty series: within max_decompressed_bytes, ~150 MiB once decoded.
+    let small_bomb = wire::compression::snappy_compress(&empty_messages(4 << 20));
+    // 20 MiB of empty series (the issue's 100 MiB shape, scaled): its snappy header is over.
+    let big_bomb = wire::compression::snappy_compress(&empty_messages(20 << 20));
+    let mut reqs = Vec::new();
+    for i in 0..8 {
+        reqs.push(("/api/v1/write", rw.clone(), good.clone()));
+        if i == 2 {
+            reqs.push(("/api/v1/write", rw.clone(), small_bomb.clone()));
+        }
+        if i == 5 {
+            reqs.push(("/api/v1/write", rw.clone(), big_bomb.clone()));
+        }
+    }
+    let statuses = post_all(&h, reqs).await;
+    let bombs = [3, 7];
+    for (i, s) in statuses.iter().enumerate() {
+        let want = if bombs.contains(&i) { 413 } else { 204 };
+        assert_eq!(*s, want, "request {i}: {statuses:?}");
+    }
+    assert_eq!(h.discarded("too_large"), 2);
+    h.assert_budget_held(INFLIGHT_LIMIT);
+    // The answer names the bound.
+    let resp = h.post("/api/v1/write", &RW_HEADERS, small_bomb).await;
+    assert_eq!(resp.status(), 413);
+    assert!(resp.text().await.unwrap().contains("max_decoded_bytes"));
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receiver_otlp_bombs_are_413_beside_good_exports() {
+    let h = Harness::start("otlp", BUDGET, 64).await;
+    let gz = ("content-encoding", "gzip");
+    // The issue's gzip bomb, scaled: 24 MiB of empty resources in ~24 KB, refused as its
+    // decompression passes max_decoded_bytes.
+    let gzip_bomb = wire::compression::gzip_compress(&empty_messages(24 << 20));
+    // 4 MiB decompressed (allowed) that would decode into ~400 MiB: refused by the estimate.
+    let gzip_small_bomb = wire::compression::gzip_compress(&empty_messages(4 << 20));
+    // JSON: three bytes per empty resource.
+    let mut json_bomb = br#"{"resourceLogs":["#.to_vec();
+    json_bomb.extend(b"{},".repeat(1 << 20));
+    json_bomb.extend(b"{}]}");
+    let good_metrics = metrics_request().encode_to_vec();
+    let good_logs = wire::otlp::encode(&logs_request(), Encoding::Json).unwrap();
+    let reqs = vec![
+        ("/v1/metrics", vec![PROTOBUF], good_metrics.clone()),
+        ("/v1/metrics", vec![PROTOBUF, gz], gzip_bomb),
+        ("/v1/logs", vec![JSON], good_logs.clone()),
+        ("/v1/traces", vec![PROTOBUF, gz], gzip_small_bomb),
+        ("/v1/metrics", vec![PROTOBUF], good_metrics),
+        ("/v1/logs", vec![JSON], json_bomb),
+        ("/v1/logs", vec![JSON], good_logs),
+    ];
+    let statuses = post_all(&h, reqs).await;
+    assert_eq!(statuses, [200, 413, 200, 413, 200, 413, 200]);
+    // gRPC: the same empty resources as one message, beside a good export.
+    let path = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
+    let (code, message) = raw_grpc(&h, path, &empty_messages(4 << 20)).await;
+    assert_eq!(code, "8", "{message}"); // RESOURCE_EXHAUSTED
+    assert!(message.contains("max_decoded_bytes"), "{message}");
+    let mut traces = TraceServiceClient::connect(h.grpc_url()).await.unwrap();
+    traces.export(traces_request()).await.unwrap();
+    drop(traces);
+    assert_eq!(h.discarded("too_large"), 4);
+    h.assert_budget_held(INFLIGHT_LIMIT);
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receiver_loki_push_bombs_are_413_beside_good_pushes() {
+    let h = Harness::start("loki_push", BUDGET, 64).await;
+    let mut json_bomb = br#"{"streams":[{"stream":{"app":"x"},"values":["#.to_vec();
+    json_bomb.extend(br#"["1",""],"#.repeat(400_000));
+    json_bomb.extend(br#"["1",""]]}]}"#);
+    let snappy_bomb = wire::compression::snappy_compress(&empty_messages(4 << 20));
+    let good = wire::loki::encode_protobuf(&loki_push());
+    let good_json = wire::loki::encode_json(&loki_push()).unwrap();
+    let reqs = vec![
+        (PUSH, vec![PROTOBUF], good.clone()),
+        (PUSH, vec![JSON], json_bomb),
+        (PUSH, vec![JSON], good_json),
+        (PUSH, vec![PROTOBUF], snappy_bomb),
+        (PUSH, vec![PROTOBUF], good),
+    ];
+    let statuses = post_all(&h, reqs).await;
+    assert_eq!(statuses, [204, 413, 204, 413, 204]);
+    assert_eq!(h.discarded("too_large"), 2);
+    h.assert_budget_held(INFLIGHT_LIMIT);
+    h.stop().await;
+}
+
+/// A request that cannot get its bytes while another holds the budget is 429 with
+/// `Retry-After`, counted as `inflight_limit`; once the other is answered the budget is free.
+#[tokio::test]
+async fn receiver_inflight_budget_taken_is_429() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let settings = "max_decoded_bytes = 4096\nmax_inflight_bytes = 4096";
+    let h = Harness::start("remote_write", settings, 8).await;
+    // A client that declares 4090 bytes and sends 10: its body is charged while it trickles.
+    let mut slow = tokio::net::TcpStream::connect(h.addrs.get(NAME).unwrap())
+        .await
+        .unwrap();
+    let head = "POST /api/v1/write HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-protobuf\r\n\
+                content-encoding: snappy\r\ncontent-length: 4090\r\n\r\n";
+    slow.write_all(head.as_bytes()).await.unwrap();
+    slow.write_all(&[0u8; 10]).await.unwrap();
+    for _ in 0..500 {
+        if h.gauge("collector_receiver_inflight_bytes") >= 4090 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(h.gauge("collector_receiver_inflight_bytes"), 4090);
+    let good = write_request(&[("__name__", "up")]);
+    let resp = h.post("/api/v1/write", &RW_HEADERS, good.clone()).await;
+    assert_eq!(resp.status(), 429);
+    assert_eq!(resp.headers()["retry-after"], "1");
+    assert_eq!(h.discarded("inflight_limit"), 1);
+    // The slow body completes (as garbage: 400) and gives its bytes back.
+    slow.write_all(&[0u8; 4080]).await.unwrap();
+    let mut answer = vec![0u8; 12];
+    tokio::time::timeout(Duration::from_secs(10), slow.read_exact(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 400");
+    let resp = h.post("/api/v1/write", &RW_HEADERS, good).await;
+    assert_eq!(resp.status(), 204);
+    h.assert_budget_held(4096);
+    h.stop().await;
 }

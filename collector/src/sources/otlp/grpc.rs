@@ -6,7 +6,10 @@
 //! `RESOURCE_EXHAUSTED` with a `google.rpc.RetryInfo` detail: the OTLP spec's signal that the
 //! exhaustion is recoverable, so clients retry after the delay ("OTLP/gRPC Throttling"); a
 //! shutting-down receiver answers `UNAVAILABLE`. Messages larger than
-//! `max_decompressed_bytes` are refused by tonic (`OUT_OF_RANGE`).
+//! `max_decompressed_bytes` (or `max_decoded_bytes`) are refused by tonic (`OUT_OF_RANGE`); a message whose decoded-size
+//! estimate takes it over `max_decoded_bytes` is `RESOURCE_EXHAUSTED` (`too_large`), one that
+//! finds the in-flight budget taken `RESOURCE_EXHAUSTED` with `RetryInfo` (`inflight_limit`).
+//! Decoding runs on the blocking pool.
 //!
 //! Request compression: `gzip` (the default of the OpenTelemetry Collector's, Alloy's and the
 //! SDKs' OTLP/gRPC exporters) and `zstd` are accepted; another `grpc-encoding` is
@@ -67,14 +70,25 @@ fn export<E: Export>(rx: &Receiver, req: E::Request) -> Result<Response<E::Respo
 }
 
 /// Decodes the request bytes here rather than in tonic's codec, which would answer `INTERNAL`
-/// and leave the refusal uncounted.
+/// and leave the refusal uncounted; within the receiver's bounds: the message and its
+/// decoded-size estimate are charged to the in-flight budget before decoding (a message over
+/// `max_decoded_bytes` is `RESOURCE_EXHAUSTED` without `RetryInfo`, a taken budget the same with
+/// it). Runs on the blocking pool.
 fn export_bytes<E: Export>(rx: &Receiver, raw: Bytes) -> Result<Response<E::Response>, Status> {
-    let req = <E::Request as prost::Message>::decode(raw).map_err(|e| {
-        let r = Refusal::Decode(format!("protobuf: {e}"));
+    let refuse = |r: Refusal| {
         r.count(&rx.metrics, E::SIGNAL, 1);
         status(&r)
-    })?;
-    export::<E>(rx, req)
+    };
+    let mut charge = rx.budget.charge();
+    charge.grow(raw.len()).map_err(refuse)?;
+    let estimate = wire::budget::protobuf_estimate(&raw, E::SCHEMA);
+    http_common::admit_decode(&mut charge, rx.max_decoded_bytes, raw.len(), estimate)
+        .map_err(refuse)?;
+    let req = <E::Request as prost::Message>::decode(raw)
+        .map_err(|e| refuse(Refusal::Decode(format!("protobuf: {e}"))))?;
+    let out = export::<E>(rx, req);
+    drop(charge);
+    out
 }
 
 /// A codec that hands the request's bytes over undecoded and encodes the response with prost.
@@ -141,10 +155,21 @@ struct Unary<E>(Arc<Receiver>, PhantomData<fn() -> E>);
 
 impl<E: Export> UnaryService<Bytes> for Unary<E> {
     type Response = E::Response;
-    type Future = std::future::Ready<Result<Response<E::Response>, Status>>;
+    type Future = BoxFuture<Response<E::Response>, Status>;
 
     fn call(&mut self, request: Request<Bytes>) -> Self::Future {
-        std::future::ready(export_bytes::<E>(&self.0, request.into_inner()))
+        let rx = self.0.clone();
+        let raw = request.into_inner();
+        Box::pin(async move {
+            let rx2 = rx.clone();
+            match http_common::blocking(move || export_bytes::<E>(&rx2, raw)).await {
+                Ok(out) => out,
+                Err(r) => {
+                    r.count(&rx.metrics, E::SIGNAL, 1);
+                    Err(status(&r))
+                }
+            }
+        })
     }
 }
 
@@ -173,7 +198,8 @@ where
             let status = Status::unimplemented(format!("no method {}", req.uri().path()));
             return Box::pin(async move { Ok(status.into_http()) });
         }
-        let max = rx.max_decompressed_bytes;
+        // A message over max_decoded_bytes could never be admitted: tonic need not take it in.
+        let max = rx.max_decompressed_bytes.min(rx.max_decoded_bytes);
         Box::pin(async move {
             let mut grpc = tonic::server::Grpc::new(RawCodec::<E::Response>(PhantomData))
                 .accept_compressed(CompressionEncoding::Gzip)

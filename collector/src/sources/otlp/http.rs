@@ -27,8 +27,10 @@ const UNSUPPORTED_MEDIA_TYPE: &str =
     "415 unsupported media type, supported: [application/json, application/x-protobuf]";
 
 /// One OTLP signal's export: its messages, and how a partial success is written.
-pub trait Export {
+pub trait Export: 'static {
     type Request: OtlpMessage;
+    /// The request's shape for the decoded-size estimate ([`wire::budget`]).
+    const SCHEMA: &'static wire::budget::Schema;
     type Response: OtlpMessage;
     const SIGNAL: Signal;
     /// The gRPC service name (`/<name>/Export`).
@@ -42,6 +44,7 @@ pub struct Metrics;
 pub struct Traces;
 
 impl Export for Logs {
+    const SCHEMA: &'static wire::budget::Schema = &wire::budget::EXPORT_LOGS;
     type Request = ExportLogsServiceRequest;
     type Response = ExportLogsServiceResponse;
     const SIGNAL: Signal = Signal::Logs;
@@ -60,6 +63,7 @@ impl Export for Logs {
 }
 
 impl Export for Metrics {
+    const SCHEMA: &'static wire::budget::Schema = &wire::budget::EXPORT_METRICS;
     type Request = ExportMetricsServiceRequest;
     type Response = ExportMetricsServiceResponse;
     const SIGNAL: Signal = Signal::Metrics;
@@ -80,6 +84,7 @@ impl Export for Metrics {
 }
 
 impl Export for Traces {
+    const SCHEMA: &'static wire::budget::Schema = &wire::budget::EXPORT_TRACES;
     type Request = ExportTraceServiceRequest;
     type Response = ExportTraceServiceResponse;
     const SIGNAL: Signal = Signal::Traces;
@@ -135,14 +140,33 @@ async fn export<E: Export>(
         r.count(&rx.metrics, E::SIGNAL, 1);
         return r.respond_text();
     };
-    let req = match decode::<E>(&rx, &headers, body, encoding).await {
-        Ok(req) => req,
-        Err(r) => {
-            r.count(&rx.metrics, E::SIGNAL, 1);
-            return refused(&r, encoding);
-        }
-    };
-    match E::ingest(&rx, req) {
+    let mut charge = rx.budget.charge();
+    let raw = http_common::read_body_charged(&headers, body, rx.max_body_bytes, &mut charge).await;
+    let rx2 = rx.clone();
+    let done = http_common::blocking(move || {
+        let req = match raw
+            .and_then(|raw| decode_charged::<E>(&rx2, &headers, raw, encoding, &mut charge))
+        {
+            Ok(req) => req,
+            Err(r) => {
+                r.count(&rx2.metrics, E::SIGNAL, 1);
+                return refused(&r, encoding);
+            }
+        };
+        let resp = respond::<E>(&rx2, req, encoding);
+        drop(charge);
+        resp
+    })
+    .await;
+    done.unwrap_or_else(|r| {
+        r.count(&rx.metrics, E::SIGNAL, 1);
+        refused(&r, encoding)
+    })
+}
+
+/// Converts and hands on a decoded request; the export response (or the refusal).
+fn respond<E: Export>(rx: &Receiver, req: E::Request, encoding: Encoding) -> Response {
+    match E::ingest(rx, req) {
         Ok(partial) => match wire::otlp::encode(&E::response(partial), encoding) {
             Ok(body) => (
                 StatusCode::OK,
@@ -156,15 +180,26 @@ async fn export<E: Export>(
     }
 }
 
-/// Reads, decompresses and decodes a request body (nothing counted: the caller does).
-pub async fn decode<E: Export>(
+/// Decompresses and decodes a request body within the receiver's bounds, charging `charge` for
+/// the decompression buffer and, before decoding, the decoded-size estimate (nothing counted:
+/// the caller does).
+fn decode_charged<E: Export>(
     rx: &Receiver,
     headers: &HeaderMap,
-    body: Body,
+    raw: bytes::Bytes,
     encoding: Encoding,
+    charge: &mut http_common::Charge,
 ) -> Result<E::Request, Refusal> {
-    let raw = http_common::read_body(headers, body, rx.max_body_bytes).await?;
-    let raw = http_common::decode_content_encoding(headers, raw, rx.max_decompressed_bytes)?;
+    let limit = rx.max_decompressed_bytes.min(rx.max_decoded_bytes);
+    let raw =
+        http_common::decode_content_encoding_metered(headers, raw, limit, &mut |n| charge.grow(n))?;
+    let estimate = match encoding {
+        Encoding::Protobuf => wire::budget::protobuf_estimate(&raw, E::SCHEMA),
+        Encoding::Json => {
+            wire::budget::json_estimate(&raw, wire::budget::max_struct_size(E::SCHEMA))
+        }
+    };
+    http_common::admit_decode(charge, rx.max_decoded_bytes, raw.len(), estimate)?;
     decode_bytes::<E>(&raw, encoding)
 }
 

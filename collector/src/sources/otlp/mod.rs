@@ -9,6 +9,8 @@
 //! grpc_enabled = true
 //! max_body_bytes = 20971520           # a body as received (413 over it)
 //! max_decompressed_bytes = 104857600  # after gzip (413 over it); the largest gRPC message
+//! max_decoded_bytes = 67108864        # decompressed bytes + estimated decoded heap (413 over it)
+//! max_inflight_bytes = 134217728      # all requests at once (429 / RESOURCE_EXHAUSTED over it)
 //! add_unit_suffixes = true            # metric names get _seconds, _bytes, ...
 //! promote_resource_attributes = []    # resource attributes copied onto every series
 //! delta_max_series = 100000           # delta series made cumulative at most (see [`delta`])
@@ -22,7 +24,11 @@
 //! - 200 with an `Export*ServiceResponse` in the request's encoding, with `partial_success`
 //!   when some items could not be converted (see [`logs`] and [`metrics`]);
 //! - 400 with a `google.rpc.Status` for a body that cannot be decoded, 413 over
-//!   `max_body_bytes` (or `max_decompressed_bytes` after gzip);
+//!   `max_body_bytes` (or `max_decompressed_bytes` after gzip, or `max_decoded_bytes` by the
+//!   decoded-size estimate of [`wire::budget`], checked before decoding);
+//! - 429 with `Retry-After` when the receiver's `max_inflight_bytes` is taken by other requests
+//!   (bodies, decompressed bytes and decoded estimates are charged as they appear; see
+//!   [`http_common`]); decompression and decoding run on the blocking pool;
 //! - 429 with `Retry-After` when a downstream queue is full (nothing is buffered here: the
 //!   client keeps the data and retries), 503 with `Retry-After` while shutting down.
 //!
@@ -76,6 +82,10 @@ pub struct OtlpConfig {
     pub max_body_bytes: usize,
     #[serde(default = "http_common::default_max_decompressed_bytes")]
     pub max_decompressed_bytes: usize,
+    #[serde(default = "http_common::default_max_decoded_bytes")]
+    pub max_decoded_bytes: usize,
+    #[serde(default = "http_common::default_max_inflight_bytes")]
+    pub max_inflight_bytes: usize,
     #[serde(default = "yes")]
     pub add_unit_suffixes: bool,
     #[serde(default)]
@@ -164,6 +174,8 @@ impl Source for OtlpSource {
                 false => None,
             };
             let receiver = Arc::new(Receiver {
+                budget: http_common::InflightBudget::new(c.max_inflight_bytes, &ctx.metrics),
+                max_decoded_bytes: c.max_decoded_bytes,
                 outputs: ctx.outputs,
                 metrics: ctx.metrics,
                 max_body_bytes: c.max_body_bytes,
@@ -202,6 +214,9 @@ pub struct Receiver {
     metrics: ComponentMetrics,
     max_body_bytes: usize,
     max_decompressed_bytes: usize,
+    max_decoded_bytes: usize,
+    /// Shared by the HTTP and gRPC listeners.
+    budget: Arc<http_common::InflightBudget>,
     metric_options: metrics::MetricOptions,
     log_index: Vec<String>,
     deltas: delta::Deltas,
@@ -311,7 +326,9 @@ pub use wire::otlp::rpc::code;
 /// The gRPC code a refusal maps to (also the `code` of an OTLP/HTTP error body).
 pub fn grpc_code(r: &Refusal) -> i32 {
     match r {
-        Refusal::TooLarge { .. } => code::RESOURCE_EXHAUSTED,
+        Refusal::TooLarge { .. } | Refusal::Oversized { .. } => code::RESOURCE_EXHAUSTED,
+        // Retryable: sent with RetryInfo, like a full queue.
+        Refusal::Busy { .. } => code::RESOURCE_EXHAUSTED,
         Refusal::UnsupportedMediaType(_) | Refusal::Decode(_) | Refusal::Invalid(_) => {
             code::INVALID_ARGUMENT
         }
