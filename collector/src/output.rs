@@ -130,6 +130,13 @@ impl<T: Clone + Items> Output<T> {
     /// Sends only if every `block` downstream has room now; otherwise hands the batch back, so a
     /// receiver can answer 429 instead of holding it in memory.
     pub fn try_send(&self, batch: T) -> Result<(), TrySendError<T>> {
+        let bytes = batch.size_bytes();
+        self.try_send_sized(batch, bytes)
+    }
+
+    /// [`Output::try_send`] for a batch whose [`Items::size_bytes`] the caller already has
+    /// (a caller that tries again while a queue is full weighs the batch once).
+    pub fn try_send_sized(&self, batch: T, bytes: usize) -> Result<(), TrySendError<T>> {
         let n = batch.items() as u64;
         if n == 0 {
             return Ok(());
@@ -139,7 +146,6 @@ impl<T: Clone + Items> Output<T> {
             return Ok(());
         }
         // Reserve room in every `block` downstream first, so the batch goes to all or none.
-        let bytes = batch.size_bytes();
         let mut permits = Vec::with_capacity(self.targets.len());
         for t in &self.targets {
             match t.when_full {

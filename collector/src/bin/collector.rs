@@ -59,6 +59,10 @@ struct BenchArgs {
     /// Also write the figures as JSON here.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// The collector binary to measure (default: this one), e.g. an earlier build, to compare
+    /// two builds on the same corpus.
+    #[arg(long, value_name = "PATH")]
+    collector: Option<PathBuf>,
 }
 
 fn parse_scale(s: &str) -> Result<f64, String> {
@@ -150,7 +154,10 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         scale: args.scale,
         seed: args.seed,
         dir: args.dir,
-        exe: std::env::current_exe().context("finding this binary")?,
+        exe: match args.collector {
+            Some(path) => path,
+            None => std::env::current_exe().context("finding this binary")?,
+        },
         timeout: args.timeout,
     };
     let results = run(&plan).await?;

@@ -1,6 +1,6 @@
 //! HTTP plumbing the network receivers share (`otlp`, `loki_push`, `remote_write`): binding and
 //! recording the listen address, serving until shutdown, reading a bounded body, `gzip`
-//! content encoding, handing a batch to an [`Output`] without waiting, and the refusals every
+//! content encoding, handing a batch to an [`Output`] (waiting briefly for room), and the refusals every
 //! receiver answers with (status code, `Retry-After`, the `discarded{reason}` they count).
 //!
 //! Memory: every request's bytes are charged to its receiver's [`InflightBudget`] as they
@@ -31,6 +31,12 @@ use super::{ListenAddrs, SourceError};
 use crate::event::{Items, Signal};
 use crate::output::{Output, TrySendError};
 use crate::selfmon::{ComponentMetrics, Gauge};
+
+/// How long [`offer`] waits for room in a full downstream queue before the 429: a writer that
+/// is keeping up frees room within milliseconds, and a client told to come back in a whole
+/// second (`Retry-After` has no finer unit) would leave the pipeline idle meanwhile.
+pub const FULL_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
+const FULL_POLL: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// What a refused client is asked to wait before retrying (`Retry-After`, gRPC `RetryInfo`).
 pub const RETRY_AFTER_SECS: u64 = 1;
@@ -173,7 +179,8 @@ impl Refusal {
     }
 }
 
-/// Hands `batch` to `out` if every blocking downstream has room now. Counts `items` received;
+/// Hands `batch` to `out` once every blocking downstream has room, waiting at most
+/// [`FULL_WAIT`] (sleeping: call it on the blocking pool, as the receivers do). Counts `items` received;
 /// a refusal also counts them discarded (`backpressure`, `shutting_down`), and the batch is
 /// dropped: the client keeps it and retries, nothing is buffered here.
 pub fn offer<T: Clone + Items>(
@@ -183,13 +190,22 @@ pub fn offer<T: Clone + Items>(
     signal: Signal,
 ) -> Result<(), Refusal> {
     let n = batch.items() as u64;
-    let refusal = match out.try_send(batch) {
-        Ok(()) => {
-            metrics.received(signal).add(n);
-            return Ok(());
+    let give_up = std::time::Instant::now() + FULL_WAIT;
+    let bytes = batch.size_bytes();
+    let mut batch = batch;
+    let refusal = loop {
+        match out.try_send_sized(batch, bytes) {
+            Ok(()) => {
+                metrics.received(signal).add(n);
+                return Ok(());
+            }
+            Err(TrySendError::Full(_, back)) if std::time::Instant::now() < give_up => {
+                batch = back;
+                std::thread::sleep(FULL_POLL);
+            }
+            Err(TrySendError::Full(name, _)) => break Refusal::Backpressure(name),
+            Err(TrySendError::Closed(_)) => break Refusal::ShuttingDown,
         }
-        Err(TrySendError::Full(name, _)) => Refusal::Backpressure(name),
-        Err(TrySendError::Closed(_)) => Refusal::ShuttingDown,
     };
     refusal.count(metrics, signal, n);
     Err(refusal)
