@@ -171,7 +171,13 @@ impl<T: Clone + Items> Output<T> {
             };
             let Some(b) = b else { break };
             match permit {
-                Some(p) => p.send(b),
+                Some(p) => {
+                    // The consumer closed between the reservation and now (a stop): refuse
+                    // the batch (the client keeps it) rather than acknowledge it unread.
+                    if let Err(b) = p.send(b) {
+                        return Err(TrySendError::Closed(b));
+                    }
+                }
                 None => {
                     if t.tx.try_send(b).is_err() {
                         self.metrics.discarded(self.signal, "queue_full").add(n);

@@ -262,19 +262,23 @@ pub struct Permit<'a, T> {
 
 impl<T: Items> Permit<'_, T> {
     /// Queues `value` in the reserved room (counted at the weight reserved; the caller reserved
-    /// `value.size_bytes()`). A receiver gone meanwhile drops it, as a closed channel would.
-    pub fn send(mut self, value: T) {
+    /// `value.size_bytes()`). A receiver that closed meanwhile (a stop) hands it back, so the
+    /// caller refuses it rather than acknowledge what nobody will read.
+    pub fn send(mut self, value: T) -> Result<(), T> {
         self.used = true;
         let shared = &self.sender.shared;
         let mut s = shared.state.lock();
         s.reserved -= 1;
         if s.closed {
-            s.bytes -= self.bytes;
+            s.bytes = s.bytes.saturating_sub(self.bytes);
             shared.publish(&s);
-            return;
+            drop(s);
+            shared.to_senders.notify_waiters();
+            return Err(value);
         }
         let items = value.items();
         shared.push(&mut s, value, self.bytes, items);
+        Ok(())
     }
 }
 
@@ -286,7 +290,7 @@ impl<T> Drop for Permit<'_, T> {
         let shared = &self.sender.shared;
         let mut s = shared.state.lock();
         s.reserved -= 1;
-        s.bytes -= self.bytes;
+        s.bytes = s.bytes.saturating_sub(self.bytes);
         shared.publish(&s);
         drop(s);
         shared.to_senders.notify_waiters();
@@ -358,8 +362,10 @@ impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
         let mut s = self.shared.state.lock();
         s.closed = true;
+        // Outstanding reservations keep their bytes until their permits resolve.
+        let queued: usize = s.queue.iter().map(|(_, bytes, _)| bytes).sum();
         s.queue.clear();
-        s.bytes = 0;
+        s.bytes = s.bytes.saturating_sub(queued);
         s.items = 0;
         self.shared.publish(&s);
         drop(s);
@@ -461,9 +467,16 @@ mod tests {
         drop(p);
         assert_eq!(bytes.get(), 0);
         let p = tx.try_reserve(80).unwrap();
-        p.send(b(2, 80));
+        p.send(b(2, 80)).unwrap();
         assert_eq!(rx.recv().await.unwrap().id, 2);
+        // A reservation outstanding when the consumer closes hands its batch back, and its
+        // bytes are given back exactly (no underflow when the receiver is dropped too).
+        let p = tx.try_reserve(40).unwrap();
         rx.close();
+        drop(rx);
+        assert_eq!(bytes.get(), 40);
+        assert_eq!(p.send(b(5, 40)).map_err(|v| v.id), Err(5));
+        assert_eq!(bytes.get(), 0);
         assert!(matches!(tx.try_send(b(3, 1)), Err(TrySendError::Closed(_))));
         assert!(tx.send(b(4, 1)).await.is_err());
     }
@@ -548,7 +561,7 @@ mod tests {
                         let ok = match op {
                             Op::Send(_) => tx.try_send(batch.clone()).is_ok(),
                             _ => match tx.try_reserve(w) {
-                                Ok(p) => { p.send(batch.clone()); true }
+                                Ok(p) => p.send(batch.clone()).is_ok(),
                                 Err(_) => false,
                             },
                         };
