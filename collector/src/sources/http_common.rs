@@ -312,8 +312,10 @@ impl InflightBudget {
         self.high.load(Ordering::Acquire)
     }
 
-    fn publish(&self, used: usize) {
-        self.gauge.set(gauge_value(used));
+    /// Sets the gauges from the counts as they are now (not from a value one thread computed:
+    /// two racing updates could otherwise leave the older one showing).
+    fn publish(&self) {
+        self.gauge.set(gauge_value(self.used.load(Ordering::Acquire)));
         self.gauge_max
             .set(gauge_value(self.high.load(Ordering::Acquire)));
     }
@@ -355,7 +357,7 @@ impl Charge {
                 Ok(_) => {
                     self.held = total;
                     b.high.fetch_max(next, Ordering::AcqRel);
-                    b.publish(next);
+                    b.publish();
                     return Ok(());
                 }
                 Err(now) => cur = now,
@@ -372,8 +374,8 @@ impl Charge {
 impl Drop for Charge {
     fn drop(&mut self) {
         if self.held > 0 {
-            let before = self.budget.used.fetch_sub(self.held, Ordering::AcqRel);
-            self.budget.publish(before.saturating_sub(self.held));
+            self.budget.used.fetch_sub(self.held, Ordering::AcqRel);
+            self.budget.publish();
         }
     }
 }
