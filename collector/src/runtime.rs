@@ -69,6 +69,10 @@ struct Health {
     ready: Arc<AtomicBool>,
 }
 
+/// How long `Collector::start` waits for the sources' starting points (see
+/// [`crate::sources::Started`]).
+const STARTED_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The input side of a consumer, before it is handed to its task.
 enum Inbox {
     Logs(queue::Sender<LogBatch>, queue::Receiver<LogBatch>),
@@ -250,7 +254,13 @@ impl Collector {
             process_tasks.push(task);
         }
         let mut source_tasks = Vec::new();
+        let mut starts = Vec::new();
         for (c, s, m, o) in source_parts {
+            let (started, start) = crate::sources::Started::new();
+            if !s.reports_start() {
+                started.done();
+            }
+            starts.push((c.name.clone(), start));
             let ctx = SourceContext {
                 name: c.name.clone(),
                 outputs: o,
@@ -258,6 +268,7 @@ impl Collector {
                 metrics: m,
                 data_dir: config.data_dir.clone(),
                 listen_addrs: listen_addrs.clone(),
+                started,
             };
             source_tasks.push(supervise(
                 format!("sources.{}", c.name),
@@ -266,6 +277,18 @@ impl Collector {
             ));
         }
         drop(inboxes); // only the producers' outputs hold senders now
+        // Ready only once every source has taken its starting point (a source that fails first
+        // drops its signal, which ends the wait too); bounded, so a stuck source is reported
+        // rather than holding the start forever.
+        let until = tokio::time::Instant::now() + STARTED_WAIT;
+        for (name, mut start) in starts {
+            if tokio::time::timeout_at(until, start.wait_for(|s| *s))
+                .await
+                .is_err()
+            {
+                tracing::warn!(source = %name, wait = ?STARTED_WAIT, "source has not taken its starting point yet; reporting ready anyway");
+            }
+        }
 
         let (server, server_addr) = match config.server.address {
             None => (None, None),

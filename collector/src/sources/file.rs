@@ -149,6 +149,10 @@ impl Source for FileSource {
         metrics.declare(Signal::Logs, &["line_too_long"]);
     }
 
+    fn reports_start(&self) -> bool {
+        true
+    }
+
     fn run(self: Box<Self>, ctx: SourceContext) -> BoxFuture<Result<(), SourceError>> {
         Box::pin(run(*self, ctx))
     }
@@ -657,6 +661,8 @@ async fn run(src: FileSource, mut ctx: SourceContext) -> Result<(), SourceError>
         .await
         .map_err(|e| SourceError::Other(format!("file poll failed: {e}")))?;
         tailer = t;
+        // The first poll fixed where each file found at start begins (`start_at`).
+        ctx.started.done();
         for w in works {
             if !w.records.is_empty() {
                 received.add(w.records.len() as u64);

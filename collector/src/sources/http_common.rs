@@ -315,7 +315,8 @@ impl InflightBudget {
     /// Sets the gauges from the counts as they are now (not from a value one thread computed:
     /// two racing updates could otherwise leave the older one showing).
     fn publish(&self) {
-        self.gauge.set(gauge_value(self.used.load(Ordering::Acquire)));
+        self.gauge
+            .set(gauge_value(self.used.load(Ordering::Acquire)));
         self.gauge_max
             .set(gauge_value(self.high.load(Ordering::Acquire)));
     }

@@ -52,6 +52,27 @@ pub struct SourceContext {
     pub data_dir: PathBuf,
     /// Where a listening source records the address it bound (port 0 picks a free one).
     pub listen_addrs: ListenAddrs,
+    /// Set once the source has taken its starting point (see [`Source::reports_start`]).
+    pub started: Started,
+}
+
+/// A source's signal that it has taken its starting point — the file source: its first poll,
+/// which fixes where `start_at = "end"` begins — so that `Collector::start` returns, and
+/// `/-/ready` answers 200, only after it: a line written once the collector is ready is read.
+#[derive(Clone, Debug)]
+pub struct Started(std::sync::Arc<watch::Sender<bool>>);
+
+impl Started {
+    /// A signal not yet given, and what waits for it.
+    pub fn new() -> (Started, watch::Receiver<bool>) {
+        let (tx, rx) = watch::channel(false);
+        (Started(std::sync::Arc::new(tx)), rx)
+    }
+
+    /// The source has taken its starting point.
+    pub fn done(&self) {
+        self.0.send_replace(true);
+    }
 }
 
 /// The addresses listening sources bound, by `component` or `component.what` (e.g.
@@ -100,6 +121,12 @@ pub trait Source: Send {
     /// its own discard reasons and counters. What every producer counts (received, sent, a full
     /// queue) is declared by the runtime.
     fn declare(&self, _metrics: &ComponentMetrics) {}
+    /// Whether it calls `ctx.started.done()` once it has taken its starting point (the
+    /// collector then waits for that before it reports ready); otherwise it counts as started
+    /// when it is spawned.
+    fn reports_start(&self) -> bool {
+        false
+    }
     /// Runs until `ctx.shutdown` turns true.
     fn run(self: Box<Self>, ctx: SourceContext) -> BoxFuture<Result<(), SourceError>>;
 }

@@ -76,6 +76,7 @@ impl Harness {
             metrics: m,
             data_dir: std::env::temp_dir(),
             listen_addrs: addrs.clone(),
+            started: collector::sources::Started::new().0,
         };
         let task = tokio::spawn(source.run(ctx));
         let h = Harness {

@@ -97,6 +97,7 @@ fn start(name: &str, config: &str) -> Running {
         metrics,
         data_dir: std::env::temp_dir(),
         listen_addrs: ListenAddrs::default(),
+        started: collector::sources::Started::new().0,
     };
     let task = tokio::spawn(async move {
         source.run(ctx).await.unwrap();

@@ -52,6 +52,7 @@ pub fn start(kind: &str, name: &str, settings: &str, data_dir: &Path) -> Running
         metrics: metrics.clone(),
         data_dir: data_dir.to_path_buf(),
         listen_addrs: ListenAddrs::default(),
+        started: collector::sources::Started::new().0,
     };
     let task = tokio::spawn(source.run(ctx));
     Running {
