@@ -26,14 +26,17 @@ async fn proxy_before_loki(w: &mut StepsWorld) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The scenario's proxy in front of Loki.
+fn loki_proxy(w: &StepsWorld) -> anyhow::Result<&FaultProxy> {
+    w.proxies
+        .get("loki")
+        .ok_or_else(|| anyhow::anyhow!("no proxy in this scenario"))
+}
+
 #[given("a gateway collector writing to Loki through the proxy")]
 async fn gateway_through_proxy(w: &mut StepsWorld) -> anyhow::Result<()> {
     let e = w.endpoints().await?;
-    let url = w
-        .proxies
-        .get("loki")
-        .map(|p| format!("{}loki/api/v1/push", p.base_url()))
-        .ok_or_else(|| anyhow::anyhow!("no proxy in this scenario"))?;
+    let url = format!("{}loki/api/v1/push", loki_proxy(w)?.base_url());
     let text = gateway_toml(&w.dir.path().join("gateway-data"), &e, Some(&url));
     let c = ScenarioCollector::start("gateway", "gateway.toml", text, BTreeMap::new()).await?;
     w.collectors.insert("gateway".into(), c);
@@ -42,20 +45,14 @@ async fn gateway_through_proxy(w: &mut StepsWorld) -> anyhow::Result<()> {
 
 #[given(expr = "the proxy answers the next {int} Loki pushes with HTTP {int}")]
 async fn script_failures(w: &mut StepsWorld, n: usize, status: u16) -> anyhow::Result<()> {
-    let p = w
-        .proxies
-        .get("loki")
-        .ok_or_else(|| anyhow::anyhow!("no proxy in this scenario"))?;
+    let p = loki_proxy(w)?;
     p.fail_next(LOKI_PUSH, n, status);
     Ok(())
 }
 
 #[given(expr = "the proxy answers every Loki push with HTTP {int} for the next {int} s")]
 async fn outage(w: &mut StepsWorld, status: u16, secs: u64) -> anyhow::Result<()> {
-    let p = w
-        .proxies
-        .get("loki")
-        .ok_or_else(|| anyhow::anyhow!("no proxy in this scenario"))?;
+    let p = loki_proxy(w)?;
     p.fail_for(LOKI_PUSH, std::time::Duration::from_secs(secs), status);
     Ok(())
 }
@@ -87,10 +84,7 @@ async fn all_lines(w: &mut StepsWorld, n: usize) -> anyhow::Result<()> {
 )]
 async fn all_lines_after_outage(w: &mut StepsWorld, n: usize) -> anyhow::Result<()> {
     // The outage's own time comes first; the usual patience starts when it ends.
-    let p = w
-        .proxies
-        .get("loki")
-        .ok_or_else(|| anyhow::anyhow!("no proxy in this scenario"))?;
+    let p = loki_proxy(w)?;
     if let Some(left) = p.outage_left(LOKI_PUSH) {
         tokio::time::sleep(left).await;
     }
@@ -117,10 +111,7 @@ async fn all_lines_of_stream(w: &mut StepsWorld, n: usize) -> anyhow::Result<()>
 
 #[then(expr = "the proxy injected {int} failures")]
 async fn injected(w: &mut StepsWorld, n: u64) -> anyhow::Result<()> {
-    let p = w
-        .proxies
-        .get("loki")
-        .ok_or_else(|| anyhow::anyhow!("no proxy in this scenario"))?;
+    let p = loki_proxy(w)?;
     let t = p.tally("/");
     anyhow::ensure!(
         t.injected == n,
@@ -132,10 +123,7 @@ async fn injected(w: &mut StepsWorld, n: u64) -> anyhow::Result<()> {
 
 #[then(expr = "the proxy injected at least {int} failures")]
 async fn injected_at_least(w: &mut StepsWorld, n: u64) -> anyhow::Result<()> {
-    let p = w
-        .proxies
-        .get("loki")
-        .ok_or_else(|| anyhow::anyhow!("no proxy in this scenario"))?;
+    let p = loki_proxy(w)?;
     let t = p.tally("/");
     anyhow::ensure!(
         t.injected >= n,
