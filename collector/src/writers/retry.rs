@@ -281,8 +281,6 @@ where
 mod tests {
     use super::*;
     use crate::selfmon::Registry;
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicU32, Ordering};
 
     fn policy(min_ms: u64, max_ms: u64, max_retries: u32) -> RetryConfig {
         RetryConfig {
@@ -321,31 +319,33 @@ mod tests {
         Deadline::new(rx)
     }
 
+    /// An attempt that fails with a 5xx `n` times, then goes through.
+    fn fail_first(n: u32) -> impl FnMut() -> std::future::Ready<Attempt> {
+        let mut calls = 0;
+        move || {
+            calls += 1;
+            std::future::ready(if calls <= n {
+                Attempt::Retry {
+                    outcome: "5xx",
+                    reason: "down".into(),
+                    retry_after: None,
+                }
+            } else {
+                Attempt::Ok { rejected: 0 }
+            })
+        }
+    }
+
     #[tokio::test]
     async fn retries_until_ok_and_counts() {
         let m = ComponentMetrics::new(Registry::new(), "w", "writer");
-        let calls = Arc::new(AtomicU32::new(0));
-        let c = calls.clone();
         let d = deliver(
             "w",
             &policy(10, 100, 5),
             Duration::from_secs(1),
             &m,
             &deadline_never(),
-            || {
-                let n = c.fetch_add(1, Ordering::SeqCst);
-                async move {
-                    if n < 2 {
-                        Attempt::Retry {
-                            outcome: "5xx",
-                            reason: "boom".into(),
-                            retry_after: None,
-                        }
-                    } else {
-                        Attempt::Ok { rejected: 0 }
-                    }
-                }
-            },
+            fail_first(2),
         )
         .await;
         assert_eq!(d, Delivery::Sent { rejected: 0 });
@@ -381,28 +381,13 @@ mod tests {
             ..policy(1, 1, 0)
         };
         assert_eq!(RetryConfig::default().max_retries, None);
-        let calls = Arc::new(AtomicU32::new(0));
-        let c = calls.clone();
         let d = deliver(
             "w",
             &unbounded,
             Duration::from_secs(1),
             &m,
             &deadline_never(),
-            || {
-                let n = c.fetch_add(1, Ordering::SeqCst);
-                async move {
-                    if n < 40 {
-                        Attempt::Retry {
-                            outcome: "5xx",
-                            reason: "down".into(),
-                            retry_after: None,
-                        }
-                    } else {
-                        Attempt::Ok { rejected: 0 }
-                    }
-                }
-            },
+            fail_first(40),
         )
         .await;
         assert_eq!(d, Delivery::Sent { rejected: 0 });
