@@ -2,6 +2,8 @@
 //!
 //! | module | what it holds |
 //! |---|---|
+//! | [`ack`] | acknowledgements carried beside batches: what a receiver's 2xx and a file position wait for |
+//! | [`buffer`] | writers' disk buffers: checksummed segments, acknowledged once written, replayed on start |
 //! | [`event`] | the typed batches that flow: [`event::LogBatch`], [`event::MetricBatch`], [`event::TraceBatch`] |
 //! | [`sources`] | where data comes from: OTLP, Loki push, remote write, file tail, Docker, Prometheus scrape |
 //! | [`process`] | stages: pure functions on batches (parse, label, relabel, drop, ...) |
@@ -15,7 +17,9 @@
 //! Logs, metrics and traces each flow as batches of their own type (no boxed generic event on
 //! the hot path); stages are pure functions on batches, testable without I/O.
 
+pub mod ack;
 pub mod bench;
+pub mod buffer;
 pub mod config;
 pub mod event;
 pub mod output;

@@ -9,6 +9,7 @@
 
 use serde::Deserialize;
 
+use crate::ack::Acks;
 use crate::queue;
 
 use crate::event::{Items, Signal};
@@ -49,6 +50,8 @@ pub struct Output<T> {
     signal: Signal,
     targets: Vec<Target<T>>,
     metrics: ComponentMetrics,
+    /// Some writer keeps a disk buffer: receivers acknowledge once batches are on disk.
+    acknowledged: bool,
 }
 
 impl<T> Clone for Output<T> {
@@ -57,6 +60,7 @@ impl<T> Clone for Output<T> {
             signal: self.signal,
             targets: self.targets.clone(),
             metrics: self.metrics.clone(),
+            acknowledged: self.acknowledged,
         }
     }
 }
@@ -83,7 +87,20 @@ impl<T: Clone + Items> Output<T> {
             signal,
             targets,
             metrics,
+            acknowledged: false,
         }
+    }
+
+    /// Receivers on this output wait for their batches' acks before they answer (set when
+    /// some writer keeps a disk buffer: a 2xx then means "on disk").
+    pub fn acknowledging(mut self, on: bool) -> Self {
+        self.acknowledged = on;
+        self
+    }
+
+    /// Should a receiver wait for its batches' acks (see [`Output::acknowledging`])?
+    pub fn is_acknowledged(&self) -> bool {
+        self.acknowledged
     }
 
     /// Does anything consume this output?
@@ -95,6 +112,12 @@ impl<T: Clone + Items> Output<T> {
     /// batch (fan-out copies are not counted twice) and drops to `drop_newest` downstreams that
     /// are full.
     pub async fn send(&self, batch: T) -> Result<(), Closed> {
+        self.send_acked(batch, Acks::none()).await
+    }
+
+    /// [`Output::send`] with the batch's acks: every downstream that takes the batch holds a
+    /// copy. On `Err` the caller abandons them.
+    pub async fn send_acked(&self, batch: T, acks: Acks) -> Result<(), Closed> {
         let n = batch.items() as u64;
         if n == 0 {
             return Ok(());
@@ -113,8 +136,8 @@ impl<T: Clone + Items> Output<T> {
             };
             let Some(b) = b else { break };
             match t.when_full {
-                WhenFull::Block => t.tx.send(b).await.map_err(|_| Closed)?,
-                WhenFull::DropNewest => match t.tx.try_send(b) {
+                WhenFull::Block => t.tx.send_acked(b, acks.clone()).await.map_err(|_| Closed)?,
+                WhenFull::DropNewest => match t.tx.try_send_acked(b, acks.clone()) {
                     Ok(()) => {}
                     Err(queue::TrySendError::Full(_)) => {
                         self.metrics.discarded(self.signal, "queue_full").add(n)
@@ -137,6 +160,17 @@ impl<T: Clone + Items> Output<T> {
     /// [`Output::try_send`] for a batch whose [`Items::size_bytes`] the caller already has
     /// (a caller that tries again while a queue is full weighs the batch once).
     pub fn try_send_sized(&self, batch: T, bytes: usize) -> Result<(), TrySendError<T>> {
+        self.try_send_acked(batch, bytes, &Acks::none())
+    }
+
+    /// [`Output::try_send_sized`] with the batch's acks: every downstream that takes the batch
+    /// holds a copy.
+    pub fn try_send_acked(
+        &self,
+        batch: T,
+        bytes: usize,
+        acks: &Acks,
+    ) -> Result<(), TrySendError<T>> {
         let n = batch.items() as u64;
         if n == 0 {
             return Ok(());
@@ -174,12 +208,12 @@ impl<T: Clone + Items> Output<T> {
                 Some(p) => {
                     // The consumer closed between the reservation and now (a stop): refuse
                     // the batch (the client keeps it) rather than acknowledge it unread.
-                    if let Err(b) = p.send(b) {
+                    if let Err(b) = p.send_acked(b, acks.clone()) {
                         return Err(TrySendError::Closed(b));
                     }
                 }
                 None => {
-                    if t.tx.try_send(b).is_err() {
+                    if t.tx.try_send_acked(b, acks.clone()).is_err() {
                         self.metrics.discarded(self.signal, "queue_full").add(n);
                     }
                 }

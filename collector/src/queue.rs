@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+use crate::ack::Acks;
 use crate::event::Items;
 use crate::selfmon::Gauge;
 
@@ -51,8 +52,16 @@ pub struct Gauges {
     pub bytes: Option<Gauge>,
 }
 
+/// One queued batch, its weight, its items and its acks.
+struct Entry<T> {
+    value: T,
+    bytes: usize,
+    items: usize,
+    acks: Acks,
+}
+
 struct State<T> {
-    queue: VecDeque<(T, usize, usize)>,
+    queue: VecDeque<Entry<T>>,
     /// Bytes queued plus bytes reserved by permits.
     bytes: usize,
     items: usize,
@@ -91,8 +100,13 @@ impl<T> Shared<T> {
         }
     }
 
-    fn push(&self, s: &mut State<T>, value: T, bytes: usize, items: usize) {
-        s.queue.push_back((value, bytes, items));
+    fn push(&self, s: &mut State<T>, value: T, bytes: usize, items: usize, acks: Acks) {
+        s.queue.push_back(Entry {
+            value,
+            bytes,
+            items,
+            acks,
+        });
         s.items += items;
         self.publish(s);
         self.to_receiver.notify_one();
@@ -189,6 +203,12 @@ impl<T> Drop for Sender<T> {
 impl<T: Items> Sender<T> {
     /// Queues `value`, waiting for room.
     pub async fn send(&self, value: T) -> Result<(), SendError<T>> {
+        self.send_acked(value, Acks::none()).await
+    }
+
+    /// Queues `value` with its acks, waiting for room (the acks are dropped if it fails: the
+    /// caller abandons them, it knows why).
+    pub async fn send_acked(&self, value: T, acks: Acks) -> Result<(), SendError<T>> {
         let bytes = value.size_bytes();
         let items = value.items();
         loop {
@@ -203,7 +223,7 @@ impl<T: Items> Sender<T> {
                 }
                 if self.shared.fits(&s, bytes) {
                     s.bytes += bytes;
-                    self.shared.push(&mut s, value, bytes, items);
+                    self.shared.push(&mut s, value, bytes, items, acks);
                     return Ok(());
                 }
             }
@@ -213,6 +233,11 @@ impl<T: Items> Sender<T> {
 
     /// Queues `value` if there is room now.
     pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
+        self.try_send_acked(value, Acks::none())
+    }
+
+    /// Queues `value` with its acks if there is room now.
+    pub fn try_send_acked(&self, value: T, acks: Acks) -> Result<(), TrySendError<T>> {
         let bytes = value.size_bytes();
         let mut s = self.shared.state.lock();
         if s.closed {
@@ -223,7 +248,7 @@ impl<T: Items> Sender<T> {
         }
         s.bytes += bytes;
         let items = value.items();
-        self.shared.push(&mut s, value, bytes, items);
+        self.shared.push(&mut s, value, bytes, items, acks);
         Ok(())
     }
 
@@ -264,7 +289,12 @@ impl<T: Items> Permit<'_, T> {
     /// Queues `value` in the reserved room (counted at the weight reserved; the caller reserved
     /// `value.size_bytes()`). A receiver that closed meanwhile (a stop) hands it back, so the
     /// caller refuses it rather than acknowledge what nobody will read.
-    pub fn send(mut self, value: T) -> Result<(), T> {
+    pub fn send(self, value: T) -> Result<(), T> {
+        self.send_acked(value, Acks::none())
+    }
+
+    /// [`Permit::send`] with the batch's acks.
+    pub fn send_acked(mut self, value: T, acks: Acks) -> Result<(), T> {
         self.used = true;
         let shared = &self.sender.shared;
         let mut s = shared.state.lock();
@@ -277,7 +307,7 @@ impl<T: Items> Permit<'_, T> {
             return Err(value);
         }
         let items = value.items();
-        shared.push(&mut s, value, self.bytes, items);
+        shared.push(&mut s, value, self.bytes, items, acks);
         Ok(())
     }
 }
@@ -303,16 +333,16 @@ pub struct Receiver<T> {
 }
 
 impl<T> Receiver<T> {
-    fn pop(&mut self) -> Result<T, TryRecvError> {
+    fn pop(&mut self) -> Result<(T, Acks), TryRecvError> {
         let mut s = self.shared.state.lock();
         match s.queue.pop_front() {
-            Some((value, bytes, items)) => {
-                s.bytes -= bytes;
-                s.items -= items;
+            Some(e) => {
+                s.bytes -= e.bytes;
+                s.items -= e.items;
                 self.shared.publish(&s);
                 drop(s);
                 self.shared.to_senders.notify_waiters();
-                Ok(value)
+                Ok((e.value, e.acks))
             }
             None if s.reserved == 0 && self.shared.senders.load(Ordering::Acquire) == 0 => {
                 Err(TryRecvError::Disconnected)
@@ -321,8 +351,14 @@ impl<T> Receiver<T> {
         }
     }
 
-    /// The next batch; `None` once the queue is empty and every sender gone.
+    /// The next batch (its acks let go: taken); `None` once the queue is empty and every
+    /// sender gone.
     pub async fn recv(&mut self) -> Option<T> {
+        self.recv_acked().await.map(|(v, _)| v)
+    }
+
+    /// The next batch with its acks, for a consumer that carries them on.
+    pub async fn recv_acked(&mut self) -> Option<(T, Acks)> {
         loop {
             match self.pop() {
                 Ok(v) => return Some(v),
@@ -332,8 +368,13 @@ impl<T> Receiver<T> {
         }
     }
 
-    /// The next batch if one is queued.
+    /// The next batch if one is queued (its acks let go: taken).
     pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
+        self.pop().map(|(v, _)| v)
+    }
+
+    /// The next batch with its acks if one is queued.
+    pub fn try_recv_acked(&mut self) -> Result<(T, Acks), TryRecvError> {
         self.pop()
     }
 
@@ -362,9 +403,12 @@ impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
         let mut s = self.shared.state.lock();
         s.closed = true;
-        // Outstanding reservations keep their bytes until their permits resolve.
-        let queued: usize = s.queue.iter().map(|(_, bytes, _)| bytes).sum();
-        s.queue.clear();
+        // Outstanding reservations keep their bytes until their permits resolve. What is still
+        // queued is lost: its acks are abandoned.
+        let queued: usize = s.queue.iter().map(|e| e.bytes).sum();
+        for e in s.queue.drain(..) {
+            e.acks.abandon();
+        }
         s.bytes = s.bytes.saturating_sub(queued);
         s.items = 0;
         self.shared.publish(&s);

@@ -23,6 +23,7 @@ use parking_lot::Mutex;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::buffer::{self, BufferConfig, BufferError, Durable};
 use crate::config::{Built, Component, Config, ConfigError};
 use crate::event::{Items, LogBatch, MetricBatch, Signal, TraceBatch};
 use crate::output::{Output, Target};
@@ -30,7 +31,7 @@ use crate::process::{AnyStages, Drops, Stage, Stages};
 use crate::queue::{self, Bound, Gauges};
 use crate::selfmon::{ComponentMetrics, Registry};
 use crate::sources::{ListenAddrs, Outputs, SourceContext};
-use crate::writers::{AnyWriter, WriterContext};
+use crate::writers::{AnyWriter, Writer, WriterContext};
 
 /// Why a collector could not start. The cause is part of each message and not also a
 /// `source()`, so an error chain (`{:#}`, anyhow) prints it once, and `to_string()` (what
@@ -46,6 +47,8 @@ pub enum StartError {
         addr: SocketAddr,
         error: std::io::Error,
     },
+    #[error("writers.{writer}: {error}")]
+    Buffer { writer: String, error: BufferError },
 }
 
 /// A running collector.
@@ -58,6 +61,8 @@ pub struct Collector {
     stop_rest: watch::Sender<bool>,
     sources: Vec<JoinHandle<()>>,
     process: Vec<JoinHandle<()>>,
+    /// Disk buffers' appenders: done once everything queued for them is on disk.
+    appenders: Vec<JoinHandle<()>>,
     writers: Vec<(JoinHandle<()>, Duration)>,
     server: Option<JoinHandle<()>>,
 }
@@ -137,6 +142,11 @@ impl Collector {
                 (c.clone(), Inbox::new(w.signal(), c, "writer", &registry)),
             );
         }
+        // Some writer keeps a disk buffer: receivers answer once their batches are on disk.
+        let durable = built
+            .writers
+            .iter()
+            .any(|(c, _)| matches!(c.buffer, BufferConfig::Disk(_)));
         let outputs = |producer: &str, metrics: &ComponentMetrics| Outputs {
             logs: Output::new(
                 Signal::Logs,
@@ -145,7 +155,8 @@ impl Collector {
                     _ => None,
                 }),
                 metrics.clone(),
-            ),
+            )
+            .acknowledging(durable),
             metrics: Output::new(
                 Signal::Metrics,
                 targets(&inboxes, producer, |i| match i {
@@ -153,7 +164,8 @@ impl Collector {
                     _ => None,
                 }),
                 metrics.clone(),
-            ),
+            )
+            .acknowledging(durable),
             traces: Output::new(
                 Signal::Traces,
                 targets(&inboxes, producer, |i| match i {
@@ -161,7 +173,8 @@ impl Collector {
                     _ => None,
                 }),
                 metrics.clone(),
-            ),
+            )
+            .acknowledging(durable),
         };
 
         let Built {
@@ -194,41 +207,27 @@ impl Collector {
 
         // Writers first, so nothing is sent before its consumer runs.
         let mut writer_tasks = Vec::new();
+        let mut appenders = Vec::new();
         for (c, w) in writers {
             let Some((_, inbox)) = inboxes.remove(&c.name) else {
                 continue;
             };
-            let m = ComponentMetrics::new(registry.clone(), &c.name, "writer");
-            let name = c.name.clone();
-            let shutdown = rest_rx.clone();
-            let drain = c.drain_timeout;
-            let fut = match (w, inbox) {
-                (AnyWriter::Logs(w), Inbox::Logs(_, input)) => w.run(WriterContext {
-                    name: name.clone(),
-                    input,
-                    shutdown,
-                    metrics: m,
-                    drain_timeout: drain,
-                }),
-                (AnyWriter::Metrics(w), Inbox::Metrics(_, input)) => w.run(WriterContext {
-                    name: name.clone(),
-                    input,
-                    shutdown,
-                    metrics: m,
-                    drain_timeout: drain,
-                }),
-                (AnyWriter::Traces(w), Inbox::Traces(_, input)) => w.run(WriterContext {
-                    name: name.clone(),
-                    input,
-                    shutdown,
-                    metrics: m,
-                    drain_timeout: drain,
-                }),
+            let start = WriterStart {
+                component: &c,
+                metrics: ComponentMetrics::new(registry.clone(), &c.name, "writer"),
+                data_dir: &config.data_dir,
+                stop: rest_rx.clone(),
+            };
+            let (fut, appender) = match (w, inbox) {
+                (AnyWriter::Logs(w), Inbox::Logs(_, input)) => start.run(w, input)?,
+                (AnyWriter::Metrics(w), Inbox::Metrics(_, input)) => start.run(w, input)?,
+                (AnyWriter::Traces(w), Inbox::Traces(_, input)) => start.run(w, input)?,
                 _ => continue, // the inbox was made from the writer's own signal
             };
+            appenders.extend(appender);
             writer_tasks.push((
-                supervise(format!("writers.{name}"), fut, health.clone()),
-                drain,
+                supervise(format!("writers.{}", c.name), fut, health.clone()),
+                c.drain_timeout,
             ));
         }
         let mut process_tasks = Vec::new();
@@ -334,6 +333,7 @@ impl Collector {
             stop_rest,
             sources: source_tasks,
             process: process_tasks,
+            appenders,
             writers: writer_tasks,
             server,
         })
@@ -370,6 +370,11 @@ impl Collector {
         for t in self.process {
             let _ = tokio::time::timeout(bounded(Duration::from_secs(10)), t).await;
         }
+        // What the process components handed on is written to the disk buffers (their
+        // producers gone, the appenders end), so the writers' drain does not lose it.
+        for t in self.appenders {
+            let _ = tokio::time::timeout(bounded(Duration::from_secs(10)), t).await;
+        }
         let _ = self.stop_rest.send(true);
         for (t, drain) in self.writers {
             let _ = tokio::time::timeout(bounded(drain), t).await;
@@ -399,6 +404,60 @@ fn targets<T>(
         .collect()
 }
 
+/// What starting one writer takes.
+struct WriterStart<'a> {
+    component: &'a Component,
+    metrics: ComponentMetrics,
+    data_dir: &'a std::path::Path,
+    /// Turns true when the writers are told to drain.
+    stop: watch::Receiver<bool>,
+}
+
+impl WriterStart<'_> {
+    /// Starts writer `w` on its queue `input` — through its disk buffer if it has one (then
+    /// the buffer's appender task comes back too, for the stop to wait on).
+    fn run<T: Durable + Items + Send + 'static>(
+        self,
+        w: Box<dyn Writer<T>>,
+        input: queue::Receiver<T>,
+    ) -> Result<
+        (
+            crate::BoxFuture<Result<(), crate::writers::WriterError>>,
+            Option<JoinHandle<()>>,
+        ),
+        StartError,
+    > {
+        let c = self.component;
+        let (input, appender) = match &c.buffer {
+            BufferConfig::Memory => (input, None),
+            BufferConfig::Disk(d) => {
+                let (rx, running) = buffer::spawn(
+                    &buffer::dir(self.data_dir, &c.name),
+                    d,
+                    c.when_full,
+                    input,
+                    self.metrics.clone(),
+                    self.stop.clone(),
+                )
+                .map_err(|error| StartError::Buffer {
+                    writer: c.name.clone(),
+                    error,
+                })?;
+                (rx, Some(running.appender))
+            }
+        };
+        let fut = w.run(WriterContext {
+            name: c.name.clone(),
+            input,
+            shutdown: self.stop,
+            metrics: self.metrics,
+            drain_timeout: c.drain_timeout,
+            durable: appender.is_some(),
+        });
+        Ok((fut, appender))
+    }
+}
+
 /// Runs a component's future, recording a failure for `/-/healthy`.
 fn supervise<E: std::fmt::Display + Send + 'static>(
     name: String,
@@ -422,7 +481,8 @@ async fn run_stages<T: Items + Clone + Send + 'static>(
     out: Output<T>,
 ) {
     let received = metrics.received(signal);
-    while let Some(mut batch) = rx.recv().await {
+    // The batch's acks go on with what the stages left of it.
+    while let Some((mut batch, acks)) = rx.recv_acked().await {
         received.add(batch.items() as u64);
         let mut drops = Drops::default();
         stages.process(&mut batch, &mut drops);
@@ -430,16 +490,18 @@ async fn run_stages<T: Items + Clone + Send + 'static>(
             metrics.discarded(signal, &reason).add(n);
         }
         let n = batch.items() as u64;
-        if out.send(batch).await.is_err() {
+        if out.send_acked(batch, acks.clone()).await.is_err() {
             // A writer stopped taking (its drain deadline passed) while this batch waited for
             // room: it is lost, counted.
             metrics.discarded(signal, "shutdown").add(n);
+            acks.abandon();
             // And so is what is still queued here (counted as the writers count theirs).
             rx.close();
-            while let Ok(left) = rx.try_recv() {
+            while let Ok((left, acks)) = rx.try_recv_acked() {
                 metrics
                     .discarded(signal, "shutdown")
                     .add(left.items() as u64);
+                acks.abandon();
             }
             break;
         }

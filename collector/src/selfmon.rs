@@ -402,6 +402,36 @@ impl ComponentMetrics {
         )
     }
 
+    /// Bytes a writer's disk buffer holds on disk (bounded by its `max_size`).
+    pub fn buffer_bytes(&self) -> Gauge {
+        let [c, k] = self.base();
+        self.registry.gauge(
+            "collector_buffer_bytes",
+            "Bytes a writer's disk buffer holds (records not yet delivered); bounded by max_size.",
+            &[c, k],
+        )
+    }
+
+    /// Records (batches) a writer's disk buffer holds that the backend has not answered for.
+    pub fn buffer_records(&self) -> Gauge {
+        let [c, k] = self.base();
+        self.registry.gauge(
+            "collector_buffer_records",
+            "Records (batches) in a writer's disk buffer not yet delivered.",
+            &[c, k],
+        )
+    }
+
+    /// Records a disk buffer found damaged (checksum, length, order) and skipped.
+    pub fn buffer_corrupt_records(&self) -> Counter {
+        let [c, k] = self.base();
+        self.registry.counter(
+            "collector_buffer_corrupt_records_total",
+            "Records a writer's disk buffer found damaged (checksum, length, sequence) and skipped.",
+            &[c, k],
+        )
+    }
+
     /// Items per batch sent.
     pub fn batch_size(&self, signal: Signal) -> Histogram {
         let [c, k] = self.base();

@@ -38,6 +38,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::buffer::BufferConfig;
 use crate::output::WhenFull;
 use crate::process::{self, AnyStage};
 use crate::sources::{self, BuildError, Source};
@@ -112,6 +113,8 @@ pub struct Component {
     pub when_full: WhenFull,
     /// Writers: how long a stop may take to drain the queue.
     pub drain_timeout: Duration,
+    /// Writers: in memory (the queue) or on disk too (`buffer = { type = "disk", ... }`).
+    pub buffer: BufferConfig,
     /// The component's own settings (common keys removed), interpolated.
     pub settings: toml::Table,
     /// Process components: `(type, settings)` per stage.
@@ -778,6 +781,19 @@ fn component(
             DEFAULT_DRAIN_TIMEOUT
         }
     };
+    let buffer = match (section, take("buffer")) {
+        (_, None) => BufferConfig::Memory,
+        (Section::Writers, Some((l, v))) => {
+            BufferConfig::parse(v).unwrap_or_else(|(key, reason)| {
+                errors.push(err(l, &key, &reason));
+                BufferConfig::Memory
+            })
+        }
+        (_, Some((l, _))) => {
+            errors.push(err(l, "buffer", "only writers have a buffer"));
+            BufferConfig::Memory
+        }
+    };
     let mut stages = Vec::new();
     if section == Section::Process {
         match take("stages") {
@@ -822,6 +838,7 @@ fn component(
         queue_max_bytes,
         when_full,
         drain_timeout,
+        buffer,
         settings,
         stages,
         line,

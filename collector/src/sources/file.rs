@@ -41,6 +41,7 @@ use serde::{Deserialize, Serialize};
 use super::tailing::{PositionsFile, Saver, Utf8Decoder, is_shutdown, now_ns, wait_shutdown};
 use super::{BuildError, Source, SourceContext, SourceError};
 use crate::BoxFuture;
+use crate::ack::{Ack, Acks, Outcome, Until};
 use crate::event::{LogBatch, LogRecord, Signal};
 use crate::selfmon::ComponentMetrics;
 
@@ -173,7 +174,29 @@ struct SavedFile {
     fingerprint: Fingerprint,
     /// The start of the first line not yet accepted downstream.
     offset: u64,
+    /// The time leases of the lines past `offset` that may have been sent already.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    leases: Vec<Lease>,
 }
+
+/// The times of the lines starting in `offset..end`: `ns` plus the line's distance in bytes
+/// from `offset`, as nanoseconds. Saved before any of those lines is sent, so a line read
+/// again after a crash gets the very time it had, and Loki (which drops an entry equal to one
+/// it has in stream, time and line) keeps one of the two.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Lease {
+    offset: u64,
+    end: u64,
+    ns: i64,
+    /// Taken by this run (a saved one is used as it is, however old).
+    #[serde(skip)]
+    fresh: bool,
+}
+
+/// Bytes a lease covers at most.
+const LEASE_BYTES: u64 = 1 << 20;
+/// How far behind the clock a line's leased time may fall before a new lease is taken.
+const LEASE_DRIFT_NS: i64 = 1_000_000_000;
 
 /// A hash (FNV-1a, stable across builds) of a file's first `len` bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -255,6 +278,47 @@ struct Tracked {
     skipping: bool,
     /// No longer at a matched path: being finished through its handle.
     rotated: bool,
+    /// Time leases of lines past `committed`, in offset order.
+    leases: Vec<Lease>,
+    /// A lease was taken that the positions file does not have yet.
+    unsaved_lease: bool,
+}
+
+impl Tracked {
+    /// The time of the line starting at `offset` (see [`Lease`]).
+    fn stamp(&mut self, offset: u64) -> i64 {
+        let now = now_ns();
+        if let Some(l) = self
+            .leases
+            .iter()
+            .rev()
+            .find(|l| l.offset <= offset && offset < l.end)
+        {
+            let ts = l.ns.saturating_add((offset - l.offset) as i64);
+            if !l.fresh || now.saturating_sub(ts) <= LEASE_DRIFT_NS {
+                return ts;
+            }
+        }
+        if let Some(last) = self.leases.last_mut()
+            && last.end > offset
+        {
+            last.end = offset;
+        }
+        self.leases.push(Lease {
+            offset,
+            end: offset + LEASE_BYTES,
+            ns: now,
+            fresh: true,
+        });
+        self.unsaved_lease = true;
+        now
+    }
+
+    /// Accepted downstream up to `offset`: leases wholly before it are not needed again.
+    fn commit(&mut self, offset: u64) {
+        self.committed = offset;
+        self.leases.retain(|l| l.end > offset);
+    }
 }
 
 /// Lines read from one file, and where its position goes once they are accepted.
@@ -332,11 +396,13 @@ impl Tailer {
             .position(|s| s.dev == id.dev && s.ino == id.ino)
             .map(|i| self.saved.swap_remove(i));
         let mut offset = None;
+        let mut leases = Vec::new();
         if let Some(s) = &saved
             && s.fingerprint.matches(&file)?
             && s.offset <= size
         {
             offset = Some(s.offset);
+            leases.clone_from(&s.leases);
         }
         let offset = offset.unwrap_or_else(|| {
             if saved.is_some() || self.known_paths.contains(path) || !self.first_poll {
@@ -362,6 +428,8 @@ impl Tailer {
                 pending: Vec::new(),
                 skipping: false,
                 rotated: false,
+                leases,
+                unsaved_lease: false,
             },
         );
         Ok(())
@@ -398,6 +466,8 @@ impl Tailer {
                         read_pos: s.offset,
                         pending: Vec::new(),
                         skipping: false,
+                        leases: s.leases.clone(),
+                        unsaved_lease: false,
                         rotated: true,
                     },
                 );
@@ -479,8 +549,9 @@ impl Tailer {
             }
             let end_offset = t.line_start;
             let moved = end_offset != t.committed;
-            // A finished file with nothing left to send is forgotten now.
-            if !(finished && records.is_empty()) {
+            // A finished file with nothing left to send, and nothing waiting to be accepted, is
+            // forgotten now.
+            if !(finished && records.is_empty() && t.committed == t.line_start) {
                 self.tracked.insert(id, t);
             }
             let n_batches = records.len().div_ceil(MAX_BATCH_LINES);
@@ -527,6 +598,7 @@ impl Tailer {
             t.read_pos = 0;
             t.line_start = 0;
             t.skipping = false;
+            t.leases.clear();
             // The flushed line belongs to the old content: its position is the new start.
             if let Some((_, end)) = records.last_mut() {
                 *end = 0;
@@ -572,8 +644,9 @@ impl Tailer {
                 }
                 if complete {
                     let line = std::mem::take(&mut t.pending);
+                    let ts = t.stamp(t.line_start);
                     t.line_start = t.read_pos;
-                    records.push((self.record(&t.path, &line), t.read_pos));
+                    records.push((self.record(&t.path, &line, ts), t.read_pos));
                 }
             }
         }
@@ -584,14 +657,15 @@ impl Tailer {
     fn flush_pending(&self, t: &mut Tracked, records: &mut Vec<(LogRecord, u64)>) {
         if !t.pending.is_empty() && !t.skipping {
             let line = std::mem::take(&mut t.pending);
-            records.push((self.record(&t.path, &line), t.read_pos));
+            let ts = t.stamp(t.line_start);
+            records.push((self.record(&t.path, &line, ts), t.read_pos));
         }
         t.pending.clear();
         t.skipping = false;
         t.line_start = t.read_pos;
     }
 
-    fn record(&self, path: &Path, line: &[u8]) -> LogRecord {
+    fn record(&self, path: &Path, line: &[u8], timestamp_ns: i64) -> LogRecord {
         let mut labels: crate::event::Labels = self
             .labels
             .iter()
@@ -600,7 +674,7 @@ impl Tailer {
         labels.insert("filename", path.to_string_lossy());
         LogRecord {
             labels,
-            timestamp_ns: now_ns(),
+            timestamp_ns,
             line: self.decoder.decode(line),
             ..Default::default()
         }
@@ -611,8 +685,17 @@ impl Tailer {
         if finished {
             self.tracked.remove(&id);
         } else if let Some(t) = self.tracked.get_mut(&id) {
-            t.committed = end_offset;
+            t.commit(end_offset);
         }
+    }
+
+    /// Was a time lease taken since the last call (to be saved before its lines are sent)?
+    fn take_unsaved_leases(&mut self) -> bool {
+        let mut any = false;
+        for t in self.tracked.values_mut() {
+            any |= std::mem::take(&mut t.unsaved_lease);
+        }
+        any
     }
 
     fn snapshot(&self) -> SavedPositions {
@@ -625,6 +708,7 @@ impl Tailer {
                 ino: id.ino,
                 fingerprint: t.fingerprint,
                 offset: t.committed,
+                leases: t.leases.clone(),
             })
             .collect();
         // Saved positions not matched yet (before the first poll) are kept.
@@ -653,6 +737,7 @@ async fn run(src: FileSource, mut ctx: SourceContext) -> Result<(), SourceError>
     };
     let received = ctx.metrics.received(Signal::Logs);
     let mut saver = Saver::new(positions, &ctx.name, cfg.sync_period);
+    let mut inflight = Inflight::default();
     'outer: while !is_shutdown(&ctx.shutdown) {
         let (t, works, more) = tokio::task::spawn_blocking(move || {
             let (works, more) = tailer.poll();
@@ -663,29 +748,118 @@ async fn run(src: FileSource, mut ctx: SourceContext) -> Result<(), SourceError>
         tailer = t;
         // The first poll fixed where each file found at start begins (`start_at`).
         ctx.started.done();
+        // Lines under a new time lease go out only once the lease is saved.
+        if tailer.take_unsaved_leases() {
+            saver.save(tailer.snapshot()).await;
+        }
         for w in works {
-            if !w.records.is_empty() {
+            let ack = if w.records.is_empty() {
+                None
+            } else {
                 received.add(w.records.len() as u64);
+                let (ack, acks) = inflight.ack();
                 tokio::select! {
                     biased;
                     _ = wait_shutdown(&mut ctx.shutdown) => break 'outer,
-                    sent = ctx.outputs.logs.send(w.records) => if sent.is_err() {
+                    sent = ctx.outputs.logs.send_acked(w.records, acks) => if sent.is_err() {
                         break 'outer;
                     },
                 }
-            }
-            tailer.commit(w.id, w.end_offset, w.finished);
+                Some(ack)
+            };
+            inflight.push(ack, w.id, w.end_offset, w.finished);
         }
+        inflight.commit_done(&mut tailer);
         saver.tick(|| tailer.snapshot()).await;
         if !more {
             tokio::select! {
                 _ = tokio::time::sleep(cfg.poll_interval) => {}
+                _ = inflight.changed() => {}
                 _ = wait_shutdown(&mut ctx.shutdown) => break,
             }
         }
     }
+    // What was sent and is still on its way: its position is saved once it arrives (bounded,
+    // so a backend that is down does not hold the stop; those lines are read again next time).
+    let until = tokio::time::Instant::now() + ACK_WAIT_AT_STOP;
+    while inflight.waiting() && tokio::time::Instant::now() < until {
+        inflight.commit_done(&mut tailer);
+        let _ = tokio::time::timeout_at(until, inflight.changed()).await;
+    }
+    inflight.commit_done(&mut tailer);
     saver.save(tailer.snapshot()).await;
     Ok(())
+}
+
+/// How long a stopping file source waits for the lines it sent to be delivered.
+const ACK_WAIT_AT_STOP: Duration = Duration::from_secs(5);
+
+/// Batches sent and not yet delivered (or buffered on disk), in the order they were read: a
+/// position moves only past lines the writers have taken for good — delivered to the backend,
+/// refused for good there and counted, or written to a disk buffer ([`Until::Delivered`]) —
+/// so a crash re-reads what was not.
+#[derive(Default)]
+struct Inflight {
+    next: u64,
+    /// (seq, file, end offset, finished), oldest first.
+    sent: std::collections::VecDeque<(u64, FileId, u64, bool)>,
+    /// Outcomes in, by seq.
+    outcomes: std::sync::Arc<parking_lot::Mutex<BTreeMap<u64, Outcome>>>,
+    notify: std::sync::Arc<tokio::sync::Notify>,
+    /// A batch was abandoned (the collector is stopping): no position moves past it.
+    stuck: bool,
+}
+
+impl Inflight {
+    /// An ack for the next batch.
+    fn ack(&mut self) -> (u64, Acks) {
+        let seq = self.next;
+        self.next += 1;
+        let outcomes = self.outcomes.clone();
+        let notify = self.notify.clone();
+        let ack = Ack::new(Until::Delivered, move |o| {
+            outcomes.lock().insert(seq, o);
+            notify.notify_one();
+        });
+        (seq, Acks::one(ack))
+    }
+
+    /// Records a batch's position move, behind those sent before it (`None`: nothing to wait
+    /// for, e.g. only a dropped long line).
+    fn push(&mut self, ack: Option<u64>, id: FileId, end_offset: u64, finished: bool) {
+        let seq = ack.unwrap_or_else(|| {
+            let seq = self.next;
+            self.next += 1;
+            self.outcomes.lock().insert(seq, Outcome::Done);
+            seq
+        });
+        self.sent.push_back((seq, id, end_offset, finished));
+    }
+
+    /// Moves positions past every batch delivered, in order.
+    fn commit_done(&mut self, tailer: &mut Tailer) {
+        let mut outcomes = self.outcomes.lock();
+        while !self.stuck
+            && let Some(&(seq, id, end, finished)) = self.sent.front()
+        {
+            match outcomes.remove(&seq) {
+                Some(Outcome::Done) => {
+                    tailer.commit(id, end, finished);
+                    self.sent.pop_front();
+                }
+                Some(Outcome::Abandoned) => self.stuck = true,
+                None => break,
+            }
+        }
+    }
+
+    fn waiting(&self) -> bool {
+        !self.stuck && !self.sent.is_empty()
+    }
+
+    async fn changed(&self) {
+        self.notify.notified().await;
+    }
 }
 
 #[cfg(test)]

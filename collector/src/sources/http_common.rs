@@ -28,6 +28,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::{ListenAddrs, SourceError};
+use crate::ack::{Ack, Acks, Outcome, Until};
 use crate::event::{Items, Signal};
 use crate::output::{Output, TrySendError};
 use crate::selfmon::{ComponentMetrics, Gauge};
@@ -37,6 +38,11 @@ use crate::selfmon::{ComponentMetrics, Gauge};
 /// second (`Retry-After` has no finer unit) would leave the pipeline idle meanwhile.
 pub const FULL_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
 const FULL_POLL: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// How long a receiver waits for its batch to be written to the disk buffers (when a writer
+/// keeps one) before it answers 503: a disk buffer that is full waits for deliveries to free
+/// room, and the client keeps its data meanwhile.
+pub const ACK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What a refused client is asked to wait before retrying (`Retry-After`, gRPC `RetryInfo`).
 pub const RETRY_AFTER_SECS: u64 = 1;
@@ -95,6 +101,11 @@ pub enum Refusal {
     /// The collector is stopping (503, `shutting_down`).
     #[error("the collector is shutting down")]
     ShuttingDown,
+    /// Handed on, but not written to a disk buffer within [`ACK_WAIT`], or given up there
+    /// (503): the client retries; what was written meanwhile is sent twice at worst. Counted
+    /// where it happened, not here.
+    #[error("not stored yet: {0}; retry")]
+    NotStored(&'static str),
 }
 
 impl From<wire::WireError> for Refusal {
@@ -116,7 +127,7 @@ impl Refusal {
             Refusal::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Refusal::Decode(_) | Refusal::Invalid(_) => StatusCode::BAD_REQUEST,
             Refusal::Backpressure(_) => StatusCode::TOO_MANY_REQUESTS,
-            Refusal::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            Refusal::ShuttingDown | Refusal::NotStored(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -141,6 +152,7 @@ impl Refusal {
             Refusal::Invalid(_) => "invalid",
             Refusal::Backpressure(_) => "backpressure",
             Refusal::ShuttingDown => "shutting_down",
+            Refusal::NotStored(_) => "not_stored",
         }
     }
 
@@ -148,7 +160,10 @@ impl Refusal {
     pub fn retryable(&self) -> bool {
         matches!(
             self,
-            Refusal::Backpressure(_) | Refusal::ShuttingDown | Refusal::Busy { .. }
+            Refusal::Backpressure(_)
+                | Refusal::ShuttingDown
+                | Refusal::Busy { .. }
+                | Refusal::NotStored(_)
         )
     }
 
@@ -183,6 +198,9 @@ impl Refusal {
 /// [`FULL_WAIT`] (sleeping: call it on the blocking pool, as the receivers do). Counts `items` received;
 /// a refusal also counts them discarded (`backpressure`, `shutting_down`), and the batch is
 /// dropped: the client keeps it and retries, nothing is buffered here.
+///
+/// When a writer keeps a disk buffer ([`Output::is_acknowledged`]) it then waits, at most
+/// [`ACK_WAIT`], until the batch is written there ([`crate::ack`]), so the 2xx means "on disk".
 pub fn offer<T: Clone + Items>(
     out: &Output<T>,
     batch: T,
@@ -193,11 +211,24 @@ pub fn offer<T: Clone + Items>(
     let give_up = std::time::Instant::now() + FULL_WAIT;
     let bytes = batch.size_bytes();
     let mut batch = batch;
+    let (acks, wait) = if out.is_acknowledged() {
+        let (ack, wait) = Ack::waited(Until::Taken);
+        (Acks::one(ack), Some(wait))
+    } else {
+        (Acks::none(), None)
+    };
     let refusal = loop {
-        match out.try_send_sized(batch, bytes) {
+        match out.try_send_acked(batch, bytes, &acks) {
             Ok(()) => {
                 metrics.received(signal).add(n);
-                return Ok(());
+                drop(acks);
+                return match wait.map(|w| w.wait(ACK_WAIT)) {
+                    None | Some(Some(Outcome::Done)) => Ok(()),
+                    Some(Some(Outcome::Abandoned)) => {
+                        Err(Refusal::NotStored("the collector stopped first"))
+                    }
+                    Some(None) => Err(Refusal::NotStored("the disk buffer is full or slow")),
+                };
             }
             Err(TrySendError::Full(_, back)) if std::time::Instant::now() < give_up => {
                 batch = back;

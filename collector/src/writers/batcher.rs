@@ -38,6 +38,7 @@ use super::http::{ClientConfig, take_keys};
 use super::retry::{Attempt, Deadline, Delivery, RetryConfig, deliver};
 use super::{Writer, WriterContext, WriterError};
 use crate::BoxFuture;
+use crate::ack::Acks;
 use crate::selfmon::ComponentMetrics;
 use crate::sources::BuildError;
 use wire::Signal;
@@ -193,7 +194,23 @@ struct Shared<S> {
     retry: RetryConfig,
     timeout: Duration,
     deadline: Deadline,
+    /// The input is a disk buffer's: what shutdown leaves unsent stays there for the next
+    /// start, so it is not counted as discarded.
+    durable: bool,
 }
+
+impl<S: Sink> Shared<S> {
+    /// `n` items left unsent at shutdown, with their acks.
+    fn left_at_shutdown(&self, n: u64, acks: Acks) {
+        acks.abandon();
+        if !self.durable {
+            self.metrics.discarded(S::SIGNAL, "shutdown").add(n);
+        }
+    }
+}
+
+/// A routed chunk of items and the acks of the batches they came from.
+type Chunk<T> = (Vec<T>, Acks);
 
 async fn run<S: Sink>(
     engine: Engine<S>,
@@ -205,6 +222,7 @@ async fn run<S: Sink>(
         mut shutdown,
         metrics,
         drain_timeout,
+        durable,
     } = ctx;
     let (deadline_tx, deadline_rx) = watch::channel(None::<Instant>);
     let deadline = Deadline::new(deadline_rx);
@@ -217,12 +235,13 @@ async fn run<S: Sink>(
         retry: engine.retry.clone(),
         timeout: engine.timeout,
         deadline: deadline.clone(),
+        durable,
     });
     let shards = engine.sink.shards().max(1);
     let mut workers = JoinSet::new();
     let mut txs = Vec::with_capacity(shards);
     for _ in 0..shards {
-        let (tx, rx) = mpsc::channel::<Vec<S::Item>>(1);
+        let (tx, rx) = mpsc::channel::<Chunk<S::Item>>(1);
         txs.push(tx);
         workers.spawn(worker(shared.clone(), rx));
     }
@@ -231,7 +250,6 @@ async fn run<S: Sink>(
     metrics.declare(S::SIGNAL, &["rejected", "retries_exhausted", "shutdown"]);
     metrics.retries();
     let received = metrics.received(S::SIGNAL);
-    let shutdown_discarded = metrics.discarded(S::SIGNAL, "shutdown");
     // Starts the drain clock when the collector stops, whatever the engine is waiting on.
     let watcher = tokio::spawn({
         let name = name.clone();
@@ -245,14 +263,18 @@ async fn run<S: Sink>(
 
     'recv: loop {
         let batch = if deadline.is_set() {
-            input.try_recv().ok()
+            input.try_recv_acked().ok()
         } else {
             tokio::select! {
-                b = input.recv() => b,
+                b = input.recv_acked() => b,
                 () = deadline.started() => continue,
             }
         };
-        let Some(batch) = batch else { break };
+        let Some((batch, mut acks)) = batch else {
+            break;
+        };
+        // Taken: only the acks that wait for delivery stay with the items.
+        acks.taken();
         // What the writer took in: sent + discarded add up to it once it has drained.
         received.add(count::<S>(&batch));
         // Route to shards, keeping each shard's items in arrival order.
@@ -268,16 +290,16 @@ async fn run<S: Sink>(
             }
             let n = count::<S>(&chunk);
             tokio::select! {
-                r = txs[i].send(chunk) => {
-                    if let Err(mpsc::error::SendError(chunk)) = r {
+                r = txs[i].send((chunk, acks.clone())) => {
+                    if let Err(mpsc::error::SendError((chunk, acks))) = r {
                         // A worker gone (it hit the deadline): nothing can send this any more.
-                        shutdown_discarded.add(count::<S>(&chunk));
+                        shared.left_at_shutdown(count::<S>(&chunk), acks);
                     }
                 }
                 () = deadline.reached() => {
                     // The chunk went down with the select: count it and the other shards'.
                     let left: u64 = routed.map(|(_, c)| count::<S>(&c)).sum();
-                    shutdown_discarded.add(n + left);
+                    shared.left_at_shutdown(n + left, acks);
                     break 'recv;
                 }
             }
@@ -285,8 +307,8 @@ async fn run<S: Sink>(
     }
     // Whatever the deadline left in the queue.
     input.close();
-    while let Ok(b) = input.try_recv() {
-        shutdown_discarded.add(count::<S>(&b));
+    while let Ok((b, acks)) = input.try_recv_acked() {
+        shared.left_at_shutdown(count::<S>(&b), acks);
     }
     drop(txs);
     while let Some(j) = workers.join_next().await {
@@ -299,8 +321,10 @@ async fn run<S: Sink>(
 }
 
 /// One shard: batches what it receives, with at most one batch in flight, in order.
-async fn worker<S: Sink>(shared: Arc<Shared<S>>, mut rx: mpsc::Receiver<Vec<S::Item>>) {
+async fn worker<S: Sink>(shared: Arc<Shared<S>>, mut rx: mpsc::Receiver<Chunk<S::Item>>) {
     let mut acc: Vec<S::Item> = Vec::new();
+    // The acks of every chunk with items in `acc`.
+    let mut acc_acks = Acks::none();
     let mut weight = Fill::default();
     let mut flush_at: Option<Instant> = None;
     let mut inflight: Option<JoinHandle<bool>> = None;
@@ -308,30 +332,50 @@ async fn worker<S: Sink>(shared: Arc<Shared<S>>, mut rx: mpsc::Receiver<Vec<S::I
         let chunk = tokio::select! {
             c = rx.recv() => c,
             () = sleep_until_opt(flush_at) => {
-                if !flush(&shared, &mut inflight, &mut acc, &mut weight, &mut flush_at).await {
+                if !flush(&shared, &mut inflight, &mut acc, &mut acc_acks, &mut weight, &mut flush_at).await {
                     break;
                 }
                 continue;
             }
         };
-        let Some(chunk) = chunk else {
-            flush(&shared, &mut inflight, &mut acc, &mut weight, &mut flush_at).await;
+        let Some((chunk, chunk_acks)) = chunk else {
+            flush(
+                &shared,
+                &mut inflight,
+                &mut acc,
+                &mut acc_acks,
+                &mut weight,
+                &mut flush_at,
+            )
+            .await;
             break;
         };
         let mut items = chunk.into_iter();
         let mut gave_up = false;
+        // Which batches hold this chunk's items: the one being filled, and each one a flush
+        // in the middle of the chunk starts.
+        acc_acks.merge(chunk_acks.clone());
         while let Some(item) = items.next() {
             let w = shared.sink.weight(&item);
             let b = S::size_bytes(&item);
-            if !acc.is_empty()
-                && weight.would_overflow(w, b, shared.batch_size)
-                && !flush(&shared, &mut inflight, &mut acc, &mut weight, &mut flush_at).await
-            {
-                // The drain deadline passed: what is left is counted below.
-                acc.push(item);
-                acc.extend(items);
-                gave_up = true;
-                break;
+            if !acc.is_empty() && weight.would_overflow(w, b, shared.batch_size) {
+                if !flush(
+                    &shared,
+                    &mut inflight,
+                    &mut acc,
+                    &mut acc_acks,
+                    &mut weight,
+                    &mut flush_at,
+                )
+                .await
+                {
+                    // The drain deadline passed: what is left is counted below.
+                    acc.push(item);
+                    acc.extend(items);
+                    gave_up = true;
+                    break;
+                }
+                acc_acks.merge(chunk_acks.clone());
             }
             acc.push(item);
             weight.add(w, b);
@@ -341,7 +385,15 @@ async fn worker<S: Sink>(shared: Arc<Shared<S>>, mut rx: mpsc::Receiver<Vec<S::I
             break;
         }
         if weight.is_full(shared.batch_size)
-            && !flush(&shared, &mut inflight, &mut acc, &mut weight, &mut flush_at).await
+            && !flush(
+                &shared,
+                &mut inflight,
+                &mut acc,
+                &mut acc_acks,
+                &mut weight,
+                &mut flush_at,
+            )
+            .await
         {
             break;
         }
@@ -351,11 +403,10 @@ async fn worker<S: Sink>(shared: Arc<Shared<S>>, mut rx: mpsc::Receiver<Vec<S::I
         let _ = finished(h).await;
     }
     // Only reached with items left when the drain deadline passed.
-    let shutdown = shared.metrics.discarded(S::SIGNAL, "shutdown");
-    shutdown.add(count::<S>(&acc));
+    shared.left_at_shutdown(count::<S>(&acc), acc_acks);
     rx.close();
-    while let Ok(c) = rx.try_recv() {
-        shutdown.add(count::<S>(&c));
+    while let Ok((c, acks)) = rx.try_recv() {
+        shared.left_at_shutdown(count::<S>(&c), acks);
     }
 }
 
@@ -372,6 +423,7 @@ async fn flush<S: Sink>(
     shared: &Arc<Shared<S>>,
     inflight: &mut Option<JoinHandle<bool>>,
     acc: &mut Vec<S::Item>,
+    acks: &mut Acks,
     weight: &mut Fill,
     flush_at: &mut Option<Instant>,
 ) -> bool {
@@ -386,7 +438,8 @@ async fn flush<S: Sink>(
         return true;
     }
     let items = std::mem::take(acc);
-    *inflight = Some(tokio::spawn(send_batch(shared.clone(), items)));
+    let acks = std::mem::take(acks);
+    *inflight = Some(tokio::spawn(send_batch(shared.clone(), items, acks)));
     true
 }
 
@@ -400,7 +453,8 @@ async fn finished(h: JoinHandle<bool>) -> bool {
 
 /// Sends one batch with the retry policy and counts it; false when the drain deadline passed
 /// (the batch is then counted as `shutdown`).
-async fn send_batch<S: Sink>(shared: Arc<Shared<S>>, items: Vec<S::Item>) -> bool {
+/// Its acks are let go once the backend answered for it, abandoned if the deadline came first.
+async fn send_batch<S: Sink>(shared: Arc<Shared<S>>, items: Vec<S::Item>, acks: Acks) -> bool {
     let n = count::<S>(&items);
     let m = &shared.metrics;
     m.batch_size(S::SIGNAL).observe(n as f64);
@@ -438,7 +492,7 @@ async fn send_batch<S: Sink>(shared: Arc<Shared<S>>, items: Vec<S::Item>) -> boo
             true
         }
         Delivery::Shutdown => {
-            m.discarded(S::SIGNAL, "shutdown").add(n);
+            shared.left_at_shutdown(n, acks);
             false
         }
     }
@@ -542,6 +596,7 @@ mod tests {
                 shutdown,
                 metrics: m.clone(),
                 drain_timeout: Duration::from_secs(5),
+                durable: false,
             },
             m,
         )

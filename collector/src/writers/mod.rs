@@ -55,6 +55,9 @@ pub struct WriterContext<T> {
     pub shutdown: watch::Receiver<bool>,
     pub metrics: ComponentMetrics,
     pub drain_timeout: Duration,
+    /// `input` is fed from a disk buffer: what is left unsent at shutdown stays there (and is
+    /// not counted as discarded).
+    pub durable: bool,
 }
 
 /// A running writer of batches of type `T`.

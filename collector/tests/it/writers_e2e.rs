@@ -53,6 +53,7 @@ impl<T: collector::event::Items + Send + 'static> Running<T> {
             shutdown,
             metrics: m.clone(),
             drain_timeout,
+            durable: false,
         };
         let task = tokio::spawn(writer.run(ctx));
         Running {

@@ -335,7 +335,7 @@ pub fn grpc_code(r: &Refusal) -> i32 {
         // Overload: RESOURCE_EXHAUSTED with RetryInfo, which the OTLP spec defines as the
         // recoverable kind clients retry (a too-large message has no RetryInfo: not retried).
         Refusal::Backpressure(_) => code::RESOURCE_EXHAUSTED,
-        Refusal::ShuttingDown => code::UNAVAILABLE,
+        Refusal::ShuttingDown | Refusal::NotStored(_) => code::UNAVAILABLE,
     }
 }
 
