@@ -7,6 +7,7 @@ mod bench;
 mod cli;
 mod config_check;
 mod docker_source;
+mod durability;
 mod file_source;
 mod gateway_e2e;
 mod node_agent_real;
