@@ -25,10 +25,16 @@
 //! - a partial last line (no newline yet) is held back until it is completed;
 //! - files that appear after start are read from the beginning; `start_at` only applies to the
 //!   files found by the first poll that have no saved position;
-//! - a position advances only once the batch was accepted by the output, and positions hold
-//!   the start of the first line not yet accepted, so a graceful restart neither repeats nor
-//!   skips a line. A file rotated while the collector was stopped is found again by its
-//!   identity in the directory it was in, and finished before its successor is read.
+//! - a position advances only past lines the writers have taken for good (delivered, refused
+//!   for good and counted, or written to a disk buffer: [`crate::ack`]), in the order they were
+//!   read, and positions hold the start of the first line not yet taken, so a graceful restart
+//!   (which waits up to 5 s for lines on their way) neither repeats nor skips a line, and a
+//!   crash re-reads at most what was taken since the last save (`sync_period`). A file rotated
+//!   while the collector was stopped is found again by its identity in the directory it was
+//!   in, and finished before its successor is read;
+//! - a line's time is its [`Lease`]'s time plus its byte offset in the lease (as nanoseconds);
+//!   a lease is saved before its lines are sent, so a line re-read after a crash gets the time
+//!   it had the first time.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
