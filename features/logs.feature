@@ -33,3 +33,10 @@ Feature: Store logs reach Loki
     Then within 20 s Loki returns those 5 lines for the node
     When the node agent is stopped, the node writes 5 lines to its log file "app.log", and the agent is started again
     Then within 20 s Loki returns those 10 lines for the node, each exactly once
+
+  Scenario: File tailing after a crash re-reads at most its checkpoint, and Loki keeps each line once
+    Given a node agent for a "server" node in region "eu-central" of brand "brand1" in "healthy" mode
+    When the node writes 5 lines to its log file "app.log"
+    Then within 20 s Loki returns those 5 lines for the node
+    When the node agent is killed (kill -9), the node writes 5 lines to its log file "app.log", and the agent is started again
+    Then within 20 s Loki returns those 10 lines for the node, each exactly once

@@ -25,6 +25,14 @@ Feature: The pipeline rides out backend failures and refuses bad input
     And the proxy injected at least 11 failures
     And the gateway's loki writer discarded nothing
 
+  Scenario: A gateway with a disk buffer is killed while Loki is down: nothing acknowledged is lost
+    Given a fault-injecting proxy in front of Loki
+    And a gateway collector writing to Loki through the proxy with a disk buffer
+    And the proxy answers every Loki push with HTTP 503 for the next 5 s
+    When 50 log lines of a new stream are pushed to the gateway
+    And the gateway is killed (kill -9) and started again
+    Then once the outage is over, Loki returns all 50 lines of the stream, each exactly once
+
   Scenario: A malformed push is refused with a reason and counted
     Given a gateway collector in front of the stack
     When a log push with an unparsable body is sent to the gateway

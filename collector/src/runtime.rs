@@ -63,6 +63,8 @@ pub struct Collector {
     process: Vec<JoinHandle<()>>,
     /// Disk buffers' appenders: done once everything queued for them is on disk.
     appenders: Vec<JoinHandle<()>>,
+    /// Disk buffers' readers (stopped with the writers; kept to be aborted by a crash).
+    readers: Vec<JoinHandle<()>>,
     writers: Vec<(JoinHandle<()>, Duration)>,
     server: Option<JoinHandle<()>>,
 }
@@ -208,6 +210,7 @@ impl Collector {
         // Writers first, so nothing is sent before its consumer runs.
         let mut writer_tasks = Vec::new();
         let mut appenders = Vec::new();
+        let mut readers = Vec::new();
         for (c, w) in writers {
             let Some((_, inbox)) = inboxes.remove(&c.name) else {
                 continue;
@@ -224,7 +227,10 @@ impl Collector {
                 (AnyWriter::Traces(w), Inbox::Traces(_, input)) => start.run(w, input)?,
                 _ => continue, // the inbox was made from the writer's own signal
             };
-            appenders.extend(appender);
+            if let Some(b) = appender {
+                appenders.push(b.appender);
+                readers.push(b.reader);
+            }
             writer_tasks.push((
                 supervise(format!("writers.{}", c.name), fut, health.clone()),
                 c.drain_timeout,
@@ -334,6 +340,7 @@ impl Collector {
             sources: source_tasks,
             process: process_tasks,
             appenders,
+            readers,
             writers: writer_tasks,
             server,
         })
@@ -357,6 +364,24 @@ impl Collector {
     /// Components that stopped with an error, and why.
     pub fn failures(&self) -> BTreeMap<String, String> {
         self.health.failed.lock().clone()
+    }
+
+    /// Stops at once, as `kill -9` would: every task is aborted, nothing is drained or saved
+    /// (what a task already wrote to a file stays, as the kernel keeps it). For tests of what
+    /// survives a crash in-process.
+    pub fn crash(self) {
+        let tasks = self
+            .sources
+            .iter()
+            .chain(&self.process)
+            .chain(&self.appenders)
+            .chain(&self.readers)
+            .chain(self.writers.iter().map(|(t, _)| t))
+            .chain(&self.server);
+        for t in tasks {
+            t.abort();
+        }
+        tracing::info!("collector crashed on purpose");
     }
 
     /// Stops the sources, lets queued data through, drains the writers (each within its
@@ -423,7 +448,7 @@ impl WriterStart<'_> {
     ) -> Result<
         (
             crate::BoxFuture<Result<(), crate::writers::WriterError>>,
-            Option<JoinHandle<()>>,
+            Option<buffer::Running>,
         ),
         StartError,
     > {
@@ -443,7 +468,7 @@ impl WriterStart<'_> {
                     writer: c.name.clone(),
                     error,
                 })?;
-                (rx, Some(running.appender))
+                (rx, Some(running))
             }
         };
         let fut = w.run(WriterContext {

@@ -245,6 +245,15 @@ impl ScenarioCollector {
         }
     }
 
+    /// Kills it as `kill -9` would (nothing drained or saved: [`Collector::crash`]) and
+    /// starts it again with the same config and data dir.
+    pub async fn crash_and_restart(&mut self) -> Result<(), CollectorError> {
+        if let Some(c) = self.running.take() {
+            c.crash();
+        }
+        self.run().await
+    }
+
     /// Stops and starts it again with the same config and data dir.
     pub async fn restart(&mut self) -> Result<(), CollectorError> {
         self.stop().await;

@@ -224,6 +224,15 @@ async fn restart_agent(w: &mut StepsWorld) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[when(
+    "the node agent is killed (kill -9), the node writes 5 lines to its log file \"app.log\", and the agent is started again"
+)]
+async fn crash_agent(w: &mut StepsWorld) -> anyhow::Result<()> {
+    w.collector("agent")?.crash_and_restart().await?;
+    write_lines(w, "app.log", 5)?;
+    Ok(())
+}
+
 // --- Docker
 
 fn docker_names(w: &StepsWorld, name: &str) -> (String, String) {

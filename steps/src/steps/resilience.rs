@@ -35,11 +35,31 @@ fn loki_proxy(w: &StepsWorld) -> anyhow::Result<&FaultProxy> {
 
 #[given("a gateway collector writing to Loki through the proxy")]
 async fn gateway_through_proxy(w: &mut StepsWorld) -> anyhow::Result<()> {
+    start_gateway(w, "").await
+}
+
+#[given("a gateway collector writing to Loki through the proxy with a disk buffer")]
+async fn gateway_with_disk_buffer(w: &mut StepsWorld) -> anyhow::Result<()> {
+    start_gateway(w, "buffer = { type = \"disk\", max_size = \"16MiB\" }\n").await
+}
+
+/// The gateway, its loki writer through the proxy, with `loki_keys` added to that writer.
+async fn start_gateway(w: &mut StepsWorld, loki_keys: &str) -> anyhow::Result<()> {
     let e = w.endpoints().await?;
     let url = format!("{}loki/api/v1/push", loki_proxy(w)?.base_url());
-    let text = gateway_toml(&w.dir.path().join("gateway-data"), &e, Some(&url));
+    let text = gateway_toml(&w.dir.path().join("gateway-data"), &e, Some(&url)).replacen(
+        "[writers.loki]\n",
+        &format!("[writers.loki]\n{loki_keys}"),
+        1,
+    );
     let c = ScenarioCollector::start("gateway", "gateway.toml", text, BTreeMap::new()).await?;
     w.collectors.insert("gateway".into(), c);
+    Ok(())
+}
+
+#[when("the gateway is killed (kill -9) and started again")]
+async fn crash_gateway(w: &mut StepsWorld) -> anyhow::Result<()> {
+    w.collector("gateway")?.crash_and_restart().await?;
     Ok(())
 }
 
