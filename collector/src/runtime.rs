@@ -429,6 +429,9 @@ fn targets<T>(
         .collect()
 }
 
+/// A writer's running future.
+type WriterFuture = crate::BoxFuture<Result<(), crate::writers::WriterError>>;
+
 /// What starting one writer takes.
 struct WriterStart<'a> {
     component: &'a Component,
@@ -440,18 +443,12 @@ struct WriterStart<'a> {
 
 impl WriterStart<'_> {
     /// Starts writer `w` on its queue `input` — through its disk buffer if it has one (then
-    /// the buffer's appender task comes back too, for the stop to wait on).
+    /// the buffer's tasks come back too, for the stop to wait on).
     fn run<T: Durable + Items + Send + 'static>(
         self,
         w: Box<dyn Writer<T>>,
         input: queue::Receiver<T>,
-    ) -> Result<
-        (
-            crate::BoxFuture<Result<(), crate::writers::WriterError>>,
-            Option<buffer::Running>,
-        ),
-        StartError,
-    > {
+    ) -> Result<(WriterFuture, Option<buffer::Running>), StartError> {
         let c = self.component;
         let (input, appender) = match &c.buffer {
             BufferConfig::Memory => (input, None),
