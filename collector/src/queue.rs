@@ -7,7 +7,10 @@
 //! A batch heavier than the whole byte bound is taken when the queue is empty (and nothing is
 //! reserved), alone: refusing it would stop its sender for good, splitting it would break the
 //! batch a receiver acknowledged as one. So the queue holds at most `max_bytes`, or one batch
-//! of any size.
+//! of any size. So that such a batch is not starved by a stream of small ones that keeps the
+//! queue from ever emptying, each time one is refused the queue takes nothing new for
+//! [`OVERSIZE_HOLD`]: it drains, and the heavy batch's next try (a receiver tries for
+//! 250 ms before its 429; a waiting sender is woken) gets in.
 //!
 //! Its gauges (`collector_queue_depth`, items; `collector_queue_bytes`) are set under the
 //! queue's lock on every send, reservation and receive, so they read the true depth, also while
@@ -23,6 +26,9 @@ use tokio::sync::Notify;
 use crate::ack::Acks;
 use crate::event::Items;
 use crate::selfmon::Gauge;
+
+/// How long a queue takes nothing new after refusing a batch heavier than its byte bound.
+pub const OVERSIZE_HOLD: std::time::Duration = std::time::Duration::from_millis(300);
 
 /// How much a queue holds at most.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,6 +74,8 @@ struct State<T> {
     reserved: usize,
     /// The receiver closed or went away.
     closed: bool,
+    /// Until then only a batch heavier than the bound is taken (see [`OVERSIZE_HOLD`]).
+    oversize_hold: Option<std::time::Instant>,
 }
 
 struct Shared<T> {
@@ -82,11 +90,25 @@ struct Shared<T> {
 }
 
 impl<T> Shared<T> {
-    /// Would `bytes` more fit now?
-    fn fits(&self, s: &State<T>, bytes: usize) -> bool {
+    /// Would `bytes` more fit now? A batch heavier than the bound that does not fit holds the
+    /// queue for others for [`OVERSIZE_HOLD`].
+    fn fits(&self, s: &mut State<T>, bytes: usize) -> bool {
         let held = s.queue.len() + s.reserved;
+        let oversize = bytes > self.bound.bytes;
         if held == 0 {
+            if oversize {
+                s.oversize_hold = None;
+            }
             return true;
+        }
+        if oversize {
+            s.oversize_hold = Some(std::time::Instant::now() + OVERSIZE_HOLD);
+            return false;
+        }
+        if s.oversize_hold
+            .is_some_and(|until| std::time::Instant::now() < until)
+        {
+            return false;
         }
         held < self.bound.batches && s.bytes.saturating_add(bytes) <= self.bound.bytes
     }
@@ -122,6 +144,7 @@ pub fn channel<T: Items>(bound: Bound, gauges: Gauges) -> (Sender<T>, Receiver<T
             items: 0,
             reserved: 0,
             closed: false,
+            oversize_hold: None,
         }),
         bound: Bound {
             batches: bound.batches.max(1),
@@ -221,7 +244,7 @@ impl<T: Items> Sender<T> {
                 if s.closed {
                     return Err(SendError(value));
                 }
-                if self.shared.fits(&s, bytes) {
+                if self.shared.fits(&mut s, bytes) {
                     s.bytes += bytes;
                     self.shared.push(&mut s, value, bytes, items, acks);
                     return Ok(());
@@ -243,7 +266,7 @@ impl<T: Items> Sender<T> {
         if s.closed {
             return Err(TrySendError::Closed(value));
         }
-        if !self.shared.fits(&s, bytes) {
+        if !self.shared.fits(&mut s, bytes) {
             return Err(TrySendError::Full(value));
         }
         s.bytes += bytes;
@@ -259,7 +282,7 @@ impl<T: Items> Sender<T> {
         if s.closed {
             return Err(ReserveError::Closed);
         }
-        if !self.shared.fits(&s, bytes) {
+        if !self.shared.fits(&mut s, bytes) {
             return Err(ReserveError::Full);
         }
         s.bytes += bytes;
@@ -567,6 +590,31 @@ mod tests {
         assert_eq!(bytes.get(), 0);
     }
 
+    /// A batch heavier than the bound is not starved by small ones that keep the queue from
+    /// emptying: once refused, the queue takes nothing else until it has drained and the heavy
+    /// one is in.
+    #[tokio::test]
+    async fn a_heavy_batch_is_not_starved_by_small_ones() {
+        let (g, _, _) = gauges();
+        let (tx, mut rx) = channel(
+            Bound {
+                batches: 100,
+                bytes: 100,
+            },
+            g,
+        );
+        tx.try_send(b(0, 30)).unwrap();
+        assert!(matches!(tx.try_send(b(1, 500)), Err(TrySendError::Full(_))));
+        // Small ones that would fit are held back now...
+        assert!(matches!(tx.try_send(b(2, 10)), Err(TrySendError::Full(_))));
+        // ... so the queue drains, and the heavy one gets in on its next try.
+        assert_eq!(rx.recv().await.unwrap().id, 0);
+        tx.try_send(b(1, 500)).unwrap();
+        assert_eq!(rx.recv().await.unwrap().id, 1);
+        tx.try_send(b(3, 10)).unwrap();
+        assert_eq!(rx.recv().await.unwrap().id, 3);
+    }
+
     #[derive(Clone, Debug)]
     enum Op {
         Send(usize),
@@ -597,6 +645,9 @@ mod tests {
             let (tx, mut rx) = channel(Bound { batches: max_batches, bytes: max_bytes }, g);
             let mut model: VecDeque<B> = VecDeque::new();
             let mut next = 0usize;
+            // A heavier-than-bound batch was refused: the queue may refuse others for a while
+            // (OVERSIZE_HOLD, a time the model does not keep).
+            let mut hold = false;
             for op in ops {
                 match op {
                     Op::Send(w) | Op::Reserve(w) => {
@@ -612,10 +663,22 @@ mod tests {
                         let held: usize = model.iter().map(|b| b.bytes).sum();
                         let fits = model.is_empty()
                             || (model.len() < max_batches && held + w <= max_bytes);
-                        prop_assert_eq!(ok, fits);
+                        if hold && !model.is_empty() {
+                            prop_assert!(!ok || fits);
+                        } else {
+                            prop_assert_eq!(ok, fits);
+                        }
+                        if w > max_bytes {
+                            hold = !model.is_empty();
+                        }
                         if ok { model.push_back(batch); }
                     }
-                    Op::Abandon(w) => drop(tx.try_reserve(w)),
+                    Op::Abandon(w) => {
+                        if w > max_bytes && !model.is_empty() {
+                            hold = true;
+                        }
+                        drop(tx.try_reserve(w));
+                    }
                     Op::Recv => {
                         prop_assert_eq!(rx.try_recv().ok(), model.pop_front());
                     }

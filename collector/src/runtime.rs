@@ -388,26 +388,41 @@ impl Collector {
     /// `drain_timeout`) and stops the server.
     pub async fn shutdown(self) {
         let _ = self.stop_sources.send(true);
-        let bounded = |d: Duration| d + Duration::from_secs(5);
-        for t in self.sources {
-            let _ = tokio::time::timeout(bounded(Duration::from_secs(10)), t).await;
-        }
-        for t in self.process {
-            let _ = tokio::time::timeout(bounded(Duration::from_secs(10)), t).await;
-        }
+        // Each phase has one deadline for all its tasks (they stop concurrently), so a
+        // pipeline with many components stuck behind a dead backend still stops in bounded
+        // time.
+        let phase = || tokio::time::Instant::now() + Duration::from_secs(15);
+        join_by(self.sources, phase()).await;
+        join_by(self.process, phase()).await;
         // What the process components handed on is written to the disk buffers (their
         // producers gone, the appenders end), so the writers' drain does not lose it.
-        for t in self.appenders {
-            let _ = tokio::time::timeout(bounded(Duration::from_secs(10)), t).await;
-        }
+        join_by(self.appenders, phase()).await;
         let _ = self.stop_rest.send(true);
-        for (t, drain) in self.writers {
-            let _ = tokio::time::timeout(bounded(drain), t).await;
-        }
-        if let Some(s) = self.server {
-            let _ = tokio::time::timeout(Duration::from_secs(5), s).await;
-        }
+        let drain = self
+            .writers
+            .iter()
+            .map(|(_, d)| *d)
+            .max()
+            .unwrap_or_default();
+        join_by(
+            self.writers.into_iter().map(|(t, _)| t),
+            tokio::time::Instant::now() + drain + Duration::from_secs(5),
+        )
+        .await;
+        join_by(
+            self.server,
+            tokio::time::Instant::now() + Duration::from_secs(5),
+        )
+        .await;
         tracing::info!("collector stopped");
+    }
+}
+
+/// Waits for `tasks` until `until` at most (a task still running then is left to end with the
+/// runtime).
+async fn join_by(tasks: impl IntoIterator<Item = JoinHandle<()>>, until: tokio::time::Instant) {
+    for t in tasks {
+        let _ = tokio::time::timeout_at(until, t).await;
     }
 }
 

@@ -247,7 +247,15 @@ async fn run<S: Sink>(
     }
     // The series a writer counts into, at 0 from the start (a backend's refusals, `http_<code>`
     // and `grpc_<code>`, appear when they happen: their codes are not known in advance).
-    metrics.declare(S::SIGNAL, &["rejected", "retries_exhausted", "shutdown"]);
+    metrics.declare(
+        S::SIGNAL,
+        &[
+            "rejected",
+            "retries_exhausted",
+            "shutdown",
+            "internal_error",
+        ],
+    );
     metrics.retries();
     let received = metrics.received(S::SIGNAL);
     // Starts the drain clock when the collector stops, whatever the engine is waiting on.
@@ -327,7 +335,7 @@ async fn worker<S: Sink>(shared: Arc<Shared<S>>, mut rx: mpsc::Receiver<Chunk<S:
     let mut acc_acks = Acks::none();
     let mut weight = Fill::default();
     let mut flush_at: Option<Instant> = None;
-    let mut inflight: Option<JoinHandle<bool>> = None;
+    let mut inflight: Option<InFlight> = None;
     loop {
         let chunk = tokio::select! {
             c = rx.recv() => c,
@@ -400,7 +408,7 @@ async fn worker<S: Sink>(shared: Arc<Shared<S>>, mut rx: mpsc::Receiver<Chunk<S:
     }
     // The batch in flight counts its own items, sent or not.
     if let Some(h) = inflight.take() {
-        let _ = finished(h).await;
+        let _ = finished(&shared, h).await;
     }
     // Only reached with items left when the drain deadline passed.
     shared.left_at_shutdown(count::<S>(&acc), acc_acks);
@@ -421,14 +429,14 @@ async fn sleep_until_opt(at: Option<Instant>) {
 /// one found the drain deadline passed (`acc` is then left as it is, for the caller to count).
 async fn flush<S: Sink>(
     shared: &Arc<Shared<S>>,
-    inflight: &mut Option<JoinHandle<bool>>,
+    inflight: &mut Option<InFlight>,
     acc: &mut Vec<S::Item>,
     acks: &mut Acks,
     weight: &mut Fill,
     flush_at: &mut Option<Instant>,
 ) -> bool {
     if let Some(h) = inflight.take()
-        && !finished(h).await
+        && !finished(shared, h).await
     {
         return false;
     }
@@ -438,23 +446,60 @@ async fn flush<S: Sink>(
         return true;
     }
     let items = std::mem::take(acc);
+    let n = count::<S>(&items);
     let acks = std::mem::take(acks);
-    *inflight = Some(tokio::spawn(send_batch(shared.clone(), items, acks)));
+    *inflight = Some(InFlight {
+        task: tokio::spawn(send_batch(shared.clone(), items, AbandonOnDrop(Some(acks)))),
+        items: n,
+    });
     true
 }
 
-/// The outcome of a batch in flight (a send that panicked is logged and treated as done).
-async fn finished(h: JoinHandle<bool>) -> bool {
-    h.await.unwrap_or_else(|e| {
-        tracing::error!(error = %e, "a writer send task failed");
+/// The batch a shard has in flight: its task, and its items (counted if the task panics).
+struct InFlight {
+    task: JoinHandle<bool>,
+    items: u64,
+}
+
+/// The outcome of a batch in flight. A send that panicked is logged and its items counted as
+/// `discarded{reason="internal_error"}` (its acks were abandoned as it unwound, so a disk
+/// buffer sends the batch again after a restart); the shard goes on.
+async fn finished<S: Sink>(shared: &Shared<S>, h: InFlight) -> bool {
+    h.task.await.unwrap_or_else(|e| {
+        tracing::error!(writer = %shared.name, error = %e, items = h.items, "a writer send task failed");
+        shared
+            .metrics
+            .discarded(S::SIGNAL, "internal_error")
+            .add(h.items);
         true
     })
+}
+
+/// A batch's acks, abandoned if dropped without [`AbandonOnDrop::release`] (a panic).
+struct AbandonOnDrop(Option<Acks>);
+
+impl AbandonOnDrop {
+    fn release(mut self) -> Acks {
+        self.0.take().unwrap_or_default()
+    }
+}
+
+impl Drop for AbandonOnDrop {
+    fn drop(&mut self) {
+        if let Some(acks) = self.0.take() {
+            acks.abandon();
+        }
+    }
 }
 
 /// Sends one batch with the retry policy and counts it; false when the drain deadline passed
 /// (the batch is then counted as `shutdown`).
 /// Its acks are let go once the backend answered for it, abandoned if the deadline came first.
-async fn send_batch<S: Sink>(shared: Arc<Shared<S>>, items: Vec<S::Item>, acks: Acks) -> bool {
+async fn send_batch<S: Sink>(
+    shared: Arc<Shared<S>>,
+    items: Vec<S::Item>,
+    acks: AbandonOnDrop,
+) -> bool {
     let n = count::<S>(&items);
     let m = &shared.metrics;
     m.batch_size(S::SIGNAL).observe(n as f64);
@@ -468,6 +513,8 @@ async fn send_batch<S: Sink>(shared: Arc<Shared<S>>, items: Vec<S::Item>, acks: 
         || shared.sink.send(&payload),
     )
     .await;
+    // Answered for (or the deadline came): the acks go as the outcome says, not abandoned.
+    let acks = acks.release();
     match delivery {
         Delivery::Sent { rejected } => {
             let rejected = rejected.min(n);
