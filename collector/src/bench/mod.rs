@@ -103,6 +103,8 @@ pub struct BenchPlan {
     pub exe: PathBuf,
     /// How long one pipeline may take, from start to its last item acknowledged.
     pub timeout: Duration,
+    /// Give the writer a disk buffer (`buffer = { type = "disk" }`), to measure what it costs.
+    pub disk_buffer: bool,
 }
 
 /// One pipeline's figures.
@@ -171,6 +173,12 @@ async fn run_one(plan: &BenchPlan, pipeline: Pipeline) -> Result<Measurement, Be
         }
     };
     let input_bytes = input_bytes + bodies.iter().map(|b| b.len() as u64).sum::<u64>();
+    // Every config ends with its writer's table.
+    let config = if plan.disk_buffer {
+        format!("{config}buffer = {{ type = \"disk\", max_size = \"1GiB\" }}\n")
+    } else {
+        config
+    };
     let config = format!(
         "data_dir = {data:?}\n[server]\naddress = \"127.0.0.1:{server}\"\n{config}",
         data = data.display().to_string()

@@ -63,6 +63,9 @@ struct BenchArgs {
     /// two builds on the same corpus.
     #[arg(long, value_name = "PATH")]
     collector: Option<PathBuf>,
+    /// The writer's buffer: `disk` measures what a disk buffer costs.
+    #[arg(long, value_parser = ["memory", "disk"], default_value = "memory")]
+    writer_buffer: String,
 }
 
 fn parse_scale(s: &str) -> Result<f64, String> {
@@ -159,6 +162,7 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
             None => std::env::current_exe().context("finding this binary")?,
         },
         timeout: args.timeout,
+        disk_buffer: args.writer_buffer == "disk",
     };
     let results = run(&plan).await?;
     print!("{}", summary(&results));

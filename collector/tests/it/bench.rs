@@ -12,10 +12,24 @@ fn collector() -> Command {
 
 #[test]
 fn bench_measures_every_pipeline_and_accounts_for_every_item() {
-    let dir = std::env::temp_dir().join(format!("collector-bench-it-{}", std::process::id()));
+    bench_every_pipeline("memory");
+}
+
+/// The same through disk buffers: every signal's batches written, read back and delivered.
+#[test]
+fn bench_through_disk_buffers_accounts_for_every_item() {
+    bench_every_pipeline("disk");
+}
+
+fn bench_every_pipeline(buffer: &str) {
+    let dir = std::env::temp_dir().join(format!(
+        "collector-bench-it-{buffer}-{}",
+        std::process::id()
+    ));
     let out = dir.join("bench.json");
     let run = collector()
-        .args(["bench", "--scale", "0.002", "--timeout", "2m", "--dir"])
+        .args(["bench", "--writer-buffer", buffer])
+        .args(["--scale", "0.002", "--timeout", "2m", "--dir"])
         .arg(&dir)
         .arg("--out")
         .arg(&out)
@@ -64,4 +78,11 @@ fn bench_refuses_a_mistaken_flag() {
     assert!(!run.status.success());
     let err = String::from_utf8_lossy(&run.stderr);
     assert!(err.contains("logs") && err.contains("metrics"), "{err}");
+    let run = collector()
+        .args(["bench", "--writer-buffer", "tape"])
+        .output()
+        .unwrap();
+    assert!(!run.status.success());
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(err.contains("memory") && err.contains("disk"), "{err}");
 }
