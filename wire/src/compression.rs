@@ -70,9 +70,10 @@ pub fn deflate_decompress_metered<E: From<WireError>>(
     })
 }
 
-/// Reads `r` to its end into a buffer that doubles (from 64 KiB) only after `reserve` granted
-/// the growth; more than `limit` bytes is [`WireError::TooLarge`].
-fn read_metered<E: From<WireError>>(
+/// Reads `r` (a decompressor) to its end into a buffer that doubles (from 64 KiB) only after
+/// `reserve` granted the growth; more than `limit` bytes is [`WireError::TooLarge`], a read
+/// error is `err` of it.
+pub fn read_metered<E: From<WireError>>(
     mut r: impl Read,
     limit: usize,
     reserve: &mut dyn FnMut(usize) -> Result<(), E>,

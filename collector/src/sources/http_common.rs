@@ -4,8 +4,11 @@
 //! receiver answers with (status code, `Retry-After`, the `discarded{reason}` they count).
 //!
 //! Memory: every request's bytes are charged to its receiver's [`InflightBudget`] as they
-//! appear — the body as read, each growth of a decompression buffer, then the decoded message's
-//! estimated heap ([`wire::budget`]) before it is decoded. A request whose decompressed bytes
+//! appear — the body chunk by chunk as it arrives (a declared `Content-Length` is not charged
+//! before its bytes come), each growth of a decompression buffer, then the decoded message's
+//! estimated heap ([`wire::budget`]) before it is decoded. A body must arrive whole within
+//! `body_read_timeout` (408, `timeout`, its charge given back), so a client that trickles bytes
+//! cannot hold budget; one passing `max_body_bytes` is 413 the moment it does. A request whose decompressed bytes
 //! plus estimate exceed `max_decoded_bytes` is refused with 413 (`too_large`); one that would
 //! take the receiver over `max_inflight_bytes` while others hold it with 429 and `Retry-After`
 //! (`inflight_limit`). Decompression and decoding run on the blocking pool ([`blocking`]), so a
@@ -21,7 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tokio::net::TcpListener;
@@ -45,6 +48,12 @@ pub const RETRY_AFTER_SECS: u64 = 1;
 /// OpenTelemetry Collector's OTLP receiver.
 pub fn default_max_body_bytes() -> usize {
     20 << 20
+}
+
+/// Default bound on the time a request body may take to arrive: 30 s, the
+/// `http_server_read_timeout` of Loki, Mimir and Tempo (Go's `http.Server.ReadTimeout`).
+pub fn default_body_read_timeout() -> std::time::Duration {
+    std::time::Duration::from_secs(30)
 }
 
 /// Default bound on a body after decompression.
@@ -77,6 +86,9 @@ pub enum Refusal {
         limit: usize,
         what: &'static str,
     },
+    /// The body did not arrive whole within `body_read_timeout` (408, `timeout`).
+    #[error("request body not received within body_read_timeout = {}", humantime::format_duration(*after))]
+    Timeout { after: std::time::Duration },
     /// The receiver's in-flight budget is taken by other requests (429, `inflight_limit`).
     #[error("receiver busy: {limit} bytes of requests already being decoded, retry later")]
     Busy { limit: usize },
@@ -112,6 +124,7 @@ impl Refusal {
     pub fn status(&self) -> StatusCode {
         match self {
             Refusal::TooLarge { .. } | Refusal::Oversized { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Refusal::Timeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Refusal::Busy { .. } => StatusCode::TOO_MANY_REQUESTS,
             Refusal::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Refusal::Decode(_) | Refusal::Invalid(_) => StatusCode::BAD_REQUEST,
@@ -122,8 +135,9 @@ impl Refusal {
 
     /// The `reason` of the `discarded` count.
     /// Every [`Refusal::reason`], so the self-metrics can show each at 0 from the start.
-    pub const REASONS: [&'static str; 7] = [
+    pub const REASONS: [&'static str; 8] = [
         "too_large",
+        "timeout",
         "inflight_limit",
         "unsupported_media_type",
         "decode_error",
@@ -135,6 +149,7 @@ impl Refusal {
     pub fn reason(&self) -> &'static str {
         match self {
             Refusal::TooLarge { .. } | Refusal::Oversized { .. } => "too_large",
+            Refusal::Timeout { .. } => "timeout",
             Refusal::Busy { .. } => "inflight_limit",
             Refusal::UnsupportedMediaType(_) => "unsupported_media_type",
             Refusal::Decode(_) => "decode_error",
@@ -366,6 +381,16 @@ impl Charge {
         }
     }
 
+    /// Gives back `n` of the bytes held (a buffer the request no longer has).
+    pub fn release(&mut self, n: usize) {
+        let n = n.min(self.held);
+        if n > 0 {
+            self.held -= n;
+            self.budget.used.fetch_sub(n, Ordering::AcqRel);
+            self.budget.publish();
+        }
+    }
+
     /// Bytes this request holds.
     pub fn held(&self) -> usize {
         self.held
@@ -414,33 +439,78 @@ pub async fn blocking<R: Send + 'static>(
     }
 }
 
-/// [`read_body`], charging the body to `charge`: a declared `Content-Length` before reading it.
-pub async fn read_body_charged(
-    headers: &HeaderMap,
-    body: Body,
-    limit: usize,
-    charge: &mut Charge,
-) -> Result<Bytes, Refusal> {
-    let declared = header_str(headers, header::CONTENT_LENGTH)
-        .and_then(|v| v.parse::<usize>().ok())
-        .filter(|n| *n <= limit)
-        .unwrap_or(0);
-    charge.grow(declared)?;
-    let raw = read_body(headers, body, limit).await?;
-    charge.grow(raw.len().saturating_sub(declared))?;
-    Ok(raw)
+/// How a body is read: at most `max_bytes`, whole within `timeout`.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
+    pub max_bytes: usize,
+    pub timeout: std::time::Duration,
 }
 
-/// Reads a body of at most `limit` bytes (a `Content-Length` over it is refused unread).
-pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, Refusal> {
+/// Reads a body of at most `limits.max_bytes`, charging every chunk to `charge` as it arrives:
+/// a declared `Content-Length` over the bound is refused unread (413), a body passing it is 413
+/// the moment it does, one not complete within `limits.timeout` is 408 (`Refusal::Timeout`).
+/// Chunks are joined at the end (the copy charged while both exist); a broken connection is a
+/// decode error (nobody reads the answer).
+pub async fn read_body_charged<B>(
+    headers: &HeaderMap,
+    body: B,
+    limits: BodyLimits,
+    charge: &mut Charge,
+) -> Result<Bytes, Refusal>
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let limit = limits.max_bytes;
     let declared = header_str(headers, header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(Refusal::TooLarge { limit });
     }
-    // `to_bytes` fails when the limit is hit or the connection breaks; both end the request.
-    axum::body::to_bytes(body, limit)
+    let read = collect_charged(body, limit, charge);
+    tokio::time::timeout(limits.timeout, read)
         .await
-        .map_err(|_| Refusal::TooLarge { limit })
+        .unwrap_or(Err(Refusal::Timeout {
+            after: limits.timeout,
+        }))
+}
+
+async fn collect_charged<B>(body: B, limit: usize, charge: &mut Charge) -> Result<Bytes, Refusal>
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    use bytes::Buf;
+    use http_body_util::BodyExt;
+    let mut body = std::pin::pin!(body);
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut len = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|e| Refusal::Decode(format!("reading the body: {}", e.into())))?;
+        let Ok(mut data) = frame.into_data() else {
+            continue; // trailers
+        };
+        let n = data.remaining();
+        if n == 0 {
+            continue;
+        }
+        if len.saturating_add(n) > limit {
+            return Err(Refusal::TooLarge { limit });
+        }
+        charge.grow(n)?;
+        len += n;
+        chunks.push(data.copy_to_bytes(n));
+    }
+    if chunks.len() <= 1 {
+        return Ok(chunks.pop().unwrap_or_default());
+    }
+    charge.grow(len)?;
+    let mut whole = bytes::BytesMut::with_capacity(len);
+    for c in chunks {
+        whole.extend_from_slice(&c);
+    }
+    charge.release(len);
+    Ok(whole.freeze())
 }
 
 /// Undoes `Content-Encoding: gzip` (or none/`identity`), refusing output over `limit` bytes;

@@ -10,6 +10,7 @@
 //! max_decompressed_bytes = 104857600
 //! max_decoded_bytes = 67108864        # decompressed bytes + estimated decoded heap, per request
 //! max_inflight_bytes = 134217728      # all requests at once (bodies, decompressed, decoded)
+//! body_read_timeout = "30s"           # a body (gRPC: message) not in whole by then: 408
 //! ```
 //!
 //! `POST /loki/api/v1/push`: protobuf + snappy (`application/x-protobuf`, what Promtail and
@@ -58,6 +59,11 @@ pub struct LokiPushConfig {
     pub max_decoded_bytes: usize,
     #[serde(default = "http_common::default_max_inflight_bytes")]
     pub max_inflight_bytes: usize,
+    #[serde(
+        default = "http_common::default_body_read_timeout",
+        deserialize_with = "crate::serde_util::duration"
+    )]
+    pub body_read_timeout: std::time::Duration,
 }
 
 fn default_address() -> String {
@@ -125,8 +131,11 @@ impl Source for LokiPushSource {
 
 async fn push(State(st): State<Arc<PushState>>, headers: HeaderMap, body: Body) -> Response {
     let mut charge = st.budget.charge();
-    let raw =
-        http_common::read_body_charged(&headers, body, st.config.max_body_bytes, &mut charge).await;
+    let limits = http_common::BodyLimits {
+        max_bytes: st.config.max_body_bytes,
+        timeout: st.config.body_read_timeout,
+    };
+    let raw = http_common::read_body_charged(&headers, body, limits, &mut charge).await;
     let st2 = st.clone();
     let done = http_common::blocking(move || {
         let decoded = raw.and_then(|raw| decode_charged(&headers, &raw, &st2.config, &mut charge));

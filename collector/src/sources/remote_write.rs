@@ -9,6 +9,7 @@
 //! max_decompressed_bytes = 104857600
 //! max_decoded_bytes = 67108864        # decompressed bytes + estimated decoded heap, per request
 //! max_inflight_bytes = 134217728      # all requests at once (bodies, decompressed, decoded)
+//! body_read_timeout = "30s"           # a body (gRPC: message) not in whole by then: 408
 //! ```
 //!
 //! `POST /api/v1/write` (Prometheus) and `/api/v1/push` (Mimir): `prometheus.WriteRequest` as
@@ -54,6 +55,11 @@ pub struct RemoteWriteConfig {
     pub max_decoded_bytes: usize,
     #[serde(default = "http_common::default_max_inflight_bytes")]
     pub max_inflight_bytes: usize,
+    #[serde(
+        default = "http_common::default_body_read_timeout",
+        deserialize_with = "crate::serde_util::duration"
+    )]
+    pub body_read_timeout: std::time::Duration,
 }
 
 fn default_address() -> String {
@@ -114,8 +120,11 @@ async fn write(State(st): State<Arc<RwState>>, headers: HeaderMap, body: Body) -
     let mut charge = st.budget.charge();
     let raw = match check_headers(&headers) {
         Ok(()) => {
-            http_common::read_body_charged(&headers, body, st.config.max_body_bytes, &mut charge)
-                .await
+            let limits = http_common::BodyLimits {
+                max_bytes: st.config.max_body_bytes,
+                timeout: st.config.body_read_timeout,
+            };
+            http_common::read_body_charged(&headers, body, limits, &mut charge).await
         }
         Err(r) => Err(r),
     };

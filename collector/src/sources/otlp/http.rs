@@ -141,7 +141,11 @@ async fn export<E: Export>(
         return r.respond_text();
     };
     let mut charge = rx.budget.charge();
-    let raw = http_common::read_body_charged(&headers, body, rx.max_body_bytes, &mut charge).await;
+    let limits = http_common::BodyLimits {
+        max_bytes: rx.max_body_bytes,
+        timeout: rx.body_read_timeout,
+    };
+    let raw = http_common::read_body_charged(&headers, body, limits, &mut charge).await;
     let rx2 = rx.clone();
     let done = http_common::blocking(move || {
         let req = match raw

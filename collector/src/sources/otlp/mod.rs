@@ -11,6 +11,7 @@
 //! max_decompressed_bytes = 104857600  # after gzip (413 over it); the largest gRPC message
 //! max_decoded_bytes = 67108864        # decompressed bytes + estimated decoded heap (413 over it)
 //! max_inflight_bytes = 134217728      # all requests at once (429 / RESOURCE_EXHAUSTED over it)
+//! body_read_timeout = "30s"           # a body (gRPC: message) not in whole by then: 408
 //! add_unit_suffixes = true            # metric names get _seconds, _bytes, ...
 //! promote_resource_attributes = []    # resource attributes copied onto every series
 //! delta_max_series = 100000           # delta series made cumulative at most (see [`delta`])
@@ -86,6 +87,11 @@ pub struct OtlpConfig {
     pub max_decoded_bytes: usize,
     #[serde(default = "http_common::default_max_inflight_bytes")]
     pub max_inflight_bytes: usize,
+    #[serde(
+        default = "http_common::default_body_read_timeout",
+        deserialize_with = "crate::serde_util::duration"
+    )]
+    pub body_read_timeout: std::time::Duration,
     #[serde(default = "yes")]
     pub add_unit_suffixes: bool,
     #[serde(default)]
@@ -179,6 +185,7 @@ impl Source for OtlpSource {
                 outputs: ctx.outputs,
                 metrics: ctx.metrics,
                 max_body_bytes: c.max_body_bytes,
+                body_read_timeout: c.body_read_timeout,
                 max_decompressed_bytes: c.max_decompressed_bytes,
                 metric_options: metrics::MetricOptions {
                     add_unit_suffixes: c.add_unit_suffixes,
@@ -213,6 +220,7 @@ pub struct Receiver {
     outputs: super::Outputs,
     metrics: ComponentMetrics,
     max_body_bytes: usize,
+    body_read_timeout: std::time::Duration,
     max_decompressed_bytes: usize,
     max_decoded_bytes: usize,
     /// Shared by the HTTP and gRPC listeners.
@@ -329,6 +337,8 @@ pub fn grpc_code(r: &Refusal) -> i32 {
         Refusal::TooLarge { .. } | Refusal::Oversized { .. } => code::RESOURCE_EXHAUSTED,
         // Retryable: sent with RetryInfo, like a full queue.
         Refusal::Busy { .. } => code::RESOURCE_EXHAUSTED,
+        // The message did not arrive within body_read_timeout.
+        Refusal::Timeout { .. } => code::DEADLINE_EXCEEDED,
         Refusal::UnsupportedMediaType(_) | Refusal::Decode(_) | Refusal::Invalid(_) => {
             code::INVALID_ARGUMENT
         }
