@@ -427,6 +427,24 @@ pub fn admit_decode(
     charge.grow(estimate)
 }
 
+/// Admits converting a decoded request into a batch bounded at `converted` bytes
+/// ([`super::converted`]): 413 when that alone exceeds `max_decoded`, else charged (429 when
+/// the budget is taken).
+pub fn admit_converted(
+    charge: &mut Charge,
+    max_decoded: usize,
+    converted: usize,
+) -> Result<(), Refusal> {
+    if converted > max_decoded {
+        return Err(Refusal::Oversized {
+            size: converted,
+            limit: max_decoded,
+            what: "max_decoded_bytes (converted)",
+        });
+    }
+    charge.grow(converted)
+}
+
 /// Runs `f` (decompression, decoding, conversion) on the blocking pool, off the async workers.
 /// A panic in `f` is carried on; a task the runtime dropped (shutdown) is 503.
 pub async fn blocking<R: Send + 'static>(

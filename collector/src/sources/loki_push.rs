@@ -156,7 +156,8 @@ async fn push(State(st): State<Arc<PushState>>, headers: HeaderMap, body: Body) 
 }
 
 /// Decompresses and decodes a push within the request's bounds, charging `charge` for every
-/// decompression buffer and, before decoding, the decoded-size estimate.
+/// decompression buffer, before decoding the decoded-size estimate, before converting the bound
+/// on the converted batch ([`super::converted`]).
 pub fn decode_charged(
     headers: &HeaderMap,
     raw: &[u8],
@@ -176,7 +177,10 @@ pub fn decode_charged(
         payload.len(),
         payload.estimate(),
     )?;
-    Ok(payload.decode()?)
+    let req = payload.decode()?;
+    let converted = super::converted::loki_push(&req, &config.labels);
+    http_common::admit_converted(charge, config.max_decoded_bytes, converted)?;
+    Ok(req)
 }
 
 /// Decodes a push body as Loki does (what the property tests feed arbitrary bytes).

@@ -141,7 +141,8 @@ async fn write(State(st): State<Arc<RwState>>, headers: HeaderMap, body: Body) -
 }
 
 /// Decompresses and decodes a body within the request's bounds, charging `charge`: the
-/// snappy header's length before decompressing, the decoded-size estimate before decoding.
+/// snappy header's length before decompressing, the decoded-size estimate before decoding, the
+/// bound on the converted batch ([`super::converted`]) before converting.
 pub fn decode_charged(
     raw: &[u8],
     config: &RemoteWriteConfig,
@@ -156,8 +157,11 @@ pub fn decode_charged(
     let payload = wire::compression::snappy_decompress(raw, limit)?;
     let estimate = wire::budget::protobuf_estimate(&payload, &wire::budget::WRITE_REQUEST);
     http_common::admit_decode(charge, config.max_decoded_bytes, payload.len(), estimate)?;
-    <wire::remote_write::WriteRequest as prost::Message>::decode(&payload[..])
-        .map_err(|e| Refusal::from(wire::WireError::from(e)))
+    let req = <wire::remote_write::WriteRequest as prost::Message>::decode(&payload[..])
+        .map_err(|e| Refusal::from(wire::WireError::from(e)))?;
+    let converted = super::converted::remote_write(&req);
+    http_common::admit_converted(charge, config.max_decoded_bytes, converted)?;
+    Ok(req)
 }
 
 /// Remote write 1.0 is protobuf in snappy; other types and encodings are refused with 415.

@@ -1047,3 +1047,79 @@ async fn receiver_otlp_grpc_gzip_bombs_are_refused_within_the_budget() {
     drop(logs);
     h.stop().await;
 }
+
+/// Conversion copies what items share onto each of them: a 10 KB label (or resource attribute)
+/// over 20 000 empty samples, entries or records is ~50 KB on the wire, ~200 MB converted. The
+/// bound on the converted batch is checked before converting: 413 (`too_large`), nothing
+/// allocated, and a normal request beside it goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receiver_conversion_bombs_are_413() {
+    let big = "v".repeat(10_000);
+    // remote write: one series, 20 000 empty samples.
+    let h = Harness::start("remote_write", BUDGET, 64).await;
+    let mut ts = field(1, &[field(1, b"__name__"), field(2, b"up")].concat());
+    ts.extend(field(
+        1,
+        &[field(1, b"big"), field(2, big.as_bytes())].concat(),
+    ));
+    ts.extend([0x12, 0x00].repeat(20_000));
+    let bomb = wire::compression::snappy_compress(&field(1, &ts));
+    let resp = h.post("/api/v1/write", &RW_HEADERS, bomb).await;
+    assert_eq!(resp.status(), 413);
+    assert!(resp.text().await.unwrap().contains("converted"));
+    let resp = h
+        .post(
+            "/api/v1/write",
+            &RW_HEADERS,
+            write_request(&[("__name__", "up")]),
+        )
+        .await;
+    assert_eq!(resp.status(), 204);
+    assert_eq!(h.discarded("too_large"), 1);
+    h.assert_budget_held(INFLIGHT_LIMIT);
+    h.stop().await;
+    // Loki push: one stream, 20 000 empty entries.
+    let h = Harness::start("loki_push", BUDGET, 64).await;
+    let mut stream = field(1, format!("{{app=\"{big}\"}}").as_bytes());
+    stream.extend([0x12, 0x00].repeat(20_000));
+    let bomb = wire::compression::snappy_compress(&field(1, &stream));
+    assert_eq!(h.post(PUSH, &[PROTOBUF], bomb).await.status(), 413);
+    let good = wire::loki::encode_protobuf(&loki_push());
+    assert_eq!(h.post(PUSH, &[PROTOBUF], good).await.status(), 204);
+    assert_eq!(h.discarded("too_large"), 1);
+    h.assert_budget_held(INFLIGHT_LIMIT);
+    h.stop().await;
+    // OTLP logs: one resource, 20 000 empty records (over HTTP and gRPC).
+    let h = Harness::start("otlp", BUDGET, 64).await;
+    let attr = field(
+        1,
+        &[field(1, b"k"), field(2, &field(1, big.as_bytes()))].concat(),
+    );
+    let mut rl = field(1, &attr);
+    rl.extend(field(2, &[0x12, 0x00].repeat(20_000)));
+    let bomb = field(1, &rl);
+    let resp = h.post("/v1/logs", &[PROTOBUF], bomb.clone()).await;
+    assert_eq!(resp.status(), 413);
+    let path = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
+    let (code, message) = raw_grpc(&h, path, &bomb).await;
+    assert_eq!(code, "8", "{message}");
+    let mut logs = LogsServiceClient::connect(h.grpc_url()).await.unwrap();
+    logs.export(logs_request()).await.unwrap();
+    drop(logs);
+    assert_eq!(h.discarded("too_large"), 2);
+    h.assert_budget_held(INFLIGHT_LIMIT);
+    h.stop().await;
+}
+
+/// `bytes` as protobuf field `tag` (length-delimited).
+fn field(tag: u8, bytes: &[u8]) -> Vec<u8> {
+    let mut v = vec![(tag << 3) | 2];
+    let mut n = bytes.len();
+    while n >= 0x80 {
+        v.push((n as u8 & 0x7f) | 0x80);
+        n >>= 7;
+    }
+    v.push(n as u8);
+    v.extend_from_slice(bytes);
+    v
+}

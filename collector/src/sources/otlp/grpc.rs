@@ -99,6 +99,8 @@ fn export_bytes<E: Export>(
         .map_err(refuse)?;
     let req = <E::Request as prost::Message>::decode(raw)
         .map_err(|e| refuse(Refusal::Decode(format!("protobuf: {e}"))))?;
+    http_common::admit_converted(&mut charge, rx.max_decoded_bytes, E::converted_size(&req))
+        .map_err(refuse)?;
     let out = export::<E>(rx, req);
     drop(charge);
     out
