@@ -5,7 +5,8 @@
 //!
 //! Memory: every request's bytes are charged to its receiver's [`InflightBudget`] as they
 //! appear — the body chunk by chunk as it arrives (a declared `Content-Length` is not charged
-//! before its bytes come), each growth of a decompression buffer, then the decoded message's
+//! before its bytes come), the decompressed body (sized by a counting pass before it is
+//! allocated, [`wire::compression::read_metered`]), then the decoded message's
 //! estimated heap ([`wire::budget`]) before it is decoded. A body must arrive whole within
 //! `body_read_timeout` (408, `timeout`, its charge given back), so a client that trickles bytes
 //! cannot hold budget; one passing `max_body_bytes` is 413 the moment it does. A request whose decompressed bytes
@@ -541,7 +542,7 @@ pub fn decode_content_encoding(
     decode_content_encoding_metered(headers, body, limit, &mut |_| Ok(()))
 }
 
-/// [`decode_content_encoding`], asking `reserve` before each growth of the output buffer.
+/// [`decode_content_encoding`], asking `reserve` for the output before allocating it.
 pub fn decode_content_encoding_metered(
     headers: &HeaderMap,
     body: Bytes,

@@ -12,8 +12,7 @@
 //! output, but it reserves the declared frame length before the bytes arrive, grows its
 //! decompression buffer outside any budget, on the async workers, and answers without the
 //! receiver counting anything. So the frame is read as it arrives within `body_read_timeout`
-//! (`DEADLINE_EXCEEDED`, `timeout`), every chunk and every growth of the decompression buffer
-//! charged to the in-flight budget; a message over `max_decompressed_bytes` (or
+//! (`DEADLINE_EXCEEDED`, `timeout`), every chunk and the decompressed message (sized by a counting pass first) charged to the in-flight budget; a message over `max_decompressed_bytes` (or
 //! `max_decoded_bytes`), compressed or not, is `RESOURCE_EXHAUSTED` (`too_large`) the moment it
 //! passes it, as is one whose decoded-size estimate takes it over `max_decoded_bytes`; one that
 //! finds the in-flight budget taken is `RESOURCE_EXHAUSTED` with `RetryInfo` (`inflight_limit`).
@@ -268,8 +267,8 @@ fn request_compression(headers: &http::HeaderMap) -> Option<Option<CompressionEn
 }
 
 /// Reads one length-prefixed gRPC message (a unary request) within `body_read_timeout`,
-/// charging it as it arrives, and decompresses it on the blocking pool, charging each growth
-/// of the output: at most `max_decompressed_bytes` (and `max_decoded_bytes`) either way.
+/// charging it as it arrives, and decompresses it on the blocking pool, charging the output
+/// before allocating it: at most `max_decompressed_bytes` (and `max_decoded_bytes`) either way.
 async fn read_message<B>(
     rx: &Arc<Receiver>,
     headers: &http::HeaderMap,
@@ -331,8 +330,9 @@ fn unframe(frame: &Bytes) -> Result<(bool, Bytes), Refusal> {
     }
 }
 
-/// Decompresses `message` into at most `limit` bytes, charging `charge` before each growth of
-/// the output (and, for zstd, the decoder's window before starting).
+/// Decompresses `message` into at most `limit` bytes, charging `charge` for the output before
+/// allocating it ([`wire::compression::read_metered`]; for zstd, the decoder's window before
+/// starting).
 fn decompress(
     encoding: CompressionEncoding,
     message: &[u8],
@@ -344,20 +344,16 @@ fn decompress(
         CompressionEncoding::Zstd => {
             let window_log = zstd_window_log(message)?;
             reserve((1usize << window_log).saturating_add(ZSTD_CONTEXT))?;
-            let mut d = zstd::stream::read::Decoder::new(message)
-                .map_err(|e| Refusal::Decode(format!("zstd: {e}")))?;
-            d.window_log_max(window_log)
-                .map_err(|e| Refusal::Decode(format!("zstd: {e}")))?;
-            wire::compression::read_metered(d, limit, &mut reserve, |e| {
+            let open = || {
+                let mut d = zstd::stream::read::Decoder::new(message)?;
+                d.window_log_max(window_log)?;
+                Ok(d)
+            };
+            wire::compression::read_metered(open, limit, &mut reserve, |e| {
                 wire::WireError::Gzip(format!("zstd: {e}"))
             })?
         }
-        _ => wire::compression::read_metered(
-            flate2::read::MultiGzDecoder::new(message),
-            limit,
-            &mut reserve,
-            |e| wire::WireError::Gzip(e.to_string()),
-        )?,
+        _ => wire::compression::gzip_decompress_metered(message, limit, &mut reserve)?,
     };
     Ok(out.into())
 }
