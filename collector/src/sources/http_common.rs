@@ -52,7 +52,8 @@ pub fn default_max_body_bytes() -> usize {
 }
 
 /// Default bound on the time a request body may take to arrive: 30 s, the
-/// `http_server_read_timeout` of Loki, Mimir and Tempo (Go's `http.Server.ReadTimeout`).
+/// `http_server_read_timeout` Loki and Tempo keep from dskit (Go's `http.Server.ReadTimeout`,
+/// for the whole request; Mimir raises it).
 pub fn default_body_read_timeout() -> std::time::Duration {
     std::time::Duration::from_secs(30)
 }
