@@ -178,6 +178,14 @@ pub fn decode_charged(
         payload.estimate(),
     )?;
     let req = payload.decode()?;
+    // Decompressed bytes are gone once decoded (a JSON body read as is stays with the caller).
+    if !matches!(
+        payload,
+        wire::loki::PushPayload::Json(std::borrow::Cow::Borrowed(_))
+    ) {
+        charge.release(payload.len());
+    }
+    drop(payload);
     let converted = super::converted::loki_push(&req, &config.labels);
     http_common::admit_converted(charge, config.max_decoded_bytes, converted)?;
     Ok(req)

@@ -159,6 +159,9 @@ pub fn decode_charged(
     http_common::admit_decode(charge, config.max_decoded_bytes, payload.len(), estimate)?;
     let req = <wire::remote_write::WriteRequest as prost::Message>::decode(&payload[..])
         .map_err(|e| Refusal::from(wire::WireError::from(e)))?;
+    // The decompressed bytes are gone once decoded.
+    charge.release(payload.len());
+    drop(payload);
     let converted = super::converted::remote_write(&req);
     http_common::admit_converted(charge, config.max_decoded_bytes, converted)?;
     Ok(req)

@@ -96,8 +96,11 @@ fn export_bytes<E: Export>(
     let estimate = wire::budget::protobuf_estimate(&raw, E::SCHEMA);
     http_common::admit_decode(&mut charge, rx.max_decoded_bytes, raw.len(), estimate)
         .map_err(refuse)?;
+    let raw_len = raw.len();
     let req = <E::Request as prost::Message>::decode(raw)
         .map_err(|e| refuse(Refusal::Decode(format!("protobuf: {e}"))))?;
+    // The message bytes are gone once decoded.
+    charge.release(raw_len);
     http_common::admit_converted(&mut charge, rx.max_decoded_bytes, E::converted_size(&req))
         .map_err(refuse)?;
     let out = export::<E>(rx, req);
@@ -287,6 +290,7 @@ where
     };
     let frame = http_common::read_body_charged(headers, body, limits, charge).await?;
     let (compressed, message) = unframe(&frame)?;
+    drop(frame);
     let Some(compressed_len) = compressed.then_some(message.len()) else {
         return Ok(message);
     };

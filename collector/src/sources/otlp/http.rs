@@ -217,6 +217,9 @@ fn decode_charged<E: Export>(
     };
     http_common::admit_decode(charge, rx.max_decoded_bytes, raw.len(), estimate)?;
     let req = decode_bytes::<E>(&raw, encoding)?;
+    // The (decompressed) body is gone once decoded.
+    charge.release(raw.len());
+    drop(raw);
     http_common::admit_converted(charge, rx.max_decoded_bytes, E::converted_size(&req))?;
     Ok(req)
 }
