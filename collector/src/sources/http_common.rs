@@ -607,6 +607,12 @@ mod receiver_tests {
         );
         b.grow(40).unwrap();
         assert_eq!((budget.used(), budget.high_water()), (100, 100));
+        // A buffer given back: released now, never more than held.
+        b.release(30);
+        assert_eq!((b.held(), budget.used()), (10, 70));
+        b.release(1000);
+        assert_eq!((b.held(), budget.used()), (0, 60));
+        b.grow(40).unwrap();
         assert_eq!(m.inflight_bytes().get(), 100);
         drop(a);
         drop(b);

@@ -424,3 +424,75 @@ pub async fn serve(
         .await
         .map_err(|e| SourceError::Other(format!("OTLP/gRPC server: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(flag: u8, message: &[u8]) -> Bytes {
+        let mut f = vec![flag];
+        f.extend_from_slice(&(message.len() as u32).to_be_bytes());
+        f.extend_from_slice(message);
+        f.into()
+    }
+
+    #[test]
+    fn unframe_takes_exactly_one_message() {
+        assert_eq!(
+            unframe(&frame(1, b"abc")).unwrap(),
+            (true, Bytes::from_static(b"abc"))
+        );
+        assert_eq!(unframe(&frame(0, b"")).unwrap(), (false, Bytes::new()));
+        let mut two = frame(0, b"a").to_vec();
+        two.extend_from_slice(&frame(0, b"b"));
+        for bad in [
+            Bytes::new(),
+            Bytes::from_static(&[0, 0, 0]),
+            frame(0, b"abc").slice(..6),
+            two.into(),
+            frame(2, b"a"),
+        ] {
+            assert_eq!(unframe(&bad).unwrap_err().reason(), "decode_error");
+        }
+    }
+
+    #[test]
+    fn zstd_window_is_read_from_the_frame_header_and_bounded() {
+        let small = zstd::encode_all(&b"hello"[..], 3).unwrap();
+        assert!(zstd_window_log(&small).unwrap() <= 10 + 1);
+        let big = zstd::encode_all(&vec![7u8; 4 << 20][..], 3).unwrap();
+        let log = zstd_window_log(&big).unwrap();
+        assert!((10..=ZSTD_MAX_WINDOW_LOG).contains(&log), "{log}");
+        // A window descriptor of 2^(10+20) = 1 GiB: refused before any allocation.
+        let huge = [0x28, 0xb5, 0x2f, 0xfd, 0x00, 20 << 3];
+        assert_eq!(zstd_window_log(&huge).unwrap_err().reason(), "decode_error");
+        assert!(zstd_window_log(b"not zstd").is_err());
+    }
+
+    #[test]
+    fn decompression_charges_the_output_and_refuses_past_the_limit() {
+        let registry = crate::selfmon::Registry::new();
+        let m = crate::selfmon::ComponentMetrics::new(registry, "rx", "source");
+        let budget = http_common::InflightBudget::new(64 << 20, &m);
+        let data = [0x0a, 0x00].repeat(1 << 20);
+        for (enc, packed) in [
+            (
+                CompressionEncoding::Gzip,
+                wire::compression::gzip_compress(&data),
+            ),
+            (
+                CompressionEncoding::Zstd,
+                zstd::encode_all(&data[..], 3).unwrap(),
+            ),
+        ] {
+            let mut charge = budget.charge();
+            let out = decompress(enc, &packed, 4 << 20, &mut charge).unwrap();
+            assert_eq!(out.len(), data.len());
+            assert!(charge.held() >= data.len(), "{enc}: {}", charge.held());
+            let mut charge = budget.charge();
+            let r = decompress(enc, &packed, 1 << 20, &mut charge).unwrap_err();
+            assert_eq!(r.reason(), "too_large", "{enc}");
+        }
+        assert_eq!(budget.used(), 0);
+    }
+}
