@@ -517,11 +517,15 @@ where
         if len.saturating_add(n) > limit {
             return Err(Refusal::TooLarge { limit });
         }
-        charge.grow(n)?;
+        // The chunk and its entry in `chunks` (a client sending one-byte chunks must not hold
+        // 32 bytes of list per byte charged).
+        charge.grow(n.saturating_add(CHUNK_ENTRY))?;
         len += n;
         chunks.push(data.copy_to_bytes(n));
     }
+    let entries = chunks.len().saturating_mul(CHUNK_ENTRY);
     if chunks.len() <= 1 {
+        charge.release(entries);
         return Ok(chunks.pop().unwrap_or_default());
     }
     charge.grow(len)?;
@@ -529,9 +533,14 @@ where
     for c in chunks {
         whole.extend_from_slice(&c);
     }
-    charge.release(len);
+    // The chunks and their list are gone: the joined copy stays.
+    charge.release(len.saturating_add(entries));
     Ok(whole.freeze())
 }
+
+/// What one chunk's entry in the list of a body being read takes: a `Bytes`, twice (the list
+/// doubles as it grows).
+const CHUNK_ENTRY: usize = 2 * std::mem::size_of::<Bytes>();
 
 /// Undoes `Content-Encoding: gzip` (or none/`identity`), refusing output over `limit` bytes;
 /// other encodings are refused.
@@ -621,6 +630,49 @@ mod receiver_tests {
             (m.inflight_bytes().get(), m.inflight_bytes_max().get()),
             (0, 100)
         );
+    }
+
+    /// A body of `.0` one-byte chunks.
+    struct Drip(usize);
+
+    impl hyper::body::Body for Drip {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+            if self.0 == 0 {
+                return std::task::Poll::Ready(None);
+            }
+            self.0 -= 1;
+            let frame = hyper::body::Frame::data(Bytes::from_static(b"x"));
+            std::task::Poll::Ready(Some(Ok(frame)))
+        }
+    }
+
+    /// One-byte chunks are charged with their place in the list of chunks (given back once
+    /// joined), so a dripping client reaches the budget long before its bytes would.
+    #[tokio::test]
+    async fn body_chunks_are_charged_with_their_list() {
+        let m = ComponentMetrics::new(crate::selfmon::Registry::new(), "rx", "source");
+        let budget = InflightBudget::new(100_000, &m);
+        let limits = BodyLimits {
+            max_bytes: 1 << 20,
+            timeout: std::time::Duration::from_secs(60),
+        };
+        let mut c = budget.charge();
+        let body = read_body_charged(&HeaderMap::new(), Drip(1000), limits, &mut c)
+            .await
+            .unwrap();
+        assert_eq!((body.len(), c.held()), (1000, 1000));
+        assert!(budget.high_water() >= 1000 * (1 + CHUNK_ENTRY));
+        drop(c);
+        let mut c = budget.charge();
+        let r = read_body_charged(&HeaderMap::new(), Drip(10_000), limits, &mut c)
+            .await
+            .unwrap_err();
+        assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
     }
 
     #[test]
