@@ -1126,3 +1126,60 @@ fn field(tag: u8, bytes: &[u8]) -> Vec<u8> {
     v.extend_from_slice(bytes);
     v
 }
+
+/// A request body that sends `first` and then never anything more (nor its end).
+struct Stall(Option<bytes::Bytes>);
+
+impl hyper::body::Body for Stall {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
+        match self.0.take() {
+            Some(b) => std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(b)))),
+            None => std::task::Poll::Pending,
+        }
+    }
+}
+
+/// OTLP/gRPC: a message is charged as its bytes arrive (tonic would reserve its declared length
+/// at once, outside the budget), and one that stops arriving is `DEADLINE_EXCEEDED` after
+/// `body_read_timeout` (`timeout`), its bytes given back.
+#[tokio::test]
+async fn receiver_otlp_grpc_slow_message_is_charged_as_it_arrives_then_deadline_exceeded() {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let settings = format!("{BUDGET}\nbody_read_timeout = \"500ms\"");
+    let h = Harness::start("otlp", &settings, 8).await;
+    let addr = h.addrs.get(&format!("{NAME}.grpc")).unwrap();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    // Declares a 1 MiB message, sends 1000 bytes of it.
+    let mut first = vec![0u8];
+    first.extend_from_slice(&(1u32 << 20).to_be_bytes());
+    first.extend_from_slice(&[0x0a; 1000]);
+    let req = axum::http::Request::post(format!(
+        "http://{addr}/opentelemetry.proto.collector.logs.v1.LogsService/Export"
+    ))
+    .header("content-type", "application/grpc")
+    .header("te", "trailers")
+    .body(Stall(Some(first.into())))
+    .unwrap();
+    let answer = tokio::spawn(async move { send.send_request(req).await });
+    let charged = inflight_reaches(&h, 1005).await;
+    assert!((1005..1 << 20).contains(&charged), "{charged}");
+    let resp = tokio::time::timeout(Duration::from_secs(20), answer)
+        .await
+        .expect("an answer")
+        .unwrap()
+        .unwrap();
+    assert_eq!(resp.headers()["grpc-status"], "4"); // DEADLINE_EXCEEDED
+    assert_eq!(h.discarded("timeout"), 1);
+    assert_eq!(h.gauge("collector_receiver_inflight_bytes"), 0);
+    h.stop().await;
+}
