@@ -45,19 +45,18 @@ fn value_text(v: Option<&AnyValue>) -> usize {
     }
 }
 
-/// A pair made of an attribute (name sanitized: at most a `key_` prefix longer).
+/// A pair made of an attribute (name sanitized: at most a `key_` prefix longer), its slot
+/// counted twice (pair vectors grow by `push`, or by an insert after a clone).
 fn attribute(kv: &KeyValue) -> usize {
     pair(
         kv.key.len().saturating_add(4),
         value_text(kv.value.as_ref()),
     )
+    .saturating_add(size_of::<(String, String)>())
 }
 
 fn attributes(kvs: &[KeyValue]) -> usize {
-    kvs.iter()
-        .map(attribute)
-        .fold(0, usize::saturating_add)
-        .saturating_mul(2)
+    kvs.iter().map(attribute).fold(0, usize::saturating_add)
 }
 
 /// A label set of `labels` (name, value) pairs, as `Labels` holds it.
@@ -80,15 +79,16 @@ pub fn remote_write(req: &wire::remote_write::WriteRequest) -> usize {
 }
 
 /// A Loki push as [`super::loki_push::convert`] makes it: each entry a [`LogRecord`] with its
-/// stream's labels (parsed from the label string: at most one pair per four characters, the
-/// text no longer than the string) plus the static labels, its line and metadata.
+/// stream's labels (parsed from the label string: at most one pair per `=`, the text no longer
+/// than the string) plus the static labels, its line and metadata.
 pub fn loki_push(
     req: &wire::loki::PushRequest,
     static_labels: &std::collections::BTreeMap<String, String>,
 ) -> usize {
     let statics = label_set(static_labels.iter().map(|(n, v)| (&**n, &**v)));
     req.streams.iter().fold(0usize, |acc, s| {
-        let pairs = s.labels.len() / 4 + 1 + static_labels.len();
+        // Every pair has its `=` (values may hold more: an upper bound).
+        let pairs = s.labels.bytes().filter(|b| *b == b'=').count() + static_labels.len();
         let labels = pairs
             .saturating_mul(size_of::<(String, String)>())
             .saturating_mul(2)
@@ -133,7 +133,7 @@ pub fn otlp_logs(req: &ExportLogsServiceRequest) -> usize {
                         .saturating_add(pair(16, s.version.len()))
                 })
                 .unwrap_or_default();
-            let shared = resource.saturating_add(scope.saturating_mul(2));
+            let shared = resource.saturating_add(scope);
             sl.log_records.iter().fold(acc, |acc, r| {
                 acc.saturating_add(size_of::<LogRecord>())
                     .saturating_add(shared)
@@ -146,70 +146,84 @@ pub fn otlp_logs(req: &ExportLogsServiceRequest) -> usize {
     })
 }
 
-/// Per sample: the metric name (sanitized, a unit suffix and `_bucket`/`_total` added), `le`
-/// or `quantile`, `job` and `instance` beyond the attributes.
-const SAMPLE_FIXED: usize = 4 * (size_of::<(String, String)>() + 64);
+/// Per sample beyond the attributes and the name's text: the `__name__` pair and `le` or
+/// `quantile` (each slot twice).
+const SAMPLE_FIXED: usize = 2 * (2 * size_of::<(String, String)>() + 32);
+
+/// The resource attributes [`super::otlp::metrics`] makes `job` and `instance` of.
+const IDENTIFYING: [&str; 3] = ["service.namespace", "service.name", "service.instance.id"];
 
 /// OTLP metrics as [`super::otlp::metrics`] converts them: each sample a [`MetricSample`] with
-/// its point's attributes, its resource's attributes (an upper bound on the promoted ones,
-/// `job` and `instance`), its metric's name; per resource up to 102 `target_info` samples with
-/// every resource attribute.
-pub fn otlp_metrics(req: &ExportMetricsServiceRequest) -> usize {
+/// its point's attributes, the resource's attributes in `promote` or identifying (`job`,
+/// `instance`), its metric's name; per resource its `target_info` samples (one per 2.5 minutes
+/// of its points' span, at most 102, kept twice: in the batch and in the set that drops
+/// repeats) with every resource attribute.
+pub fn otlp_metrics(req: &ExportMetricsServiceRequest, promote: &[String]) -> usize {
     use wire::otlp::proto::metrics::v1::metric::Data;
-    const TARGET_INFO_SAMPLES: usize = 102;
     req.resource_metrics.iter().fold(0usize, |acc, rm| {
-        let resource = rm
+        let attrs = rm
             .resource
             .as_ref()
-            .map(|r| attributes(&r.attributes))
+            .map(|r| &r.attributes[..])
             .unwrap_or_default();
+        let promoted = attrs
+            .iter()
+            .filter(|kv| IDENTIFYING.contains(&kv.key.as_str()) || promote.contains(&kv.key))
+            .map(attribute)
+            .fold(0, usize::saturating_add);
+        // (samples, attributes, time) per point.
+        let mut points: Vec<(usize, usize, u64)> = Vec::new();
+        let mut names = 0usize;
+        for m in rm.scope_metrics.iter().flat_map(|sm| &sm.metrics) {
+            let before = points.len();
+            match &m.data {
+                Some(Data::Gauge(g)) => number_points(&mut points, &g.data_points),
+                Some(Data::Sum(s)) => number_points(&mut points, &s.data_points),
+                Some(Data::Histogram(h)) => points.extend(h.data_points.iter().map(|p| {
+                    let buckets = p.bucket_counts.len().max(p.explicit_bounds.len() + 1);
+                    let samples = buckets.saturating_add(3);
+                    (samples, attributes(&p.attributes), p.time_unix_nano)
+                })),
+                Some(Data::Summary(s)) => points.extend(s.data_points.iter().map(|p| {
+                    let samples = p.quantile_values.len().saturating_add(2);
+                    (samples, attributes(&p.attributes), p.time_unix_nano)
+                })),
+                Some(Data::ExponentialHistogram(_)) | None => {}
+            }
+            // The name, with its suffixes, on each of the metric's samples.
+            let name = m.name.len().saturating_add(m.unit.len()).saturating_add(16);
+            let samples: usize = points[before..].iter().map(|p| p.0).sum();
+            names = names.saturating_add(name.saturating_mul(samples));
+        }
+        let per_sample = size_of::<MetricSample>()
+            .saturating_add(promoted)
+            .saturating_add(SAMPLE_FIXED);
+        let acc = points.iter().fold(acc.saturating_add(names), |acc, p| {
+            acc.saturating_add(per_sample.saturating_add(p.1).saturating_mul(p.0))
+        });
+        let times = points.iter().map(|p| p.2).filter(|t| *t > 0);
+        let span_ms = match (times.clone().min(), times.max()) {
+            (Some(a), Some(b)) => (b - a) / 1_000_000,
+            _ => return acc,
+        };
+        let steps = (span_ms / 150_000).min(100) as usize + 2;
         let target_info = size_of::<MetricSample>()
-            .saturating_add(resource)
+            .saturating_add(attributes(attrs))
             .saturating_add(SAMPLE_FIXED)
-            .saturating_mul(TARGET_INFO_SAMPLES);
-        let acc = acc.saturating_add(target_info);
-        let metrics = rm.scope_metrics.iter().flat_map(|sm| &sm.metrics);
-        metrics.fold(acc, |acc, m| {
-            let per_sample = size_of::<MetricSample>()
-                .saturating_add(resource)
-                .saturating_add(SAMPLE_FIXED)
-                .saturating_add(m.name.len().saturating_add(m.unit.len()).saturating_mul(2));
-            // (samples, attributes) per point.
-            let points: Vec<(usize, usize)> = match &m.data {
-                Some(Data::Gauge(g)) => number_points(&g.data_points),
-                Some(Data::Sum(s)) => number_points(&s.data_points),
-                Some(Data::Histogram(h)) => h
-                    .data_points
-                    .iter()
-                    .map(|p| {
-                        let buckets = p.bucket_counts.len().max(p.explicit_bounds.len() + 1);
-                        (buckets.saturating_add(3), attributes(&p.attributes))
-                    })
-                    .collect(),
-                Some(Data::Summary(s)) => s
-                    .data_points
-                    .iter()
-                    .map(|p| {
-                        let n = p.quantile_values.len().saturating_add(2);
-                        (n, attributes(&p.attributes))
-                    })
-                    .collect(),
-                Some(Data::ExponentialHistogram(_)) | None => Vec::new(),
-            };
-            points.into_iter().fold(acc, |acc, (samples, attrs)| {
-                acc.saturating_add(per_sample.saturating_add(attrs).saturating_mul(samples))
-            })
-        })
+            .saturating_mul(2 * steps);
+        acc.saturating_add(target_info)
     })
 }
 
 fn number_points(
+    out: &mut Vec<(usize, usize, u64)>,
     points: &[wire::otlp::proto::metrics::v1::NumberDataPoint],
-) -> Vec<(usize, usize)> {
-    points
-        .iter()
-        .map(|p| (1, attributes(&p.attributes)))
-        .collect()
+) {
+    out.extend(
+        points
+            .iter()
+            .map(|p| (1, attributes(&p.attributes), p.time_unix_nano)),
+    );
 }
 
 #[cfg(test)]
@@ -240,6 +254,34 @@ mod tests {
         );
         assert!(bound > 1000 * 10_000);
 
+        use wire::loki::{Entry, LabelPair, PushRequest, Stream};
+        let config: super::super::loki_push::LokiPushConfig =
+            toml::from_str("labels = { source = \"pos\" }").unwrap();
+        let mut entry = Entry::new(1, "checkout completed");
+        entry.structured_metadata.push(LabelPair {
+            name: "trace_id".into(),
+            value: "5b8efff798038103d269b633813fc60c".into(),
+        });
+        let req = PushRequest {
+            streams: vec![Stream {
+                labels: r#"{app="checkout", env="prod", big="a=b=c"}"#.into(),
+                entries: vec![entry; 500],
+                hash: 0,
+            }],
+        };
+        let bound = loki_push(&req, &config.labels);
+        let batch = super::super::loki_push::convert(req, &config, 0).unwrap();
+        assert!(
+            bound >= batch.size_bytes(),
+            "{bound} < {}",
+            batch.size_bytes()
+        );
+        assert!(
+            bound <= 3 * batch.size_bytes(),
+            "{bound} vs {}",
+            batch.size_bytes()
+        );
+
         let req = super::super::otlp::test_data::logs_request();
         let bound = otlp_logs(&req);
         let batch = super::super::otlp::logs::convert(req, &[], 0).batch;
@@ -250,6 +292,102 @@ mod tests {
         );
 
         let req = super::super::otlp::test_data::metrics_request();
-        assert!(otlp_metrics(&req) > 0);
+        let opts = super::super::otlp::metrics::MetricOptions {
+            add_unit_suffixes: true,
+            promote_resource_attributes: vec![],
+        };
+        let bound = otlp_metrics(&req, &[]);
+        let batch = super::super::otlp::metrics::convert(req, &opts).batch;
+        assert!(
+            bound >= batch.size_bytes(),
+            "{bound} < {}",
+            batch.size_bytes()
+        );
+    }
+
+    fn kv(key: String, value: &str) -> KeyValue {
+        KeyValue {
+            key,
+            value: Some(AnyValue {
+                value: Some(Value::StringValue(value.into())),
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// A realistic export (30 resource attributes, as a Kubernetes resource detector gives,
+    /// 1000 records or points with 5 attributes each): the bound holds, and is not so loose
+    /// that it refuses what the budget should admit.
+    #[test]
+    fn bounds_are_within_a_few_times_realistic_batches() {
+        use wire::otlp::proto::logs::v1::{LogRecord as Record, ResourceLogs, ScopeLogs};
+        use wire::otlp::proto::metrics::v1::{Gauge, Metric, NumberDataPoint, ResourceMetrics};
+        use wire::otlp::proto::metrics::v1::{ScopeMetrics, metric, number_data_point};
+        let resource = Some(wire::otlp::proto::resource::v1::Resource {
+            attributes: (0..30)
+                .map(|i| kv(format!("k8s.attribute.{i}"), "checkout-7d9f8b6c5-x2x9z"))
+                .chain([kv("service.name".into(), "checkout")])
+                .collect(),
+            ..Default::default()
+        });
+        let attrs = || (0..5).map(|i| kv(format!("attr.{i}"), "value")).collect();
+        let logs = ExportLogsServiceRequest {
+            resource_logs: vec![ResourceLogs {
+                resource: resource.clone(),
+                scope_logs: vec![ScopeLogs {
+                    log_records: (0..1000)
+                        .map(|i| Record {
+                            time_unix_nano: 1_700_000_000_000_000_000 + i,
+                            body: Some(AnyValue {
+                                value: Some(Value::StringValue(format!("line {i}"))),
+                            }),
+                            attributes: attrs(),
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let bound = otlp_logs(&logs);
+        let real = super::super::otlp::logs::convert(logs, &[], 0)
+            .batch
+            .size_bytes();
+        eprintln!("OTLP logs: bound {bound}, converted {real}");
+        assert!(bound >= real && bound <= 3 * real, "{bound} vs {real}");
+        let metrics = ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                resource,
+                scope_metrics: vec![ScopeMetrics {
+                    metrics: vec![Metric {
+                        name: "pos.checkout.duration".into(),
+                        data: Some(metric::Data::Gauge(Gauge {
+                            data_points: (0..1000)
+                                .map(|i| NumberDataPoint {
+                                    attributes: attrs(),
+                                    time_unix_nano: 1_700_000_000_000_000_000 + i,
+                                    value: Some(number_data_point::Value::AsDouble(1.0)),
+                                    ..Default::default()
+                                })
+                                .collect(),
+                        })),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let opts = super::super::otlp::metrics::MetricOptions {
+            add_unit_suffixes: true,
+            promote_resource_attributes: vec![],
+        };
+        let bound = otlp_metrics(&metrics, &[]);
+        let real = super::super::otlp::metrics::convert(metrics, &opts)
+            .batch
+            .size_bytes();
+        eprintln!("OTLP metrics: bound {bound}, converted {real}");
+        assert!(bound >= real && bound <= 3 * real, "{bound} vs {real}");
     }
 }

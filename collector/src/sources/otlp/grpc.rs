@@ -101,8 +101,12 @@ fn export_bytes<E: Export>(
         .map_err(|e| refuse(Refusal::Decode(format!("protobuf: {e}"))))?;
     // The message bytes are gone once decoded.
     charge.release(raw_len);
-    http_common::admit_converted(&mut charge, rx.max_decoded_bytes, E::converted_size(&req))
-        .map_err(refuse)?;
+    http_common::admit_converted(
+        &mut charge,
+        rx.max_decoded_bytes,
+        E::converted_size(rx, &req),
+    )
+    .map_err(refuse)?;
     let out = export::<E>(rx, req);
     drop(charge);
     out

@@ -38,7 +38,7 @@ pub trait Export: 'static {
     fn ingest(rx: &Receiver, req: Self::Request) -> Result<PartialSuccess, Refusal>;
     fn response(p: PartialSuccess) -> Self::Response;
     /// A bound on the batch [`Export::ingest`] converts `req` into ([`crate::sources::converted`]).
-    fn converted_size(req: &Self::Request) -> usize;
+    fn converted_size(rx: &Receiver, req: &Self::Request) -> usize;
 }
 
 pub struct Logs;
@@ -54,7 +54,7 @@ impl Export for Logs {
     fn ingest(rx: &Receiver, req: Self::Request) -> Result<PartialSuccess, Refusal> {
         rx.logs(req)
     }
-    fn converted_size(req: &Self::Request) -> usize {
+    fn converted_size(_: &Receiver, req: &Self::Request) -> usize {
         crate::sources::converted::otlp_logs(req)
     }
     fn response(p: PartialSuccess) -> Self::Response {
@@ -76,8 +76,9 @@ impl Export for Metrics {
     fn ingest(rx: &Receiver, req: Self::Request) -> Result<PartialSuccess, Refusal> {
         rx.metrics(req)
     }
-    fn converted_size(req: &Self::Request) -> usize {
-        crate::sources::converted::otlp_metrics(req)
+    fn converted_size(rx: &Receiver, req: &Self::Request) -> usize {
+        let promote = &rx.metric_options.promote_resource_attributes;
+        crate::sources::converted::otlp_metrics(req, promote)
     }
     fn response(p: PartialSuccess) -> Self::Response {
         ExportMetricsServiceResponse {
@@ -101,7 +102,7 @@ impl Export for Traces {
         rx.traces(req)
     }
     /// Spans pass through as decoded.
-    fn converted_size(_: &Self::Request) -> usize {
+    fn converted_size(_: &Receiver, _: &Self::Request) -> usize {
         0
     }
     fn response(p: PartialSuccess) -> Self::Response {
@@ -220,7 +221,7 @@ fn decode_charged<E: Export>(
     // The (decompressed) body is gone once decoded.
     charge.release(raw.len());
     drop(raw);
-    http_common::admit_converted(charge, rx.max_decoded_bytes, E::converted_size(&req))?;
+    http_common::admit_converted(charge, rx.max_decoded_bytes, E::converted_size(rx, &req))?;
     Ok(req)
 }
 
