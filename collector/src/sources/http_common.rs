@@ -6,11 +6,14 @@
 //! Memory: every request's bytes are charged to its receiver's [`InflightBudget`] as they
 //! appear — the body chunk by chunk as it arrives (a declared `Content-Length` is not charged
 //! before its bytes come), the decompressed body (sized by a counting pass before it is
-//! allocated, [`wire::compression::read_metered`]), then the decoded message's
-//! estimated heap ([`wire::budget`]) before it is decoded. A body must arrive whole within
-//! `body_read_timeout` (408, `timeout`, its charge given back), so a client that trickles bytes
-//! cannot hold budget; one passing `max_body_bytes` is 413 the moment it does. A request whose decompressed bytes
-//! plus estimate exceed `max_decoded_bytes` is refused with 413 (`too_large`); one that would
+//! allocated, [`wire::compression::read_metered`]), then the decoded message's estimated heap
+//! ([`wire::budget`]) before it is decoded, then a bound on the batch it converts into
+//! ([`super::converted`], [`admit_converted`]) before converting; the decompressed bytes are
+//! given back once decoded. A body must arrive whole within `body_read_timeout` (408,
+//! `timeout`, its charge given back), so a client that trickles bytes cannot hold budget; one
+//! passing `max_body_bytes` is 413 the moment it does. A request whose decompressed bytes plus
+//! estimate, or whose converted batch, exceed `max_decoded_bytes` is refused with 413
+//! (`too_large`); one that would
 //! take the receiver over `max_inflight_bytes` while others hold it with 429 and `Retry-After`
 //! (`inflight_limit`). Decompression and decoding run on the blocking pool ([`blocking`]), so a
 //! large body does not hold up small requests on the async workers.

@@ -19,7 +19,9 @@
 //! 400 with the reason for an undecodable body or a stream whose labels do not parse or are
 //! empty (the whole push is refused, as Loki does); 413 over `max_body_bytes`
 //! (or `max_decompressed_bytes` once decompressed, or `max_decoded_bytes` by the decoded-size
-//! estimate of [`wire::budget`], before decoding); 429 with `Retry-After` when a downstream
+//! estimate of [`wire::budget`], before decoding, or by the bound on the converted batch, before
+//! converting: a stream's labels are copied onto each entry); 408 for a body not in whole
+//! within `body_read_timeout`; 429 with `Retry-After` when a downstream
 //! queue is full or the receiver's `max_inflight_bytes` is taken by other requests (see
 //! [`http_common`]). Decompression and decoding run on the blocking pool. `GET /ready` answers
 //! 200.

@@ -20,7 +20,9 @@
 //! request is refused then, nothing forwarded; 413 over `max_body_bytes`
 //! (or `max_decompressed_bytes` by the snappy header, before decompressing, or
 //! `max_decoded_bytes` by the decoded-size estimate of [`wire::budget`], before decoding: 100 MiB
-//! of empty series would decode into gigabytes); 429 with `Retry-After` when a downstream queue
+//! of empty series would decode into gigabytes; or by the bound on the converted batch, before
+//! converting: a series' labels are copied onto each of its samples); 408 for a body not in
+//! whole within `body_read_timeout`; 429 with `Retry-After` when a downstream queue
 //! is full or the receiver's `max_inflight_bytes` is taken by other requests (see
 //! [`http_common`]). Decompression and decoding run on the blocking pool. Staleness markers pass through bit for bit;
 //! exemplars, metadata and native histograms are not forwarded.

@@ -26,7 +26,9 @@
 //!   when some items could not be converted (see [`logs`] and [`metrics`]);
 //! - 400 with a `google.rpc.Status` for a body that cannot be decoded, 413 over
 //!   `max_body_bytes` (or `max_decompressed_bytes` after gzip, or `max_decoded_bytes` by the
-//!   decoded-size estimate of [`wire::budget`], checked before decoding);
+//!   decoded-size estimate of [`wire::budget`], checked before decoding, or by the bound on
+//!   the converted batch, checked before converting); 408 for a body not in whole within
+//!   `body_read_timeout` (`DEADLINE_EXCEEDED` on gRPC);
 //! - 429 with `Retry-After` when the receiver's `max_inflight_bytes` is taken by other requests
 //!   (bodies, decompressed bytes and decoded estimates are charged as they appear; see
 //!   [`http_common`]); decompression and decoding run on the blocking pool;
