@@ -17,7 +17,7 @@
 //! passes it, as is one whose decoded-size estimate takes it over `max_decoded_bytes`; one that
 //! finds the in-flight budget taken is `RESOURCE_EXHAUSTED` with `RetryInfo` (`inflight_limit`).
 //! tonic then sees an empty uncompressed message, the real one travels in the request's
-//! extensions ([`Admitted`]). Decompression and decoding run on the blocking pool.
+//! extensions (`Admitted`). Decompression and decoding run on the blocking pool.
 //!
 //! Request compression: `gzip` (the default of the OpenTelemetry Collector's, Alloy's and the
 //! SDKs' OTLP/gRPC exporters) and `zstd` (window at most 8 MiB, charged before decompressing)
