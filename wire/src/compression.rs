@@ -13,10 +13,22 @@ pub fn snappy_compress(input: &[u8]) -> Vec<u8> {
         .unwrap_or_else(|_| Vec::new()) // only fails for inputs over ~4 GiB
 }
 
+/// The most a snappy block expands: a 3-byte copy element writes at most 64 bytes.
+const SNAPPY_MAX_RATIO: usize = 22;
+
 /// The length a snappy block declares it decompresses to (read from its header, nothing
-/// decompressed).
+/// decompressed). A length the block cannot hold (more than 22 times its size: no snappy
+/// element expands more) is an error, so a few bytes cannot make a receiver reserve up to its
+/// limit.
 pub fn snappy_decompressed_len(input: &[u8]) -> Result<usize, WireError> {
-    snap::raw::decompress_len(input).map_err(|e| WireError::Snappy(e.to_string()))
+    let size = snap::raw::decompress_len(input).map_err(|e| WireError::Snappy(e.to_string()))?;
+    if size > input.len().saturating_mul(SNAPPY_MAX_RATIO) {
+        return Err(WireError::Snappy(format!(
+            "header declares {size} bytes, more than a {}-byte block can hold",
+            input.len()
+        )));
+    }
+    Ok(size)
 }
 
 /// Decompresses a snappy block, refusing one that claims more than `limit` bytes.
@@ -176,6 +188,22 @@ mod tests {
             peak <= granted + (256 << 10),
             "peak {peak}, {granted} granted"
         );
+    }
+
+    #[test]
+    fn snappy_declared_length_must_fit_the_block() {
+        // Four bytes declaring 64 MiB.
+        let lie = [0x80, 0x80, 0x80, 0x20];
+        assert_eq!(snap::raw::decompress_len(&lie).ok(), Some(64 << 20));
+        assert!(matches!(
+            snappy_decompressed_len(&lie),
+            Err(WireError::Snappy(_))
+        ));
+        // The most compressible input still passes.
+        let zeros = vec![0u8; 8 << 20];
+        let c = snappy_compress(&zeros);
+        assert_eq!(snappy_decompressed_len(&c).unwrap(), zeros.len());
+        assert_eq!(snappy_decompress(&c, 16 << 20).unwrap(), zeros);
     }
 
     #[test]

@@ -246,7 +246,7 @@ pub fn push_payload<'a, E: From<WireError>>(
         }
         return Ok(PushPayload::Json(body));
     }
-    let size = snap::raw::decompress_len(&body).map_err(|e| WireError::Snappy(e.to_string()))?;
+    let size = crate::compression::snappy_decompressed_len(&body)?;
     if size > limit {
         return Err(WireError::TooLarge { size, limit }.into());
     }

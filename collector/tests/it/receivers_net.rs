@@ -1183,3 +1183,19 @@ async fn receiver_otlp_grpc_slow_message_is_charged_as_it_arrives_then_deadline_
     assert_eq!(h.gauge("collector_receiver_inflight_bytes"), 0);
     h.stop().await;
 }
+
+/// A snappy header declaring more than its block can hold (four bytes claiming 64 MiB) is a 400
+/// before anything is reserved: it is not charged its declared length (remote write and Loki).
+#[tokio::test]
+async fn receiver_snappy_length_lie_is_400_uncharged() {
+    let lie = vec![0x80, 0x80, 0x80, 0x20];
+    for (kind, path) in [("remote_write", "/api/v1/write"), ("loki_push", PUSH)] {
+        let h = Harness::start(kind, "", 8).await;
+        let resp = h.post(path, &RW_HEADERS, lie.clone()).await;
+        assert_eq!(resp.status(), 400, "{kind}");
+        assert_eq!(h.discarded("decode_error"), 1, "{kind}");
+        let high = h.gauge("collector_receiver_inflight_bytes_max");
+        assert!(high < 1024, "{kind}: high-water mark {high}");
+        h.stop().await;
+    }
+}
