@@ -12,7 +12,10 @@
 //!   `Vec` is charged the capacity prost's one-at-a-time `push` can reach
 //!   (`max(min_cap, n.next_power_of_two())` elements), every string or bytes field
 //!   `max(8, len)`, plus the largest transient copy (the old buffer while a `Vec` grows, the
-//!   temporary a string is copied through). The schemas for remote write, Loki push and the
+//!   temporary a string is copied through). A non-repeated message field that occurs more than
+//!   once in a message (prost merges the occurrences, concatenating their repeated fields: a
+//!   hostile client's way to double a `Vec`) has every `Vec` under it charged three times
+//!   (`MERGED_FACTOR`). The schemas for remote write, Loki push and the
 //!   three OTLP export requests are here ([`WRITE_REQUEST`], [`PUSH_REQUEST`],
 //!   [`EXPORT_LOGS`], [`EXPORT_METRICS`], [`EXPORT_TRACES`]).
 //! - [`json_estimate`] has no schema: it charges every JSON object as if it were the largest
@@ -485,13 +488,22 @@ impl Tally {
 
 /// An upper bound on the heap bytes prost allocates decoding `buf` as `schema` (the decoded
 /// value itself included). An error means prost would refuse the bytes too (or they nest
-/// deeper than [`MAX_DEPTH`]); no allocation, no panic, time linear in `buf.len()`.
+/// deeper than [`MAX_DEPTH`]); no allocation, no panic, time linear in `buf.len()` (times the
+/// nesting depth at worst).
 pub fn protobuf_estimate(buf: &[u8], schema: &'static Schema) -> Result<usize, ScanError> {
     let mut t = Tally::default();
     t.hold(schema.size);
-    scan_message(buf, 0, schema, 0, &mut t)?;
+    scan_message(buf, 0, schema, 0, false, &mut t)?;
     Ok(t.held.saturating_add(t.transient))
 }
+
+/// What a `Vec` of a message instance that prost merges with others is charged, per wire
+/// instance: a non-repeated message field seen more than once is merged into one value (the
+/// protobuf rule), its repeated fields concatenated, so the `Vec`s it holds get the elements of
+/// every occurrence. For counts `n_i` merged into `N = Σ n_i`, the `Vec` reaches
+/// `vec_bytes(N) <= 2 Σ vec_bytes(n_i)`, plus the old buffer while it grows (half of that):
+/// three times what each occurrence's own `Vec` is charged bounds it, at any depth.
+const MERGED_FACTOR: usize = 3;
 
 fn varint(buf: &[u8], pos: &mut usize, base: usize) -> Result<u64, ScanError> {
     let mut v: u64 = 0;
@@ -515,72 +527,133 @@ fn skip(buf: &[u8], pos: &mut usize, n: usize, base: usize) -> Result<(), ScanEr
     Ok(())
 }
 
-/// `base` is the offset of `buf` in the whole payload (for error positions).
+/// One field of a message on the wire.
+struct WireField {
+    tag: u64,
+    /// Wire type: 0 varint, 1 fixed64, 2 length-delimited, 3 group, 5 fixed32.
+    wire_type: u64,
+    /// The payload of a length-delimited field (from `start` in the message).
+    start: usize,
+    len: usize,
+}
+
+/// Reads the field at `*pos` and moves past it (a group to its end).
+fn next_field(
+    buf: &[u8],
+    pos: &mut usize,
+    base: usize,
+    depth: usize,
+) -> Result<WireField, ScanError> {
+    let key = varint(buf, pos, base)?;
+    let tag = key >> 3;
+    if tag == 0 || tag > u64::from(u32::MAX >> 3) {
+        return Err(ScanError::Malformed(base + *pos));
+    }
+    let mut f = WireField {
+        tag,
+        wire_type: key & 7,
+        start: *pos,
+        len: 0,
+    };
+    match f.wire_type {
+        0 => {
+            varint(buf, pos, base)?;
+        }
+        1 => skip(buf, pos, 8, base)?,
+        5 => skip(buf, pos, 4, base)?,
+        2 => {
+            let len = varint(buf, pos, base)?;
+            let len = usize::try_from(len).map_err(|_| ScanError::Malformed(base + *pos))?;
+            f.start = *pos;
+            f.len = len;
+            skip(buf, pos, len, base)?;
+        }
+        3 => skip_group(buf, pos, tag, depth, base)?,
+        _ => return Err(ScanError::Malformed(base + *pos)),
+    }
+    Ok(f)
+}
+
+/// The index in `schema.fields` of the field with `tag`, if listed.
+fn field_index(schema: &Schema, tag: u64) -> Option<usize> {
+    schema
+        .fields
+        .iter()
+        .take(MAX_FIELDS)
+        .position(|f| u64::from(f.tag) == tag)
+}
+
+/// The non-repeated message fields of this instance that occur more than once (bit `i` for
+/// `schema.fields[i]`): prost merges their occurrences.
+fn merged_fields(
+    buf: &[u8],
+    base: usize,
+    schema: &'static Schema,
+    depth: usize,
+) -> Result<u32, ScanError> {
+    let (mut seen, mut twice) = (0u32, 0u32);
+    let mut pos = 0;
+    while pos < buf.len() {
+        let f = next_field(buf, &mut pos, base, depth)?;
+        if let Some(i) = field_index(schema, f.tag)
+            && f.wire_type == 2
+            && matches!(
+                schema.fields[i].kind,
+                Kind::Message {
+                    repeated: false,
+                    ..
+                }
+            )
+        {
+            twice |= seen & (1 << i);
+            seen |= 1 << i;
+        }
+    }
+    Ok(twice)
+}
+
+/// `base` is the offset of `buf` in the whole payload (for error positions); `merged`: this
+/// instance is merged with others into one value (see [`MERGED_FACTOR`]).
 fn scan_message(
     buf: &[u8],
     base: usize,
     schema: &'static Schema,
     depth: usize,
+    merged: bool,
     t: &mut Tally,
 ) -> Result<(), ScanError> {
     if depth >= MAX_DEPTH {
         return Err(ScanError::TooDeep);
     }
+    let twice = merged_fields(buf, base, schema, depth)?;
     // Elements per repeated field of this instance (by index in `schema.fields`).
     let mut counts = [0usize; MAX_FIELDS];
     let mut pos = 0;
     while pos < buf.len() {
-        let key = varint(buf, &mut pos, base)?;
-        let tag = key >> 3;
-        if tag == 0 || tag > u64::from(u32::MAX >> 3) {
-            return Err(ScanError::Malformed(base + pos));
-        }
-        let field = schema
-            .fields
-            .iter()
-            .take(MAX_FIELDS)
-            .position(|f| u64::from(f.tag) == tag);
-        let kind = field.map(|i| (i, schema.fields[i].kind));
-        match key & 7 {
-            0 | 1 | 5 => {
-                match key & 7 {
-                    0 => {
-                        varint(buf, &mut pos, base)?;
-                    }
-                    1 => skip(buf, &mut pos, 8, base)?,
-                    _ => skip(buf, &mut pos, 4, base)?,
-                }
-                if let Some((i, Kind::RepeatedScalar { .. })) = kind {
+        let f = next_field(buf, &mut pos, base, depth)?;
+        let Some(i) = field_index(schema, f.tag) else {
+            continue;
+        };
+        match (f.wire_type, schema.fields[i].kind) {
+            (0 | 1 | 5, Kind::RepeatedScalar { .. }) => counts[i] += 1,
+            (2, Kind::Message { schema, repeated }) => {
+                // Elements of a repeated field are values of their own; a non-repeated field
+                // is merged when its parent is or when it occurs twice here.
+                let merged_child = !repeated && (merged || twice & (1 << i) != 0);
+                if repeated {
                     counts[i] += 1;
                 }
+                let payload = &buf[f.start..f.start + f.len];
+                scan_message(payload, base + f.start, schema, depth + 1, merged_child, t)?;
             }
-            2 => {
-                let len = varint(buf, &mut pos, base)?;
-                let len = usize::try_from(len).map_err(|_| ScanError::Malformed(base + pos))?;
-                let start = pos;
-                skip(buf, &mut pos, len, base)?;
-                let payload = &buf[start..pos];
-                match kind {
-                    Some((i, Kind::Message { schema, repeated })) => {
-                        if repeated {
-                            counts[i] += 1;
-                        }
-                        scan_message(payload, base + start, schema, depth + 1, t)?;
-                    }
-                    Some((i, Kind::Bytes { repeated })) => {
-                        if repeated {
-                            counts[i] += 1;
-                        }
-                        t.string(len);
-                    }
-                    Some((i, Kind::RepeatedScalar { min_wire, .. })) => {
-                        counts[i] += len / min_wire.max(1);
-                    }
-                    None => {}
+            (2, Kind::Bytes { repeated }) => {
+                if repeated {
+                    counts[i] += 1;
                 }
+                t.string(f.len);
             }
-            3 => skip_group(buf, &mut pos, tag, depth, base)?,
-            _ => return Err(ScanError::Malformed(base + pos)),
+            (2, Kind::RepeatedScalar { min_wire, .. }) => counts[i] += f.len / min_wire.max(1),
+            _ => {}
         }
     }
     for (i, f) in schema.fields.iter().take(MAX_FIELDS).enumerate() {
@@ -594,9 +667,13 @@ fn scan_message(
             _ => continue,
         };
         let bytes = vec_bytes(counts[i], elem);
-        t.hold(bytes);
-        // While the last growth copies, the old buffer (half the new one) is alive too.
-        t.transient(bytes / 2);
+        if merged {
+            t.hold(bytes.saturating_mul(MERGED_FACTOR));
+        } else {
+            t.hold(bytes);
+            // While the last growth copies, the old buffer (half the new one) is alive too.
+            t.transient(bytes / 2);
+        }
     }
     Ok(())
 }

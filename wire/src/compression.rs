@@ -13,10 +13,22 @@ pub fn snappy_compress(input: &[u8]) -> Vec<u8> {
         .unwrap_or_else(|_| Vec::new()) // only fails for inputs over ~4 GiB
 }
 
+/// The most a snappy block expands: a 3-byte copy element writes at most 64 bytes.
+const SNAPPY_MAX_RATIO: usize = 22;
+
 /// The length a snappy block declares it decompresses to (read from its header, nothing
-/// decompressed).
+/// decompressed). A length the block cannot hold (more than 22 times its size: no snappy
+/// element expands more) is an error, so a few bytes cannot make a receiver reserve up to its
+/// limit.
 pub fn snappy_decompressed_len(input: &[u8]) -> Result<usize, WireError> {
-    snap::raw::decompress_len(input).map_err(|e| WireError::Snappy(e.to_string()))
+    let size = snap::raw::decompress_len(input).map_err(|e| WireError::Snappy(e.to_string()))?;
+    if size > input.len().saturating_mul(SNAPPY_MAX_RATIO) {
+        return Err(WireError::Snappy(format!(
+            "header declares {size} bytes, more than a {}-byte block can hold",
+            input.len()
+        )));
+    }
+    Ok(size)
 }
 
 /// Decompresses a snappy block, refusing one that claims more than `limit` bytes.
@@ -44,15 +56,16 @@ pub fn gzip_decompress(input: &[u8], limit: usize) -> Result<Vec<u8>, WireError>
     gzip_decompress_metered(input, limit, &mut |_| Ok::<(), WireError>(()))
 }
 
-/// [`gzip_decompress`], asking `reserve` for every byte of buffer before growing into it (how a
-/// receiver charges a memory budget as the output grows, instead of after the fact).
+/// [`gzip_decompress`], asking `reserve` for the output buffer before allocating it (how a
+/// receiver charges a memory budget before the memory is taken, not after the fact); see
+/// [`read_metered`].
 pub fn gzip_decompress_metered<E: From<WireError>>(
     input: &[u8],
     limit: usize,
     reserve: &mut dyn FnMut(usize) -> Result<(), E>,
 ) -> Result<Vec<u8>, E> {
     read_metered(
-        flate2::read::MultiGzDecoder::new(input),
+        || Ok(flate2::read::MultiGzDecoder::new(input)),
         limit,
         reserve,
         |e| WireError::Gzip(e.to_string()),
@@ -65,40 +78,48 @@ pub fn deflate_decompress_metered<E: From<WireError>>(
     limit: usize,
     reserve: &mut dyn FnMut(usize) -> Result<(), E>,
 ) -> Result<Vec<u8>, E> {
-    read_metered(flate2::read::ZlibDecoder::new(input), limit, reserve, |e| {
-        WireError::Gzip(format!("deflate: {e}"))
-    })
+    read_metered(
+        || Ok(flate2::read::ZlibDecoder::new(input)),
+        limit,
+        reserve,
+        |e| WireError::Gzip(format!("deflate: {e}")),
+    )
 }
 
-/// Reads `r` to its end into a buffer that doubles (from 64 KiB) only after `reserve` granted
-/// the growth; more than `limit` bytes is [`WireError::TooLarge`].
-fn read_metered<E: From<WireError>>(
-    mut r: impl Read,
+/// Decompresses what `open` reads in two passes: the first only counts the output (through a
+/// 16 KiB buffer on the stack; more than `limit` bytes is [`WireError::TooLarge`], as soon as
+/// it passes), then `reserve` is asked for exactly that size once, and the second pass fills a
+/// buffer of that size. The output is held once, with no spare capacity and no growth copies
+/// (a doubling buffer holds up to 1.5 times its content while it copies); the price is
+/// decompressing twice. A read error is `err` of it.
+pub fn read_metered<E: From<WireError>, R: Read>(
+    open: impl Fn() -> std::io::Result<R>,
     limit: usize,
     reserve: &mut dyn FnMut(usize) -> Result<(), E>,
     err: impl Fn(std::io::Error) -> WireError,
 ) -> Result<Vec<u8>, E> {
-    const FIRST: usize = 64 << 10;
-    let mut out: Vec<u8> = Vec::new();
+    let mut r = open().map_err(&err)?;
     let mut chunk = [0u8; 16 << 10];
+    let mut size = 0usize;
     loop {
         let n = match r.read(&mut chunk) {
-            Ok(0) => return Ok(out),
+            Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(err(e).into()),
         };
-        let size = out.len() + n;
+        size = size.saturating_add(n);
         if size > limit {
             return Err(WireError::TooLarge { size, limit }.into());
         }
-        if size > out.capacity() {
-            let want = (out.capacity() * 2).max(FIRST).max(size).min(limit);
-            reserve(want - out.capacity())?;
-            out.reserve_exact(want - out.len());
-        }
-        out.extend_from_slice(&chunk[..n]);
     }
+    drop(r);
+    reserve(size)?;
+    let mut out = vec![0u8; size];
+    open()
+        .and_then(|mut r| r.read_exact(&mut out))
+        .map_err(&err)?;
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -134,10 +155,8 @@ mod tests {
         })
         .unwrap();
         assert_eq!(out, data);
-        assert!(
-            granted >= out.capacity() && granted <= 2 * data.len(),
-            "{granted}"
-        );
+        // Asked once, for exactly the output.
+        assert_eq!((granted, out.capacity()), (data.len(), data.len()));
         // A refusal stops it before the buffer grows past what was granted.
         let mut left = 100_000usize;
         let r = gzip_decompress_metered(&c, 1 << 20, &mut |n| match left.checked_sub(n) {
@@ -148,6 +167,43 @@ mod tests {
             None => Err(WireError::TooLarge { size: n, limit: 0 }),
         });
         assert!(r.is_err());
+    }
+
+    /// The heap peak of a metered decompression is the output (granted once) plus the
+    /// decoder's state: no doubling buffer's spare capacity, no growth copy beside it.
+    #[test]
+    fn metered_gzip_peak_is_the_output_plus_the_decoder() {
+        let data = vec![7u8; 4 << 20];
+        let c = gzip_compress(&data);
+        let mut granted = 0usize;
+        let info = allocation_counter::measure(|| {
+            let out = gzip_decompress_metered(&c, 8 << 20, &mut |n| {
+                granted += n;
+                Ok::<(), WireError>(())
+            });
+            assert_eq!(out.map(|o| o.len()).ok(), Some(data.len()));
+        });
+        let peak = info.bytes_max as usize;
+        assert!(
+            peak <= granted + (256 << 10),
+            "peak {peak}, {granted} granted"
+        );
+    }
+
+    #[test]
+    fn snappy_declared_length_must_fit_the_block() {
+        // Four bytes declaring 64 MiB.
+        let lie = [0x80, 0x80, 0x80, 0x20];
+        assert_eq!(snap::raw::decompress_len(&lie).ok(), Some(64 << 20));
+        assert!(matches!(
+            snappy_decompressed_len(&lie),
+            Err(WireError::Snappy(_))
+        ));
+        // The most compressible input still passes.
+        let zeros = vec![0u8; 8 << 20];
+        let c = snappy_compress(&zeros);
+        assert_eq!(snappy_decompressed_len(&c).unwrap(), zeros.len());
+        assert_eq!(snappy_decompress(&c, 16 << 20).unwrap(), zeros);
     }
 
     #[test]

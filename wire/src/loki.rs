@@ -203,8 +203,8 @@ impl PushPayload<'_> {
 }
 
 /// Undoes a push body's `Content-Encoding` (and snappy for protobuf), as Loki picks a decoder,
-/// refusing more than `limit` bytes decompressed and asking `reserve` before every growth of a
-/// decompression buffer (snappy: its declared length, before decompressing).
+/// refusing more than `limit` bytes decompressed and asking `reserve` for every decompression buffer
+/// before allocating it (snappy: its declared length, before decompressing).
 pub fn push_payload<'a, E: From<WireError>>(
     content_type: Option<&str>,
     content_encoding: Option<&str>,
@@ -246,7 +246,7 @@ pub fn push_payload<'a, E: From<WireError>>(
         }
         return Ok(PushPayload::Json(body));
     }
-    let size = snap::raw::decompress_len(&body).map_err(|e| WireError::Snappy(e.to_string()))?;
+    let size = crate::compression::snappy_decompressed_len(&body)?;
     if size > limit {
         return Err(WireError::TooLarge { size, limit }.into());
     }

@@ -112,6 +112,7 @@ pub mod rpc {
     /// gRPC status codes OTLP receivers answer with.
     pub mod code {
         pub const INVALID_ARGUMENT: i32 = 3;
+        pub const DEADLINE_EXCEEDED: i32 = 4;
         pub const RESOURCE_EXHAUSTED: i32 = 8;
         pub const UNAVAILABLE: i32 = 14;
     }

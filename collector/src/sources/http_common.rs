@@ -4,9 +4,16 @@
 //! receiver answers with (status code, `Retry-After`, the `discarded{reason}` they count).
 //!
 //! Memory: every request's bytes are charged to its receiver's [`InflightBudget`] as they
-//! appear — the body as read, each growth of a decompression buffer, then the decoded message's
-//! estimated heap ([`wire::budget`]) before it is decoded. A request whose decompressed bytes
-//! plus estimate exceed `max_decoded_bytes` is refused with 413 (`too_large`); one that would
+//! appear — the body chunk by chunk as it arrives (a declared `Content-Length` is not charged
+//! before its bytes come), the decompressed body (sized by a counting pass before it is
+//! allocated, [`wire::compression::read_metered`]), then the decoded message's estimated heap
+//! ([`wire::budget`]) before it is decoded, then a bound on the batch it converts into
+//! ([`super::converted`], [`admit_converted`]) before converting; the decompressed bytes are
+//! given back once decoded. A body must arrive whole within `body_read_timeout` (408,
+//! `timeout`, its charge given back), so a client that trickles bytes cannot hold budget; one
+//! passing `max_body_bytes` is 413 the moment it does. A request whose decompressed bytes plus
+//! estimate, or whose converted batch, exceed `max_decoded_bytes` is refused with 413
+//! (`too_large`); one that would
 //! take the receiver over `max_inflight_bytes` while others hold it with 429 and `Retry-After`
 //! (`inflight_limit`). Decompression and decoding run on the blocking pool ([`blocking`]), so a
 //! large body does not hold up small requests on the async workers.
@@ -21,7 +28,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tokio::net::TcpListener;
@@ -51,6 +58,13 @@ pub const RETRY_AFTER_SECS: u64 = 1;
 /// OpenTelemetry Collector's OTLP receiver.
 pub fn default_max_body_bytes() -> usize {
     20 << 20
+}
+
+/// Default bound on the time a request body may take to arrive: 30 s, the
+/// `http_server_read_timeout` Loki and Tempo keep from dskit (Go's `http.Server.ReadTimeout`,
+/// for the whole request; Mimir raises it).
+pub fn default_body_read_timeout() -> std::time::Duration {
+    std::time::Duration::from_secs(30)
 }
 
 /// Default bound on a body after decompression.
@@ -83,6 +97,9 @@ pub enum Refusal {
         limit: usize,
         what: &'static str,
     },
+    /// The body did not arrive whole within `body_read_timeout` (408, `timeout`).
+    #[error("request body not received within body_read_timeout = {}", humantime::format_duration(*after))]
+    Timeout { after: std::time::Duration },
     /// The receiver's in-flight budget is taken by other requests (429, `inflight_limit`).
     #[error("receiver busy: {limit} bytes of requests already being decoded, retry later")]
     Busy { limit: usize },
@@ -123,6 +140,7 @@ impl Refusal {
     pub fn status(&self) -> StatusCode {
         match self {
             Refusal::TooLarge { .. } | Refusal::Oversized { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Refusal::Timeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Refusal::Busy { .. } => StatusCode::TOO_MANY_REQUESTS,
             Refusal::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Refusal::Decode(_) | Refusal::Invalid(_) => StatusCode::BAD_REQUEST,
@@ -133,8 +151,9 @@ impl Refusal {
 
     /// The `reason` of the `discarded` count.
     /// Every [`Refusal::reason`], so the self-metrics can show each at 0 from the start.
-    pub const REASONS: [&'static str; 7] = [
+    pub const REASONS: [&'static str; 8] = [
         "too_large",
+        "timeout",
         "inflight_limit",
         "unsupported_media_type",
         "decode_error",
@@ -146,6 +165,7 @@ impl Refusal {
     pub fn reason(&self) -> &'static str {
         match self {
             Refusal::TooLarge { .. } | Refusal::Oversized { .. } => "too_large",
+            Refusal::Timeout { .. } => "timeout",
             Refusal::Busy { .. } => "inflight_limit",
             Refusal::UnsupportedMediaType(_) => "unsupported_media_type",
             Refusal::Decode(_) => "decode_error",
@@ -397,6 +417,16 @@ impl Charge {
         }
     }
 
+    /// Gives back `n` of the bytes held (a buffer the request no longer has).
+    pub fn release(&mut self, n: usize) {
+        let n = n.min(self.held);
+        if n > 0 {
+            self.held -= n;
+            self.budget.used.fetch_sub(n, Ordering::AcqRel);
+            self.budget.publish();
+        }
+    }
+
     /// Bytes this request holds.
     pub fn held(&self) -> usize {
         self.held
@@ -433,6 +463,24 @@ pub fn admit_decode(
     charge.grow(estimate)
 }
 
+/// Admits converting a decoded request into a batch bounded at `converted` bytes
+/// ([`super::converted`]): 413 when that alone exceeds `max_decoded`, else charged (429 when
+/// the budget is taken).
+pub fn admit_converted(
+    charge: &mut Charge,
+    max_decoded: usize,
+    converted: usize,
+) -> Result<(), Refusal> {
+    if converted > max_decoded {
+        return Err(Refusal::Oversized {
+            size: converted,
+            limit: max_decoded,
+            what: "max_decoded_bytes (converted)",
+        });
+    }
+    charge.grow(converted)
+}
+
 /// Runs `f` (decompression, decoding, conversion) on the blocking pool, off the async workers.
 /// A panic in `f` is carried on; a task the runtime dropped (shutdown) is 503.
 pub async fn blocking<R: Send + 'static>(
@@ -445,34 +493,88 @@ pub async fn blocking<R: Send + 'static>(
     }
 }
 
-/// [`read_body`], charging the body to `charge`: a declared `Content-Length` before reading it.
-pub async fn read_body_charged(
-    headers: &HeaderMap,
-    body: Body,
-    limit: usize,
-    charge: &mut Charge,
-) -> Result<Bytes, Refusal> {
-    let declared = header_str(headers, header::CONTENT_LENGTH)
-        .and_then(|v| v.parse::<usize>().ok())
-        .filter(|n| *n <= limit)
-        .unwrap_or(0);
-    charge.grow(declared)?;
-    let raw = read_body(headers, body, limit).await?;
-    charge.grow(raw.len().saturating_sub(declared))?;
-    Ok(raw)
+/// How a body is read: at most `max_bytes`, whole within `timeout`.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
+    pub max_bytes: usize,
+    pub timeout: std::time::Duration,
 }
 
-/// Reads a body of at most `limit` bytes (a `Content-Length` over it is refused unread).
-pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, Refusal> {
+/// Reads a body of at most `limits.max_bytes`, charging every chunk to `charge` as it arrives:
+/// a declared `Content-Length` over the bound is refused unread (413), a body passing it is 413
+/// the moment it does, one not complete within `limits.timeout` is 408 (`Refusal::Timeout`).
+/// Chunks are joined at the end (the copy charged while both exist); a broken connection is a
+/// decode error (nobody reads the answer).
+pub async fn read_body_charged<B>(
+    headers: &HeaderMap,
+    body: B,
+    limits: BodyLimits,
+    charge: &mut Charge,
+) -> Result<Bytes, Refusal>
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let limit = limits.max_bytes;
     let declared = header_str(headers, header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(Refusal::TooLarge { limit });
     }
-    // `to_bytes` fails when the limit is hit or the connection breaks; both end the request.
-    axum::body::to_bytes(body, limit)
+    let read = collect_charged(body, limit, charge);
+    tokio::time::timeout(limits.timeout, read)
         .await
-        .map_err(|_| Refusal::TooLarge { limit })
+        .unwrap_or(Err(Refusal::Timeout {
+            after: limits.timeout,
+        }))
 }
+
+async fn collect_charged<B>(body: B, limit: usize, charge: &mut Charge) -> Result<Bytes, Refusal>
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    use bytes::Buf;
+    use http_body_util::BodyExt;
+    let mut body = std::pin::pin!(body);
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut len = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|e| Refusal::Decode(format!("reading the body: {}", e.into())))?;
+        let Ok(mut data) = frame.into_data() else {
+            continue; // trailers
+        };
+        let n = data.remaining();
+        if n == 0 {
+            continue;
+        }
+        if len.saturating_add(n) > limit {
+            return Err(Refusal::TooLarge { limit });
+        }
+        // The chunk and its entry in `chunks` (a client sending one-byte chunks must not hold
+        // 32 bytes of list per byte charged).
+        charge.grow(n.saturating_add(CHUNK_ENTRY))?;
+        len += n;
+        chunks.push(data.copy_to_bytes(n));
+    }
+    let entries = chunks.len().saturating_mul(CHUNK_ENTRY);
+    if chunks.len() <= 1 {
+        charge.release(entries);
+        return Ok(chunks.pop().unwrap_or_default());
+    }
+    charge.grow(len)?;
+    let mut whole = bytes::BytesMut::with_capacity(len);
+    for c in chunks {
+        whole.extend_from_slice(&c);
+    }
+    // The chunks and their list are gone: the joined copy stays.
+    charge.release(len.saturating_add(entries));
+    Ok(whole.freeze())
+}
+
+/// What one chunk's entry in the list of a body being read takes: a `Bytes`, twice (the list
+/// doubles as it grows).
+const CHUNK_ENTRY: usize = 2 * std::mem::size_of::<Bytes>();
 
 /// Undoes `Content-Encoding: gzip` (or none/`identity`), refusing output over `limit` bytes;
 /// other encodings are refused.
@@ -484,7 +586,7 @@ pub fn decode_content_encoding(
     decode_content_encoding_metered(headers, body, limit, &mut |_| Ok(()))
 }
 
-/// [`decode_content_encoding`], asking `reserve` before each growth of the output buffer.
+/// [`decode_content_encoding`], asking `reserve` for the output before allocating it.
 pub fn decode_content_encoding_metered(
     headers: &HeaderMap,
     body: Bytes,
@@ -548,6 +650,12 @@ mod receiver_tests {
         );
         b.grow(40).unwrap();
         assert_eq!((budget.used(), budget.high_water()), (100, 100));
+        // A buffer given back: released now, never more than held.
+        b.release(30);
+        assert_eq!((b.held(), budget.used()), (10, 70));
+        b.release(1000);
+        assert_eq!((b.held(), budget.used()), (0, 60));
+        b.grow(40).unwrap();
         assert_eq!(m.inflight_bytes().get(), 100);
         drop(a);
         drop(b);
@@ -556,6 +664,49 @@ mod receiver_tests {
             (m.inflight_bytes().get(), m.inflight_bytes_max().get()),
             (0, 100)
         );
+    }
+
+    /// A body of `.0` one-byte chunks.
+    struct Drip(usize);
+
+    impl hyper::body::Body for Drip {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+            if self.0 == 0 {
+                return std::task::Poll::Ready(None);
+            }
+            self.0 -= 1;
+            let frame = hyper::body::Frame::data(Bytes::from_static(b"x"));
+            std::task::Poll::Ready(Some(Ok(frame)))
+        }
+    }
+
+    /// One-byte chunks are charged with their place in the list of chunks (given back once
+    /// joined), so a dripping client reaches the budget long before its bytes would.
+    #[tokio::test]
+    async fn body_chunks_are_charged_with_their_list() {
+        let m = ComponentMetrics::new(crate::selfmon::Registry::new(), "rx", "source");
+        let budget = InflightBudget::new(100_000, &m);
+        let limits = BodyLimits {
+            max_bytes: 1 << 20,
+            timeout: std::time::Duration::from_secs(60),
+        };
+        let mut c = budget.charge();
+        let body = read_body_charged(&HeaderMap::new(), Drip(1000), limits, &mut c)
+            .await
+            .unwrap();
+        assert_eq!((body.len(), c.held()), (1000, 1000));
+        assert!(budget.high_water() >= 1000 * (1 + CHUNK_ENTRY));
+        drop(c);
+        let mut c = budget.charge();
+        let r = read_body_charged(&HeaderMap::new(), Drip(10_000), limits, &mut c)
+            .await
+            .unwrap_err();
+        assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
     }
 
     #[test]

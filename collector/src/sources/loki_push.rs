@@ -10,6 +10,7 @@
 //! max_decompressed_bytes = 104857600
 //! max_decoded_bytes = 67108864        # decompressed bytes + estimated decoded heap, per request
 //! max_inflight_bytes = 134217728      # all requests at once (bodies, decompressed, decoded)
+//! body_read_timeout = "30s"           # a body (gRPC: message) not in whole by then: 408
 //! ```
 //!
 //! `POST /loki/api/v1/push`: protobuf + snappy (`application/x-protobuf`, what Promtail and
@@ -18,7 +19,9 @@
 //! 400 with the reason for an undecodable body or a stream whose labels do not parse or are
 //! empty (the whole push is refused, as Loki does); 413 over `max_body_bytes`
 //! (or `max_decompressed_bytes` once decompressed, or `max_decoded_bytes` by the decoded-size
-//! estimate of [`wire::budget`], before decoding); 429 with `Retry-After` when a downstream
+//! estimate of [`wire::budget`], before decoding, or by the bound on the converted batch, before
+//! converting: a stream's labels are copied onto each entry); 408 for a body not in whole
+//! within `body_read_timeout`; 429 with `Retry-After` when a downstream
 //! queue is full or the receiver's `max_inflight_bytes` is taken by other requests (see
 //! [`http_common`]). Decompression and decoding run on the blocking pool. `GET /ready` answers
 //! 200.
@@ -58,6 +61,11 @@ pub struct LokiPushConfig {
     pub max_decoded_bytes: usize,
     #[serde(default = "http_common::default_max_inflight_bytes")]
     pub max_inflight_bytes: usize,
+    #[serde(
+        default = "http_common::default_body_read_timeout",
+        deserialize_with = "crate::serde_util::duration"
+    )]
+    pub body_read_timeout: std::time::Duration,
 }
 
 fn default_address() -> String {
@@ -125,8 +133,11 @@ impl Source for LokiPushSource {
 
 async fn push(State(st): State<Arc<PushState>>, headers: HeaderMap, body: Body) -> Response {
     let mut charge = st.budget.charge();
-    let raw =
-        http_common::read_body_charged(&headers, body, st.config.max_body_bytes, &mut charge).await;
+    let limits = http_common::BodyLimits {
+        max_bytes: st.config.max_body_bytes,
+        timeout: st.config.body_read_timeout,
+    };
+    let raw = http_common::read_body_charged(&headers, body, limits, &mut charge).await;
     let st2 = st.clone();
     let done = http_common::blocking(move || {
         let decoded = raw.and_then(|raw| decode_charged(&headers, &raw, &st2.config, &mut charge));
@@ -147,7 +158,8 @@ async fn push(State(st): State<Arc<PushState>>, headers: HeaderMap, body: Body) 
 }
 
 /// Decompresses and decodes a push within the request's bounds, charging `charge` for every
-/// decompression buffer and, before decoding, the decoded-size estimate.
+/// decompression buffer, before decoding the decoded-size estimate, before converting the bound
+/// on the converted batch ([`super::converted`]).
 pub fn decode_charged(
     headers: &HeaderMap,
     raw: &[u8],
@@ -167,7 +179,18 @@ pub fn decode_charged(
         payload.len(),
         payload.estimate(),
     )?;
-    Ok(payload.decode()?)
+    let req = payload.decode()?;
+    // Decompressed bytes are gone once decoded (a JSON body read as is stays with the caller).
+    if !matches!(
+        payload,
+        wire::loki::PushPayload::Json(std::borrow::Cow::Borrowed(_))
+    ) {
+        charge.release(payload.len());
+    }
+    drop(payload);
+    let converted = super::converted::loki_push(&req, &config.labels);
+    http_common::admit_converted(charge, config.max_decoded_bytes, converted)?;
+    Ok(req)
 }
 
 /// Decodes a push body as Loki does (what the property tests feed arbitrary bytes).

@@ -11,9 +11,11 @@
 //! | `docker` | [`docker`] | logs: container logs from the Docker Engine API, positions file |
 //!
 //! The network receivers share their HTTP plumbing (listener, graceful shutdown, bounded body,
-//! `gzip`, 429 on a full downstream) in [`http_common`]; the tailing sources share the positions
+//! `gzip`, 429 on a full downstream) in [`http_common`], and bound what converting a decoded
+//! request takes with [`converted`]; the tailing sources share the positions
 //! file and UTF-8 decoding in [`tailing`].
 
+pub mod converted;
 pub mod docker;
 pub mod file;
 pub mod http_common;

@@ -9,6 +9,7 @@
 //! max_decompressed_bytes = 104857600
 //! max_decoded_bytes = 67108864        # decompressed bytes + estimated decoded heap, per request
 //! max_inflight_bytes = 134217728      # all requests at once (bodies, decompressed, decoded)
+//! body_read_timeout = "30s"           # a body (gRPC: message) not in whole by then: 408
 //! ```
 //!
 //! `POST /api/v1/write` (Prometheus) and `/api/v1/push` (Mimir): `prometheus.WriteRequest` as
@@ -19,7 +20,9 @@
 //! request is refused then, nothing forwarded; 413 over `max_body_bytes`
 //! (or `max_decompressed_bytes` by the snappy header, before decompressing, or
 //! `max_decoded_bytes` by the decoded-size estimate of [`wire::budget`], before decoding: 100 MiB
-//! of empty series would decode into gigabytes); 429 with `Retry-After` when a downstream queue
+//! of empty series would decode into gigabytes; or by the bound on the converted batch, before
+//! converting: a series' labels are copied onto each of its samples); 408 for a body not in
+//! whole within `body_read_timeout`; 429 with `Retry-After` when a downstream queue
 //! is full or the receiver's `max_inflight_bytes` is taken by other requests (see
 //! [`http_common`]). Decompression and decoding run on the blocking pool. Staleness markers pass through bit for bit;
 //! exemplars, metadata and native histograms are not forwarded.
@@ -54,6 +57,11 @@ pub struct RemoteWriteConfig {
     pub max_decoded_bytes: usize,
     #[serde(default = "http_common::default_max_inflight_bytes")]
     pub max_inflight_bytes: usize,
+    #[serde(
+        default = "http_common::default_body_read_timeout",
+        deserialize_with = "crate::serde_util::duration"
+    )]
+    pub body_read_timeout: std::time::Duration,
 }
 
 fn default_address() -> String {
@@ -114,8 +122,11 @@ async fn write(State(st): State<Arc<RwState>>, headers: HeaderMap, body: Body) -
     let mut charge = st.budget.charge();
     let raw = match check_headers(&headers) {
         Ok(()) => {
-            http_common::read_body_charged(&headers, body, st.config.max_body_bytes, &mut charge)
-                .await
+            let limits = http_common::BodyLimits {
+                max_bytes: st.config.max_body_bytes,
+                timeout: st.config.body_read_timeout,
+            };
+            http_common::read_body_charged(&headers, body, limits, &mut charge).await
         }
         Err(r) => Err(r),
     };
@@ -132,7 +143,8 @@ async fn write(State(st): State<Arc<RwState>>, headers: HeaderMap, body: Body) -
 }
 
 /// Decompresses and decodes a body within the request's bounds, charging `charge`: the
-/// snappy header's length before decompressing, the decoded-size estimate before decoding.
+/// snappy header's length before decompressing, the decoded-size estimate before decoding, the
+/// bound on the converted batch ([`super::converted`]) before converting.
 pub fn decode_charged(
     raw: &[u8],
     config: &RemoteWriteConfig,
@@ -147,8 +159,14 @@ pub fn decode_charged(
     let payload = wire::compression::snappy_decompress(raw, limit)?;
     let estimate = wire::budget::protobuf_estimate(&payload, &wire::budget::WRITE_REQUEST);
     http_common::admit_decode(charge, config.max_decoded_bytes, payload.len(), estimate)?;
-    <wire::remote_write::WriteRequest as prost::Message>::decode(&payload[..])
-        .map_err(|e| Refusal::from(wire::WireError::from(e)))
+    let req = <wire::remote_write::WriteRequest as prost::Message>::decode(&payload[..])
+        .map_err(|e| Refusal::from(wire::WireError::from(e)))?;
+    // The decompressed bytes are gone once decoded.
+    charge.release(payload.len());
+    drop(payload);
+    let converted = super::converted::remote_write(&req);
+    http_common::admit_converted(charge, config.max_decoded_bytes, converted)?;
+    Ok(req)
 }
 
 /// Remote write 1.0 is protobuf in snappy; other types and encodings are refused with 415.

@@ -893,43 +893,309 @@ async fn receiver_loki_push_bombs_are_413_beside_good_pushes() {
     h.stop().await;
 }
 
-/// A request that cannot get its bytes while another holds the budget is 429 with
-/// `Retry-After`, counted as `inflight_limit`; once the other is answered the budget is free.
+/// Waits (bounded) until the in-flight gauge reads at least `n`; returns what it reads.
+async fn inflight_reaches(h: &Harness, n: i64) -> i64 {
+    for _ in 0..500 {
+        if h.gauge("collector_receiver_inflight_bytes") >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    h.gauge("collector_receiver_inflight_bytes")
+}
+
+/// Reads the status line of a raw HTTP/1.1 answer (bounded in time).
+async fn status_line(conn: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut answer = vec![0u8; 12];
+    tokio::time::timeout(Duration::from_secs(20), conn.read_exact(&mut answer))
+        .await
+        .expect("an answer")
+        .unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// A body is charged as its bytes arrive, not as its `Content-Length` declares; a request that
+/// cannot get its bytes while another holds the budget is 429 with `Retry-After`, counted as
+/// `inflight_limit`; a client that stops sending is 408 after `body_read_timeout` (counted as
+/// `timeout`) and its bytes are given back.
 #[tokio::test]
-async fn receiver_inflight_budget_taken_is_429() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let settings = "max_decoded_bytes = 4096\nmax_inflight_bytes = 4096";
+async fn receiver_slow_body_is_charged_as_it_arrives_then_408() {
+    use tokio::io::AsyncWriteExt;
+    let settings =
+        "max_decoded_bytes = 4096\nmax_inflight_bytes = 4096\nbody_read_timeout = \"500ms\"";
     let h = Harness::start("remote_write", settings, 8).await;
-    // A client that declares 4090 bytes and sends 10: its body is charged while it trickles.
+    // A client that declares 4090 bytes, sends 3900 and stops: charged for what came (and the
+    // list of chunks it came in), not for what it declared.
     let mut slow = tokio::net::TcpStream::connect(h.addrs.get(NAME).unwrap())
         .await
         .unwrap();
     let head = "POST /api/v1/write HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-protobuf\r\n\
                 content-encoding: snappy\r\ncontent-length: 4090\r\n\r\n";
     slow.write_all(head.as_bytes()).await.unwrap();
-    slow.write_all(&[0u8; 10]).await.unwrap();
-    for _ in 0..500 {
-        if h.gauge("collector_receiver_inflight_bytes") >= 4090 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(h.gauge("collector_receiver_inflight_bytes"), 4090);
+    slow.write_all(&[0u8; 3900]).await.unwrap();
+    let charged = inflight_reaches(&h, 3900).await;
+    assert!((3900..4090).contains(&charged), "{charged}");
     let good = write_request(&[("__name__", "up")]);
     let resp = h.post("/api/v1/write", &RW_HEADERS, good.clone()).await;
     assert_eq!(resp.status(), 429);
     assert_eq!(resp.headers()["retry-after"], "1");
     assert_eq!(h.discarded("inflight_limit"), 1);
-    // The slow body completes (as garbage: 400) and gives its bytes back.
-    slow.write_all(&[0u8; 4080]).await.unwrap();
-    let mut answer = vec![0u8; 12];
-    tokio::time::timeout(Duration::from_secs(10), slow.read_exact(&mut answer))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(&answer, b"HTTP/1.1 400");
+    // The slow body never completes: 408, its bytes given back.
+    assert_eq!(status_line(&mut slow).await, "HTTP/1.1 408");
+    assert_eq!(h.discarded("timeout"), 1);
+    assert_eq!(h.gauge("collector_receiver_inflight_bytes"), 0);
     let resp = h.post("/api/v1/write", &RW_HEADERS, good).await;
     assert_eq!(resp.status(), 204);
     h.assert_budget_held(4096);
     h.stop().await;
+}
+
+/// A chunked body (no `Content-Length`) is charged chunk by chunk as it arrives, and is 413 the
+/// moment it passes `max_body_bytes`, before the client has finished sending it.
+#[tokio::test]
+async fn receiver_chunked_body_is_charged_as_it_arrives_and_413_once_over() {
+    use tokio::io::AsyncWriteExt;
+    let h = Harness::start("loki_push", "max_body_bytes = 2000", 8).await;
+    let mut conn = tokio::net::TcpStream::connect(h.addrs.get(NAME).unwrap())
+        .await
+        .unwrap();
+    let head = "POST /loki/api/v1/push HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+                transfer-encoding: chunked\r\n\r\n";
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let chunk = |n: usize| format!("{n:x}\r\n{}\r\n", " ".repeat(n));
+    conn.write_all(chunk(1500).as_bytes()).await.unwrap();
+    let charged = inflight_reaches(&h, 1500).await;
+    assert!((1500..1500 + 4 * 64).contains(&charged), "{charged}");
+    // Past the bound: answered at once, the body never finished.
+    conn.write_all(chunk(1000).as_bytes()).await.unwrap();
+    assert_eq!(status_line(&mut conn).await, "HTTP/1.1 413");
+    assert_eq!(h.discarded("too_large"), 1);
+    assert_eq!(h.gauge("collector_receiver_inflight_bytes"), 0);
+    h.stop().await;
+}
+
+/// `n` empty resources (`0a 00`), gzipped once and repeated as gzip members: `copies` × `n`
+/// bytes once decompressed, from `copies` × ~1 KB.
+fn gzip_members(n: usize, copies: usize) -> Vec<u8> {
+    wire::compression::gzip_compress(&empty_messages(n)).repeat(copies)
+}
+
+/// Peak resident memory of this test process so far (`VmHWM`), after resetting it.
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// gzip bombs over OTLP/gRPC: tonic would decompress them outside the budget (and answer
+/// without the receiver counting them); the receiver decompresses them itself, charging every
+/// growth, so they are RESOURCE_EXHAUSTED (`too_large`) within `max_decoded_bytes`, and several
+/// at once stay within `max_inflight_bytes` (the rest `inflight_limit`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receiver_otlp_grpc_gzip_bombs_are_refused_within_the_budget() {
+    use tonic::codec::CompressionEncoding;
+    let h = Harness::start("otlp", BUDGET, 64).await;
+    // A real client: one log line of 64 MiB, gzipped by tonic to ~64 KB.
+    let mut req = logs_request();
+    let record = &mut req.resource_logs[0].scope_logs[0].log_records[0];
+    record.body = Some(wire::otlp::proto::common::v1::AnyValue {
+        value: Some(
+            wire::otlp::proto::common::v1::any_value::Value::StringValue("a".repeat(64 << 20)),
+        ),
+    });
+    let mut logs = LogsServiceClient::connect(h.grpc_url())
+        .await
+        .unwrap()
+        .send_compressed(CompressionEncoding::Gzip);
+    let err = logs.export(req).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::ResourceExhausted, "{err}");
+    assert_eq!(h.discarded("too_large"), 1);
+    assert_eq!(h.gauge("collector_receiver_inflight_bytes"), 0);
+    let high = h.gauge("collector_receiver_inflight_bytes_max");
+    assert!(
+        high > 0 && high <= (8 << 20) + (1 << 20),
+        "high-water mark {high}"
+    );
+    // Raw bombs, four at once: 1 GiB each from ~2 MB of gzip members.
+    let bomb = gzip_members(1 << 20, 1024);
+    let path = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
+    reset_peak_rss();
+    let rss_before = peak_rss_kib();
+    let call = || raw_grpc_with(&h, path, &bomb, &[("grpc-encoding", "gzip")], 1);
+    let (a, b, c, d) = tokio::join!(call(), call(), call(), call());
+    for (code, message) in [a, b, c, d] {
+        assert_eq!(code, "8", "{message}"); // RESOURCE_EXHAUSTED
+    }
+    eprintln!(
+        "4 × 1 GiB gRPC gzip bombs ({} bytes each): in-flight high-water {} bytes, peak RSS {} KiB (from {} KiB)",
+        bomb.len(),
+        h.gauge("collector_receiver_inflight_bytes_max"),
+        peak_rss_kib(),
+        rss_before,
+    );
+    assert_eq!(h.discarded("too_large") + h.discarded("inflight_limit"), 5);
+    h.assert_budget_held(INFLIGHT_LIMIT);
+    // Still serving, compressed or not.
+    let mut logs = logs.send_compressed(CompressionEncoding::Gzip);
+    logs.export(logs_request()).await.unwrap();
+    drop(logs);
+    h.stop().await;
+}
+
+/// Conversion copies what items share onto each of them: a 10 KB label (or resource attribute)
+/// over 20 000 empty samples, entries or records is ~50 KB on the wire, ~200 MB converted. The
+/// bound on the converted batch is checked before converting: 413 (`too_large`), nothing
+/// allocated, and a normal request beside it goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receiver_conversion_bombs_are_413() {
+    let big = "v".repeat(10_000);
+    // remote write: one series, 20 000 empty samples.
+    let h = Harness::start("remote_write", BUDGET, 64).await;
+    let mut ts = field(1, &[field(1, b"__name__"), field(2, b"up")].concat());
+    ts.extend(field(
+        1,
+        &[field(1, b"big"), field(2, big.as_bytes())].concat(),
+    ));
+    ts.extend([0x12, 0x00].repeat(20_000));
+    let bomb = wire::compression::snappy_compress(&field(1, &ts));
+    let resp = h.post("/api/v1/write", &RW_HEADERS, bomb).await;
+    assert_eq!(resp.status(), 413);
+    assert!(resp.text().await.unwrap().contains("converted"));
+    let resp = h
+        .post(
+            "/api/v1/write",
+            &RW_HEADERS,
+            write_request(&[("__name__", "up")]),
+        )
+        .await;
+    assert_eq!(resp.status(), 204);
+    assert_eq!(h.discarded("too_large"), 1);
+    h.assert_budget_held(INFLIGHT_LIMIT);
+    h.stop().await;
+    // Loki push: one stream, 20 000 empty entries.
+    let h = Harness::start("loki_push", BUDGET, 64).await;
+    let mut stream = field(1, format!("{{app=\"{big}\"}}").as_bytes());
+    stream.extend([0x12, 0x00].repeat(20_000));
+    let bomb = wire::compression::snappy_compress(&field(1, &stream));
+    assert_eq!(h.post(PUSH, &[PROTOBUF], bomb).await.status(), 413);
+    let good = wire::loki::encode_protobuf(&loki_push());
+    assert_eq!(h.post(PUSH, &[PROTOBUF], good).await.status(), 204);
+    assert_eq!(h.discarded("too_large"), 1);
+    h.assert_budget_held(INFLIGHT_LIMIT);
+    h.stop().await;
+    // OTLP logs: one resource, 20 000 empty records (over HTTP and gRPC).
+    let h = Harness::start("otlp", BUDGET, 64).await;
+    let attr = field(
+        1,
+        &[field(1, b"k"), field(2, &field(1, big.as_bytes()))].concat(),
+    );
+    let mut rl = field(1, &attr);
+    rl.extend(field(2, &[0x12, 0x00].repeat(20_000)));
+    let bomb = field(1, &rl);
+    let resp = h.post("/v1/logs", &[PROTOBUF], bomb.clone()).await;
+    assert_eq!(resp.status(), 413);
+    let path = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
+    let (code, message) = raw_grpc(&h, path, &bomb).await;
+    assert_eq!(code, "8", "{message}");
+    let mut logs = LogsServiceClient::connect(h.grpc_url()).await.unwrap();
+    logs.export(logs_request()).await.unwrap();
+    drop(logs);
+    assert_eq!(h.discarded("too_large"), 2);
+    h.assert_budget_held(INFLIGHT_LIMIT);
+    h.stop().await;
+}
+
+/// `bytes` as protobuf field `tag` (length-delimited).
+fn field(tag: u8, bytes: &[u8]) -> Vec<u8> {
+    let mut v = vec![(tag << 3) | 2];
+    let mut n = bytes.len();
+    while n >= 0x80 {
+        v.push((n as u8 & 0x7f) | 0x80);
+        n >>= 7;
+    }
+    v.push(n as u8);
+    v.extend_from_slice(bytes);
+    v
+}
+
+/// A request body that sends `first` and then never anything more (nor its end).
+struct Stall(Option<bytes::Bytes>);
+
+impl hyper::body::Body for Stall {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
+        match self.0.take() {
+            Some(b) => std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(b)))),
+            None => std::task::Poll::Pending,
+        }
+    }
+}
+
+/// OTLP/gRPC: a message is charged as its bytes arrive (tonic would reserve its declared length
+/// at once, outside the budget), and one that stops arriving is `DEADLINE_EXCEEDED` after
+/// `body_read_timeout` (`timeout`), its bytes given back.
+#[tokio::test]
+async fn receiver_otlp_grpc_slow_message_is_charged_as_it_arrives_then_deadline_exceeded() {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let settings = format!("{BUDGET}\nbody_read_timeout = \"500ms\"");
+    let h = Harness::start("otlp", &settings, 8).await;
+    let addr = h.addrs.get(&format!("{NAME}.grpc")).unwrap();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    // Declares a 1 MiB message, sends 1000 bytes of it.
+    let mut first = vec![0u8];
+    first.extend_from_slice(&(1u32 << 20).to_be_bytes());
+    first.extend_from_slice(&[0x0a; 1000]);
+    let req = axum::http::Request::post(format!(
+        "http://{addr}/opentelemetry.proto.collector.logs.v1.LogsService/Export"
+    ))
+    .header("content-type", "application/grpc")
+    .header("te", "trailers")
+    .body(Stall(Some(first.into())))
+    .unwrap();
+    let answer = tokio::spawn(async move { send.send_request(req).await });
+    let charged = inflight_reaches(&h, 1005).await;
+    assert!((1005..1 << 20).contains(&charged), "{charged}");
+    let resp = tokio::time::timeout(Duration::from_secs(20), answer)
+        .await
+        .expect("an answer")
+        .unwrap()
+        .unwrap();
+    assert_eq!(resp.headers()["grpc-status"], "4"); // DEADLINE_EXCEEDED
+    assert_eq!(h.discarded("timeout"), 1);
+    assert_eq!(h.gauge("collector_receiver_inflight_bytes"), 0);
+    h.stop().await;
+}
+
+/// A snappy header declaring more than its block can hold (four bytes claiming 64 MiB) is a 400
+/// before anything is reserved: it is not charged its declared length (remote write and Loki).
+#[tokio::test]
+async fn receiver_snappy_length_lie_is_400_uncharged() {
+    let lie = vec![0x80, 0x80, 0x80, 0x20];
+    for (kind, path) in [("remote_write", "/api/v1/write"), ("loki_push", PUSH)] {
+        let h = Harness::start(kind, "", 8).await;
+        let resp = h.post(path, &RW_HEADERS, lie.clone()).await;
+        assert_eq!(resp.status(), 400, "{kind}");
+        assert_eq!(h.discarded("decode_error"), 1, "{kind}");
+        let high = h.gauge("collector_receiver_inflight_bytes_max");
+        assert!(high < 1024, "{kind}: high-water mark {high}");
+        h.stop().await;
+    }
 }

@@ -212,6 +212,40 @@ fn malformed_and_deep_input_is_refused_not_panicking() {
     assert!(json_estimate(b"\"unterminated \\", 100).is_ok());
 }
 
+/// `bytes` as field `tag` (length-delimited).
+fn field(tag: u8, bytes: &[u8]) -> Vec<u8> {
+    let mut v = vec![(tag << 3) | 2];
+    push_len(&mut v, bytes.len());
+    v.extend_from_slice(bytes);
+    v
+}
+
+/// Each of `parts` as field `tag`: one non-repeated field occurring `parts.len()` times.
+fn occurrences(tag: u8, parts: &[Vec<u8>]) -> Vec<u8> {
+    parts.iter().flat_map(|p| field(tag, p)).collect()
+}
+
+fn resource_with(attributes: usize) -> Vec<u8> {
+    prost::Message::encode_to_vec(&crate::otlp::proto::resource::v1::Resource {
+        attributes: vec![KeyValue::default(); attributes],
+        ..Default::default()
+    })
+}
+
+/// A non-repeated message field repeated on the wire is merged by prost (the protobuf rule):
+/// its repeated fields concatenate into one `Vec`, up to twice what the occurrences need one by
+/// one (1024 attributes, then 1: a `Vec` of 2048).
+#[test]
+fn repeated_singular_submessage_is_bounded() {
+    let resource = occurrences(1, &[resource_with(1024), resource_with(1)]);
+    let wire = field(1, &resource);
+    check_protobuf::<ExportLogsServiceRequest>(&wire, &EXPORT_LOGS);
+    // Merged twice over: the resource of a resource-logs occurring twice, each with two.
+    let resource = occurrences(1, &[resource_with(512), resource_with(1)]);
+    let rl = occurrences(1, &[resource.clone(), resource]);
+    check_protobuf::<ExportLogsServiceRequest>(&field(1, &rl), &EXPORT_LOGS);
+}
+
 fn push_len(v: &mut Vec<u8>, mut n: usize) {
     loop {
         if n < 0x80 {
@@ -532,6 +566,42 @@ proptest! {
     fn estimate_bounds_otlp_traces(req in traces_request()) {
         check_protobuf::<ExportTraceServiceRequest>(&prost::Message::encode_to_vec(&req), &EXPORT_TRACES);
         check_json::<ExportTraceServiceRequest>(&crate::otlp::encode(&req, Encoding::Json).unwrap(), &EXPORT_TRACES);
+    }
+
+    /// Non-repeated message fields occurring several times, at several depths: a resource's
+    /// attributes, a metric's gauge points, exponential histogram buckets, a key-value list.
+    #[test]
+    fn estimate_bounds_merged_singular_fields(
+        resources in prop::collection::vec(0usize..70, 1..5),
+        gauges in prop::collection::vec(0usize..70, 1..4),
+        buckets in prop::collection::vec(prop::collection::vec(0u64..1000, 0..70), 1..4),
+        kvlists in prop::collection::vec(0usize..40, 1..4),
+        outer in 1usize..3,
+    ) {
+        use crate::otlp::proto::common::v1::KeyValueList;
+        use crate::otlp::proto::metrics::v1::{exponential_histogram_data_point::Buckets, *};
+        // ResourceLogs { resource × n } (× `outer` ResourceLogs occurrences of ScopeLogs…) …
+        let parts: Vec<_> = resources.iter().map(|n| resource_with(*n)).collect();
+        let rl = occurrences(1, &parts);
+        let rl = occurrences(1, &vec![rl; outer]);
+        check_protobuf::<ExportLogsServiceRequest>(&field(1, &rl), &EXPORT_LOGS);
+        // Metric { gauge × n }.
+        let parts: Vec<_> = gauges.iter().map(|n| prost::Message::encode_to_vec(&Gauge { data_points: vec![NumberDataPoint::default(); *n] })).collect();
+        let metric = occurrences(5, &parts);
+        let sm = field(2, &metric);
+        let rm = field(2, &sm);
+        check_protobuf::<ExportMetricsServiceRequest>(&field(1, &rm), &EXPORT_METRICS);
+        // ExponentialHistogramDataPoint { positive × n } (packed bucket counts).
+        let parts: Vec<_> = buckets.iter().map(|b| prost::Message::encode_to_vec(&Buckets { offset: 0, bucket_counts: b.clone() })).collect();
+        let point = occurrences(8, &parts);
+        let metric = field(10, &field(1, &point));
+        let rm = field(2, &field(2, &metric));
+        check_protobuf::<ExportMetricsServiceRequest>(&field(1, &rm), &EXPORT_METRICS);
+        // AnyValue { kvlist_value × n } as a log body.
+        let parts: Vec<_> = kvlists.iter().map(|n| prost::Message::encode_to_vec(&KeyValueList { values: vec![KeyValue::default(); *n] })).collect();
+        let record = field(5, &occurrences(6, &parts));
+        let rl = field(2, &field(2, &record));
+        check_protobuf::<ExportLogsServiceRequest>(&field(1, &rl), &EXPORT_LOGS);
     }
 
     /// Arbitrary bytes, and valid messages with bytes flipped: no panic, and whatever prost

@@ -37,6 +37,8 @@ pub trait Export: 'static {
     const GRPC_SERVICE: &'static str;
     fn ingest(rx: &Receiver, req: Self::Request) -> Result<PartialSuccess, Refusal>;
     fn response(p: PartialSuccess) -> Self::Response;
+    /// A bound on the batch [`Export::ingest`] converts `req` into ([`crate::sources::converted`]).
+    fn converted_size(rx: &Receiver, req: &Self::Request) -> usize;
 }
 
 pub struct Logs;
@@ -51,6 +53,9 @@ impl Export for Logs {
     const GRPC_SERVICE: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
     fn ingest(rx: &Receiver, req: Self::Request) -> Result<PartialSuccess, Refusal> {
         rx.logs(req)
+    }
+    fn converted_size(_: &Receiver, req: &Self::Request) -> usize {
+        crate::sources::converted::otlp_logs(req)
     }
     fn response(p: PartialSuccess) -> Self::Response {
         ExportLogsServiceResponse {
@@ -70,6 +75,10 @@ impl Export for Metrics {
     const GRPC_SERVICE: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
     fn ingest(rx: &Receiver, req: Self::Request) -> Result<PartialSuccess, Refusal> {
         rx.metrics(req)
+    }
+    fn converted_size(rx: &Receiver, req: &Self::Request) -> usize {
+        let promote = &rx.metric_options.promote_resource_attributes;
+        crate::sources::converted::otlp_metrics(req, promote)
     }
     fn response(p: PartialSuccess) -> Self::Response {
         ExportMetricsServiceResponse {
@@ -91,6 +100,10 @@ impl Export for Traces {
     const GRPC_SERVICE: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
     fn ingest(rx: &Receiver, req: Self::Request) -> Result<PartialSuccess, Refusal> {
         rx.traces(req)
+    }
+    /// Spans pass through as decoded.
+    fn converted_size(_: &Receiver, _: &Self::Request) -> usize {
+        0
     }
     fn response(p: PartialSuccess) -> Self::Response {
         ExportTraceServiceResponse {
@@ -141,7 +154,11 @@ async fn export<E: Export>(
         return r.respond_text();
     };
     let mut charge = rx.budget.charge();
-    let raw = http_common::read_body_charged(&headers, body, rx.max_body_bytes, &mut charge).await;
+    let limits = http_common::BodyLimits {
+        max_bytes: rx.max_body_bytes,
+        timeout: rx.body_read_timeout,
+    };
+    let raw = http_common::read_body_charged(&headers, body, limits, &mut charge).await;
     let rx2 = rx.clone();
     let done = http_common::blocking(move || {
         let req = match raw
@@ -181,8 +198,8 @@ fn respond<E: Export>(rx: &Receiver, req: E::Request, encoding: Encoding) -> Res
 }
 
 /// Decompresses and decodes a request body within the receiver's bounds, charging `charge` for
-/// the decompression buffer and, before decoding, the decoded-size estimate (nothing counted:
-/// the caller does).
+/// the decompression buffer, before decoding the decoded-size estimate, before converting the
+/// bound on the converted batch (nothing counted: the caller does).
 fn decode_charged<E: Export>(
     rx: &Receiver,
     headers: &HeaderMap,
@@ -200,7 +217,12 @@ fn decode_charged<E: Export>(
         }
     };
     http_common::admit_decode(charge, rx.max_decoded_bytes, raw.len(), estimate)?;
-    decode_bytes::<E>(&raw, encoding)
+    let req = decode_bytes::<E>(&raw, encoding)?;
+    // The (decompressed) body is gone once decoded.
+    charge.release(raw.len());
+    drop(raw);
+    http_common::admit_converted(charge, rx.max_decoded_bytes, E::converted_size(rx, &req))?;
+    Ok(req)
 }
 
 /// Decodes an uncompressed body (what the property tests feed arbitrary bytes).

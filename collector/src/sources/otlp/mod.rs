@@ -11,6 +11,7 @@
 //! max_decompressed_bytes = 104857600  # after gzip (413 over it); the largest gRPC message
 //! max_decoded_bytes = 67108864        # decompressed bytes + estimated decoded heap (413 over it)
 //! max_inflight_bytes = 134217728      # all requests at once (429 / RESOURCE_EXHAUSTED over it)
+//! body_read_timeout = "30s"           # a body (gRPC: message) not in whole by then: 408
 //! add_unit_suffixes = true            # metric names get _seconds, _bytes, ...
 //! promote_resource_attributes = []    # resource attributes copied onto every series
 //! delta_max_series = 100000           # delta series made cumulative at most (see [`delta`])
@@ -25,7 +26,9 @@
 //!   when some items could not be converted (see [`logs`] and [`metrics`]);
 //! - 400 with a `google.rpc.Status` for a body that cannot be decoded, 413 over
 //!   `max_body_bytes` (or `max_decompressed_bytes` after gzip, or `max_decoded_bytes` by the
-//!   decoded-size estimate of [`wire::budget`], checked before decoding);
+//!   decoded-size estimate of [`wire::budget`], checked before decoding, or by the bound on
+//!   the converted batch, checked before converting); 408 for a body not in whole within
+//!   `body_read_timeout` (`DEADLINE_EXCEEDED` on gRPC);
 //! - 429 with `Retry-After` when the receiver's `max_inflight_bytes` is taken by other requests
 //!   (bodies, decompressed bytes and decoded estimates are charged as they appear; see
 //!   [`http_common`]); decompression and decoding run on the blocking pool;
@@ -86,6 +89,11 @@ pub struct OtlpConfig {
     pub max_decoded_bytes: usize,
     #[serde(default = "http_common::default_max_inflight_bytes")]
     pub max_inflight_bytes: usize,
+    #[serde(
+        default = "http_common::default_body_read_timeout",
+        deserialize_with = "crate::serde_util::duration"
+    )]
+    pub body_read_timeout: std::time::Duration,
     #[serde(default = "yes")]
     pub add_unit_suffixes: bool,
     #[serde(default)]
@@ -179,6 +187,7 @@ impl Source for OtlpSource {
                 outputs: ctx.outputs,
                 metrics: ctx.metrics,
                 max_body_bytes: c.max_body_bytes,
+                body_read_timeout: c.body_read_timeout,
                 max_decompressed_bytes: c.max_decompressed_bytes,
                 metric_options: metrics::MetricOptions {
                     add_unit_suffixes: c.add_unit_suffixes,
@@ -213,6 +222,7 @@ pub struct Receiver {
     outputs: super::Outputs,
     metrics: ComponentMetrics,
     max_body_bytes: usize,
+    body_read_timeout: std::time::Duration,
     max_decompressed_bytes: usize,
     max_decoded_bytes: usize,
     /// Shared by the HTTP and gRPC listeners.
@@ -329,6 +339,8 @@ pub fn grpc_code(r: &Refusal) -> i32 {
         Refusal::TooLarge { .. } | Refusal::Oversized { .. } => code::RESOURCE_EXHAUSTED,
         // Retryable: sent with RetryInfo, like a full queue.
         Refusal::Busy { .. } => code::RESOURCE_EXHAUSTED,
+        // The message did not arrive within body_read_timeout.
+        Refusal::Timeout { .. } => code::DEADLINE_EXCEEDED,
         Refusal::UnsupportedMediaType(_) | Refusal::Decode(_) | Refusal::Invalid(_) => {
             code::INVALID_ARGUMENT
         }
