@@ -1,20 +1,159 @@
 //! The data that flows through the collector, one batch type per signal.
 //!
-//! - logs: [`LogRecord`]s, each with its stream [`Labels`], time, line, structured metadata and
-//!   the fields parsing stages extracted (kept out of what is sent unless a stage promotes them);
+//! - logs: [`LogRecord`]s, each with its stream labels ([`SharedLabels`]: one `Arc`-shared set
+//!   per stream, not a copy per entry), time, line, structured metadata and the fields parsing
+//!   stages extracted (kept out of what is sent unless a stage promotes them);
 //! - metrics: [`MetricSample`]s, labels including `__name__`, value, time in milliseconds;
 //! - traces: OTLP `ResourceSpans`, as received.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 pub use wire::otlp::proto::trace::v1::ResourceSpans;
 pub use wire::{Labels, Signal};
 
+/// A stream's label set, shared by the entries of that stream (a file's lines, a Loki push
+/// stream's entries): cloning it is a reference count, not a copy. Reads go through `Deref` to
+/// [`Labels`]; a write (`DerefMut`) copies the set first when it is shared (copy on write), so
+/// stages that change labels on many entries should make the new set once per distinct input
+/// set and assign it (see [`LabelCache`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SharedLabels(Arc<Labels>);
+
+impl SharedLabels {
+    pub fn new(labels: Labels) -> Self {
+        SharedLabels(Arc::new(labels))
+    }
+
+    /// Do `a` and `b` hold the very same set (not only equal ones)?
+    pub fn ptr_eq(a: &Self, b: &Self) -> bool {
+        Arc::ptr_eq(&a.0, &b.0)
+    }
+
+    /// An identity for the set while it is alive (what [`LabelCache`] keys on).
+    pub fn id(&self) -> usize {
+        Arc::as_ptr(&self.0) as usize
+    }
+
+    /// How many holders share this set now.
+    pub fn share_count(&self) -> usize {
+        Arc::strong_count(&self.0)
+    }
+}
+
+impl std::ops::Deref for SharedLabels {
+    type Target = Labels;
+    fn deref(&self) -> &Labels {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for SharedLabels {
+    /// Copies the set first if another holder shares it.
+    fn deref_mut(&mut self) -> &mut Labels {
+        Arc::make_mut(&mut self.0)
+    }
+}
+
+impl From<Labels> for SharedLabels {
+    fn from(labels: Labels) -> Self {
+        SharedLabels::new(labels)
+    }
+}
+
+impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for SharedLabels {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        SharedLabels::new(Labels::from_iter(iter))
+    }
+}
+
+/// Maps input label sets to output ones for a stage that changes labels the same way for every
+/// entry with the same input set and the same `values` (e.g. the fields a `logs.labels` stage
+/// promotes): the output set is built once per distinct (input set, values) and shared by those
+/// entries, instead of a copy per entry. Keyed by the input set's address
+/// ([`SharedLabels::id`]) and the values; the cache holds a clone of each input set it keys on,
+/// so an address is not reused while it is a key. Bounded: cleared when it holds 256 outputs.
+/// Meant to live for one batch (a local in the stage's `process`).
+#[derive(Default)]
+pub struct LabelCache {
+    /// By hash of (input id, values): the entries with that hash.
+    map: std::collections::HashMap<u64, Vec<CachedLabels>>,
+    len: usize,
+    /// The last hit, tried first: entries of one stream tend to come together.
+    last: Option<(u64, usize)>,
+}
+
+struct CachedLabels {
+    input: SharedLabels,
+    values: Vec<Option<String>>,
+    output: SharedLabels,
+}
+
+impl CachedLabels {
+    fn is(&self, input: &SharedLabels, values: &[Option<&str>]) -> bool {
+        SharedLabels::ptr_eq(&self.input, input)
+            && self.values.len() == values.len()
+            && self
+                .values
+                .iter()
+                .zip(values)
+                .all(|(a, b)| a.as_deref() == *b)
+    }
+}
+
+impl LabelCache {
+    const MAX: usize = 256;
+
+    /// The output set for `input` and `values`, made by `make` on a miss.
+    pub fn get(
+        &mut self,
+        input: &SharedLabels,
+        values: &[Option<&str>],
+        make: impl FnOnce(&Labels) -> Labels,
+    ) -> SharedLabels {
+        if let Some((h, i)) = self.last
+            && let Some(c) = self.map.get(&h).and_then(|v| v.get(i))
+            && c.is(input, values)
+        {
+            return c.output.clone();
+        }
+        let h = {
+            use std::hash::{Hash, Hasher};
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            input.id().hash(&mut hasher);
+            values.hash(&mut hasher);
+            hasher.finish()
+        };
+        if let Some(i) = self
+            .map
+            .get(&h)
+            .and_then(|v| v.iter().position(|c| c.is(input, values)))
+        {
+            self.last = Some((h, i));
+            return self.map[&h][i].output.clone();
+        }
+        if self.len >= Self::MAX {
+            self.map.clear();
+            self.len = 0;
+        }
+        let output = SharedLabels::new(make(input));
+        let bucket = self.map.entry(h).or_default();
+        bucket.push(CachedLabels {
+            input: input.clone(),
+            values: values.iter().map(|v| v.map(str::to_string)).collect(),
+            output: output.clone(),
+        });
+        self.last = Some((h, bucket.len() - 1));
+        self.len += 1;
+        output
+    }
+}
+
 /// One log entry.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct LogRecord {
-    /// Stream labels (indexed by Loki).
-    pub labels: Labels,
+    /// Stream labels (indexed by Loki), shared with the other entries of the stream.
+    pub labels: SharedLabels,
     /// Nanoseconds since the epoch.
     pub timestamp_ns: i64,
     pub line: String,
@@ -78,11 +217,22 @@ fn labels_heap(labels: &Labels) -> usize {
 /// nodes of 11 with parent/child links).
 const MAP_ENTRY_OVERHEAD: usize = 16;
 
+/// A shared label set's cost to one of its holders: its share of the set (the set's heap plus
+/// the `Arc`'s counts, divided by how many hold it now, rounded up). A batch whose entries are
+/// the only holders of a set so counts the set once in all; entries of one stream in different
+/// batches split it between them. The holder count is read when the size is taken (the queues
+/// keep the figure they took), so the estimate is of what the set costs while shared as now.
+fn shared_labels_heap(labels: &SharedLabels) -> usize {
+    (labels_heap(labels) + std::mem::size_of::<Labels>() + 2 * std::mem::size_of::<usize>())
+        .div_ceil(labels.share_count().max(1))
+}
+
 impl LogRecord {
-    /// Inline size plus the heap the record owns.
+    /// Inline size plus the heap the record owns, its labels by its share
+    /// ([`shared_labels_heap`]).
     pub fn size_bytes(&self) -> usize {
         std::mem::size_of::<Self>()
-            + labels_heap(&self.labels)
+            + shared_labels_heap(&self.labels)
             + string_heap(&self.line)
             + pairs_heap(
                 self.structured_metadata.capacity(),
@@ -173,7 +323,7 @@ mod tests {
             ..Default::default()
         };
         let big = LogRecord {
-            labels: Labels::from_iter([("app", "a".repeat(100))]),
+            labels: SharedLabels::from_iter([("app", "a".repeat(100))]),
             line: "y".repeat(10_000),
             structured_metadata: vec![("k".into(), "v".repeat(500))],
             fields: [("f".to_string(), "z".repeat(300))].into_iter().collect(),

@@ -41,7 +41,7 @@ use serde::{Deserialize, Serialize};
 use super::tailing::{PositionsFile, Saver, Utf8Decoder, is_shutdown, now_ns, wait_shutdown};
 use super::{BuildError, Source, SourceContext, SourceError};
 use crate::BoxFuture;
-use crate::event::{LogBatch, LogRecord, Signal};
+use crate::event::{LogBatch, LogRecord, SharedLabels, Signal};
 use crate::selfmon::ComponentMetrics;
 
 /// Where to start a file that has no saved position.
@@ -255,6 +255,9 @@ struct Tracked {
     skipping: bool,
     /// No longer at a matched path: being finished through its handle.
     rotated: bool,
+    /// The stream labels of its lines and the path they were made for (one set shared by all
+    /// the file's lines; made again when the file is seen at another path).
+    labels: Option<(PathBuf, SharedLabels)>,
 }
 
 /// Lines read from one file, and where its position goes once they are accepted.
@@ -360,6 +363,7 @@ impl Tailer {
                 line_start: offset,
                 read_pos: offset,
                 pending: Vec::new(),
+                labels: None,
                 skipping: false,
                 rotated: false,
             },
@@ -397,6 +401,7 @@ impl Tailer {
                         line_start: s.offset,
                         read_pos: s.offset,
                         pending: Vec::new(),
+                        labels: None,
                         skipping: false,
                         rotated: true,
                     },
@@ -559,6 +564,12 @@ impl Tailer {
                     }
                     continue;
                 }
+                if complete && t.pending.is_empty() && body.len() <= self.max_line_size {
+                    // The common case, a whole line in the buffer: no copy through `pending`.
+                    t.line_start = t.read_pos;
+                    records.push((self.record(t, body), t.read_pos));
+                    continue;
+                }
                 t.pending.extend_from_slice(body);
                 if t.pending.len() > self.max_line_size {
                     self.metrics.received(Signal::Logs).inc();
@@ -571,9 +582,12 @@ impl Tailer {
                     continue;
                 }
                 if complete {
-                    let line = std::mem::take(&mut t.pending);
                     t.line_start = t.read_pos;
-                    records.push((self.record(&t.path, &line), t.read_pos));
+                    let line = std::mem::take(&mut t.pending);
+                    let record = self.record(t, &line);
+                    t.pending = line;
+                    t.pending.clear();
+                    records.push((record, t.read_pos));
                 }
             }
         }
@@ -584,20 +598,29 @@ impl Tailer {
     fn flush_pending(&self, t: &mut Tracked, records: &mut Vec<(LogRecord, u64)>) {
         if !t.pending.is_empty() && !t.skipping {
             let line = std::mem::take(&mut t.pending);
-            records.push((self.record(&t.path, &line), t.read_pos));
+            records.push((self.record(t, &line), t.read_pos));
         }
         t.pending.clear();
         t.skipping = false;
         t.line_start = t.read_pos;
     }
 
-    fn record(&self, path: &Path, line: &[u8]) -> LogRecord {
-        let mut labels: crate::event::Labels = self
-            .labels
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        labels.insert("filename", path.to_string_lossy());
+    /// An entry of `t`, its labels the file's shared set.
+    fn record(&self, t: &mut Tracked, line: &[u8]) -> LogRecord {
+        let labels = match &t.labels {
+            Some((path, labels)) if *path == t.path => labels.clone(),
+            _ => {
+                let mut labels: crate::event::Labels = self
+                    .labels
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                labels.insert("filename", t.path.to_string_lossy());
+                let labels = SharedLabels::new(labels);
+                t.labels = Some((t.path.clone(), labels.clone()));
+                labels
+            }
+        };
         LogRecord {
             labels,
             timestamp_ns: now_ns(),

@@ -29,7 +29,7 @@ use serde::Deserialize;
 
 use super::timestamp::parse_rfc3339;
 use super::{ParseFailures, invalid};
-use crate::event::{Labels, LogBatch, LogRecord};
+use crate::event::{LogBatch, LogRecord, SharedLabels};
 use crate::process::{Drops, Stage};
 use crate::sources::BuildError;
 
@@ -68,7 +68,7 @@ pub struct Cri {
     max_partial_lines: usize,
     max_size: Option<usize>,
     truncate: bool,
-    pending: Mutex<HashMap<Labels, Pending>>,
+    pending: Mutex<HashMap<SharedLabels, Pending>>,
     failures: ParseFailures,
 }
 

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::NameMap;
-use crate::event::LogBatch;
+use crate::event::{LabelCache, LogBatch};
 use crate::process::{Drops, Stage};
 use crate::sources::BuildError;
 
@@ -39,14 +39,33 @@ impl Labels {
 }
 
 impl Stage<LogBatch> for Labels {
+    /// The new label set is made once per distinct (stream labels, promoted values) in the
+    /// batch and shared by its entries.
     fn process(&self, batch: &mut LogBatch, _drops: &mut Drops) {
+        let mut cache = LabelCache::default();
+        let mut values: Vec<Option<&str>> = Vec::new();
         for record in batch.iter_mut() {
-            for (label, field) in self.values.iter() {
-                match record.fields.get(field) {
-                    Some(v) if !v.is_empty() => record.labels.insert(label, v.as_str()),
-                    _ => {}
-                }
+            values.clear();
+            values.extend(self.values.iter().map(|(_, field)| {
+                record
+                    .fields
+                    .get(field)
+                    .map(String::as_str)
+                    .filter(|v| !v.is_empty())
+            }));
+            if values.iter().all(Option::is_none) {
+                continue;
             }
+            let labels = cache.get(&record.labels, &values, |input| {
+                let mut out = input.clone();
+                for ((label, _), v) in self.values.iter().zip(&values) {
+                    if let Some(v) = v {
+                        out.insert(label, *v);
+                    }
+                }
+                out
+            });
+            record.labels = labels;
         }
     }
 }
