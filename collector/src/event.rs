@@ -317,6 +317,63 @@ mod tests {
     use super::*;
 
     #[test]
+    fn shared_labels_count_once_per_batch_and_copy_on_write() {
+        let labels = SharedLabels::from_iter((0..100).map(|i| (format!("l{i}"), "v".repeat(100))));
+        let one = LogRecord {
+            labels,
+            line: "x".into(),
+            ..Default::default()
+        };
+        let alone = one.size_bytes();
+        assert!(alone > 100 * 100, "{alone}");
+        let batch: LogBatch = vec![one; 1000];
+        // The set is counted by share: once in all across the batch that holds it.
+        let size = batch.size_bytes();
+        assert!(
+            size >= 100 * 100 + 1000 * std::mem::size_of::<LogRecord>(),
+            "{size}"
+        );
+        assert!(size < 2 * (100 * 200) + 1000 * 200, "{size}");
+        // A write copies the set, leaving the others' as it was.
+        let mut batch = batch;
+        batch[0].labels.insert("l0", "changed");
+        assert_eq!(batch[0].labels.get("l0"), Some("changed"));
+        assert_eq!(batch[1].labels.get("l0"), Some("v".repeat(100).as_str()));
+        assert!(SharedLabels::ptr_eq(&batch[1].labels, &batch[2].labels));
+    }
+
+    #[test]
+    fn label_cache_makes_one_set_per_input_and_values() {
+        let a = SharedLabels::from_iter([("app", "a")]);
+        let b = SharedLabels::from_iter([("app", "a")]); // equal, but another set
+        let mut cache = LabelCache::default();
+        let mut made = 0;
+        let mut get = |input: &SharedLabels, v: Option<&str>| {
+            cache.get(input, &[v], |l| {
+                made += 1;
+                let mut l = l.clone();
+                if let Some(v) = v {
+                    l.insert("level", v);
+                }
+                l
+            })
+        };
+        let x1 = get(&a, Some("info"));
+        let x2 = get(&a, Some("info"));
+        let y = get(&a, Some("error"));
+        let z = get(&a, None);
+        let w = get(&b, Some("info"));
+        let x3 = get(&a, Some("info"));
+        assert!(SharedLabels::ptr_eq(&x1, &x2) && SharedLabels::ptr_eq(&x1, &x3));
+        assert_eq!(x1.to_loki_string(), r#"{app="a", level="info"}"#);
+        assert_eq!(y.get("level"), Some("error"));
+        assert_eq!(z.get("level"), None);
+        assert_eq!(w, x1);
+        assert!(!SharedLabels::ptr_eq(&w, &x1));
+        assert_eq!(made, 4);
+    }
+
+    #[test]
     fn sizes_grow_with_what_items_own() {
         let small = LogRecord {
             line: "x".into(),

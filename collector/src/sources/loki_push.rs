@@ -278,6 +278,23 @@ mod receiver_tests {
     }
 
     #[test]
+    fn a_streams_entries_share_one_label_set() {
+        let mut req = push_req(r#"{app="checkout", env="prod"}"#);
+        let e = req.streams[0].entries[0].clone();
+        req.streams[0].entries.push(e);
+        let mut other = req.streams[0].clone();
+        other.labels = r#"{app="other"}"#.into();
+        req.streams.push(other);
+        let b = convert(req, &config(""), 0).unwrap();
+        assert_eq!(b.len(), 4);
+        assert!(SharedLabels::ptr_eq(&b[0].labels, &b[1].labels));
+        assert!(SharedLabels::ptr_eq(&b[2].labels, &b[3].labels));
+        assert!(!SharedLabels::ptr_eq(&b[1].labels, &b[2].labels));
+        assert_eq!(b[3].labels.get("app"), Some("other"));
+        assert_eq!(b[1].line, "checkout completed till=07");
+    }
+
+    #[test]
     fn bad_or_empty_labels_refuse_the_push() {
         let c = config("");
         let (r, n) = convert(push_req("{app=checkout}"), &c, 0).unwrap_err();

@@ -94,6 +94,29 @@ mod tests {
     }
 
     #[test]
+    fn entries_of_a_stream_with_the_same_values_share_the_new_set() {
+        let stage = Labels::build(table(r#"values = { level = "" }"#)).unwrap();
+        let base = record("x");
+        let mut batch: Vec<_> = ["info", "info", "error", "info", ""]
+            .into_iter()
+            .map(|level| {
+                let mut r = base.clone();
+                r.fields.insert("level".into(), level.into());
+                r
+            })
+            .collect();
+        stage.process(&mut batch, &mut Drops::default());
+        use crate::event::SharedLabels;
+        assert!(SharedLabels::ptr_eq(&batch[0].labels, &batch[1].labels));
+        assert!(SharedLabels::ptr_eq(&batch[0].labels, &batch[3].labels));
+        assert_eq!(batch[2].labels.get("level"), Some("error"));
+        assert_eq!(batch[0].labels.get("level"), Some("info"));
+        // Nothing to promote: the entry keeps its set, which is left as it was.
+        assert!(SharedLabels::ptr_eq(&batch[4].labels, &base.labels));
+        assert_eq!(base.labels.get("level"), None);
+    }
+
+    #[test]
     fn invalid_label_names_are_refused_with_their_key() {
         for (src, key) in [
             (r#"values = { "bad-name" = "" }"#, "values.bad-name"),
