@@ -114,7 +114,7 @@ impl Stage<LogBatch> for Json {
                             continue;
                         };
                         if let Some(v) = lookup(root, rest).and_then(value_to_string) {
-                            record.fields.insert(field.clone(), v);
+                            record.fields.set(field, v);
                         }
                     }
                     true
