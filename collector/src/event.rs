@@ -127,7 +127,7 @@ impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for SharedLabels {
 #[derive(Default)]
 pub struct LabelCache {
     /// By hash of (input id, values): the entries with that hash.
-    map: std::collections::HashMap<u64, Vec<CachedLabels>>,
+    map: FnvMap<u64, Vec<CachedLabels>>,
     len: usize,
     /// The last hit, tried first: entries of one stream tend to come together.
     last: Option<(u64, usize)>,
@@ -169,7 +169,7 @@ impl LabelCache {
         }
         let h = {
             use std::hash::{Hash, Hasher};
-            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            let mut hasher = Fnv::default();
             input.id().hash(&mut hasher);
             values.hash(&mut hasher);
             hasher.finish()
@@ -198,6 +198,34 @@ impl LabelCache {
         output
     }
 }
+
+/// FNV-1a, for the maps keyed by a set's address or a few short values that are looked up
+/// once per entry (the default SipHash costs more than the rest of such a lookup; these keys
+/// come from our own data, not from a client that could pick colliding ones).
+#[derive(Default)]
+pub struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+/// A `HashMap` hashed with [`Fnv`].
+pub type FnvMap<K, V> = std::collections::HashMap<K, V, std::hash::BuildHasherDefault<Fnv>>;
 
 /// One log entry.
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -549,7 +549,7 @@ impl Tailer {
                 return Ok((total, true));
             }
             total += n as u64;
-            for chunk in buf[..n].split_inclusive(|b| *b == b'\n') {
+            for chunk in lines_inclusive(&buf[..n]) {
                 t.read_pos += chunk.len() as u64;
                 let complete = chunk.last() == Some(&b'\n');
                 let body = if complete {
@@ -656,6 +656,21 @@ impl Tailer {
     }
 }
 
+/// The lines of `buf`, each with its newline, the last one without if `buf` does not end in one
+/// (`split_inclusive` on `\n`, with a vectorized search).
+fn lines_inclusive(buf: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = buf;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let end = memchr::memchr(b'\n', rest).map_or(rest.len(), |i| i + 1);
+        let (line, after) = rest.split_at(end);
+        rest = after;
+        Some(line)
+    })
+}
+
 async fn run(src: FileSource, mut ctx: SourceContext) -> Result<(), SourceError> {
     let FileSource { cfg, exclude } = src;
     let positions = PositionsFile::new(cfg.positions_file.clone(), &ctx.data_dir, &ctx.name);
@@ -738,6 +753,23 @@ mod tests {
         assert!(err.contains("encoding"), "{err}");
         let err = parse("paths = [\"a[\"]").err().unwrap().to_string();
         assert!(err.contains("paths"), "{err}");
+    }
+
+    #[test]
+    fn lines_split_as_split_inclusive_does() {
+        for buf in [
+            &b""[..],
+            b"a",
+            b"\n",
+            b"a\nb",
+            b"a\nb\n",
+            b"\n\nx\n",
+            b"one line\r\n",
+        ] {
+            let ours: Vec<_> = lines_inclusive(buf).collect();
+            let std: Vec<_> = buf.split_inclusive(|b| *b == b'\n').collect();
+            assert_eq!(ours, std, "{buf:?}");
+        }
     }
 
     #[test]

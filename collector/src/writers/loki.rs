@@ -71,7 +71,7 @@ pub fn ignored(body: &[u8]) -> Option<u64> {
 /// Records are grouped by their shared label set first (a pointer per entry, no string hashed or
 /// formatted per entry), then sets with equal content merged; each set is formatted once.
 fn streams(records: &[LogRecord]) -> Vec<(String, Vec<usize>)> {
-    let mut by_set: std::collections::HashMap<usize, usize> = Default::default();
+    let mut by_set: crate::event::FnvMap<usize, usize> = Default::default();
     let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
     let mut last: Option<(usize, usize)> = None; // (set id, group), for runs of one stream
     for (i, r) in records.iter().enumerate() {
