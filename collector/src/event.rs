@@ -126,11 +126,11 @@ impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for SharedLabels {
 /// Meant to live for one batch (a local in the stage's `process`).
 #[derive(Default)]
 pub struct LabelCache {
-    /// By hash of (input id, values): the entries with that hash.
-    map: FnvMap<u64, Vec<CachedLabels>>,
-    len: usize,
+    entries: Vec<CachedLabels>,
+    /// Entries by hash of (input id, values), once there are more than a linear search suits.
+    index: FnvMap<u64, Vec<usize>>,
     /// The last hit, tried first: entries of one stream tend to come together.
-    last: Option<(u64, usize)>,
+    last: usize,
 }
 
 struct CachedLabels {
@@ -152,7 +152,18 @@ impl CachedLabels {
 }
 
 impl LabelCache {
+    /// Outputs kept at most (then the cache starts over).
     const MAX: usize = 256;
+    /// Up to this many outputs, a linear search (a few short comparisons) beats hashing.
+    const LINEAR: usize = 16;
+
+    fn hash(input: &SharedLabels, values: &[Option<&str>]) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = Fnv::default();
+        input.id().hash(&mut hasher);
+        values.hash(&mut hasher);
+        hasher.finish()
+    }
 
     /// The output set for `input` and `values`, made by `make` on a miss.
     pub fn get(
@@ -161,41 +172,62 @@ impl LabelCache {
         values: &[Option<&str>],
         make: impl FnOnce(&Labels) -> Labels,
     ) -> SharedLabels {
-        if let Some((h, i)) = self.last
-            && let Some(c) = self.map.get(&h).and_then(|v| v.get(i))
+        if let Some(c) = self.entries.get(self.last)
             && c.is(input, values)
         {
             return c.output.clone();
         }
-        let h = {
-            use std::hash::{Hash, Hasher};
-            let mut hasher = Fnv::default();
-            input.id().hash(&mut hasher);
-            values.hash(&mut hasher);
-            hasher.finish()
+        let found = if self.entries.len() <= Self::LINEAR {
+            self.entries.iter().position(|c| c.is(input, values))
+        } else {
+            self.index.get(&Self::hash(input, values)).and_then(|ix| {
+                ix.iter()
+                    .copied()
+                    .find(|&i| self.entries[i].is(input, values))
+            })
         };
-        if let Some(i) = self
-            .map
-            .get(&h)
-            .and_then(|v| v.iter().position(|c| c.is(input, values)))
-        {
-            self.last = Some((h, i));
-            return self.map[&h][i].output.clone();
+        if let Some(i) = found {
+            self.last = i;
+            return self.entries[i].output.clone();
         }
-        if self.len >= Self::MAX {
-            self.map.clear();
-            self.len = 0;
+        if self.entries.len() >= Self::MAX {
+            self.entries.clear();
+            self.index.clear();
         }
         let output = SharedLabels::new(make(input));
-        let bucket = self.map.entry(h).or_default();
-        bucket.push(CachedLabels {
+        self.entries.push(CachedLabels {
             input: input.clone(),
             values: values.iter().map(|v| v.map(str::to_string)).collect(),
             output: output.clone(),
         });
-        self.last = Some((h, bucket.len() - 1));
-        self.len += 1;
+        self.last = self.entries.len() - 1;
+        if self.entries.len() > Self::LINEAR {
+            if self.index.is_empty() {
+                for (i, c) in self.entries.iter().enumerate() {
+                    let vals: Vec<Option<&str>> = c.values.iter().map(Option::as_deref).collect();
+                    self.index
+                        .entry(Self::hash(&c.input, &vals))
+                        .or_default()
+                        .push(i);
+                }
+            } else {
+                self.index
+                    .entry(Self::hash(input, values))
+                    .or_default()
+                    .push(self.last);
+            }
+        }
         output
+    }
+
+    /// Sets the label `name` to `value` in `labels`, through the cache: one new set per
+    /// distinct (set, name, value).
+    pub fn set_label(&mut self, labels: &mut SharedLabels, name: &str, value: &str) {
+        *labels = self.get(labels, &[Some(name), Some(value)], |l| {
+            let mut l = l.clone();
+            l.insert(name, value);
+            l
+        });
     }
 }
 
@@ -511,10 +543,10 @@ mod tests {
         let a = SharedLabels::from_iter([("app", "a")]);
         let b = SharedLabels::from_iter([("app", "a")]); // equal, but another set
         let mut cache = LabelCache::default();
-        let mut made = 0;
+        let made = std::cell::Cell::new(0);
         let mut get = |input: &SharedLabels, v: Option<&str>| {
             cache.get(input, &[v], |l| {
-                made += 1;
+                made.set(made.get() + 1);
                 let mut l = l.clone();
                 if let Some(v) = v {
                     l.insert("level", v);
@@ -534,7 +566,15 @@ mod tests {
         assert_eq!(z.get("level"), None);
         assert_eq!(w, x1);
         assert!(!SharedLabels::ptr_eq(&w, &x1));
-        assert_eq!(made, 4);
+        assert_eq!(made.get(), 4);
+        // Past the linear search, the index finds the same sets.
+        let many: Vec<String> = (0..40).map(|i| format!("v{i}")).collect();
+        let firsts: Vec<_> = many.iter().map(|v| get(&a, Some(v))).collect();
+        for (v, first) in many.iter().zip(&firsts) {
+            assert!(SharedLabels::ptr_eq(&get(&a, Some(v)), first));
+        }
+        assert!(SharedLabels::ptr_eq(&get(&a, Some("info")), &x1));
+        assert_eq!(made.get(), 44);
     }
 
     #[test]

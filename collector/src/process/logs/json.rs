@@ -94,11 +94,12 @@ impl Json {
 impl Stage<LogBatch> for Json {
     fn process(&self, batch: &mut LogBatch, drops: &mut Drops) {
         let before = batch.len();
+        let mut values: Vec<Option<Value>> = vec![None; self.roots.len()];
         batch.retain_mut(|record| {
             let Some(text) = input(record, self.source.as_deref()) else {
                 return true;
             };
-            let mut values: Vec<Option<Value>> = vec![None; self.roots.len()];
+            values.iter_mut().for_each(|v| *v = None);
             match pick(text, &self.roots, &mut values) {
                 Ok(()) => {
                     for (field, path) in &self.fields {
