@@ -16,6 +16,36 @@ pub fn snappy_compress(input: &[u8]) -> Vec<u8> {
 /// The most a snappy block expands: a 3-byte copy element writes at most 64 bytes.
 const SNAPPY_MAX_RATIO: usize = 22;
 
+/// A snappy block compressor kept between calls, so its hash table is allocated once and not
+/// per body (what a writer that compresses every push holds).
+pub struct SnappyCompressor(snap::raw::Encoder);
+
+impl Default for SnappyCompressor {
+    fn default() -> Self {
+        SnappyCompressor(snap::raw::Encoder::new())
+    }
+}
+
+impl std::fmt::Debug for SnappyCompressor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SnappyCompressor")
+    }
+}
+
+impl SnappyCompressor {
+    /// Compresses `input` into a new buffer of the compressed size.
+    pub fn compress(&mut self, input: &[u8]) -> Vec<u8> {
+        let mut out = vec![0; snap::raw::max_compress_len(input.len())];
+        match self.0.compress(input, &mut out) {
+            Ok(n) => {
+                out.truncate(n);
+                out
+            }
+            Err(_) => Vec::new(), // only for inputs over ~4 GiB, as `snappy_compress`
+        }
+    }
+}
+
 /// The length a snappy block declares it decompresses to (read from its header, nothing
 /// decompressed). A length the block cannot hold (more than 22 times its size: no snappy
 /// element expands more) is an error, so a few bytes cannot make a receiver reserve up to its

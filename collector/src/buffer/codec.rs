@@ -9,7 +9,9 @@
 
 use prost::Message;
 
-use crate::event::{LogBatch, LogRecord, MetricBatch, MetricSample, Signal, TraceBatch};
+use crate::event::{
+    LogBatch, LogRecord, MetricBatch, MetricSample, SharedLabels, Signal, TraceBatch,
+};
 use wire::Labels;
 use wire::otlp::ExportTraceServiceRequest;
 
@@ -174,7 +176,15 @@ impl Durable for LogBatch {
         let n = r.count(1 + 8 + 4 + 4)?;
         let mut batch: LogBatch = Vec::with_capacity(n);
         for _ in 0..n {
-            let labels = r.labels(batch.last().map(|p: &LogRecord| &p.labels))?;
+            // A run of equal labels shares one set, as the sources made it.
+            let labels: SharedLabels = match r.u8()? {
+                NEW_LABELS => SharedLabels::new(Labels::new(r.pairs()?)),
+                SAME_LABELS => batch
+                    .last()
+                    .map(|p: &LogRecord| p.labels.clone())
+                    .ok_or(CodecError::BadMarker(SAME_LABELS))?,
+                other => return Err(CodecError::BadMarker(other)),
+            };
             let timestamp_ns = r.u64()? as i64;
             let line = r.string()?;
             let structured_metadata = r.pairs()?;
@@ -261,7 +271,7 @@ mod tests {
         )
             .prop_map(
                 |(labels, timestamp_ns, line, structured_metadata)| LogRecord {
-                    labels,
+                    labels: labels.into(),
                     timestamp_ns,
                     line,
                     structured_metadata,

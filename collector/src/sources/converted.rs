@@ -276,8 +276,10 @@ mod tests {
             "{bound} < {}",
             batch.size_bytes()
         );
+        // The bound takes a stream's labels once per entry; the batch holds them once per
+        // stream (shared), so it is the looser side by the labels' share.
         assert!(
-            bound <= 3 * batch.size_bytes(),
+            bound <= 5 * batch.size_bytes(),
             "{bound} vs {}",
             batch.size_bytes()
         );

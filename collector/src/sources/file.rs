@@ -48,7 +48,7 @@ use super::tailing::{PositionsFile, Saver, Utf8Decoder, is_shutdown, now_ns, wai
 use super::{BuildError, Source, SourceContext, SourceError};
 use crate::BoxFuture;
 use crate::ack::{Ack, Acks, Outcome, Until};
-use crate::event::{LogBatch, LogRecord, Signal};
+use crate::event::{LogBatch, LogRecord, SharedLabels, Signal};
 use crate::selfmon::ComponentMetrics;
 
 /// Where to start a file that has no saved position.
@@ -284,6 +284,9 @@ struct Tracked {
     skipping: bool,
     /// No longer at a matched path: being finished through its handle.
     rotated: bool,
+    /// The stream labels of its lines and the path they were made for (one set shared by all
+    /// the file's lines; made again when the file is seen at another path).
+    labels: Option<(PathBuf, SharedLabels)>,
     /// Time leases of lines past `committed`, in offset order.
     leases: Vec<Lease>,
     /// A lease was taken that the positions file does not have yet.
@@ -432,6 +435,7 @@ impl Tailer {
                 line_start: offset,
                 read_pos: offset,
                 pending: Vec::new(),
+                labels: None,
                 skipping: false,
                 rotated: false,
                 leases,
@@ -471,6 +475,7 @@ impl Tailer {
                         line_start: s.offset,
                         read_pos: s.offset,
                         pending: Vec::new(),
+                        labels: None,
                         skipping: false,
                         leases: s.leases.clone(),
                         unsaved_lease: false,
@@ -622,7 +627,7 @@ impl Tailer {
                 return Ok((total, true));
             }
             total += n as u64;
-            for chunk in buf[..n].split_inclusive(|b| *b == b'\n') {
+            for chunk in lines_inclusive(&buf[..n]) {
                 t.read_pos += chunk.len() as u64;
                 let complete = chunk.last() == Some(&b'\n');
                 let body = if complete {
@@ -637,6 +642,13 @@ impl Tailer {
                     }
                     continue;
                 }
+                if complete && t.pending.is_empty() && body.len() <= self.max_line_size {
+                    // The common case, a whole line in the buffer: no copy through `pending`.
+                    let ts = t.stamp(t.line_start);
+                    t.line_start = t.read_pos;
+                    records.push((self.record(t, body, ts), t.read_pos));
+                    continue;
+                }
                 t.pending.extend_from_slice(body);
                 if t.pending.len() > self.max_line_size {
                     self.metrics.received(Signal::Logs).inc();
@@ -649,10 +661,13 @@ impl Tailer {
                     continue;
                 }
                 if complete {
-                    let line = std::mem::take(&mut t.pending);
                     let ts = t.stamp(t.line_start);
                     t.line_start = t.read_pos;
-                    records.push((self.record(&t.path, &line, ts), t.read_pos));
+                    let line = std::mem::take(&mut t.pending);
+                    let record = self.record(t, &line, ts);
+                    t.pending = line;
+                    t.pending.clear();
+                    records.push((record, t.read_pos));
                 }
             }
         }
@@ -664,20 +679,29 @@ impl Tailer {
         if !t.pending.is_empty() && !t.skipping {
             let line = std::mem::take(&mut t.pending);
             let ts = t.stamp(t.line_start);
-            records.push((self.record(&t.path, &line, ts), t.read_pos));
+            records.push((self.record(t, &line, ts), t.read_pos));
         }
         t.pending.clear();
         t.skipping = false;
         t.line_start = t.read_pos;
     }
 
-    fn record(&self, path: &Path, line: &[u8], timestamp_ns: i64) -> LogRecord {
-        let mut labels: crate::event::Labels = self
-            .labels
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        labels.insert("filename", path.to_string_lossy());
+    /// An entry of `t`, its labels the file's shared set.
+    fn record(&self, t: &mut Tracked, line: &[u8], timestamp_ns: i64) -> LogRecord {
+        let labels = match &t.labels {
+            Some((path, labels)) if *path == t.path => labels.clone(),
+            _ => {
+                let mut labels: crate::event::Labels = self
+                    .labels
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                labels.insert("filename", t.path.to_string_lossy());
+                let labels = SharedLabels::new(labels);
+                t.labels = Some((t.path.clone(), labels.clone()));
+                labels
+            }
+        };
         LogRecord {
             labels,
             timestamp_ns,
@@ -721,6 +745,21 @@ impl Tailer {
         files.extend(self.saved.iter().cloned());
         SavedPositions { files }
     }
+}
+
+/// The lines of `buf`, each with its newline, the last one without if `buf` does not end in one
+/// (`split_inclusive` on `\n`, with a vectorized search).
+fn lines_inclusive(buf: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = buf;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let end = memchr::memchr(b'\n', rest).map_or(rest.len(), |i| i + 1);
+        let (line, after) = rest.split_at(end);
+        rest = after;
+        Some(line)
+    })
 }
 
 async fn run(src: FileSource, mut ctx: SourceContext) -> Result<(), SourceError> {
@@ -895,6 +934,23 @@ mod tests {
         assert!(err.contains("encoding"), "{err}");
         let err = parse("paths = [\"a[\"]").err().unwrap().to_string();
         assert!(err.contains("paths"), "{err}");
+    }
+
+    #[test]
+    fn lines_split_as_split_inclusive_does() {
+        for buf in [
+            &b""[..],
+            b"a",
+            b"\n",
+            b"a\nb",
+            b"a\nb\n",
+            b"\n\nx\n",
+            b"one line\r\n",
+        ] {
+            let ours: Vec<_> = lines_inclusive(buf).collect();
+            let std: Vec<_> = buf.split_inclusive(|b| *b == b'\n').collect();
+            assert_eq!(ours, std, "{buf:?}");
+        }
     }
 
     #[test]

@@ -40,7 +40,7 @@ use serde::Deserialize;
 use super::http_common::{self, Refusal};
 use super::{BuildError, Source, SourceContext, SourceError};
 use crate::BoxFuture;
-use crate::event::{Labels, LogBatch, LogRecord, Signal};
+use crate::event::{Labels, LogBatch, LogRecord, SharedLabels, Signal};
 use crate::selfmon::ComponentMetrics;
 
 /// The settings of a `loki_push` source.
@@ -209,25 +209,25 @@ pub fn decode(
 }
 
 /// Turns a push into records; a stream with bad or no labels refuses the whole push (with the
-/// number of entries refused).
+/// number of entries refused). A stream's labels are parsed once and shared by its entries
+/// ([`SharedLabels`]); lines and structured metadata are moved, not copied.
 pub fn convert(
     req: wire::loki::PushRequest,
     config: &LokiPushConfig,
     now_ns: i64,
 ) -> Result<LogBatch, (Refusal, u64)> {
-    let total = || {
-        req.streams
-            .iter()
-            .map(|s| s.entries.len() as u64)
-            .sum::<u64>()
-    };
-    let mut batch = Vec::with_capacity(total() as usize);
-    for s in &req.streams {
+    let total = req
+        .streams
+        .iter()
+        .map(|s| s.entries.len() as u64)
+        .sum::<u64>();
+    let mut batch = Vec::with_capacity(total as usize);
+    for s in req.streams {
         let mut labels = match wire::labels::parse_label_set(&s.labels) {
             Ok(l) => Labels::new(l),
             Err(e) => {
                 let why = format!("stream {:?}: {e}", s.labels);
-                return Err((Refusal::Invalid(why), total()));
+                return Err((Refusal::Invalid(why), total));
             }
         };
         for (k, v) in &config.labels {
@@ -236,9 +236,10 @@ pub fn convert(
         labels.retain(|_, v| !v.is_empty());
         if labels.is_empty() {
             let why = format!("stream {:?}: at least one label pair is required", s.labels);
-            return Err((Refusal::Invalid(why), total()));
+            return Err((Refusal::Invalid(why), total));
         }
-        for e in &s.entries {
+        let labels = SharedLabels::new(labels);
+        for e in s.entries {
             batch.push(LogRecord {
                 labels: labels.clone(),
                 timestamp_ns: if config.use_incoming_timestamp {
@@ -246,11 +247,11 @@ pub fn convert(
                 } else {
                     now_ns
                 },
-                line: e.line.clone(),
+                line: e.line,
                 structured_metadata: e
                     .structured_metadata
-                    .iter()
-                    .map(|p| (p.name.clone(), p.value.clone()))
+                    .into_iter()
+                    .map(|p| (p.name, p.value))
                     .collect(),
                 fields: Default::default(),
             });
@@ -297,6 +298,23 @@ mod receiver_tests {
         let c = config("use_incoming_timestamp = true");
         let b = convert(push_req(r#"{app="checkout"}"#), &c, 7).unwrap();
         assert_eq!(b[0].timestamp_ns, 1_700_000_000_000_000_000);
+    }
+
+    #[test]
+    fn a_streams_entries_share_one_label_set() {
+        let mut req = push_req(r#"{app="checkout", env="prod"}"#);
+        let e = req.streams[0].entries[0].clone();
+        req.streams[0].entries.push(e);
+        let mut other = req.streams[0].clone();
+        other.labels = r#"{app="other"}"#.into();
+        req.streams.push(other);
+        let b = convert(req, &config(""), 0).unwrap();
+        assert_eq!(b.len(), 4);
+        assert!(SharedLabels::ptr_eq(&b[0].labels, &b[1].labels));
+        assert!(SharedLabels::ptr_eq(&b[2].labels, &b[3].labels));
+        assert!(!SharedLabels::ptr_eq(&b[1].labels, &b[2].labels));
+        assert_eq!(b[3].labels.get("app"), Some("other"));
+        assert_eq!(b[1].line, "checkout completed till=07");
     }
 
     #[test]

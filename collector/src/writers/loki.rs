@@ -66,35 +66,205 @@ pub fn ignored(body: &[u8]) -> Option<u64> {
     total
 }
 
-/// Groups records into streams (by labels, in label order), entries sorted by time.
-pub fn push_request(records: Vec<LogRecord>) -> wire::loki::PushRequest {
-    let mut streams: std::collections::BTreeMap<String, Vec<(i64, wire::loki::Entry)>> =
-        Default::default();
-    for r in records {
-        let mut entry = wire::loki::Entry::new(r.timestamp_ns, r.line);
-        entry.structured_metadata = r
-            .structured_metadata
-            .into_iter()
-            .map(|(name, value)| wire::loki::LabelPair { name, value })
-            .collect();
-        streams
-            .entry(r.labels.to_loki_string())
-            .or_default()
-            .push((r.timestamp_ns, entry));
+/// The records grouped into streams: each stream's labels in `{a="b"}` form and the indexes of
+/// its records, streams in label order, entries in time order (equal times in arrival order).
+/// Records are grouped by their shared label set first (a pointer per entry, no string hashed or
+/// formatted per entry), then sets with equal content merged; each set is formatted once.
+fn streams(records: &[LogRecord]) -> Vec<(String, Vec<usize>)> {
+    let mut by_set: crate::event::FnvMap<usize, usize> = Default::default();
+    let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
+    let mut last: Option<(usize, usize)> = None; // (set id, group), for runs of one stream
+    for (i, r) in records.iter().enumerate() {
+        let id = r.labels.id();
+        let g = match last {
+            Some((lid, g)) if lid == id => g,
+            _ => *by_set.entry(id).or_insert_with(|| {
+                groups.push((r.labels.to_loki_string(), Vec::new()));
+                groups.len() - 1
+            }),
+        };
+        last = Some((id, g));
+        groups[g].1.push(i);
     }
+    groups.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut merged: Vec<(String, Vec<usize>)> = Vec::with_capacity(groups.len());
+    for (labels, idx) in groups {
+        match merged.last_mut() {
+            Some((l, m)) if *l == labels => m.extend(idx),
+            _ => merged.push((labels, idx)),
+        }
+    }
+    for (_, idx) in &mut merged {
+        idx.sort_unstable_by_key(|&i| (records[i].timestamp_ns, i));
+    }
+    merged
+}
+
+/// Groups records into streams (by labels, in label order), entries sorted by time: the request
+/// [`encode_push`] writes (kept for tests and callers that want the message).
+pub fn push_request(records: Vec<LogRecord>) -> wire::loki::PushRequest {
+    let groups = streams(&records);
+    let mut records: Vec<Option<LogRecord>> = records.into_iter().map(Some).collect();
     wire::loki::PushRequest {
-        streams: streams
+        streams: groups
             .into_iter()
-            .map(|(labels, mut entries)| {
-                entries.sort_by_key(|(ts, _)| *ts); // stable: equal times keep arrival order
-                wire::loki::Stream {
-                    labels,
-                    entries: entries.into_iter().map(|(_, e)| e).collect(),
-                    hash: 0,
-                }
+            .map(|(labels, idx)| wire::loki::Stream {
+                labels,
+                entries: idx
+                    .into_iter()
+                    .filter_map(|i| records[i].take())
+                    .map(|r| {
+                        let mut entry = wire::loki::Entry::new(r.timestamp_ns, r.line);
+                        entry.structured_metadata = r
+                            .structured_metadata
+                            .into_iter()
+                            .map(|(name, value)| wire::loki::LabelPair { name, value })
+                            .collect();
+                        entry
+                    })
+                    .collect(),
+                hash: 0,
             })
             .collect(),
     }
+}
+
+/// Protobuf writing for `logproto.PushRequest`, straight from the records (no intermediate
+/// message, no copy of lines): the bytes prost writes for [`push_request`]'s message.
+mod proto {
+    use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
+
+    use crate::event::LogRecord;
+
+    fn bytes_len(tag: u32, len: usize) -> usize {
+        if len == 0 {
+            0
+        } else {
+            key_len(tag) + encoded_len_varint(len as u64) + len
+        }
+    }
+
+    fn message_len(tag: u32, len: usize) -> usize {
+        key_len(tag) + encoded_len_varint(len as u64) + len
+    }
+
+    fn put_bytes(buf: &mut Vec<u8>, tag: u32, b: &[u8]) {
+        if !b.is_empty() {
+            encode_key(tag, WireType::LengthDelimited, buf);
+            encode_varint(b.len() as u64, buf);
+            buf.extend_from_slice(b);
+        }
+    }
+
+    fn put_message_header(buf: &mut Vec<u8>, tag: u32, len: usize) {
+        encode_key(tag, WireType::LengthDelimited, buf);
+        encode_varint(len as u64, buf);
+    }
+
+    /// (seconds, nanos) of `google.protobuf.Timestamp`.
+    fn timestamp(ns: i64) -> (i64, i32) {
+        let t = wire::loki::Timestamp::from_nanos(ns);
+        (t.seconds, t.nanos)
+    }
+
+    fn timestamp_len(ns: i64) -> usize {
+        let (s, n) = timestamp(ns);
+        let mut len = 0;
+        if s != 0 {
+            len += key_len(1) + encoded_len_varint(s as u64);
+        }
+        if n != 0 {
+            len += key_len(2) + encoded_len_varint(n as i64 as u64);
+        }
+        len
+    }
+
+    fn pair_len(name: &str, value: &str) -> usize {
+        bytes_len(1, name.len()) + bytes_len(2, value.len())
+    }
+
+    fn entry_len(r: &LogRecord) -> usize {
+        message_len(1, timestamp_len(r.timestamp_ns))
+            + bytes_len(2, r.line.len())
+            + r.structured_metadata
+                .iter()
+                .map(|(k, v)| message_len(3, pair_len(k, v)))
+                .sum::<usize>()
+    }
+
+    fn put_entry(buf: &mut Vec<u8>, r: &LogRecord) {
+        put_message_header(buf, 1, timestamp_len(r.timestamp_ns));
+        let (s, n) = timestamp(r.timestamp_ns);
+        if s != 0 {
+            encode_key(1, WireType::Varint, buf);
+            encode_varint(s as u64, buf);
+        }
+        if n != 0 {
+            encode_key(2, WireType::Varint, buf);
+            encode_varint(n as i64 as u64, buf);
+        }
+        put_bytes(buf, 2, r.line.as_bytes());
+        for (k, v) in &r.structured_metadata {
+            put_message_header(buf, 3, pair_len(k, v));
+            put_bytes(buf, 1, k.as_bytes());
+            put_bytes(buf, 2, v.as_bytes());
+        }
+    }
+
+    /// Appends the `PushRequest` of `streams` (labels, record indexes) to `buf`.
+    pub(super) fn put_push(
+        buf: &mut Vec<u8>,
+        records: &[LogRecord],
+        streams: &[(String, Vec<usize>)],
+    ) {
+        for (labels, idx) in streams {
+            let entries: usize = idx
+                .iter()
+                .map(|&i| message_len(2, entry_len(&records[i])))
+                .sum();
+            put_message_header(buf, 1, bytes_len(1, labels.len()) + entries);
+            put_bytes(buf, 1, labels.as_bytes());
+            for &i in idx {
+                let r = &records[i];
+                put_message_header(buf, 2, entry_len(r));
+                put_entry(buf, r);
+            }
+        }
+    }
+}
+
+/// Per-thread buffers the writer encodes into, kept between pushes: the protobuf (reused, its
+/// capacity kept) and the snappy compressor (its hash table). Only the compressed body, which
+/// the retries hold, is allocated per push.
+struct EncodeBuffers {
+    proto: Vec<u8>,
+    snappy: wire::compression::SnappyCompressor,
+}
+
+/// Most of the protobuf buffer kept between pushes (a batch is ~1 MiB by default).
+const MAX_KEPT_BUFFER: usize = 16 << 20;
+
+thread_local! {
+    static BUFFERS: std::cell::RefCell<EncodeBuffers> = std::cell::RefCell::new(EncodeBuffers {
+        proto: Vec::new(),
+        snappy: Default::default(),
+    });
+}
+
+/// The push body of `records`: protobuf of [`push_request`]'s message, snappy-compressed.
+pub fn encode_push(records: &[LogRecord]) -> Vec<u8> {
+    let streams = streams(records);
+    BUFFERS.with(|b| {
+        let mut b = b.borrow_mut();
+        let b = &mut *b;
+        b.proto.clear();
+        proto::put_push(&mut b.proto, records, &streams);
+        let out = b.snappy.compress(&b.proto);
+        if b.proto.capacity() > MAX_KEPT_BUFFER {
+            b.proto = Vec::new();
+        }
+        out
+    })
 }
 
 impl Sink for LokiSink {
@@ -119,7 +289,7 @@ impl Sink for LokiSink {
     }
 
     fn encode(&self, items: Vec<LogRecord>) -> Bytes {
-        Bytes::from(wire::loki::encode_protobuf(&push_request(items)))
+        Bytes::from(encode_push(&items))
     }
 
     fn send(&self, payload: &Bytes) -> impl Future<Output = Attempt> + Send {
@@ -134,7 +304,7 @@ mod tests {
 
     fn rec(app: &str, ts: i64, line: &str) -> LogRecord {
         LogRecord {
-            labels: Labels::from_iter([("app", app)]),
+            labels: Labels::from_iter([("app", app)]).into(),
             timestamp_ns: ts,
             line: line.into(),
             structured_metadata: vec![("trace_id".into(), "abc".into())],
@@ -164,6 +334,39 @@ mod tests {
         );
         let body = wire::loki::encode_protobuf(&req);
         assert_eq!(wire::loki::decode_protobuf(&body, 1 << 20).unwrap(), req);
+    }
+
+    #[test]
+    fn direct_encoding_is_what_prost_writes() {
+        let shared = crate::event::SharedLabels::from_iter([("app", "a")]);
+        let mut recs = vec![
+            rec("b", 3, "b3"),
+            rec("a", 2, "a2"),
+            rec("b", -1_500_000_000, ""),
+            rec("a", 0, "a0"),
+        ];
+        for (i, ts) in [(0, 7), (1, 2), (2, 2)] {
+            let mut r = rec("a", ts, &format!("shared{i}"));
+            r.labels = shared.clone();
+            r.structured_metadata.push(("empty".into(), String::new()));
+            recs.push(r);
+        }
+        let body = encode_push(&recs);
+        let decoded = wire::loki::decode_protobuf(&body, 1 << 20).unwrap();
+        let req = push_request(recs);
+        assert_eq!(decoded, req);
+        assert_eq!(
+            wire::compression::snappy_decompress(&body, 1 << 20).unwrap(),
+            prost::Message::encode_to_vec(&req)
+        );
+        // Two sets with equal labels are one stream, equal times in arrival order.
+        assert_eq!(req.streams.len(), 2);
+        let a: Vec<_> = req.streams[0]
+            .entries
+            .iter()
+            .map(|e| e.line.as_str())
+            .collect();
+        assert_eq!(a, ["a0", "a2", "shared1", "shared2", "shared0"]);
     }
 
     #[test]

@@ -128,7 +128,7 @@ fn unique(prefix: &str) -> String {
 fn records(job: &str, n: usize, from: i64) -> LogBatch {
     (0..n)
         .map(|i| LogRecord {
-            labels: Labels::from_iter([("job", job), ("level", "info")]),
+            labels: Labels::from_iter([("job", job), ("level", "info")]).into(),
             timestamp_ns: from + i as i64,
             line: format!("line {i} of {job}"),
             structured_metadata: vec![("trace_id".into(), format!("t{i}"))],

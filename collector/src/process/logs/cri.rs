@@ -29,7 +29,7 @@ use serde::Deserialize;
 
 use super::timestamp::parse_rfc3339;
 use super::{ParseFailures, invalid};
-use crate::event::{Labels, LogBatch, LogRecord};
+use crate::event::{LabelCache, LogBatch, LogRecord, SharedLabels};
 use crate::process::{Drops, Stage};
 use crate::sources::BuildError;
 
@@ -68,7 +68,7 @@ pub struct Cri {
     max_partial_lines: usize,
     max_size: Option<usize>,
     truncate: bool,
-    pending: Mutex<HashMap<Labels, Pending>>,
+    pending: Mutex<HashMap<SharedLabels, Pending>>,
     failures: ParseFailures,
 }
 
@@ -136,7 +136,7 @@ impl Cri {
     }
 
     /// Reads the CRI parts into `record`; `None` when it is not CRI. Returns whether it is partial.
-    fn read(&self, record: &mut LogRecord) -> Option<bool> {
+    fn read(&self, record: &mut LogRecord, cache: &mut LabelCache) -> Option<bool> {
         let p = parse(&record.line)?;
         let partial = p.flags.split(':').next() == Some("P");
         if let Some(ns) = parse_rfc3339(p.time) {
@@ -153,7 +153,7 @@ impl Cri {
         {
             truncate(&mut content, max);
         }
-        record.labels.insert("stream", stream.as_str());
+        cache.set_label(&mut record.labels, "stream", &stream);
         record.fields.insert("stream".into(), stream);
         record.fields.insert("flags".into(), flags);
         record.fields.insert("timestamp".into(), time);
@@ -182,8 +182,9 @@ impl Stage<LogBatch> for Cri {
         let mut pending = self.pending.lock();
         let mut out = Vec::with_capacity(batch.len());
         let mut joined = 0u64;
+        let mut cache = LabelCache::default();
         for mut record in batch.drain(..) {
-            let Some(partial) = self.read(&mut record) else {
+            let Some(partial) = self.read(&mut record, &mut cache) else {
                 self.failures.record("logs.cri", &record);
                 out.push(record);
                 continue;

@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::ParseFailures;
 use super::timestamp::parse_rfc3339;
-use crate::event::LogBatch;
+use crate::event::{LabelCache, LogBatch};
 use crate::process::{Drops, Stage};
 use crate::sources::BuildError;
 
@@ -64,6 +64,7 @@ pub(crate) fn strip_newline(mut line: String) -> String {
 
 impl Stage<LogBatch> for Docker {
     fn process(&self, batch: &mut LogBatch, _drops: &mut Drops) {
+        let mut cache = LabelCache::default();
         for record in batch.iter_mut() {
             let Ok(parsed) = serde_json::from_str::<DockerLine>(&record.line) else {
                 self.failures.record("logs.docker", record);
@@ -71,7 +72,7 @@ impl Stage<LogBatch> for Docker {
             };
             let line = strip_newline(parsed.log);
             if let Some(stream) = parsed.stream.filter(|s| !s.is_empty()) {
-                record.labels.insert("stream", stream.as_str());
+                cache.set_label(&mut record.labels, "stream", &stream);
                 record.fields.insert("stream".into(), stream);
             }
             if let Some(time) = parsed.time {

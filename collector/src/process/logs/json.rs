@@ -40,6 +40,9 @@ pub const DROP_REASON: &str = "json_malformed";
 /// The `logs.json` stage.
 pub struct Json {
     fields: Vec<(String, Vec<Step>)>,
+    /// The distinct top-level keys the paths start with: only their values are built, the rest
+    /// of the object is checked and skipped.
+    roots: Vec<String>,
     source: Option<String>,
     drop_malformed: bool,
     failures: ParseFailures,
@@ -57,7 +60,7 @@ impl Json {
     pub fn build(table: toml::Table) -> Result<Self, BuildError> {
         let c: Config = BuildError::parse(table)?;
         let map = NameMap::new("expressions", c.expressions, false)?;
-        let fields = map
+        let fields: Vec<(String, Vec<Step>)> = map
             .iter()
             .map(|(field, path)| {
                 parse_path(path)
@@ -65,8 +68,17 @@ impl Json {
                     .map_err(|e| invalid(format!("expressions.{field}"), e))
             })
             .collect::<Result<_, _>>()?;
+        let mut roots: Vec<String> = Vec::new();
+        for (_, path) in &fields {
+            if let Some(Step::Key(k)) = path.first()
+                && !roots.contains(k)
+            {
+                roots.push(k.clone());
+            }
+        }
         Ok(Json {
             fields,
+            roots,
             source: c.source,
             drop_malformed: c.drop_malformed,
             failures: ParseFailures::default(),
@@ -82,16 +94,28 @@ impl Json {
 impl Stage<LogBatch> for Json {
     fn process(&self, batch: &mut LogBatch, drops: &mut Drops) {
         let before = batch.len();
+        let mut values: Vec<Option<Value>> = vec![None; self.roots.len()];
         batch.retain_mut(|record| {
             let Some(text) = input(record, self.source.as_deref()) else {
                 return true;
             };
-            match serde_json::from_str::<Value>(text) {
-                Ok(Value::Object(obj)) => {
-                    let root = Value::Object(obj);
+            values.iter_mut().for_each(|v| *v = None);
+            match pick(text, &self.roots, &mut values) {
+                Ok(()) => {
                     for (field, path) in &self.fields {
-                        if let Some(v) = lookup(&root, path).and_then(value_to_string) {
-                            record.fields.insert(field.clone(), v);
+                        let Some((Step::Key(k), rest)) = path.split_first() else {
+                            continue; // an index on the top-level object: nothing
+                        };
+                        let Some(root) = self
+                            .roots
+                            .iter()
+                            .position(|r| r == k)
+                            .and_then(|i| values[i].as_ref())
+                        else {
+                            continue;
+                        };
+                        if let Some(v) = lookup(root, rest).and_then(value_to_string) {
+                            record.fields.set(field, v);
                         }
                     }
                     true
@@ -105,6 +129,57 @@ impl Stage<LogBatch> for Json {
         });
         drops.add(DROP_REASON, (before - batch.len()) as u64);
     }
+}
+
+/// Reads `text` as one JSON object, building the values of the top-level keys in `roots` only
+/// (into `out`, by position; a later duplicate key wins, as with a whole `Value`) and checking
+/// and skipping the rest. An error when `text` is not valid JSON or not an object.
+fn pick(text: &str, roots: &[String], out: &mut [Option<Value>]) -> Result<(), serde_json::Error> {
+    use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+
+    /// A key, as its position in `roots` (no key is allocated).
+    struct KeySeed<'a>(&'a [String]);
+    impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
+        type Value = Option<usize>;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<usize>, D::Error> {
+            d.deserialize_str(self)
+        }
+    }
+    impl Visitor<'_> for KeySeed<'_> {
+        type Value = Option<usize>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a key")
+        }
+        fn visit_str<E: serde::de::Error>(self, k: &str) -> Result<Option<usize>, E> {
+            Ok(self.0.iter().position(|r| r == k))
+        }
+    }
+
+    struct Object<'a> {
+        roots: &'a [String],
+        out: &'a mut [Option<Value>],
+    }
+    impl<'de> Visitor<'de> for Object<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            while let Some(key) = map.next_key_seed(KeySeed(self.roots))? {
+                match key {
+                    Some(i) => self.out[i] = Some(map.next_value()?),
+                    None => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+
+    let mut de = serde_json::Deserializer::from_str(text);
+    de.deserialize_any(Object { roots, out })?;
+    de.end()
 }
 
 /// Parses `a.b[0]."c.d"[-1]` into steps.

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::NameMap;
-use crate::event::LogBatch;
+use crate::event::{LabelCache, LogBatch};
 use crate::process::{Drops, Stage};
 use crate::sources::BuildError;
 
@@ -39,14 +39,33 @@ impl Labels {
 }
 
 impl Stage<LogBatch> for Labels {
+    /// The new label set is made once per distinct (stream labels, promoted values) in the
+    /// batch and shared by its entries.
     fn process(&self, batch: &mut LogBatch, _drops: &mut Drops) {
+        let mut cache = LabelCache::default();
+        let mut values: Vec<Option<&str>> = Vec::new();
         for record in batch.iter_mut() {
-            for (label, field) in self.values.iter() {
-                match record.fields.get(field) {
-                    Some(v) if !v.is_empty() => record.labels.insert(label, v.as_str()),
-                    _ => {}
-                }
+            values.clear();
+            values.extend(self.values.iter().map(|(_, field)| {
+                record
+                    .fields
+                    .get(field)
+                    .map(String::as_str)
+                    .filter(|v| !v.is_empty())
+            }));
+            if values.iter().all(Option::is_none) {
+                continue;
             }
+            let labels = cache.get(&record.labels, &values, |input| {
+                let mut out = input.clone();
+                for ((label, _), v) in self.values.iter().zip(&values) {
+                    if let Some(v) = v {
+                        out.insert(label, *v);
+                    }
+                }
+                out
+            });
+            record.labels = labels;
         }
     }
 }
@@ -72,6 +91,29 @@ mod tests {
             batch[0].labels.to_loki_string(),
             r#"{container="pos-api", job="test", level="error"}"#
         );
+    }
+
+    #[test]
+    fn entries_of_a_stream_with_the_same_values_share_the_new_set() {
+        let stage = Labels::build(table(r#"values = { level = "" }"#)).unwrap();
+        let base = record("x");
+        let mut batch: Vec<_> = ["info", "info", "error", "info", ""]
+            .into_iter()
+            .map(|level| {
+                let mut r = base.clone();
+                r.fields.insert("level".into(), level.into());
+                r
+            })
+            .collect();
+        stage.process(&mut batch, &mut Drops::default());
+        use crate::event::SharedLabels;
+        assert!(SharedLabels::ptr_eq(&batch[0].labels, &batch[1].labels));
+        assert!(SharedLabels::ptr_eq(&batch[0].labels, &batch[3].labels));
+        assert_eq!(batch[2].labels.get("level"), Some("error"));
+        assert_eq!(batch[0].labels.get("level"), Some("info"));
+        // Nothing to promote: the entry keeps its set, which is left as it was.
+        assert!(SharedLabels::ptr_eq(&batch[4].labels, &base.labels));
+        assert_eq!(base.labels.get("level"), None);
     }
 
     #[test]

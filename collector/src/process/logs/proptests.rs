@@ -101,7 +101,7 @@ proptest! {
         if let Ok(stage) = Labels::build(settings) {
             let mut r = record("x");
             r.labels = Default::default();
-            r.fields = fields;
+            r.fields = fields.into();
             let mut batch = vec![r];
             stage.process(&mut batch, &mut Drops::default());
             for (name, value) in batch[0].labels.iter() {

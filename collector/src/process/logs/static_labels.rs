@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::{check_label_name, invalid};
-use crate::event::LogBatch;
+use crate::event::{LabelCache, LogBatch};
 use crate::process::{Drops, Stage};
 use crate::sources::BuildError;
 
@@ -58,10 +58,16 @@ impl StaticLabels {
 
 impl Stage<LogBatch> for StaticLabels {
     fn process(&self, batch: &mut LogBatch, _drops: &mut Drops) {
+        // One new set per distinct input set in the batch, shared by its entries.
+        let mut cache = LabelCache::default();
         for record in batch.iter_mut() {
-            for (name, value) in &self.values {
-                record.labels.insert(name.as_str(), value.as_str());
-            }
+            record.labels = cache.get(&record.labels, &[], |l| {
+                let mut l = l.clone();
+                for (name, value) in &self.values {
+                    l.insert(name.as_str(), value.as_str());
+                }
+                l
+            });
         }
     }
 }
@@ -75,12 +81,18 @@ mod tests {
     fn adds_and_overwrites_labels() {
         let stage =
             StaticLabels::build(table(r#"values = { region = "eu-west", job = "pos" }"#)).unwrap();
-        let mut batch = vec![record("a")];
+        let a = record("a");
+        let mut batch = vec![a.clone(), a.clone(), record("b")];
         stage.process(&mut batch, &mut Drops::default());
         assert_eq!(
             batch[0].labels.to_loki_string(),
             r#"{job="pos", region="eu-west"}"#
         );
+        // One new set per input set, shared; the input set is left as it was.
+        use crate::event::SharedLabels;
+        assert!(SharedLabels::ptr_eq(&batch[0].labels, &batch[1].labels));
+        assert_eq!(batch[2].labels, batch[0].labels);
+        assert_eq!(a.labels.get("region"), None);
     }
 
     #[test]

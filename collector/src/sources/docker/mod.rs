@@ -53,7 +53,7 @@ use super::tailing::{
 };
 use super::{BuildError, Source, SourceContext, SourceError};
 use crate::BoxFuture;
-use crate::event::{Labels, LogBatch, LogRecord, Signal};
+use crate::event::{Labels, LogBatch, LogRecord, SharedLabels, Signal};
 use crate::output::Output;
 use crate::selfmon::ComponentMetrics;
 
@@ -374,7 +374,7 @@ async fn follow(
     let mut seen = ContainerPosition::default();
     let mut pos = saved.unwrap_or_default();
     let received = shared.metrics.received(Signal::Logs);
-    let mut labels_by_stream: [Option<Labels>; 2] = [None, None];
+    let mut labels_by_stream: [Option<SharedLabels>; 2] = [None, None];
     loop {
         let frame = tokio::select! {
             biased;
@@ -429,7 +429,7 @@ async fn follow(
                 .get_or_insert_with(|| {
                     let mut l = base.clone();
                     l.insert("stream", stream.as_str());
-                    l
+                    SharedLabels::new(l)
                 })
                 .clone();
             batch.push(LogRecord {

@@ -18,7 +18,7 @@ use wire::otlp::ExportLogsServiceRequest;
 use wire::otlp::proto::logs::v1::LogRecord as OtlpLogRecord;
 
 use super::{Converted, any_to_string, label_name};
-use crate::event::{Labels, LogBatch, LogRecord};
+use crate::event::{Labels, LogBatch, LogRecord, SharedLabels};
 
 /// Loki's default resource attributes indexed as stream labels.
 pub const DEFAULT_INDEX_ATTRIBUTES: &[&str] = &[
@@ -70,6 +70,7 @@ pub fn convert(
         if labels.get("service_name").is_none() {
             labels.insert("service_name", "unknown_service");
         }
+        let labels = SharedLabels::new(labels);
         for sl in rl.scope_logs {
             let mut scope_md = resource_md.clone();
             if let Some(scope) = &sl.scope {
@@ -109,7 +110,7 @@ fn push_attributes(
 
 fn record(
     rec: OtlpLogRecord,
-    labels: &Labels,
+    labels: &SharedLabels,
     scope_md: &[(String, String)],
     now_ns: i64,
 ) -> Result<LogRecord, String> {
