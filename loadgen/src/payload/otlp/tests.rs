@@ -300,7 +300,7 @@ fn logs_through_otlp(entries: &[LogEntry], index: &[&str]) -> Vec<Line> {
     got.batch
         .into_iter()
         .map(|r| {
-            let mut l = r.labels.into_vec();
+            let mut l = r.labels.as_slice().to_vec();
             l.sort();
             (l, r.timestamp_ns, r.line)
         })
