@@ -402,6 +402,28 @@ impl ComponentMetrics {
         )
     }
 
+    /// Requests a receiver refused for their credentials, by reason (`missing`, `malformed`,
+    /// `bad_credentials`, `tenant_mismatch`).
+    pub fn auth_failures(&self, reason: &str) -> Counter {
+        let [c, k] = self.base();
+        self.registry.counter(
+            "collector_receiver_auth_failures_total",
+            "Requests a receiver refused for their credentials (401/403, gRPC UNAUTHENTICATED/PERMISSION_DENIED), by reason.",
+            &[c, k, ("reason", reason)],
+        )
+    }
+
+    /// TLS handshakes a receiver's clients failed (an untrusted certificate, no client
+    /// certificate under mTLS, plain HTTP on a TLS port).
+    pub fn tls_handshake_failures(&self) -> Counter {
+        let [c, k] = self.base();
+        self.registry.counter(
+            "collector_receiver_tls_handshake_failures_total",
+            "TLS handshakes a receiver's clients failed or did not finish.",
+            &[c, k],
+        )
+    }
+
     /// Bytes a writer's disk buffer holds on disk (bounded by its `max_size`).
     pub fn buffer_bytes(&self) -> Gauge {
         let [c, k] = self.base();

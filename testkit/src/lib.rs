@@ -8,12 +8,14 @@
 //! | [`docker_engine`] | a Docker Engine API on a unix socket, for the collector's `docker` source |
 //! | [`fixtures`] | test data files kept here rather than in the product crates |
 //! | [`process`] | spawned binaries: [`wait_exit`], bounded |
+//! | [`pki`] | a throwaway CA, server and client certificates for TLS tests |
 //!
 //! and [`now_ns`], the wall clock as Unix nanoseconds (what the backends store), and [`get_text`],
 //! a page fetched as text.
 
 pub mod docker_engine;
 pub mod fixtures;
+pub mod pki;
 pub mod poll;
 pub mod process;
 

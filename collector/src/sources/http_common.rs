@@ -305,17 +305,110 @@ pub async fn stopped(mut shutdown: watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|s| *s).await;
 }
 
-/// Serves `router` on `listener` until `shutdown` turns true, then lets in-flight requests
-/// finish.
+/// Serves `router` on `listener` (in TLS when the receiver's [`Door`] has it) until `shutdown`
+/// turns true, then lets in-flight requests finish.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    tls: Option<access::ServerTls>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), SourceError> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(stopped(shutdown))
+    access::serve(listener, router, tls, stopped(shutdown))
         .await
         .map_err(SourceError::Io)
+}
+
+/// What a receiver's clients pass through: TLS and authentication, each optional, built (files
+/// read) when the config is checked. Every receiver takes the same two keys:
+///
+/// ```toml
+/// tls = { cert_file = "/etc/collector/tls.crt", key_file = "/etc/collector/tls.key" }  # + client_ca_file for mTLS
+/// auth = { htpasswd_file = "/etc/collector/htpasswd", bearer_tokens_file = "/run/secrets/tokens" }
+/// ```
+///
+/// See [`access::tls`] and [`access::auth`] for every key.
+#[derive(Clone, Default)]
+pub struct Door {
+    pub tls: Option<access::ServerTls>,
+    pub auth: Option<Arc<access::Authenticator>>,
+}
+
+impl Door {
+    /// Reads the certificate, key, htpasswd and token files the settings name; a mistake
+    /// names the key and the file.
+    pub fn build(
+        tls: Option<&access::TlsSettings>,
+        auth: Option<&access::AuthSettings>,
+    ) -> Result<Door, super::BuildError> {
+        let tls = tls.map(access::ServerTls::new).transpose().map_err(|e| {
+            super::BuildError::Invalid {
+                key: "tls".into(),
+                reason: e.to_string(),
+            }
+        })?;
+        let auth = auth
+            .map(access::Authenticator::new)
+            .transpose()
+            .map_err(|e| match e {
+                access::AuthError::Invalid { key, reason } => {
+                    super::BuildError::Invalid { key, reason }
+                }
+                other => super::BuildError::Invalid {
+                    key: "auth".into(),
+                    reason: other.to_string(),
+                },
+            })?
+            .map(Arc::new);
+        Ok(Door { tls, auth })
+    }
+
+    /// The TLS to serve with, its failed handshakes counted in `metrics`.
+    pub fn tls(&self, metrics: &ComponentMetrics) -> Option<access::ServerTls> {
+        let failures = metrics.tls_handshake_failures();
+        self.tls
+            .clone()
+            .map(|t| t.on_failed_handshake(move || failures.inc()))
+    }
+
+    /// The gate requests pass (when auth is configured), refusals counted in `metrics` by
+    /// reason.
+    pub fn gate(&self, metrics: &ComponentMetrics) -> Option<access::Gate> {
+        let auth = self.auth.clone()?;
+        Some(access::Gate::new(
+            auth,
+            Arc::new(AuthCounter(metrics.clone())),
+            &["/ready"],
+        ))
+    }
+
+    /// `router` behind the gate, when auth is configured; `/ready` stays open to probes.
+    pub fn protect(&self, router: Router, metrics: &ComponentMetrics) -> Router {
+        match self.gate(metrics) {
+            Some(gate) => gate.protect(router),
+            None => router,
+        }
+    }
+
+    /// Makes the auth and TLS failure counters exist at 0 where they can happen.
+    pub fn declare(&self, metrics: &ComponentMetrics) {
+        if self.auth.is_some() {
+            for r in access::DeniedReason::ALL {
+                metrics.auth_failures(r.as_str());
+            }
+        }
+        if self.tls.is_some() {
+            metrics.tls_handshake_failures();
+        }
+    }
+}
+
+/// Counts a receiver's auth refusals.
+struct AuthCounter(ComponentMetrics);
+
+impl access::Observer for AuthCounter {
+    fn denied(&self, reason: access::DeniedReason) {
+        self.0.auth_failures(reason.as_str()).inc();
+    }
 }
 
 /// A header as a string, if present and valid.

@@ -11,6 +11,8 @@
 //! max_decoded_bytes = 67108864        # decompressed bytes + estimated decoded heap, per request
 //! max_inflight_bytes = 134217728      # all requests at once (bodies, decompressed, decoded)
 //! body_read_timeout = "30s"           # a body (gRPC: message) not in whole by then: 408
+//! tls = { cert_file = "tls.crt", key_file = "tls.key" }   # optional; client_ca_file for mTLS
+//! auth = { htpasswd_file = "htpasswd" }                   # optional; 401 without credentials
 //! ```
 //!
 //! `POST /loki/api/v1/push`: protobuf + snappy (`application/x-protobuf`, what Promtail and
@@ -66,6 +68,12 @@ pub struct LokiPushConfig {
         deserialize_with = "crate::serde_util::duration"
     )]
     pub body_read_timeout: std::time::Duration,
+    /// TLS on the listener (see [`http_common::Door`]).
+    #[serde(default)]
+    pub tls: Option<access::TlsSettings>,
+    /// Who may push (see [`http_common::Door`]).
+    #[serde(default)]
+    pub auth: Option<access::AuthSettings>,
 }
 
 fn default_address() -> String {
@@ -85,12 +93,14 @@ pub fn build(table: toml::Table) -> Result<Box<dyn Source>, BuildError> {
             reason: format!("{bad:?} is not a valid label name"),
         });
     }
-    Ok(Box::new(LokiPushSource { config }))
+    let door = http_common::Door::build(config.tls.as_ref(), config.auth.as_ref())?;
+    Ok(Box::new(LokiPushSource { config, door }))
 }
 
 /// A built `loki_push` source.
 pub struct LokiPushSource {
     config: LokiPushConfig,
+    door: http_common::Door,
 }
 
 struct PushState {
@@ -107,12 +117,15 @@ impl Source for LokiPushSource {
 
     fn declare(&self, metrics: &ComponentMetrics) {
         metrics.declare(Signal::Logs, &super::http_common::Refusal::REASONS);
+        self.door.declare(metrics);
     }
 
     fn run(self: Box<Self>, ctx: SourceContext) -> BoxFuture<Result<(), SourceError>> {
         Box::pin(async move {
             let listener =
                 http_common::bind(&self.config.address, &ctx.name, &ctx.listen_addrs).await?;
+            let tls = self.door.tls(&ctx.metrics);
+            let gate_metrics = ctx.metrics.clone();
             let state = Arc::new(PushState {
                 budget: http_common::InflightBudget::new(
                     self.config.max_inflight_bytes,
@@ -126,7 +139,8 @@ impl Source for LokiPushSource {
                 .route("/loki/api/v1/push", post(push))
                 .route("/ready", get(http_common::ready))
                 .with_state(state);
-            http_common::serve(listener, router, ctx.shutdown).await
+            let router = self.door.protect(router, &gate_metrics);
+            http_common::serve(listener, router, tls, ctx.shutdown).await
         })
     }
 }

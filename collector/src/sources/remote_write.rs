@@ -10,6 +10,8 @@
 //! max_decoded_bytes = 67108864        # decompressed bytes + estimated decoded heap, per request
 //! max_inflight_bytes = 134217728      # all requests at once (bodies, decompressed, decoded)
 //! body_read_timeout = "30s"           # a body (gRPC: message) not in whole by then: 408
+//! tls = { cert_file = "tls.crt", key_file = "tls.key" }   # optional; client_ca_file for mTLS
+//! auth = { bearer_tokens_file = "tokens" }                # optional; 401 without credentials
 //! ```
 //!
 //! `POST /api/v1/write` (Prometheus) and `/api/v1/push` (Mimir): `prometheus.WriteRequest` as
@@ -62,6 +64,12 @@ pub struct RemoteWriteConfig {
         deserialize_with = "crate::serde_util::duration"
     )]
     pub body_read_timeout: std::time::Duration,
+    /// TLS on the listener (see [`http_common::Door`]).
+    #[serde(default)]
+    pub tls: Option<access::TlsSettings>,
+    /// Who may write (see [`http_common::Door`]).
+    #[serde(default)]
+    pub auth: Option<access::AuthSettings>,
 }
 
 fn default_address() -> String {
@@ -71,12 +79,14 @@ fn default_address() -> String {
 /// Builds a `remote_write` source.
 pub fn build(table: toml::Table) -> Result<Box<dyn Source>, BuildError> {
     let config: RemoteWriteConfig = BuildError::parse(table)?;
-    Ok(Box::new(RemoteWriteSource { config }))
+    let door = http_common::Door::build(config.tls.as_ref(), config.auth.as_ref())?;
+    Ok(Box::new(RemoteWriteSource { config, door }))
 }
 
 /// A built `remote_write` source.
 pub struct RemoteWriteSource {
     config: RemoteWriteConfig,
+    door: http_common::Door,
 }
 
 struct RwState {
@@ -93,12 +103,15 @@ impl Source for RemoteWriteSource {
 
     fn declare(&self, metrics: &ComponentMetrics) {
         metrics.declare(Signal::Metrics, &super::http_common::Refusal::REASONS);
+        self.door.declare(metrics);
     }
 
     fn run(self: Box<Self>, ctx: SourceContext) -> BoxFuture<Result<(), SourceError>> {
         Box::pin(async move {
             let listener =
                 http_common::bind(&self.config.address, &ctx.name, &ctx.listen_addrs).await?;
+            let tls = self.door.tls(&ctx.metrics);
+            let gate_metrics = ctx.metrics.clone();
             let state = Arc::new(RwState {
                 budget: http_common::InflightBudget::new(
                     self.config.max_inflight_bytes,
@@ -113,7 +126,8 @@ impl Source for RemoteWriteSource {
                 .route("/api/v1/push", post(write))
                 .route("/ready", get(http_common::ready))
                 .with_state(state);
-            http_common::serve(listener, router, ctx.shutdown).await
+            let router = self.door.protect(router, &gate_metrics);
+            http_common::serve(listener, router, tls, ctx.shutdown).await
         })
     }
 }

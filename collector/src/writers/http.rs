@@ -120,13 +120,20 @@ impl fmt::Debug for BasicAuth {
     }
 }
 
-/// `tls = { ca_file, insecure_skip_verify }`.
+/// `tls = { ca_file, cert_file, key_file, insecure_skip_verify }`.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// PEM file of the CAs to trust besides the system's.
     #[serde(default)]
     pub ca_file: Option<std::path::PathBuf>,
+    /// PEM client certificate (chain) presented to a server that asks for one (mTLS); with
+    /// `key_file`.
+    #[serde(default)]
+    pub cert_file: Option<std::path::PathBuf>,
+    /// PEM private key of `cert_file`.
+    #[serde(default)]
+    pub key_file: Option<std::path::PathBuf>,
     /// Accept any certificate (testing only).
     #[serde(default)]
     pub insecure_skip_verify: bool,
@@ -134,7 +141,7 @@ pub struct TlsConfig {
 
 impl TlsConfig {
     pub fn is_set(&self) -> bool {
-        self.ca_file.is_some() || self.insecure_skip_verify
+        self.ca_file.is_some() || self.cert_file.is_some() || self.insecure_skip_verify
     }
 }
 
@@ -262,6 +269,36 @@ impl HttpClient {
                 })?;
             for c in certs {
                 builder = builder.add_root_certificate(c);
+            }
+        }
+        match (&cfg.tls.cert_file, &cfg.tls.key_file) {
+            (None, None) => {}
+            (Some(cert), Some(key)) => {
+                let read = |key: &str, path: &std::path::Path| {
+                    std::fs::read(path).map_err(|e| BuildError::Invalid {
+                        key: key.into(),
+                        reason: format!("cannot read {}: {e}", path.display()),
+                    })
+                };
+                let mut pem = read("tls.cert_file", cert)?;
+                pem.push(b'\n');
+                pem.extend(read("tls.key_file", key)?);
+                let identity =
+                    reqwest::Identity::from_pem(&pem).map_err(|e| BuildError::Invalid {
+                        key: "tls.cert_file".into(),
+                        reason: format!(
+                            "{} and {} are not a PEM certificate and its key: {e}",
+                            cert.display(),
+                            key.display()
+                        ),
+                    })?;
+                builder = builder.identity(identity);
+            }
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(BuildError::Invalid {
+                    key: "tls.cert_file".into(),
+                    reason: "cert_file and key_file go together".into(),
+                });
             }
         }
         if cfg.tls.insecure_skip_verify {

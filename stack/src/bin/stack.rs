@@ -2,6 +2,7 @@
 //! (Alloy, Vector, Prometheus, our collector) can be pointed at it and queried back with curl.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -113,6 +114,40 @@ struct ServeArgs {
     /// While running: GET, PUT, DELETE /stack/faults on any HTTP port (JSON).
     #[arg(long = "fault", value_name = "API=KEY:VALUE,...", value_parser = parse_fault)]
     faults: Vec<(Api, Fault)>,
+    /// Serve every port in TLS with this PEM certificate (chain); a renewed file is served to
+    /// the next connection, no restart.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_key",
+        help_heading = "TLS and authentication"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert (reloaded with it).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_cert",
+        help_heading = "TLS and authentication"
+    )]
+    tls_key: Option<PathBuf>,
+    /// Mutual TLS: only clients with a certificate signed by a CA in this PEM file get in.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_cert",
+        help_heading = "TLS and authentication"
+    )]
+    tls_client_ca: Option<PathBuf>,
+    /// Require HTTP basic auth on every API, users from this htpasswd file (bcrypt, as
+    /// `htpasswd -nbB USER PASSWORD` writes; or Argon2), reloaded when it changes. Refused
+    /// requests get 401 and count in stack_embedded_auth_failures_total.
+    #[arg(long, value_name = "FILE", help_heading = "TLS and authentication")]
+    htpasswd: Option<PathBuf>,
+    /// Accept bearer tokens from this file (one per line, at least 16 characters, optionally
+    /// followed by the one tenant it may write as), reloaded when it changes.
+    #[arg(long, value_name = "FILE", help_heading = "TLS and authentication")]
+    bearer_tokens_file: Option<PathBuf>,
     /// Print the endpoints as one JSON line instead of the human-readable guide.
     #[arg(long)]
     json: bool,
@@ -182,14 +217,36 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         out_of_order_window: args.out_of_order_window,
         promql_semantics: args.promql_compat,
         faults: one_fault_per_api(args.faults)?,
+        tls: args
+            .tls_cert
+            .zip(args.tls_key)
+            .map(|(cert_file, key_file)| access::TlsSettings {
+                cert_file,
+                key_file,
+                client_ca_file: args.tls_client_ca,
+            }),
+        auth: (args.htpasswd.is_some() || args.bearer_tokens_file.is_some()).then(|| {
+            access::AuthSettings {
+                htpasswd_file: args.htpasswd,
+                bearer_tokens_file: args.bearer_tokens_file,
+                realm: "stack".into(),
+                ..access::AuthSettings::default()
+            }
+        }),
         ..EmbeddedConfig::default()
     };
     // Handlers first: a signal that arrives right after the endpoints are printed must stop us
     // cleanly, not kill us by default action.
     let mut signals = Signals::install()?;
-    let stack = EmbeddedStack::start(cfg)
-        .await
-        .context("starting the embedded stack (another process may hold a port: try --ephemeral or the --*-port flags)")?;
+    let stack = match EmbeddedStack::start(cfg).await {
+        Ok(stack) => stack,
+        Err(e @ stack::embedded::EmbeddedError::Bind { .. }) => {
+            return Err(anyhow::Error::new(e).context(
+                "starting the embedded stack (another process may hold a port: try --ephemeral or the --*-port flags)",
+            ));
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context("starting the embedded stack")),
+    };
     if args.json {
         println!("{}", endpoints_json(&stack));
     } else {
@@ -249,46 +306,58 @@ fn guide(stack: &EmbeddedStack) -> String {
     let a = stack.addrs();
     let (loki, mimir, tempo, otlp_http, otlp_grpc) =
         (a.loki, a.mimir, a.tempo, a.otlp_http, a.otlp_grpc);
+    let door = stack.door();
+    let s = door.scheme();
+    let mut notes = String::new();
+    if door.tls.is_some() {
+        notes.push_str("  Every port speaks TLS: give clients the CA (curl --cacert CA.pem).\n");
+    }
+    if door.has_auth() {
+        notes.push_str(
+            "  Every API needs credentials (curl -u USER:PASSWORD, or -H 'Authorization: Bearer TOKEN'); /ready does not.\n",
+        );
+    }
+    let insecure = door.tls.is_none();
     format!(
         r#"Embedded stack is ready. Ctrl-C stops it.
-
-  Loki        http://{loki}        push /loki/api/v1/push · query /loki/api/v1/query_range · /metrics
-  Mimir       http://{mimir}        remote write /api/v1/push (Mimir's rules), /api/v1/write (Prometheus') · query /prometheus/api/v1/query · /metrics
-  Tempo       http://{tempo}        /api/traces/<id> · /api/search · /metrics
-  Tempo OTLP  http://{otlp_http}/v1/traces (HTTP) · {otlp_grpc} (gRPC)
+{notes}
+  Loki        {s}://{loki}        push /loki/api/v1/push · query /loki/api/v1/query_range · /metrics
+  Mimir       {s}://{mimir}        remote write /api/v1/push (Mimir's rules), /api/v1/write (Prometheus') · query /prometheus/api/v1/query · /metrics
+  Tempo       {s}://{tempo}        /api/traces/<id> · /api/search · /metrics
+  Tempo OTLP  {s}://{otlp_http}/v1/traces (HTTP) · {otlp_grpc} (gRPC)
 
 Environment for loadgen and the scenarios (--stack external):
-  export LOKI_URL=http://{loki}
-  export MIMIR_WRITE_URL=http://{mimir}/api/v1/push
-  export MIMIR_QUERY_URL=http://{mimir}/prometheus
-  export TEMPO_OTLP_URL=http://{otlp_http}
-  export TEMPO_OTLP_GRPC_URL=http://{otlp_grpc}
-  export TEMPO_QUERY_URL=http://{tempo}
+  export LOKI_URL={s}://{loki}
+  export MIMIR_WRITE_URL={s}://{mimir}/api/v1/push
+  export MIMIR_QUERY_URL={s}://{mimir}/prometheus
+  export TEMPO_OTLP_URL={s}://{otlp_http}
+  export TEMPO_OTLP_GRPC_URL={s}://{otlp_grpc}
+  export TEMPO_QUERY_URL={s}://{tempo}
 
 Grafana Alloy:
-  loki.write "stack" {{ endpoint {{ url = "http://{loki}/loki/api/v1/push" }} }}
-  prometheus.remote_write "stack" {{ endpoint {{ url = "http://{mimir}/api/v1/push" }} }}
-  otelcol.exporter.otlphttp "stack" {{ client {{ endpoint = "http://{otlp_http}" }} }}
+  loki.write "stack" {{ endpoint {{ url = "{s}://{loki}/loki/api/v1/push" }} }}
+  prometheus.remote_write "stack" {{ endpoint {{ url = "{s}://{mimir}/api/v1/push" }} }}
+  otelcol.exporter.otlphttp "stack" {{ client {{ endpoint = "{s}://{otlp_http}" }} }}
 
 Prometheus (prometheus.yml):
   remote_write:
-    - url: http://{mimir}/api/v1/push
+    - url: {s}://{mimir}/api/v1/push
 
 OpenTelemetry Collector:
   exporters:
-    otlphttp: {{ endpoint: http://{otlp_http} }}
-    otlp: {{ endpoint: {otlp_grpc}, tls: {{ insecure: true }} }}
+    otlphttp: {{ endpoint: {s}://{otlp_http} }}
+    otlp: {{ endpoint: {otlp_grpc}, tls: {{ insecure: {insecure} }} }}
 
 Faults on demand (outage, errors, latency, 429s), on any of the ports above:
-  curl -sS -X PUT http://{loki}/stack/faults -d '{{"loki_push":{{"outage":"30s"}}}}'
-  curl -sS http://{loki}/stack/faults · curl -sS -X DELETE http://{loki}/stack/faults
+  curl -sS -X PUT {s}://{loki}/stack/faults -d '{{"loki_push":{{"outage":"30s"}}}}'
+  curl -sS {s}://{loki}/stack/faults · curl -sS -X DELETE {s}://{loki}/stack/faults
 
 Try it:
-  curl -sS -H 'Content-Type: application/json' http://{loki}/loki/api/v1/push \
+  curl -sS -H 'Content-Type: application/json' {s}://{loki}/loki/api/v1/push \
     --data-raw '{{"streams":[{{"stream":{{"job":"demo"}},"values":[["'"$(date +%s%N)"'","hello"]]}}]}}'
-  curl -sS -G http://{loki}/loki/api/v1/query_range --data-urlencode 'query={{job="demo"}}'
-  curl -sS -G http://{mimir}/prometheus/api/v1/query --data-urlencode 'query=up'
-  curl -sS http://{tempo}/api/search"#
+  curl -sS -G {s}://{loki}/loki/api/v1/query_range --data-urlencode 'query={{job="demo"}}'
+  curl -sS -G {s}://{mimir}/prometheus/api/v1/query --data-urlencode 'query=up'
+  curl -sS {s}://{tempo}/api/search"#
     )
 }
 

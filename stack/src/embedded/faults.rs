@@ -895,25 +895,7 @@ async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
 
 /// The server's `/metrics` with the fault counters after its own families.
 async fn with_fault_metrics(response: Response, g: &Guard) -> Response {
-    if !response.status().is_success() {
-        return response;
-    }
-    let (parts, body) = response.into_parts();
-    // The server's own exposition: small, and produced by this process.
-    let Ok(bytes) = axum::body::to_bytes(body, 64 << 20).await else {
-        return (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "metrics body unreadable\n",
-        )
-            .into_response();
-    };
-    let mut text = bytes.to_vec();
-    text.extend_from_slice(
-        wire::exposition::encode(&g.faults.metric_families(g.server)).as_bytes(),
-    );
-    let mut parts = parts;
-    parts.headers.remove(header::CONTENT_LENGTH);
-    Response::from_parts(parts, axum::body::Body::from(text))
+    super::http::append_exposition(response, &g.faults.metric_families(g.server)).await
 }
 
 /// The admin endpoint, on every embedded HTTP server (each shows and sets every API's fault):

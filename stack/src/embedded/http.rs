@@ -45,23 +45,49 @@ pub fn query_slots() -> usize {
     std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
 }
 
-/// Serves `router` on `listener` until `shutdown` turns true.
+/// Serves `router` on `listener`, behind the [`Door`](super::door::Door) (TLS, auth), until
+/// `shutdown` turns true.
 pub fn spawn_http(
     listener: TcpListener,
     router: Router,
+    door: &super::door::Door,
     mut shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
+    let router = door.protect(router);
+    let tls = door.tls.clone();
     tokio::spawn(async move {
         let stop = async move {
             let _ = shutdown.wait_for(|s| *s).await;
         };
-        if let Err(e) = axum::serve(listener, router)
-            .with_graceful_shutdown(stop)
-            .await
-        {
+        if let Err(e) = access::serve(listener, router, tls, stop).await {
             tracing::error!(error = %e, "embedded HTTP server failed");
         }
     })
+}
+
+/// `response` (a `/metrics` exposition of this process) with `families` written after it; a
+/// response that is not a success is left as it is.
+pub async fn append_exposition(
+    response: axum::response::Response,
+    families: &[wire::exposition::MetricFamily],
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    if !response.status().is_success() || families.is_empty() {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    // The server's own exposition: small, and produced by this process.
+    let Ok(bytes) = axum::body::to_bytes(body, 64 << 20).await else {
+        return (
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "metrics body unreadable\n",
+        )
+            .into_response();
+    };
+    let mut text = bytes.to_vec();
+    text.extend_from_slice(wire::exposition::encode(families).as_bytes());
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    axum::response::Response::from_parts(parts, axum::body::Body::from(text))
 }
 
 /// The body-size layer: a body over `max` bytes is answered with 413 before it is read whole.

@@ -14,6 +14,7 @@
 //! Ingestion rate limits per tenant, off by default, are in [`limits`]; faults on demand
 //! (outages, errors, latency, throttling per API) in [`faults`].
 
+pub mod door;
 pub mod faults;
 pub mod http;
 pub mod limits;
@@ -93,6 +94,11 @@ pub struct EmbeddedConfig {
     /// Faults set when the stack starts (`stack serve --fault`); none by default. They can be
     /// changed while it runs through [`EmbeddedStack::faults`] or `/stack/faults`.
     pub faults: Vec<(faults::Api, faults::Fault)>,
+    /// TLS on every server (`stack serve --tls-cert --tls-key`); none by default.
+    pub tls: Option<access::TlsSettings>,
+    /// Credentials every request needs (`stack serve --htpasswd --bearer-tokens-file`); none
+    /// by default.
+    pub auth: Option<access::AuthSettings>,
 }
 
 impl Default for EmbeddedConfig {
@@ -110,6 +116,8 @@ impl Default for EmbeddedConfig {
             promql_semantics: mimir::Semantics::Prometheus3,
             limits: limits::IngestLimits::default(),
             faults: Vec::new(),
+            tls: None,
+            auth: None,
         }
     }
 }
@@ -123,6 +131,8 @@ pub enum EmbeddedError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Door(#[from] door::DoorError),
 }
 
 /// The running embedded stack. Dropping it stops the servers.
@@ -133,6 +143,7 @@ pub struct EmbeddedStack {
     pub mimir: Arc<mimir::Mimir>,
     pub tempo: Arc<tempo::Tempo>,
     faults: faults::Faults,
+    door: door::Door,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -178,6 +189,7 @@ impl EmbeddedStack {
 
     /// Binds every port, then serves until dropped or [`EmbeddedStack::shutdown`].
     pub async fn start(cfg: EmbeddedConfig) -> Result<Self, EmbeddedError> {
+        let door = door::Door::new(cfg.tls.as_ref(), cfg.auth.as_ref())?;
         let loki = loki::Loki::new(loki::LokiConfig::from(&cfg));
         let mimir = mimir::Mimir::new(mimir::MimirConfig::from(&cfg));
         let tempo = tempo::Tempo::new(tempo::TempoConfig::from(&cfg));
@@ -220,16 +232,19 @@ impl EmbeddedStack {
             http::spawn_http(
                 l_loki,
                 guarded(loki::router(loki.clone()), faults::Server::Loki),
+                &door,
                 rx.clone(),
             ),
             http::spawn_http(
                 l_mimir,
                 guarded(mimir::router(mimir.clone()), faults::Server::Mimir),
+                &door,
                 rx.clone(),
             ),
             http::spawn_http(
                 l_tempo,
                 guarded(tempo::router(tempo.clone()), faults::Server::Tempo),
+                &door,
                 rx.clone(),
             ),
             http::spawn_http(
@@ -238,18 +253,20 @@ impl EmbeddedStack {
                     tempo::otlp_http_router(tempo.clone()),
                     faults::Server::TempoOtlpHttp,
                 ),
+                &door,
                 rx.clone(),
             ),
-            tempo::spawn_grpc(l_otlp_grpc, tempo.clone(), faults.clone(), rx),
+            tempo::spawn_grpc(l_otlp_grpc, tempo.clone(), faults.clone(), &door, rx),
         ];
         tracing::info!(?addrs, "embedded stack listening");
         Ok(EmbeddedStack {
-            endpoints: endpoints_for(&addrs),
+            endpoints: endpoints_for(&addrs, door.scheme()),
             addrs,
             loki,
             mimir,
             tempo,
             faults,
+            door,
             shutdown,
             tasks,
         })
@@ -259,6 +276,11 @@ impl EmbeddedStack {
     /// state `/stack/faults` shows).
     pub fn faults(&self) -> faults::Faults {
         self.faults.clone()
+    }
+
+    /// The TLS and auth every server has.
+    pub fn door(&self) -> &door::Door {
+        &self.door
     }
 
     /// Where the APIs are.
@@ -286,23 +308,23 @@ impl Drop for EmbeddedStack {
     }
 }
 
-fn url(addr: SocketAddr, path: &str) -> Url {
+fn url(scheme: &str, addr: SocketAddr, path: &str) -> Url {
     // A formatted socket address always makes a valid URL.
-    Url::parse(&format!("http://{addr}{path}")).unwrap_or_else(|_| unreachable_url())
+    Url::parse(&format!("{scheme}://{addr}{path}")).unwrap_or_else(|_| unreachable_url())
 }
 
 fn unreachable_url() -> Url {
     Url::parse("http://127.0.0.1:1/").unwrap_or_else(|_| panic!("constant URL parses"))
 }
 
-fn endpoints_for(a: &Addrs) -> Endpoints {
+fn endpoints_for(a: &Addrs, scheme: &str) -> Endpoints {
     Endpoints {
-        loki: url(a.loki, "/"),
-        prometheus_write: url(a.mimir, "/api/v1/push"),
-        prometheus_query: url(a.mimir, "/prometheus"),
-        tempo_otlp_http: url(a.otlp_http, "/"),
-        tempo_otlp_grpc: Some(url(a.otlp_grpc, "/")),
-        tempo_query: url(a.tempo, "/"),
+        loki: url(scheme, a.loki, "/"),
+        prometheus_write: url(scheme, a.mimir, "/api/v1/push"),
+        prometheus_query: url(scheme, a.mimir, "/prometheus"),
+        tempo_otlp_http: url(scheme, a.otlp_http, "/"),
+        tempo_otlp_grpc: Some(url(scheme, a.otlp_grpc, "/")),
+        tempo_query: url(scheme, a.tempo, "/"),
         grafana: None,
         tenant: None,
         auth: Auth::None,

@@ -413,12 +413,28 @@ fn server<E: Export>(rx: &Arc<Receiver>) -> ExportServer<E> {
 }
 
 /// Serves the three services on `listener` until `shutdown` turns true, then lets in-flight
-/// calls finish.
+/// calls finish. With TLS or auth they are served as routes behind the gate by
+/// [`access::serve`] (a refused call gets `UNAUTHENTICATED`); without, by tonic's server.
 pub async fn serve(
     listener: TcpListener,
     rx: Arc<Receiver>,
+    tls: Option<access::ServerTls>,
+    gate: Option<access::Gate>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), SourceError> {
+    if tls.is_some() || gate.is_some() {
+        let routes = tonic::service::Routes::new(server::<Logs>(&rx))
+            .add_service(server::<Metrics>(&rx))
+            .add_service(server::<Traces>(&rx));
+        let router = routes.into_axum_router();
+        let router = match gate {
+            Some(gate) => gate.protect(router),
+            None => router,
+        };
+        return access::serve(listener, router, tls, http_common::stopped(shutdown))
+            .await
+            .map_err(SourceError::Io);
+    }
     let incoming = tonic::transport::server::TcpIncoming::from(listener);
     tonic::transport::Server::builder()
         .add_service(server::<Logs>(&rx))

@@ -17,6 +17,8 @@
 //! delta_max_series = 100000           # delta series made cumulative at most (see [`delta`])
 //! delta_max_stale = "5m"              # a delta series not updated for this long is forgotten
 //! log_index_attributes = [...]        # resource attributes that become log stream labels
+//! tls = { cert_file = "tls.crt", key_file = "tls.key" }   # optional, both listeners; client_ca_file for mTLS
+//! auth = { htpasswd_file = "htpasswd" }   # optional, both listeners: 401 / UNAUTHENTICATED without credentials
 //! ```
 //!
 //! OTLP/HTTP (`POST /v1/logs`, `/v1/metrics`, `/v1/traces`), per the OTLP specification:
@@ -107,6 +109,12 @@ pub struct OtlpConfig {
         deserialize_with = "crate::serde_util::duration"
     )]
     pub delta_max_stale: std::time::Duration,
+    /// TLS on both listeners (see [`http_common::Door`]).
+    #[serde(default)]
+    pub tls: Option<access::TlsSettings>,
+    /// Who may export, over HTTP and gRPC (see [`http_common::Door`]).
+    #[serde(default)]
+    pub auth: Option<access::AuthSettings>,
 }
 
 fn default_delta_max_series() -> usize {
@@ -141,12 +149,14 @@ pub fn build(table: toml::Table) -> Result<Box<dyn Source>, BuildError> {
             reason: "at least one of http_enabled and grpc_enabled must be true".into(),
         });
     }
-    Ok(Box::new(OtlpSource { config }))
+    let door = http_common::Door::build(config.tls.as_ref(), config.auth.as_ref())?;
+    Ok(Box::new(OtlpSource { config, door }))
 }
 
 /// A built `otlp` source.
 pub struct OtlpSource {
     config: OtlpConfig,
+    door: http_common::Door,
 }
 
 impl Source for OtlpSource {
@@ -163,11 +173,15 @@ impl Source for OtlpSource {
             .map(|r| r.reason())
             .collect();
         metrics.declare(Signal::Metrics, &delta);
+        self.door.declare(metrics);
     }
 
     fn run(self: Box<Self>, ctx: SourceContext) -> BoxFuture<Result<(), SourceError>> {
         Box::pin(async move {
             let c = self.config;
+            let door = self.door;
+            let tls = door.tls(&ctx.metrics);
+            let gate = door.gate(&ctx.metrics);
             let http_listener = match c.http_enabled {
                 true => {
                     Some(http_common::bind(&c.http_address, &ctx.name, &ctx.listen_addrs).await?)
@@ -199,15 +213,19 @@ impl Source for OtlpSource {
             let http = async {
                 match http_listener {
                     Some(l) => {
-                        let router = http::router(receiver.clone());
-                        http_common::serve(l, router, ctx.shutdown.clone()).await
+                        let router =
+                            door.protect(http::router(receiver.clone()), &receiver.metrics);
+                        http_common::serve(l, router, tls.clone(), ctx.shutdown.clone()).await
                     }
                     None => Ok(()),
                 }
             };
             let grpc = async {
                 match grpc_listener {
-                    Some(l) => grpc::serve(l, receiver.clone(), ctx.shutdown.clone()).await,
+                    Some(l) => {
+                        let (tls, gate) = (tls.clone(), gate.clone());
+                        grpc::serve(l, receiver.clone(), tls, gate, ctx.shutdown.clone()).await
+                    }
                     None => Ok(()),
                 }
             };

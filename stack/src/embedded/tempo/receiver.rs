@@ -189,8 +189,10 @@ pub fn spawn_grpc(
     listener: TcpListener,
     state: Arc<Tempo>,
     faults: Faults,
+    door: &crate::embedded::door::Door,
     mut shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
+    let door = door.clone();
     tokio::spawn(async move {
         let max = state.config.max_grpc_message_bytes;
         // Tempo's OTLP receiver (the Collector's configgrpc) decodes gzip- and zstd-compressed
@@ -202,6 +204,14 @@ pub fn spawn_grpc(
         let stop = async move {
             let _ = shutdown.wait_for(|s| *s).await;
         };
+        if door.tls.is_some() || door.has_auth() {
+            // Served as routes behind the door: a refused call gets UNAUTHENTICATED.
+            let router = door.protect(tonic::service::Routes::new(service).into_axum_router());
+            if let Err(e) = access::serve(listener, router, door.tls.clone(), stop).await {
+                tracing::error!(error = %e, "embedded Tempo OTLP/gRPC server failed");
+            }
+            return;
+        }
         let incoming = tonic::transport::server::TcpIncoming::from(listener);
         if let Err(e) = tonic::transport::Server::builder()
             .add_service(service)

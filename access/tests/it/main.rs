@@ -1,0 +1,3 @@
+//! Over real sockets: a router behind the gate, in TLS, with reqwest and rustls as clients.
+
+mod serving;
