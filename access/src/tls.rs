@@ -135,6 +135,12 @@ impl ServerTls {
     }
 }
 
+/// The certificates of a PEM file (a CA bundle for a client to trust, say), DER-encoded
+/// (`reqwest::Certificate::from_der` takes each).
+pub fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, LoadError> {
+    certificates(path, &read_file(path)?)
+}
+
 /// The certificate chain in a PEM file.
 fn certificates(path: &Path, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, LoadError> {
     let certs = CertificateDer::pem_slice_iter(pem)

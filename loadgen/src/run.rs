@@ -94,7 +94,11 @@ pub async fn run(cfg: &RunConfig) -> Result<(Results, PathBuf), RunError> {
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let sending = async {
         let r = async {
-            let senders = Senders::new(&SenderConfig::default())?;
+            // The stack's CA (--ca-file) is trusted for the collector's https receivers too.
+            let senders = Senders::new(&SenderConfig {
+                ca_file: setup.verify().ca_file.clone(),
+                ..SenderConfig::default()
+            })?;
             let targets = setup.targets.clone();
             crate::engine::send_all(
                 senders, cfg, &fleet, targets, &shared, &of_device, &mut paths,

@@ -42,6 +42,8 @@ pub struct SenderConfig {
     pub connect_timeout: Duration,
     /// Requests in flight per target (`host:port`) at most (at least 1).
     pub max_in_flight_per_target: usize,
+    /// PEM CA certificates trusted besides the system's, for https targets (`--ca-file`).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for SenderConfig {
@@ -50,6 +52,7 @@ impl Default for SenderConfig {
             timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(2),
             max_in_flight_per_target: 64,
+            ca_file: None,
         }
     }
 }
@@ -171,12 +174,22 @@ pub struct Senders {
 
 impl Senders {
     pub fn new(cfg: &SenderConfig) -> Result<Senders, SendError> {
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(cfg.timeout)
             .connect_timeout(cfg.connect_timeout)
             .pool_max_idle_per_host(cfg.max_in_flight_per_target)
             .no_proxy()
-            .user_agent(concat!("loadgen/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!("loadgen/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = &cfg.ca_file {
+            let certs = access::tls::read_certificates(path)
+                .map_err(|e| SendError::Client(format!("--ca-file {e}")))?;
+            for der in &certs {
+                let cert = reqwest::Certificate::from_der(der)
+                    .map_err(|e| SendError::Client(format!("--ca-file {}: {e}", path.display())))?;
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let client = builder
             .build()
             .map_err(|e| SendError::Client(error_chain(&e)))?;
         Ok(Senders {

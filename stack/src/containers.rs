@@ -164,6 +164,7 @@ impl Containers {
             grafana: Some(url("grafana", &grafana, GRAFANA_PORT, "").await?),
             tenant: None,
             auth: Auth::None,
+            ca_file: None,
         };
         Ok(Containers {
             loki,

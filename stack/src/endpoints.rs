@@ -28,6 +28,8 @@ pub struct Endpoints {
     pub tenant: Option<String>,
     /// Credentials for every request.
     pub auth: Auth,
+    /// PEM CA certificates the clients trust besides the system's (a private CA).
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl Endpoints {
@@ -70,6 +72,7 @@ mod tests {
                 username: "u".into(),
                 password: "hunter2".into(),
             },
+            ca_file: None,
         };
         let client = reqwest::Client::new();
         let req = e.decorate(client.get("http://x/")).build().unwrap();

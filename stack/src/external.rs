@@ -53,6 +53,10 @@ pub struct ExternalArgs {
     /// Bearer token, instead of basic auth. Never printed.
     #[arg(long, env = "STACK_BEARER_TOKEN", hide_env_values = true)]
     pub bearer_token: Option<String>,
+    /// PEM CA certificates to trust, besides the system's, for https URLs: the stack's, and
+    /// loadgen's to the collector's receivers (a private CA, `stack serve --tls-cert`'s).
+    #[arg(long, env = "STACK_CA_FILE", value_name = "FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// A flag or variable with a value that cannot be used.
@@ -119,6 +123,7 @@ impl ExternalArgs {
                 .transpose()?,
             tenant: self.tenant.clone().filter(|t| !t.is_empty()),
             auth,
+            ca_file: self.ca_file.clone(),
         })
     }
 }

@@ -13,6 +13,7 @@ mod gateway_e2e;
 mod node_agent_real;
 mod outage;
 mod pipeline_e2e;
+mod receivers_auth;
 mod receivers_net;
 mod scrape_source;
 mod tailing_harness;

@@ -253,6 +253,7 @@ mod tests {
             grafana: None,
             tenant: None,
             auth: stack::Auth::None,
+            ca_file: None,
         };
         let cfg = ViewersConfig {
             viewers: 4,

@@ -288,6 +288,7 @@ mod tests {
             grafana: None,
             tenant: Some("t1".into()),
             auth,
+            ca_file: None,
         }
     }
 

@@ -102,7 +102,10 @@ pub(crate) async fn probe_run(
     verify: &Endpoints,
 ) -> Result<(), super::RunError> {
     let otlp = delivery == Delivery::Otlp;
-    let senders = Senders::new(&SenderConfig::default())?;
+    let senders = Senders::new(&SenderConfig {
+        ca_file: verify.ca_file.clone(),
+        ..SenderConfig::default()
+    })?;
     let pushes: Vec<PushProbe> = Signal::ALL
         .into_iter()
         .filter(|s| match s {

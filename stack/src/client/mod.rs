@@ -13,6 +13,7 @@ pub mod tempo;
 
 pub use loki::LokiClient;
 pub use prom::PromClient;
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use bytes::Bytes;
@@ -93,6 +94,35 @@ pub fn shared_http_client() -> reqwest::Client {
         .clone()
 }
 
+/// A client that also trusts the CA certificates in `ca_file` (one per file, shared). A file
+/// that cannot be read or holds no certificate gives a client that trusts only the system's:
+/// its requests then fail with the certificate error, which names the cause.
+pub fn http_client_trusting(ca_file: &std::path::Path) -> reqwest::Client {
+    static CLIENTS: OnceLock<parking_lot::Mutex<HashMap<std::path::PathBuf, reqwest::Client>>> =
+        OnceLock::new();
+    let clients = CLIENTS.get_or_init(Default::default);
+    let mut clients = clients.lock();
+    if let Some(c) = clients.get(ca_file) {
+        return c.clone();
+    }
+    let mut builder =
+        reqwest::Client::builder().user_agent(concat!("stack-client/", env!("CARGO_PKG_VERSION")));
+    match access::tls::read_certificates(ca_file) {
+        Ok(certs) => {
+            for c in certs
+                .iter()
+                .filter_map(|c| reqwest::Certificate::from_der(c).ok())
+            {
+                builder = builder.add_root_certificate(c);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "CA file not used"),
+    }
+    let client = builder.build().unwrap_or_default();
+    clients.insert(ca_file.to_path_buf(), client.clone());
+    client
+}
+
 /// A URL as it may appear in messages: no user name or password.
 fn redact(url: &Url) -> String {
     let mut u = url.clone();
@@ -150,8 +180,12 @@ pub(crate) struct Http {
 
 impl Http {
     pub fn new(endpoints: &Endpoints) -> Self {
+        let client = match &endpoints.ca_file {
+            None => shared_http_client(),
+            Some(ca) => http_client_trusting(ca),
+        };
         Http {
-            client: shared_http_client(),
+            client,
             endpoints: endpoints.clone(),
         }
     }
@@ -277,6 +311,7 @@ mod tests {
             grafana: None,
             tenant: None,
             auth: crate::Auth::None,
+            ca_file: None,
         }
     }
 

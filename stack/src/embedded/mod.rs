@@ -328,5 +328,6 @@ fn endpoints_for(a: &Addrs, scheme: &str) -> Endpoints {
         grafana: None,
         tenant: None,
         auth: Auth::None,
+        ca_file: None,
     }
 }

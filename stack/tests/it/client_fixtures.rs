@@ -255,6 +255,7 @@ async fn serve() -> (Endpoints, Log) {
             username: "user".into(),
             password: "hunter2".into(),
         },
+        ca_file: None,
     };
     (endpoints, log)
 }
