@@ -81,6 +81,12 @@ pub fn writer_auth(e: &Endpoints) -> String {
         )),
         Auth::Bearer(t) => s.push_str(&format!("bearer_token = {}\n", toml_str(t))),
     }
+    if let Some(ca) = &e.ca_file {
+        s.push_str(&format!(
+            "tls = {{ ca_file = {} }}\n",
+            toml_str(&ca.display().to_string())
+        ));
+    }
     s
 }
 
@@ -141,11 +147,21 @@ pub fn writers_toml(
 
 /// A gateway: `loki_in` (Loki push), `rw_in` (remote write), `otlp_in` (OTLP/HTTP) to the stack.
 pub fn gateway_toml(data_dir: &Path, e: &Endpoints, loki_push_url: Option<&str>) -> String {
+    gateway_toml_with(data_dir, e, loki_push_url, "")
+}
+
+/// [`gateway_toml`] with `door` (TOML lines: `tls = ...`, `auth = ...`) on each receiver.
+pub fn gateway_toml_with(
+    data_dir: &Path,
+    e: &Endpoints,
+    loki_push_url: Option<&str>,
+    door: &str,
+) -> String {
     format!(
         "data_dir = {dir}\n[server]\naddress = \"127.0.0.1:0\"\n\n\
-         [sources.loki_in]\ntype = \"loki_push\"\naddress = \"127.0.0.1:0\"\nuse_incoming_timestamp = true\n\n\
-         [sources.rw_in]\ntype = \"remote_write\"\naddress = \"127.0.0.1:0\"\n\n\
-         [sources.otlp_in]\ntype = \"otlp\"\nhttp_address = \"127.0.0.1:0\"\ngrpc_enabled = false\n\n{writers}",
+         [sources.loki_in]\ntype = \"loki_push\"\naddress = \"127.0.0.1:0\"\nuse_incoming_timestamp = true\n{door}\n\
+         [sources.rw_in]\ntype = \"remote_write\"\naddress = \"127.0.0.1:0\"\n{door}\n\
+         [sources.otlp_in]\ntype = \"otlp\"\nhttp_address = \"127.0.0.1:0\"\ngrpc_enabled = false\n{door}\n{writers}",
         dir = toml_str(&data_dir.display().to_string()),
         writers = writers_toml(
             e,

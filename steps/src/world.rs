@@ -41,6 +41,10 @@ pub struct StepsWorld {
     pub written: BTreeMap<String, Vec<String>>,
     /// The last query and what came back.
     pub last: Option<Exchange>,
+    /// A stack of this scenario's own (one with TLS and credentials), stopped with the world.
+    pub own_stack: Option<stack::EmbeddedStack>,
+    /// The certificates of this scenario's TLS servers.
+    pub pki: Option<testkit::pki::TestPki>,
 }
 
 impl std::fmt::Debug for StepsWorld {
@@ -76,6 +80,8 @@ impl StepsWorld {
             vars: BTreeMap::new(),
             written: BTreeMap::new(),
             last: None,
+            own_stack: None,
+            pki: None,
         }
     }
 

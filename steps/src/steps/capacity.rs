@@ -34,6 +34,7 @@ pub fn external_args(e: &Endpoints) -> ExternalArgs {
         username,
         password,
         bearer_token,
+        ca_file: e.ca_file.clone(),
     }
 }
 
@@ -67,8 +68,27 @@ pub async fn loadgen_run(
     seed: u64,
     rate: f64,
 ) -> anyhow::Result<Results> {
-    let e = w.endpoints().await?;
     let base = gateway_front(w).await?;
+    // One proxy in front of the gateway's three receivers routes by path.
+    let receivers = loadgen::run::receivers::Receivers {
+        loki: url::Url::parse(&base)?,
+        remote_write: url::Url::parse(&base)?.join("api/v1/write")?,
+        otlp: url::Url::parse(&base)?,
+    };
+    loadgen_run_to(w, devices, secs, seed, rate, receivers).await
+}
+
+/// A loadgen run of `devices` for `secs` to `receivers`, verified against the scenario's
+/// stack; the results go into the world.
+pub async fn loadgen_run_to(
+    w: &mut StepsWorld,
+    devices: u64,
+    secs: u64,
+    seed: u64,
+    rate: f64,
+    receivers: loadgen::run::receivers::Receivers,
+) -> anyhow::Result<Results> {
+    let e = w.endpoints().await?;
     let cfg = RunConfig {
         fleet: FleetSpec {
             devices,
@@ -81,12 +101,7 @@ pub async fn loadgen_run(
         drain_timeout: Duration::from_secs(30),
         out_dir: Some(w.dir.path().join(format!("run-{}", w.id))),
         stack: stack::StackChoice::External(external_args(&e)),
-        // One proxy in front of the gateway's three receivers routes by path.
-        collector: CollectorChoice::Remote(Box::new(loadgen::run::receivers::Receivers {
-            loki: url::Url::parse(&base)?,
-            remote_write: url::Url::parse(&base)?.join("api/v1/write")?,
-            otlp: url::Url::parse(&base)?,
-        })),
+        collector: CollectorChoice::Remote(Box::new(receivers)),
         command: format!("steps: {devices} devices for {secs} s"),
         ..RunConfig::default()
     };

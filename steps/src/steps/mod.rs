@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod pipeline_health;
 pub mod read_path;
 pub mod resilience;
+pub mod security;
 pub mod stack_ready;
 pub mod traces;
 
