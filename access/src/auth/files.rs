@@ -136,7 +136,7 @@ mod tests {
         assert_eq!(h.users.len(), 2);
         assert!(h.users["store-102"].verify("a"));
         for (bad, want) in [
-            (format!("u\n"), "line 1: expected user:hash"),
+            ("u\n".to_string(), "line 1: expected user:hash"),
             (format!("\n:{h1}\n"), "line 2: empty user name"),
             (
                 format!("u:{h1}\nu:{h1}\n"),

@@ -290,3 +290,85 @@ fn check_names_the_key_or_file_of_a_mistake_without_a_secret() {
         assert!(!e.contains("hunter2"), "a secret shown: {e}");
     }
 }
+
+#[tokio::test]
+async fn a_writer_presents_its_client_certificate_to_a_stack_that_demands_one() {
+    let pki = TestPki::new();
+    let dir = tempfile::tempdir().unwrap();
+    let stack = EmbeddedStack::start(EmbeddedConfig {
+        tls: Some(access::TlsSettings {
+            client_ca_file: Some(pki.ca_file()),
+            ..tls_settings(&pki)
+        }),
+        ..EmbeddedConfig::default()
+    })
+    .await
+    .unwrap();
+    let text = format!(
+        r#"
+data_dir = "{data}"
+[server]
+address = "127.0.0.1:0"
+[sources.push]
+type = "loki_push"
+address = "127.0.0.1:0"
+use_incoming_timestamp = true
+[writers.loki]
+type = "loki"
+inputs = ["push"]
+url = "{loki}loki/api/v1/push"
+batch_wait = "50ms"
+tls = {{ ca_file = "{ca}", cert_file = "{cert}", key_file = "{key}" }}
+"#,
+        data = dir.path().display(),
+        loki = stack.endpoints().loki,
+        ca = pki.ca_file().display(),
+        cert = pki.client_cert_file().display(),
+        key = pki.client_key_file().display(),
+    );
+    let cfg = Config::parse(&text, "mtls.toml", &|_| None).unwrap();
+    let collector = Collector::start(&cfg).await.unwrap();
+    let push = collector
+        .listen_addrs()
+        .wait_for("push", Duration::from_secs(10))
+        .await
+        .unwrap();
+    let r = reqwest::Client::new()
+        .post(format!("http://{push}/loki/api/v1/push"))
+        .json(&push_body("with a client certificate"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    // The writer's own count of what the mTLS stack acknowledged.
+    let sent = eventually("the line acknowledged by the mTLS stack", || {
+        let registry = collector.registry().clone();
+        async move {
+            let n = registry
+                .counter(
+                    "collector_sent_items_total",
+                    "",
+                    &[
+                        ("component", "loki"),
+                        ("kind", "writer"),
+                        ("signal", "logs"),
+                    ],
+                )
+                .get();
+            (n == 1).then_some(n)
+        }
+    })
+    .await;
+    assert_eq!(sent, 1);
+    // Without a certificate, no way in.
+    let plain = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pki.ca_pem()).unwrap())
+        .build()
+        .unwrap()
+        .get(format!("{}ready", stack.endpoints().loki))
+        .send()
+        .await;
+    assert!(plain.is_err(), "{plain:?}");
+    collector.shutdown().await;
+    stack.shutdown().await;
+}

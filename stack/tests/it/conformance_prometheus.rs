@@ -385,7 +385,12 @@ async fn run() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, rx) = tokio::sync::watch::channel(false);
-    let server = stack::embedded::http::spawn_http(listener, mimir::router(Arc::clone(&m)), rx);
+    let server = stack::embedded::http::spawn_http(
+        listener,
+        mimir::router(Arc::clone(&m)),
+        &stack::embedded::door::Door::default(),
+        rx,
+    );
     let t = Targets {
         client: reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
