@@ -511,7 +511,10 @@ mod tests {
         assert_eq!(loki.max_global_streams_per_user, 100_000);
         let mimir = args.validation.mimir();
         assert_eq!(mimir.max_label_value_length, 4096);
-        assert_eq!(mimir.past_grace_period, std::time::Duration::from_secs(3600));
+        assert_eq!(
+            mimir.past_grace_period,
+            std::time::Duration::from_secs(3600)
+        );
     }
 
     #[test]

@@ -68,8 +68,13 @@ async fn mimir_refuses_a_sample_at_i64_max_and_keeps_accepting_the_series() {
     );
     assert_eq!(stack.mimir.store.read().sample_count(), 1);
     // The refused sample left nothing behind: the series takes samples of now.
-    let (status, _, text) =
-        post(url.clone(), "t", PROTOBUF, encode_series(&[(up, vec![(now, 2.0)])])).await;
+    let (status, _, text) = post(
+        url.clone(),
+        "t",
+        PROTOBUF,
+        encode_series(&[(up, vec![(now, 2.0)])]),
+    )
+    .await;
     assert_eq!(status, 200, "{text}");
     assert_eq!(stack.mimir.store.read().sample_count(), 2);
     // Within the grace period is fine; beyond it is not.
@@ -132,8 +137,9 @@ async fn mimir_refuses_a_series_of_ten_thousand_labels_and_overlong_names_and_va
     let (status, _, text) = post(url.clone(), "t", PROTOBUF, body).await;
     assert_eq!(status, 400);
     assert!(
-        text.starts_with("received a series whose label name length exceeds the limit, label: 'nnn")
-            && text.contains("(err-mimir-label-name-too-long)"),
+        text.starts_with(
+            "received a series whose label name length exceeds the limit, label: 'nnn"
+        ) && text.contains("(err-mimir-label-name-too-long)"),
         "{text}"
     );
     let long_value = "v".repeat(2049);
@@ -204,7 +210,10 @@ async fn mimir_refuses_new_series_past_the_tenants_series_limit() {
 fn stream(labels: String, line: &str) -> Stream {
     Stream {
         labels,
-        entries: vec![Entry::new(wire::time::now_ns() - 1_000_000, line.to_string())],
+        entries: vec![Entry::new(
+            wire::time::now_ns() - 1_000_000,
+            line.to_string(),
+        )],
         hash: 0,
     }
 }
@@ -236,7 +245,10 @@ async fn loki_refuses_a_stream_of_sixteen_label_names_and_keeps_the_rest() {
         )
     );
     let entries = "loki_embedded_ingested_entries_total";
-    assert_eq!(crate::ingest_limits::metric(stack.addrs().loki, entries).await, 1.0);
+    assert_eq!(
+        crate::ingest_limits::metric(stack.addrs().loki, entries).await,
+        1.0
+    );
 
     let long = format!("{{job=\"{}\"}}", "v".repeat(2049));
     let push = PushRequest {
@@ -284,12 +296,18 @@ async fn loki_refuses_new_streams_past_the_tenants_stream_limit_with_429() {
         "Maximum active stream limit exceeded when trying to create stream {job=\"c\"}, reduce the number of active streams (reduce labels or reduce label values), or contact your Loki administrator to see if the limit can be increased, user: 'fake'\n"
     );
     let entries = "loki_embedded_ingested_entries_total";
-    assert_eq!(crate::ingest_limits::metric(stack.addrs().loki, entries).await, 2.0);
+    assert_eq!(
+        crate::ingest_limits::metric(stack.addrs().loki, entries).await,
+        2.0
+    );
     // As Loki's ingester answers only for the last stream of a push: a refused stream followed
     // by a stored one is counted but answered 204.
     let (status, _, text) = send(vec![job("d"), job("a")]).await;
     assert_eq!(status, 204, "{text}");
-    assert_eq!(crate::ingest_limits::metric(stack.addrs().loki, entries).await, 3.0);
+    assert_eq!(
+        crate::ingest_limits::metric(stack.addrs().loki, entries).await,
+        3.0
+    );
     let discarded = r#"loki_discarded_samples_total{reason="stream_limit",tenant="fake"}"#;
     assert_eq!(sample(stack.addrs().loki, discarded).await, 2.0);
 }
@@ -326,7 +344,10 @@ async fn stack_serve_takes_the_validation_limits_as_flags() {
     let two = encode_series(&[(vec![("__name__", "down")], vec![(later, 1.0)])]);
     let (status, _, text) = post(url, "t", PROTOBUF, two).await;
     assert_eq!(status, 400);
-    assert!(text.starts_with("per-user series limit of 1 exceeded"), "{text}");
+    assert!(
+        text.starts_with("per-user series limit of 1 exceeded"),
+        "{text}"
+    );
 
     let loki = served.endpoints["addrs"]["loki"].as_str().unwrap();
     let url = format!("http://{loki}/loki/api/v1/push");
@@ -346,7 +367,12 @@ async fn stack_serve_takes_the_validation_limits_as_flags() {
     }
 
     let bad = std::process::Command::new(env!("CARGO_BIN_EXE_stack"))
-        .args(["serve", "--ephemeral", "--mimir-creation-grace-period", "soon"])
+        .args([
+            "serve",
+            "--ephemeral",
+            "--mimir-creation-grace-period",
+            "soon",
+        ])
         .output()
         .unwrap();
     assert!(!bad.status.success());

@@ -815,12 +815,19 @@ mod tests {
         loki.ingest("t", one("{a=\"1\"}")).unwrap();
         loki.ingest("u", one("{a=\"3\"}")).unwrap();
         let old = push("{b=\"1\"}", vec![Entry::new(1, "x")]);
-        assert!(matches!(loki.ingest("u", old), Err(LokiError::Validation(_))));
+        assert!(matches!(
+            loki.ingest("u", old),
+            Err(LokiError::Validation(_))
+        ));
         assert_eq!(loki.tenant("u").unwrap().lock().streams.len(), 1);
         let m = loki.render_metrics();
         assert!(m.contains("loki_discarded_samples_total{reason=\"stream_limit\",tenant=\"t\"} 1"));
-        assert!(m.contains("loki_discarded_samples_total{reason=\"label_name_too_long\",tenant=\"t\"} 1"));
-        assert!(m.contains("loki_discarded_samples_total{reason=\"label_value_too_long\",tenant=\"t\"} 1"));
+        assert!(m.contains(
+            "loki_discarded_samples_total{reason=\"label_name_too_long\",tenant=\"t\"} 1"
+        ));
+        assert!(m.contains(
+            "loki_discarded_samples_total{reason=\"label_value_too_long\",tenant=\"t\"} 1"
+        ));
     }
 
     #[test]

@@ -785,7 +785,10 @@ mod tests {
             m,
             r#"received a series whose label name length exceeds the limit, label: 'abcdefghi' series: '{__name__="up", abcdefghi="1"}' (err-mimir-label-name-too-long). To adjust the related per-tenant limit, configure -validation.max-length-label-name, or contact your service administrator."#
         );
-        let (m, r) = refusal(validate_labels(&labels(&[("__name__", "up"), ("a", "1234567")]), &lim));
+        let (m, r) = refusal(validate_labels(
+            &labels(&[("__name__", "up"), ("a", "1234567")]),
+            &lim,
+        ));
         assert_eq!(r, "label_value_too_long");
         assert_eq!(
             m,
@@ -797,9 +800,15 @@ mod tests {
         // The checks that were there before keep their messages.
         let (_, r) = refusal(validate_labels(&labels(&[("a", "1")]), &lim));
         assert_eq!(r, "missing_metric_name");
-        let (_, r) = refusal(validate_labels(&labels(&[("__name__", "up"), ("a", "1"), ("a", "2")]), &lim));
+        let (_, r) = refusal(validate_labels(
+            &labels(&[("__name__", "up"), ("a", "1"), ("a", "2")]),
+            &lim,
+        ));
         assert_eq!(r, "duplicate_label_names");
-        let (_, r) = refusal(validate_labels(&labels(&[("__name__", "up"), ("b", "1"), ("a", "2")]), &lim));
+        let (_, r) = refusal(validate_labels(
+            &labels(&[("__name__", "up"), ("b", "1"), ("a", "2")]),
+            &lim,
+        ));
         assert_eq!(r, "labels_not_sorted");
         // 0 turns a check off.
         let off = MimirLimits {
@@ -852,7 +861,11 @@ mod tests {
         };
         let (m, r) = refusal(validate_samples(&l, &[at(now - 3_700_000)], &past, 0, now));
         assert_eq!(r, "too_far_in_past");
-        assert!(m.contains("(err-mimir-too-far-in-past)") && m.contains("-validation.past-grace-period"), "{m}");
+        assert!(
+            m.contains("(err-mimir-too-far-in-past)")
+                && m.contains("-validation.past-grace-period"),
+            "{m}"
+        );
         assert!(validate_samples(&l, &[at(now - 3_700_000)], &past, 600_000, now).is_ok());
         assert_eq!(
             series_limit_error(150_000).to_string(),
