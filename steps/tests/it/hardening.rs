@@ -136,12 +136,13 @@ fn compose_problems(c: &Value) -> Vec<String> {
 
 /// The `USER` of a Dockerfile's last stage, if any.
 fn final_user(dockerfile: &str) -> Option<String> {
-    let last_stage = dockerfile
-        .lines()
+    let lines: Vec<&str> = dockerfile.lines().collect();
+    let last_stage = lines
+        .iter()
         .rposition(|l| l.trim_start().to_ascii_uppercase().starts_with("FROM "))
         .unwrap_or(0);
-    dockerfile
-        .lines()
+    lines
+        .iter()
         .skip(last_stage)
         .filter_map(|l| {
             let t = l.trim_start();
