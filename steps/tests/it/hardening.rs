@@ -141,16 +141,12 @@ fn final_user(dockerfile: &str) -> Option<String> {
         .iter()
         .rposition(|l| l.trim_start().to_ascii_uppercase().starts_with("FROM "))
         .unwrap_or(0);
-    lines
-        .iter()
-        .skip(last_stage)
-        .filter_map(|l| {
-            let t = l.trim_start();
-            t.get(..5)
-                .filter(|k| k.eq_ignore_ascii_case("USER "))
-                .map(|_| t[5..].trim().to_string())
-        })
-        .last()
+    lines[last_stage..].iter().rev().find_map(|l| {
+        let t = l.trim_start();
+        t.get(..5)
+            .filter(|k| k.eq_ignore_ascii_case("USER "))
+            .map(|_| t[5..].trim().to_string())
+    })
 }
 
 /// Every hardening problem of one pod spec (a Pod's `spec` or a Job's `spec.template.spec`).
