@@ -580,6 +580,10 @@ fn target(args: &RunArgs) -> anyhow::Result<(StackChoice, CollectorChoice)> {
             retention_bytes: usize::try_from(args.embedded_retention_mb)
                 .unwrap_or(usize::MAX)
                 .saturating_mul(1 << 20),
+            // The stream and series limits deploy/ sets for load runs: a default Loki would
+            // refuse the streams of a fleet over 5,000 devices.
+            loki_limits: stack::embedded::limits::LokiLimits::for_load_runs(),
+            mimir_limits: stack::embedded::limits::MimirLimits::for_load_runs(),
             ..Default::default()
         }),
         StackKind::External => StackChoice::External(args.external.clone()),

@@ -4,10 +4,12 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use stack::embedded::faults::{Api, Fault};
+use stack::embedded::limits::{LokiLimits, MimirLimits};
 use stack::embedded::mimir::Semantics;
 use stack::embedded::{EmbeddedConfig, EmbeddedStack, Ports};
 
@@ -100,6 +102,9 @@ struct ServeArgs {
         requires = "tempo_ingestion_rate_limit_bytes"
     )]
     tempo_ingestion_burst_size_bytes: Option<f64>,
+    /// Loki's and Mimir's validation and series limits (their defaults unless changed).
+    #[command(flatten)]
+    validation: ValidationArgs,
     /// Inject a fault into one API from the start (repeatable, one flag per API), e.g.
     /// `--fault loki_push=error_rate:0.1,status:500`.
     ///
@@ -151,6 +156,85 @@ struct ServeArgs {
     /// Print the endpoints as one JSON line instead of the human-readable guide.
     #[arg(long)]
     json: bool,
+}
+
+/// Loki's and Mimir's validation and series limits, as their settings name them; each defaults
+/// to the real server's default. 0 turns a count or length check off.
+#[derive(clap::Args)]
+#[command(next_help_heading = "Validation and series limits (Loki's and Mimir's defaults)")]
+struct ValidationArgs {
+    /// Loki's max_label_names_per_series: a stream with more label names (service_name not
+    /// counted) is refused with 400.
+    #[arg(long, value_name = "N", default_value_t = LokiLimits::default().max_label_names_per_series)]
+    loki_max_label_names_per_series: usize,
+    /// Loki's max_label_name_length, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = LokiLimits::default().max_label_name_length)]
+    loki_max_label_name_length: usize,
+    /// Loki's max_label_value_length, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = LokiLimits::default().max_label_value_length)]
+    loki_max_label_value_length: usize,
+    /// Loki's creation_grace_period: entries further ahead of the clock are refused with 400.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
+    loki_creation_grace_period: Duration,
+    /// Loki's reject_old_samples_max_age: older entries are refused with 400 (0s: accept any
+    /// age, Loki's reject_old_samples: false).
+    #[arg(long, value_name = "DURATION", default_value = "168h", value_parser = humantime::parse_duration)]
+    loki_reject_old_samples_max_age: Duration,
+    /// Loki's max_global_streams_per_user: a new stream past this many per tenant is refused
+    /// with 429 (0 = no limit).
+    #[arg(long, value_name = "N", default_value_t = LokiLimits::default().max_global_streams_per_user)]
+    loki_max_global_streams_per_user: usize,
+    /// Mimir's max_label_names_per_series (__name__ counted): a series with more labels is
+    /// refused with 400.
+    #[arg(long, value_name = "N", default_value_t = MimirLimits::default().max_label_names_per_series)]
+    mimir_max_label_names_per_series: usize,
+    /// Mimir's max_label_names_per_info_series: the same for series named *_info.
+    #[arg(long, value_name = "N", default_value_t = MimirLimits::default().max_label_names_per_info_series)]
+    mimir_max_label_names_per_info_series: usize,
+    /// Mimir's max_label_name_length, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = MimirLimits::default().max_label_name_length)]
+    mimir_max_label_name_length: usize,
+    /// Mimir's max_label_value_length, in bytes (the metric name included).
+    #[arg(long, value_name = "BYTES", default_value_t = MimirLimits::default().max_label_value_length)]
+    mimir_max_label_value_length: usize,
+    /// Mimir's creation_grace_period: a sample further ahead of the clock refuses its series
+    /// with 400 (err-mimir-too-far-in-future).
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
+    mimir_creation_grace_period: Duration,
+    /// Mimir's past_grace_period: a sample older than this (plus the out-of-order window)
+    /// refuses its series with 400 (0s, Mimir's default: off).
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = humantime::parse_duration)]
+    mimir_past_grace_period: Duration,
+    /// Mimir's max_global_series_per_user: a new series past this many per tenant is refused
+    /// with 400 (err-mimir-max-series-per-user; 0 = no limit).
+    #[arg(long, value_name = "N", default_value_t = MimirLimits::default().max_global_series_per_user)]
+    mimir_max_global_series_per_user: usize,
+}
+
+impl ValidationArgs {
+    fn loki(&self) -> LokiLimits {
+        LokiLimits {
+            max_label_names_per_series: self.loki_max_label_names_per_series,
+            max_label_name_length: self.loki_max_label_name_length,
+            max_label_value_length: self.loki_max_label_value_length,
+            creation_grace_period: self.loki_creation_grace_period,
+            reject_old_samples_max_age: (!self.loki_reject_old_samples_max_age.is_zero())
+                .then_some(self.loki_reject_old_samples_max_age),
+            max_global_streams_per_user: self.loki_max_global_streams_per_user,
+        }
+    }
+
+    fn mimir(&self) -> MimirLimits {
+        MimirLimits {
+            max_label_names_per_series: self.mimir_max_label_names_per_series,
+            max_label_names_per_info_series: self.mimir_max_label_names_per_info_series,
+            max_label_name_length: self.mimir_max_label_name_length,
+            max_label_value_length: self.mimir_max_label_value_length,
+            creation_grace_period: self.mimir_creation_grace_period,
+            past_grace_period: self.mimir_past_grace_period,
+            max_global_series_per_user: self.mimir_max_global_series_per_user,
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -216,6 +300,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         loki_discover_log_levels: args.loki_discover_log_levels,
         out_of_order_window: args.out_of_order_window,
         promql_semantics: args.promql_compat,
+        loki_limits: args.validation.loki(),
+        mimir_limits: args.validation.mimir(),
         faults: one_fault_per_api(args.faults)?,
         tls: args
             .tls_cert
@@ -465,6 +551,39 @@ mod tests {
         let Command::Serve(args) = twice.command;
         let e = super::one_fault_per_api(args.faults).expect_err("same API twice");
         assert!(e.to_string().contains("--fault names loki_push twice"));
+    }
+
+    #[test]
+    fn validation_flags_default_to_the_servers_defaults_and_change_them() {
+        use stack::embedded::limits::{LokiLimits, MimirLimits};
+        let Command::Serve(args) = Cli::try_parse_from(["stack", "serve"])
+            .expect("no flags")
+            .command;
+        assert_eq!(args.validation.loki(), LokiLimits::default());
+        assert_eq!(args.validation.mimir(), MimirLimits::default());
+        let Command::Serve(args) = Cli::try_parse_from([
+            "stack",
+            "serve",
+            "--loki-reject-old-samples-max-age",
+            "0s",
+            "--loki-max-global-streams-per-user",
+            "100000",
+            "--mimir-max-label-value-length",
+            "4096",
+            "--mimir-past-grace-period",
+            "1h",
+        ])
+        .expect("valid flags")
+        .command;
+        let loki = args.validation.loki();
+        assert_eq!(loki.reject_old_samples_max_age, None);
+        assert_eq!(loki.max_global_streams_per_user, 100_000);
+        let mimir = args.validation.mimir();
+        assert_eq!(mimir.max_label_value_length, 4096);
+        assert_eq!(
+            mimir.past_grace_period,
+            std::time::Duration::from_secs(3600)
+        );
     }
 
     #[test]

@@ -1,5 +1,25 @@
-//! Per-tenant ingestion rate limits, as Loki's, Mimir's and Tempo's distributors apply them, so a
-//! test (and `loadgen capacity`) can put a known ceiling on the embedded stack.
+//! The per-tenant limits of the embedded Loki and Mimir, as their real counterparts apply them.
+//!
+//! **Validation and series limits** ([`LokiLimits`], [`MimirLimits`]): on by default, with the
+//! real servers' defaults (Loki 3's `limits_config`, Mimir's `limits`), each changeable with a
+//! `stack serve` flag. The checks themselves, with the servers' messages and discard reasons, are
+//! in `loki/mod.rs` and `mimir/write.rs`.
+//!
+//! | server | setting (default) | refused |
+//! |---|---|---|
+//! | Loki | `max_label_names_per_series` (15), `max_label_name_length` (1024), `max_label_value_length` (2048) | the stream, 400 |
+//! | Loki | `reject_old_samples_max_age` (168h), `creation_grace_period` (10m) | the entry, 400 |
+//! | Loki | `max_global_streams_per_user` (5000) | a new stream past it, 429 |
+//! | Mimir | `max_label_names_per_series` (30; `_info` series 80), `max_label_name_length` (1024), `max_label_value_length` (2048) | the series, 400 |
+//! | Mimir | `creation_grace_period` (10m), `past_grace_period` (0: off) | the series, 400 |
+//! | Mimir | `max_global_series_per_user` (150000) | a new series past it, 400 |
+//!
+//! A count or length limit of 0 turns that check off here (the real servers would refuse every
+//! stream or series with 0, which no one wants); `max_global_*_per_user` 0 is "no limit" in the
+//! real servers too.
+//!
+//! **Ingestion rate limits** ([`IngestLimits`]), as Loki's, Mimir's and Tempo's distributors
+//! apply them, so a test (and `loadgen capacity`) can put a known ceiling on the embedded stack:
 //!
 //! | server | settings | unit counted per push | answer over the limit |
 //! |---|---|---|---|
@@ -7,17 +27,118 @@
 //! | Mimir | `ingestion_rate`, `ingestion_burst_size` | samples + exemplars + metadata of the valid series | 429, `the request has been rejected because the tenant exceeded the ingestion rate limit …` |
 //! | Tempo | `ingestion_rate_limit_bytes`, `ingestion_burst_size_bytes` | encoded bytes of the export's resource spans | 429 / gRPC `RESOURCE_EXHAUSTED`, `RATE_LIMITED: ingestion rate limit …` |
 //!
-//! Each limit is a token bucket per tenant with Go's `golang.org/x/time/rate` semantics (what the
-//! three servers use): it starts full at the burst, refills at the rate, and a push of `n` units
-//! is allowed whole or refused whole (nothing of a refused push is stored); a push larger than
-//! the burst is never allowed. The real servers send no `Retry-After`; the embedded stack adds
-//! one (whole seconds until the bucket holds the push again) so that clients can back off
-//! precisely. No limit is set by default ([`IngestLimits::default`]).
+//! Each rate limit is a token bucket per tenant with Go's `golang.org/x/time/rate` semantics
+//! (what the three servers use): it starts full at the burst, refills at the rate, and a push of
+//! `n` units is allowed whole or refused whole (nothing of a refused push is stored); a push
+//! larger than the burst is never allowed. The real servers send no `Retry-After`; the embedded
+//! stack adds one (whole seconds until the bucket holds the push again) so that clients can back
+//! off precisely. No rate limit is set by default ([`IngestLimits::default`]).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
+
+/// Loki's validation and stream limits (its `limits_config`); the default is Loki 3's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LokiLimits {
+    /// `max_label_names_per_series` (15): more label names refuse the stream (`service_name`
+    /// not counted); 0 turns the check off.
+    pub max_label_names_per_series: usize,
+    /// `max_label_name_length` (1024 bytes); 0 turns the check off.
+    pub max_label_name_length: usize,
+    /// `max_label_value_length` (2048 bytes); 0 turns the check off.
+    pub max_label_value_length: usize,
+    /// `creation_grace_period` (10m): entries further ahead of the clock are refused.
+    pub creation_grace_period: Duration,
+    /// `reject_old_samples_max_age` (168h): older entries are refused; `None` is
+    /// `reject_old_samples: false`.
+    pub reject_old_samples_max_age: Option<Duration>,
+    /// `max_global_streams_per_user` (5000, as one ingester with replication factor 1 applies
+    /// it): a new stream past it is refused; 0 is no limit.
+    pub max_global_streams_per_user: usize,
+}
+
+impl Default for LokiLimits {
+    fn default() -> Self {
+        LokiLimits {
+            max_label_names_per_series: 15,
+            max_label_name_length: 1024,
+            max_label_value_length: 2048,
+            creation_grace_period: Duration::from_secs(10 * 60),
+            reject_old_samples_max_age: Some(Duration::from_secs(168 * 3600)),
+            max_global_streams_per_user: 5000,
+        }
+    }
+}
+
+impl LokiLimits {
+    /// What `deploy/loki/loki.yaml` sets for load runs, and loadgen's own embedded stack
+    /// applies: Loki's defaults but 100,000 streams per tenant (a load run pushes one stream per
+    /// device, and loadgen's default fleet alone is 5,000 devices).
+    pub fn for_load_runs() -> LokiLimits {
+        LokiLimits {
+            max_global_streams_per_user: 100_000,
+            ..LokiLimits::default()
+        }
+    }
+}
+
+/// Mimir's validation and series limits (its `limits`); the default is Mimir's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MimirLimits {
+    /// `max_label_names_per_series` (30, `__name__` counted); 0 turns the check off.
+    pub max_label_names_per_series: usize,
+    /// `max_label_names_per_info_series` (80): the limit of series whose name ends in `_info`
+    /// (no effect below `max_label_names_per_series`).
+    pub max_label_names_per_info_series: usize,
+    /// `max_label_name_length` (1024 bytes); 0 turns the check off.
+    pub max_label_name_length: usize,
+    /// `max_label_value_length` (2048 bytes, the metric name included); 0 turns the check off.
+    pub max_label_value_length: usize,
+    /// `creation_grace_period` (10m): a sample further ahead of the clock refuses its series.
+    pub creation_grace_period: Duration,
+    /// `past_grace_period` (0, off): a sample older than now minus this (and the out-of-order
+    /// window) refuses its series.
+    pub past_grace_period: Duration,
+    /// `max_global_series_per_user` (150000): a new series past it is refused; 0 is no limit.
+    pub max_global_series_per_user: usize,
+}
+
+impl Default for MimirLimits {
+    fn default() -> Self {
+        MimirLimits {
+            max_label_names_per_series: 30,
+            max_label_names_per_info_series: 80,
+            max_label_name_length: 1024,
+            max_label_value_length: 2048,
+            creation_grace_period: Duration::from_secs(10 * 60),
+            past_grace_period: Duration::ZERO,
+            max_global_series_per_user: 150_000,
+        }
+    }
+}
+
+impl MimirLimits {
+    /// What `deploy/mimir/mimir.yaml` sets for load runs, and loadgen's own embedded stack
+    /// applies: Mimir's defaults but no series limit (a 5,000-device run is ~100k series).
+    pub fn for_load_runs() -> MimirLimits {
+        MimirLimits {
+            max_global_series_per_user: 0,
+            ..MimirLimits::default()
+        }
+    }
+}
+
+/// Milliseconds of a duration, saturating at `i64::MAX`.
+pub fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Nanoseconds of a duration, saturating at `i64::MAX`.
+pub fn nanos(d: Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
 
 /// A rate and a burst, in the unit of the server that applies it.
 #[derive(Clone, Copy, Debug, PartialEq)]

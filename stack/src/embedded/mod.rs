@@ -11,7 +11,8 @@
 //! | Tempo query | [`tempo`] | 3200 |
 //! | Tempo OTLP/HTTP, OTLP/gRPC | [`tempo`] | 4318, 4317 |
 //!
-//! Ingestion rate limits per tenant, off by default, are in [`limits`]; faults on demand
+//! Validation and series limits (on, with the real servers' defaults) and ingestion rate limits
+//! per tenant (off by default) are in [`limits`]; faults on demand
 //! (outages, errors, latency, throttling per API) in [`faults`].
 
 pub mod door;
@@ -91,6 +92,12 @@ pub struct EmbeddedConfig {
     /// Per-tenant ingestion rate limits (Loki's `ingestion_rate_mb`, Mimir's `ingestion_rate`,
     /// Tempo's `ingestion_rate_limit_bytes`, with their bursts); none by default.
     pub limits: limits::IngestLimits,
+    /// Loki's validation and stream limits (label count and lengths, future and past bounds,
+    /// streams per tenant): Loki's defaults unless changed.
+    pub loki_limits: limits::LokiLimits,
+    /// Mimir's validation and series limits (label count and lengths, future bound, series per
+    /// tenant): Mimir's defaults unless changed.
+    pub mimir_limits: limits::MimirLimits,
     /// Faults set when the stack starts (`stack serve --fault`); none by default. They can be
     /// changed while it runs through [`EmbeddedStack::faults`] or `/stack/faults`.
     pub faults: Vec<(faults::Api, faults::Fault)>,
@@ -115,6 +122,8 @@ impl Default for EmbeddedConfig {
             out_of_order_window: std::time::Duration::ZERO,
             promql_semantics: mimir::Semantics::Prometheus3,
             limits: limits::IngestLimits::default(),
+            loki_limits: limits::LokiLimits::default(),
+            mimir_limits: limits::MimirLimits::default(),
             faults: Vec::new(),
             tls: None,
             auth: None,

@@ -13,3 +13,4 @@ mod loki_api;
 mod mimir_api;
 mod serve_cli;
 mod tempo_api;
+mod validation_limits;

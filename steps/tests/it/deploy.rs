@@ -431,6 +431,29 @@ fn loki_mimir_tempo_configs_parse_with_the_stack_ports() {
     assert_eq!(at(&mimir, "blocks_storage.backend"), "filesystem");
     assert_eq!(at(&mimir, "ingester.ring.replication_factor"), 1);
 
+    // The limits loadgen's own embedded stack applies for load runs are these.
+    let (l, m) = (
+        stack::embedded::limits::LokiLimits::for_load_runs(),
+        stack::embedded::limits::MimirLimits::for_load_runs(),
+    );
+    let lim = |v: &Value, key: &str| at(v, key).as_u64().map(|n| n as usize);
+    assert_eq!(
+        lim(&loki, "limits_config.max_global_streams_per_user"),
+        Some(l.max_global_streams_per_user)
+    );
+    assert_eq!(
+        lim(&loki, "limits_config.max_label_names_per_series"),
+        Some(l.max_label_names_per_series)
+    );
+    assert_eq!(
+        lim(&mimir, "limits.max_global_series_per_user"),
+        Some(m.max_global_series_per_user)
+    );
+    assert_eq!(
+        lim(&mimir, "limits.max_label_names_per_series"),
+        Some(m.max_label_names_per_series)
+    );
+
     let tempo = yaml(&dir.join("tempo/tempo.yaml"));
     assert_eq!(at(&tempo, "server.http_listen_port"), 3200);
     assert_eq!(at(&tempo, "storage.trace.backend"), "local");

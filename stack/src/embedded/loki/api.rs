@@ -64,6 +64,7 @@ impl IntoResponse for LokiError {
                 text(StatusCode::TOO_MANY_REQUESTS, message),
                 retry_after_s,
             ),
+            LokiError::StreamLimit(message) => text(StatusCode::TOO_MANY_REQUESTS, message),
             other => text(StatusCode::BAD_REQUEST, other.to_string()),
         }
     }

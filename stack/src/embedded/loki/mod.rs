@@ -25,7 +25,7 @@ use axum::Router;
 use parking_lot::{Mutex, RwLock};
 
 use super::EmbeddedConfig;
-use super::limits::{RateLimit, TenantLimiter};
+use super::limits::{LokiLimits, RateLimit, TenantLimiter};
 use super::metrics::{Counter, single_samples};
 use store::{Labels, StoredEntry, Stream, Tenant};
 use wire::exposition::{MetricFamily, MetricKind};
@@ -45,15 +45,11 @@ pub struct LokiConfig {
     pub max_decompressed_bytes: usize,
     /// Largest push body as sent; larger gets 413.
     pub max_body_bytes: usize,
-    /// Loki's `max_label_names_per_series` (default 15).
-    pub max_label_names_per_series: usize,
+    /// Loki's validation and stream limits (label count and lengths, the accepted time window,
+    /// `max_global_streams_per_user`); Loki's defaults unless changed.
+    pub limits: LokiLimits,
     /// Loki's `max_entries_limit_per_query` (default 5000).
     pub max_entries_limit_per_query: usize,
-    /// Loki's `reject_old_samples_max_age` (default 168h): older entries are refused with 400.
-    /// `None` is `reject_old_samples: false`.
-    pub reject_old_samples_max_age: Option<std::time::Duration>,
-    /// Loki's `creation_grace_period` (default 10m): entries further in the future are refused.
-    pub creation_grace_period: std::time::Duration,
     /// Loki's `discover_service_name`: labels a missing `service_name` is taken from, in order
     /// (else `unknown_service`); empty turns the discovery off.
     pub discover_service_name: Vec<String>,
@@ -71,10 +67,8 @@ impl From<&EmbeddedConfig> for LokiConfig {
             max_line_size: c.max_line_size,
             max_decompressed_bytes: c.max_decompressed_bytes,
             max_body_bytes: c.max_body_bytes,
-            max_label_names_per_series: 15,
+            limits: c.loki_limits,
             max_entries_limit_per_query: 5000,
-            reject_old_samples_max_age: Some(std::time::Duration::from_secs(168 * 3600)),
-            creation_grace_period: std::time::Duration::from_secs(600),
             discover_service_name: if c.loki_discover_service_name {
                 detect::DEFAULT_SERVICE_NAME_LABELS
                     .iter()
@@ -113,6 +107,10 @@ pub enum LokiError {
     /// Over the tenant's ingestion rate: 429 with `Retry-After`, nothing of the push stored.
     #[error("{message}")]
     RateLimited { message: String, retry_after_s: u64 },
+    /// A new stream over `max_global_streams_per_user` (Loki's ingester): 429, no
+    /// `Retry-After`; the other streams of the push are stored.
+    #[error("{0}")]
+    StreamLimit(String),
 }
 
 /// Discarded (samples, bytes) by (reason, tenant).
@@ -148,6 +146,9 @@ mod reason {
     pub const MISSING_LABELS: &str = "missing_labels";
     pub const DUPLICATE_LABEL_NAMES: &str = "duplicate_label_names";
     pub const MAX_LABEL_NAMES: &str = "max_label_names_per_series";
+    pub const LABEL_NAME_TOO_LONG: &str = "label_name_too_long";
+    pub const LABEL_VALUE_TOO_LONG: &str = "label_value_too_long";
+    pub const STREAM_LIMIT: &str = "stream_limit";
     pub const LINE_TOO_LONG: &str = "line_too_long";
     pub const TOO_OLD: &str = "greater_than_max_sample_age";
     pub const TOO_NEW: &str = "too_far_in_future";
@@ -181,7 +182,8 @@ impl Loki {
     /// Stores a push for `tenant`, validating it as Loki's distributor does: streams without
     /// entries are skipped; a stream with bad labels, or an entry over `max_line_size`, is refused
     /// and counted as discarded while the rest of the push is stored; all refusals are reported
-    /// together in one [`LokiError::Validation`].
+    /// together in one [`LokiError::Validation`], unless the ingester step refused the last
+    /// stream over the tenant's stream limit ([`LokiError::StreamLimit`], 429).
     pub fn ingest(&self, tenant: &str, req: wire::loki::PushRequest) -> Result<(), LokiError> {
         let mut errors: Vec<String> = Vec::new();
         let mut prepared = Vec::with_capacity(req.streams.len());
@@ -220,8 +222,10 @@ impl Loki {
                 });
             }
         }
-        if !prepared.is_empty() {
-            self.store(tenant, prepared);
+        // Loki's ingester answers a refused stream with 429, which wins over the validation
+        // errors (the distributor returns the ingester's error first).
+        if let Some(message) = self.store(tenant, prepared) {
+            return Err(LokiError::StreamLimit(message));
         }
         match errors.len() {
             0 => Ok(()),
@@ -263,7 +267,8 @@ impl Loki {
             ));
         }
         let key = wire::labels::format_label_set(&labels);
-        let max = self.config.max_label_names_per_series;
+        let limits = &self.config.limits;
+        let max = limits.max_label_names_per_series;
         // service_name does not count: Loki's infrastructure adds it.
         let names =
             labels.len() - usize::from(labels.iter().any(|(k, _)| k == detect::SERVICE_NAME));
@@ -272,6 +277,22 @@ impl Loki {
                 reason::MAX_LABEL_NAMES,
                 format!("entry for stream '{key}' has {names} label names; limit {max}"),
             ));
+        }
+        // Then each label in name order, as Loki's `ValidateLabels`.
+        let (max_name, max_value) = (limits.max_label_name_length, limits.max_label_value_length);
+        for (name, value) in &labels {
+            if max_name > 0 && name.len() > max_name {
+                return Err((
+                    reason::LABEL_NAME_TOO_LONG,
+                    format!("stream '{key}' has label name too long: '{name}'"),
+                ));
+            }
+            if max_value > 0 && value.len() > max_value {
+                return Err((
+                    reason::LABEL_VALUE_TOO_LONG,
+                    format!("stream '{key}' has label value too long: '{value}'"),
+                ));
+            }
         }
         Ok((key, labels))
     }
@@ -286,16 +307,11 @@ impl Loki {
     ) -> Prepared {
         let max = self.config.max_line_size;
         let now = now_ns();
-        let oldest = self
-            .config
+        let limits = &self.config.limits;
+        let oldest = limits
             .reject_old_samples_max_age
-            .map(|age| now.saturating_sub(age.as_nanos().min(i64::MAX as u128) as i64));
-        let newest = now.saturating_add(
-            self.config
-                .creation_grace_period
-                .as_nanos()
-                .min(i64::MAX as u128) as i64,
-        );
+            .map(|age| now.saturating_sub(super::limits::nanos(age)));
+        let newest = now.saturating_add(super::limits::nanos(limits.creation_grace_period));
         let mut out = Vec::with_capacity(entries.len());
         for e in entries {
             let ts = e.timestamp_ns();
@@ -345,12 +361,39 @@ impl Loki {
         }
     }
 
-    fn store(&self, tenant: &str, prepared: Vec<Prepared>) {
+    /// Stores validated streams as Loki's ingester does. A stream new to the tenant when it
+    /// already has `max_global_streams_per_user` streams is refused and counted
+    /// (`reason="stream_limit"`). The answer is Loki's 429 message when the **last** stream was
+    /// refused, nothing otherwise: Loki's ingester keeps only the outcome of the last stream of
+    /// a push (a stream stored after a refused one clears its error), so an earlier refusal is
+    /// counted but not answered.
+    fn store(&self, tenant: &str, prepared: Vec<Prepared>) -> Option<String> {
+        // The distributor forwards only streams with an entry left after validation.
+        let prepared: Vec<Prepared> = prepared
+            .into_iter()
+            .filter(|p| !p.entries.is_empty())
+            .collect();
+        if prepared.is_empty() {
+            return None;
+        }
+        let limit = self.config.limits.max_global_streams_per_user;
         let t = self.tenant_or_create(tenant);
         let (mut entries, mut line_bytes, mut stored, mut dups) = (0u64, 0u64, 0usize, 0u64);
+        let (mut refused_entries, mut refused_bytes) = (0u64, 0u64);
+        let mut last_refused = None;
         {
             let mut t = t.lock();
             for p in prepared {
+                if limit > 0 && t.streams.len() >= limit && !t.streams.contains_key(&p.key) {
+                    refused_entries += p.entries.len() as u64;
+                    refused_bytes += p.entries.iter().map(validated_bytes).sum::<u64>();
+                    last_refused = Some(format!(
+                        "Maximum active stream limit exceeded when trying to create stream {}, reduce the number of active streams (reduce labels or reduce label values), or contact your Loki administrator to see if the limit can be increased, user: '{tenant}'",
+                        p.key
+                    ));
+                    continue;
+                }
+                last_refused = None;
                 let stream = t
                     .streams
                     .entry(p.key)
@@ -374,10 +417,14 @@ impl Loki {
         self.metrics.ingested_entries.add(entries);
         self.metrics.ingested_bytes.add(line_bytes);
         self.metrics.duplicate_entries.add(dups);
+        if refused_entries > 0 {
+            self.discard(reason::STREAM_LIMIT, tenant, refused_entries, refused_bytes);
+        }
         let total = self.stored_bytes.fetch_add(stored, Ordering::Relaxed) + stored;
         if total > self.config.retention_bytes {
             self.evict();
         }
+        last_refused
     }
 
     /// Evicts the oldest entries until the store is within `retention_bytes`.
@@ -731,6 +778,56 @@ mod tests {
         assert!(
             m.contains("loki_discarded_samples_total{reason=\"missing_labels\",tenant=\"t\"} 1")
         );
+    }
+
+    #[test]
+    fn label_lengths_and_the_stream_limit() {
+        let loki = Loki::new(LokiConfig {
+            limits: LokiLimits {
+                max_label_name_length: 3,
+                max_label_value_length: 4,
+                max_global_streams_per_user: 2,
+                ..LokiLimits::default()
+            },
+            ..as_pushed()
+        });
+        let one = |labels: &str| push(labels, vec![Entry::new(recent(1), "x")]);
+        let err = loki.ingest("t", one("{abcd=\"1\"}")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "stream '{abcd=\"1\"}' has label name too long: 'abcd'"
+        );
+        let err = loki.ingest("t", one("{a=\"12345\"}")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "stream '{a=\"12345\"}' has label value too long: '12345'"
+        );
+        loki.ingest("t", one("{a=\"1\"}")).unwrap();
+        loki.ingest("t", one("{a=\"2\"}")).unwrap();
+        let err = loki.ingest("t", one("{a=\"3\"}")).unwrap_err();
+        assert!(matches!(err, LokiError::StreamLimit(_)));
+        assert!(err.to_string().starts_with(
+            "Maximum active stream limit exceeded when trying to create stream {a=\"3\"}, "
+        ));
+        assert!(err.to_string().ends_with(", user: 't'"));
+        // Known streams still take entries; other tenants have their own count; a stream whose
+        // entries were all refused is never created.
+        loki.ingest("t", one("{a=\"1\"}")).unwrap();
+        loki.ingest("u", one("{a=\"3\"}")).unwrap();
+        let old = push("{b=\"1\"}", vec![Entry::new(1, "x")]);
+        assert!(matches!(
+            loki.ingest("u", old),
+            Err(LokiError::Validation(_))
+        ));
+        assert_eq!(loki.tenant("u").unwrap().lock().streams.len(), 1);
+        let m = loki.render_metrics();
+        assert!(m.contains("loki_discarded_samples_total{reason=\"stream_limit\",tenant=\"t\"} 1"));
+        assert!(m.contains(
+            "loki_discarded_samples_total{reason=\"label_name_too_long\",tenant=\"t\"} 1"
+        ));
+        assert!(m.contains(
+            "loki_discarded_samples_total{reason=\"label_value_too_long\",tenant=\"t\"} 1"
+        ));
     }
 
     #[test]

@@ -52,6 +52,10 @@ pub struct MimirConfig {
     /// second): a push over it is refused whole with 429 (none by default; `/api/v1/write`,
     /// Prometheus' receiver, has no such limit).
     pub ingestion_rate: Option<super::limits::RateLimit>,
+    /// Mimir's validation and series limits on `/api/v1/push` (label count and lengths,
+    /// `creation_grace_period`, `max_global_series_per_user`); Mimir's defaults unless changed.
+    /// Prometheus' `/api/v1/write` has none of them.
+    pub limits: super::limits::MimirLimits,
 }
 
 impl From<&EmbeddedConfig> for MimirConfig {
@@ -64,6 +68,7 @@ impl From<&EmbeddedConfig> for MimirConfig {
             lookback_ms: promql::DEFAULT_LOOKBACK_MS,
             out_of_order_window_ms: c.out_of_order_window.as_millis().min(i64::MAX as u128) as i64,
             ingestion_rate: c.limits.mimir_samples,
+            limits: c.mimir_limits,
         }
     }
 }

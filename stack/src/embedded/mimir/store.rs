@@ -297,6 +297,15 @@ impl Store {
         Ok(())
     }
 
+    /// Whether `tenant` may hold the series `labels`: it already does, or it holds fewer than
+    /// `limit` series (0: no limit), as Mimir's ingester checks `max_global_series_per_user`.
+    pub fn admits_series(&self, tenant: &str, labels: &Labels, limit: usize) -> bool {
+        let Some(ten) = self.tenants.get(tenant) else {
+            return true;
+        };
+        limit == 0 || ten.series.len() < limit || ten.ids.contains_key(labels)
+    }
+
     /// Drops a series that an append created but that got no sample (so a refused first sample
     /// leaves no trace).
     pub fn drop_if_empty(&mut self, tenant: &str, labels: &Labels) {

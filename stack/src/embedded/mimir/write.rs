@@ -2,12 +2,18 @@
 //! (Prometheus' receiver, 204 on success), protobuf in snappy block format.
 //!
 //! `/api/v1/push` validates as Mimir's distributor and ingester do: a series with unsorted or
-//! duplicate label names, no or an invalid metric name, or an invalid (legacy, non-UTF-8-era)
-//! label name is refused with 400 and Mimir's message (with its `err-mimir-...` id); labels with
-//! empty values are dropped first (Prometheus treats them as absent). A sample older than the
-//! series' newest is out of order (or, with an out-of-order window, too old beyond it), one with
-//! the same timestamp and other value a duplicate; all 400. As in Mimir, the valid series and
-//! samples of a partly bad request are ingested and the first error is returned.
+//! duplicate label names, no or an invalid metric name, an invalid (legacy, non-UTF-8-era)
+//! label name, more label names than `max_label_names_per_series` (30; 80 for `*_info`), a label
+//! name or value longer than `max_label_name_length` (1024) or `max_label_value_length` (2048),
+//! or a sample more than `creation_grace_period` (10m) ahead of the clock (or, when set, older
+//! than `past_grace_period`) is refused whole with 400 and Mimir's message (with its
+//! `err-mimir-...` id); labels with empty values are dropped first (Prometheus treats them as
+//! absent). The store then refuses a new series past `max_global_series_per_user` (150000) of
+//! its tenant, a sample older than the series' newest as out of order (or, with an out-of-order
+//! window, too old beyond it), one with the same timestamp and other value as a duplicate; all
+//! 400. As in Mimir, the valid series and samples of a partly bad request are ingested; the
+//! answer names the store's (Mimir's ingester's) first error if there is one, else the first
+//! validation error. Limits: [`crate::embedded::limits::MimirLimits`].
 //!
 //! `/api/v1/write` validates as Prometheus 3's remote-write receiver (storage/remote/
 //! write_handler.go) does: label names are UTF-8 (`bad-name` is fine); a series without a metric
@@ -30,6 +36,7 @@ use wire::remote_write::{Label, SeriesProblem, check_series};
 
 use super::Mimir;
 use super::store::{AppendError, Labels};
+use crate::embedded::limits::MimirLimits;
 
 /// The tenant used without a tenant header.
 pub const DEFAULT_TENANT: &str = "anonymous";
@@ -144,6 +151,201 @@ pub fn series_error(p: &SeriesProblem, labels: &[Label]) -> WriteError {
     WriteError::Series { message, reason }
 }
 
+/// Prometheus' `labels.Labels.String()` (what current Mimir prints as `series` in its messages:
+/// `{__name__="up", a="b"}`), cut after 200 characters (Go's `%.200s`); true when it was longer.
+fn labels_string_200(labels: &[Label]) -> (String, bool) {
+    let mut out = String::from("{");
+    for (i, l) in labels.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(&l.name);
+        out.push('=');
+        wire::labels::write_quoted(&mut out, &l.value);
+        if out.chars().count() > 200 {
+            break;
+        }
+    }
+    out.push('}');
+    let long = out.chars().count() > 200;
+    (trunc200(&out), long)
+}
+
+/// Mimir's `MessageWithPerTenantLimitConfig`: the message, its error id and the flag to change.
+fn with_limit_flag(message: &str, id: &str, flag: &str) -> String {
+    format!(
+        "{message} (err-mimir-{id}). To adjust the related per-tenant limit, configure -{flag}, or contact your service administrator."
+    )
+}
+
+/// Mimir's distributor's label checks (`validateLabels`), in its order: metric name, number of
+/// labels, then per label its name, name length, value length and duplicates; what the store
+/// needs beyond them (sorted names) last. Labels with empty values are already dropped.
+pub fn validate_labels(labels: &[Label], limits: &MimirLimits) -> Result<(), WriteError> {
+    let Some(name) = labels.iter().find(|l| l.name == "__name__") else {
+        return Err(series_error(&SeriesProblem::MissingMetricName, labels));
+    };
+    let name = name.value.as_str();
+    if !wire::labels::is_valid_metric_name(name) {
+        return Err(series_error(
+            &SeriesProblem::InvalidMetricName(name.to_string()),
+            labels,
+        ));
+    }
+    let n = labels.len();
+    let max = limits.max_label_names_per_series;
+    if max > 0 && n > max {
+        let info = name.ends_with("_info");
+        let info_max = limits.max_label_names_per_info_series;
+        if !info || (info_max > 0 && n > info_max) {
+            let (series, long) = labels_string_200(labels);
+            let ellipsis = if long { "\u{2026}" } else { "" };
+            let (what, limit, id, flag, reason) = if info {
+                (
+                    "received an info series whose number of labels exceeds the limit",
+                    info_max,
+                    "max-label-names-per-info-series",
+                    "validation.max-label-names-per-info-series",
+                    "max_label_names_per_info_series",
+                )
+            } else {
+                (
+                    "received a series whose number of labels exceeds the limit",
+                    max,
+                    "max-label-names-per-series",
+                    "validation.max-label-names-per-series",
+                    "max_label_names_per_series",
+                )
+            };
+            return Err(WriteError::Series {
+                message: with_limit_flag(
+                    &format!("{what} (actual: {n}, limit: {limit}) series: '{series}{ellipsis}'"),
+                    id,
+                    flag,
+                ),
+                reason,
+            });
+        }
+    }
+    let mut last: Option<&str> = None;
+    for l in labels {
+        if l.name != "__name__" && !wire::labels::is_valid_label_name(&l.name) {
+            return Err(series_error(
+                &SeriesProblem::InvalidLabelName(l.name.clone()),
+                labels,
+            ));
+        }
+        if limits.max_label_name_length > 0 && l.name.len() > limits.max_label_name_length {
+            let (series, _) = labels_string_200(labels);
+            return Err(WriteError::Series {
+                message: with_limit_flag(
+                    &format!(
+                        "received a series whose label name length exceeds the limit, label: '{}' series: '{series}'",
+                        trunc200(&l.name)
+                    ),
+                    "label-name-too-long",
+                    "validation.max-length-label-name",
+                ),
+                reason: "label_name_too_long",
+            });
+        }
+        if limits.max_label_value_length > 0 && l.value.len() > limits.max_label_value_length {
+            let (series, _) = labels_string_200(labels);
+            return Err(WriteError::Series {
+                message: with_limit_flag(
+                    &format!(
+                        "received a series whose label value length of {} exceeds the limit of {}, label: '{}', value: '{}' (truncated) series: '{series}'",
+                        l.value.len(),
+                        limits.max_label_value_length,
+                        l.name,
+                        trunc200(&l.value)
+                    ),
+                    "label-value-too-long",
+                    "validation.max-length-label-value",
+                ),
+                reason: "label_value_too_long",
+            });
+        }
+        if last == Some(l.name.as_str()) {
+            return Err(series_error(
+                &SeriesProblem::DuplicateLabel(l.name.clone()),
+                labels,
+            ));
+        }
+        last = Some(&l.name);
+    }
+    check_series(labels).map_err(|p| series_error(&p, labels))
+}
+
+/// Mimir's distributor's sample checks (`validateSample`): the first sample more than
+/// `creation_grace_period` ahead of `now_ms`, or (with a `past_grace_period`) older than now
+/// minus it and the out-of-order window, refuses the whole series.
+pub fn validate_samples(
+    labels: &[Label],
+    samples: &[wire::remote_write::Sample],
+    limits: &MimirLimits,
+    window_ms: i64,
+    now_ms: i64,
+) -> Result<(), WriteError> {
+    use crate::embedded::limits::millis;
+    let newest = now_ms.saturating_add(millis(limits.creation_grace_period));
+    let oldest = (!limits.past_grace_period.is_zero()).then(|| {
+        now_ms
+            .saturating_sub(millis(limits.past_grace_period))
+            .saturating_sub(window_ms)
+    });
+    let name = || {
+        labels
+            .iter()
+            .find(|l| l.name == "__name__")
+            .map(|l| trunc200(&l.value))
+            .unwrap_or_default()
+    };
+    for s in samples {
+        if s.timestamp > newest {
+            return Err(WriteError::Series {
+                message: with_limit_flag(
+                    &format!(
+                        "received a sample whose timestamp is too far in the future, timestamp: {} series: '{}'",
+                        s.timestamp,
+                        name()
+                    ),
+                    "too-far-in-future",
+                    "validation.create-grace-period",
+                ),
+                reason: "too_far_in_future",
+            });
+        }
+        if oldest.is_some_and(|o| s.timestamp < o) {
+            return Err(WriteError::Series {
+                message: with_limit_flag(
+                    &format!(
+                        "received a sample whose timestamp is too far in the past, timestamp: {} series: '{}'",
+                        s.timestamp,
+                        name()
+                    ),
+                    "too-far-in-past",
+                    "validation.past-grace-period",
+                ),
+                reason: "too_far_in_past",
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Mimir's ingester's answer to a new series over `max_global_series_per_user`.
+pub fn series_limit_error(limit: usize) -> WriteError {
+    WriteError::Sample {
+        message: with_limit_flag(
+            &format!("per-user series limit of {limit} exceeded"),
+            "max-series-per-user",
+            "ingester.max-global-series-per-user",
+        ),
+        reason: "per_user_series_limit",
+    }
+}
+
 /// Go's `time.RFC3339Nano` of a millisecond timestamp (trailing zeros of the fraction trimmed).
 pub fn rfc3339_millis(t: i64) -> String {
     let Some(dt) = chrono::DateTime::from_timestamp_millis(t) else {
@@ -243,24 +445,55 @@ impl Mimir {
         for ts in &mut req.timeseries {
             ts.labels.retain(|l| !l.value.is_empty());
         }
-        if let Err(refused) = self.rate_limit(tenant, &req) {
-            return refused;
-        }
         let window = self.config.out_of_order_window_ms;
-        let mut out = WriteOutcome::default();
+        let limits = &self.config.limits;
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        // Mimir's distributor: each series is validated whole; a refused one is dropped and the
+        // first refusal kept for the answer.
         let mut discards: BTreeMap<&'static str, u64> = BTreeMap::new();
-        {
-            let mut store = self.store.write();
-            for ts in req.timeseries {
-                if let Err(p) = check_series(&ts.labels) {
-                    let err = series_error(&p, &ts.labels);
+        let mut validation_error: Option<WriteError> = None;
+        let mut valid = Vec::with_capacity(req.timeseries.len());
+        for ts in req.timeseries {
+            let checked = validate_labels(&ts.labels, limits)
+                .and_then(|()| validate_samples(&ts.labels, &ts.samples, limits, window, now_ms));
+            match checked {
+                Ok(()) => valid.push(ts),
+                Err(err) => {
                     if let WriteError::Series { reason, .. } = &err {
                         *discards.entry(reason).or_default() += ts.samples.len() as u64;
                     }
-                    out.error.get_or_insert(err);
+                    validation_error.get_or_insert(err);
+                }
+            }
+        }
+        self.count_discards(tenant, std::mem::take(&mut discards));
+        let samples: u64 = valid.iter().map(|ts| ts.samples.len() as u64).sum();
+        if samples == 0 && req.metadata.is_empty() {
+            return WriteOutcome {
+                ingested: 0,
+                error: validation_error,
+            };
+        }
+        let exemplars: u64 = valid.iter().map(|ts| ts.exemplars.len() as u64).sum();
+        if let Err(refused) = self.rate_limit(tenant, samples, exemplars, req.metadata.len()) {
+            return refused;
+        }
+        // Mimir's ingester: the series limit, then each sample; its first error wins over the
+        // distributor's.
+        let series_limit = limits.max_global_series_per_user;
+        let mut out = WriteOutcome::default();
+        let mut ingester_error: Option<WriteError> = None;
+        {
+            let mut store = self.store.write();
+            for ts in valid {
+                let labels: Labels = ts.labels.into_iter().map(|l| (l.name, l.value)).collect();
+                if !store.admits_series(tenant, &labels, series_limit) {
+                    let err = series_limit_error(series_limit);
+                    *discards.entry("per_user_series_limit").or_default() +=
+                        ts.samples.len() as u64;
+                    ingester_error.get_or_insert(err);
                     continue;
                 }
-                let labels: Labels = ts.labels.into_iter().map(|l| (l.name, l.value)).collect();
                 for s in &ts.samples {
                     match store.append_within(tenant, &labels, s.timestamp, s.value, window) {
                         Ok(()) => out.ingested += 1,
@@ -269,7 +502,7 @@ impl Mimir {
                             if let WriteError::Sample { reason, .. } = &err {
                                 *discards.entry(reason).or_default() += 1;
                             }
-                            out.error.get_or_insert(err);
+                            ingester_error.get_or_insert(err);
                         }
                     }
                 }
@@ -281,6 +514,7 @@ impl Mimir {
         }
         self.metrics.ingested_samples.add(out.ingested);
         self.count_discards(tenant, discards);
+        out.error = ingester_error.or(validation_error);
         out
     }
 
@@ -290,19 +524,14 @@ impl Mimir {
     fn rate_limit(
         &self,
         tenant: &str,
-        req: &wire::remote_write::WriteRequest,
+        samples: u64,
+        exemplars: u64,
+        metadata: usize,
     ) -> Result<(), WriteOutcome> {
         let Some(limiter) = &self.limiter else {
             return Ok(());
         };
-        let (samples, exemplars) = req
-            .timeseries
-            .iter()
-            .filter(|ts| check_series(&ts.labels).is_ok())
-            .fold((0u64, 0u64), |(s, e), ts| {
-                (s + ts.samples.len() as u64, e + ts.exemplars.len() as u64)
-            });
-        let items = samples + exemplars + req.metadata.len() as u64;
+        let items = samples + exemplars + metadata as u64;
         limiter.allow(tenant, items).map_err(|refused| {
             self.count_discards(tenant, BTreeMap::from([("rate_limited", samples)]));
             WriteOutcome {
@@ -500,6 +729,149 @@ pub fn encode_series(series: &[SeriesSpec<'_>]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> Vec<Label> {
+        pairs.iter().map(|(k, v)| Label::new(*k, *v)).collect()
+    }
+
+    fn refusal(r: Result<(), WriteError>) -> (String, &'static str) {
+        match r {
+            Err(WriteError::Series { message, reason }) => (message, reason),
+            other => panic!("not a series refusal: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn label_limits_in_mimirs_order_with_its_messages() {
+        let lim = MimirLimits {
+            max_label_names_per_series: 3,
+            max_label_names_per_info_series: 4,
+            // `__name__` is a label name too: 8 bytes.
+            max_label_name_length: 8,
+            // `x_info` is a label value too: 6 bytes.
+            max_label_value_length: 6,
+            ..MimirLimits::default()
+        };
+        assert!(validate_labels(&labels(&[("__name__", "up"), ("a", "1")]), &lim).is_ok());
+        let (m, r) = refusal(validate_labels(
+            &labels(&[("__name__", "up"), ("a", "1"), ("b", "2"), ("c", "3")]),
+            &lim,
+        ));
+        assert_eq!(r, "max_label_names_per_series");
+        assert_eq!(
+            m,
+            r#"received a series whose number of labels exceeds the limit (actual: 4, limit: 3) series: '{__name__="up", a="1", b="2", c="3"}' (err-mimir-max-label-names-per-series). To adjust the related per-tenant limit, configure -validation.max-label-names-per-series, or contact your service administrator."#
+        );
+        // *_info series have their own limit.
+        let info = [("__name__", "x_info"), ("a", "1"), ("b", "2"), ("c", "3")];
+        assert!(validate_labels(&labels(&info), &lim).is_ok());
+        let mut five = info.to_vec();
+        five.push(("d", "4"));
+        let (m, r) = refusal(validate_labels(&labels(&five), &lim));
+        assert_eq!(r, "max_label_names_per_info_series");
+        assert!(m.starts_with("received an info series whose number of labels exceeds the limit (actual: 5, limit: 4)"), "{m}");
+        // The count comes before an invalid label name, as in Mimir.
+        let (_, r) = refusal(validate_labels(
+            &labels(&[("__name__", "up"), ("a-b", "1"), ("c", "1"), ("d", "1")]),
+            &lim,
+        ));
+        assert_eq!(r, "max_label_names_per_series");
+        let (m, r) = refusal(validate_labels(
+            &labels(&[("__name__", "up"), ("abcdefghi", "1")]),
+            &lim,
+        ));
+        assert_eq!(r, "label_name_too_long");
+        assert_eq!(
+            m,
+            r#"received a series whose label name length exceeds the limit, label: 'abcdefghi' series: '{__name__="up", abcdefghi="1"}' (err-mimir-label-name-too-long). To adjust the related per-tenant limit, configure -validation.max-length-label-name, or contact your service administrator."#
+        );
+        let (m, r) = refusal(validate_labels(
+            &labels(&[("__name__", "up"), ("a", "1234567")]),
+            &lim,
+        ));
+        assert_eq!(r, "label_value_too_long");
+        assert_eq!(
+            m,
+            r#"received a series whose label value length of 7 exceeds the limit of 6, label: 'a', value: '1234567' (truncated) series: '{__name__="up", a="1234567"}' (err-mimir-label-value-too-long). To adjust the related per-tenant limit, configure -validation.max-length-label-value, or contact your service administrator."#
+        );
+        // The metric name is a label value too.
+        let (_, r) = refusal(validate_labels(&labels(&[("__name__", "longname")]), &lim));
+        assert_eq!(r, "label_value_too_long");
+        // The checks that were there before keep their messages.
+        let (_, r) = refusal(validate_labels(&labels(&[("a", "1")]), &lim));
+        assert_eq!(r, "missing_metric_name");
+        let (_, r) = refusal(validate_labels(
+            &labels(&[("__name__", "up"), ("a", "1"), ("a", "2")]),
+            &lim,
+        ));
+        assert_eq!(r, "duplicate_label_names");
+        let (_, r) = refusal(validate_labels(
+            &labels(&[("__name__", "up"), ("b", "1"), ("a", "2")]),
+            &lim,
+        ));
+        assert_eq!(r, "labels_not_sorted");
+        // 0 turns a check off.
+        let off = MimirLimits {
+            max_label_names_per_series: 0,
+            max_label_name_length: 0,
+            max_label_value_length: 0,
+            ..MimirLimits::default()
+        };
+        let long = "x".repeat(5000);
+        let mut many = vec![("__name__", "up")];
+        let names: Vec<String> = (0..100).map(|i| format!("l{i:03}")).collect();
+        many.extend(names.iter().map(|n| (n.as_str(), long.as_str())));
+        assert!(validate_labels(&labels(&many), &off).is_ok());
+    }
+
+    #[test]
+    fn the_series_in_messages_is_cut_at_200_characters_with_an_ellipsis() {
+        let names: Vec<String> = (0..100).map(|i| format!("label{i:03}")).collect();
+        let mut pairs = vec![("__name__", "up")];
+        pairs.extend(names.iter().map(|n| (n.as_str(), "v")));
+        let (s, long) = labels_string_200(&labels(&pairs));
+        assert!(long);
+        assert_eq!(s.chars().count(), 200);
+        assert!(s.starts_with(r#"{__name__="up", label000="v", "#));
+        let (s, long) = labels_string_200(&labels(&[("__name__", "up")]));
+        assert_eq!((s.as_str(), long), (r#"{__name__="up"}"#, false));
+    }
+
+    #[test]
+    fn samples_beyond_the_grace_periods_refuse_the_series() {
+        let now = 1_700_000_000_000;
+        let l = labels(&[("__name__", "up")]);
+        let at = |t: i64| wire::remote_write::Sample {
+            value: 1.0,
+            timestamp: t,
+        };
+        let lim = MimirLimits::default();
+        assert!(validate_samples(&l, &[at(now + 600_000)], &lim, 0, now).is_ok());
+        let (m, r) = refusal(validate_samples(&l, &[at(now), at(i64::MAX)], &lim, 0, now));
+        assert_eq!(r, "too_far_in_future");
+        assert_eq!(
+            m,
+            "received a sample whose timestamp is too far in the future, timestamp: 9223372036854775807 series: 'up' (err-mimir-too-far-in-future). To adjust the related per-tenant limit, configure -validation.create-grace-period, or contact your service administrator."
+        );
+        // No past bound by default; with one, the out-of-order window widens it.
+        assert!(validate_samples(&l, &[at(0)], &lim, 0, now).is_ok());
+        let past = MimirLimits {
+            past_grace_period: std::time::Duration::from_secs(3600),
+            ..lim
+        };
+        let (m, r) = refusal(validate_samples(&l, &[at(now - 3_700_000)], &past, 0, now));
+        assert_eq!(r, "too_far_in_past");
+        assert!(
+            m.contains("(err-mimir-too-far-in-past)")
+                && m.contains("-validation.past-grace-period"),
+            "{m}"
+        );
+        assert!(validate_samples(&l, &[at(now - 3_700_000)], &past, 600_000, now).is_ok());
+        assert_eq!(
+            series_limit_error(150_000).to_string(),
+            "per-user series limit of 150000 exceeded (err-mimir-max-series-per-user). To adjust the related per-tenant limit, configure -ingester.max-global-series-per-user, or contact your service administrator."
+        );
+    }
 
     #[test]
     fn formats_like_go() {
