@@ -6,7 +6,7 @@
 # Needs a nightly toolchain (cargo-fuzz uses libFuzzer's -Z flags): without one, it says so and
 # skips.
 #
-#   FUZZ_SECONDS      seconds per target (default 40)
+#   FUZZ_SECONDS      seconds per target (default 30)
 #   FUZZ_JOBS         targets run at once (default 2: this machine's cores)
 #   FUZZ_TARGET_DIR   the fuzz build's target dir (default: a cache kept outside the clone, so a
 #                     fresh CI clone does not rebuild the instrumented dependencies every run)
@@ -14,9 +14,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CARGO_FUZZ_VERSION=0.13.2
-SECONDS_PER_TARGET=${FUZZ_SECONDS:-40}
+SECONDS_PER_TARGET=${FUZZ_SECONDS:-30}
 JOBS=${FUZZ_JOBS:-2}
-export CARGO_TARGET_DIR=${FUZZ_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/observability-fuzz-target}
+fuzz_dir=${FUZZ_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/observability-fuzz-target}
+# Only the fuzz build uses it; the seeding reuses the workspace's own target dir.
+fuzz() { CARGO_TARGET_DIR="$fuzz_dir" cargo +nightly fuzz "$@"; }
 start=$SECONDS
 
 if ! rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
@@ -24,21 +26,21 @@ if ! rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
   echo "      To fuzz: rustup toolchain install nightly; see fuzz/README.md."
   exit 0
 fi
-if ! cargo +nightly fuzz --version 2>/dev/null | grep -qF "$CARGO_FUZZ_VERSION"; then
+if ! fuzz --version 2>/dev/null | grep -qF "$CARGO_FUZZ_VERSION"; then
   echo "fuzz: installing cargo-fuzz $CARGO_FUZZ_VERSION"
-  if ! CARGO_TARGET_DIR="$CARGO_TARGET_DIR/cargo-fuzz-install" \
+  if ! CARGO_TARGET_DIR="$fuzz_dir/cargo-fuzz-install" \
     cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked --quiet; then
     echo "fuzz: cargo-fuzz could not be installed: fuzzing skipped."
     exit 0
   fi
 fi
-cargo +nightly fuzz --version
+fuzz --version
 
 # `-s none`: no AddressSanitizer. The project forbids unsafe code, and ASan's instrumented
 # dependency tree takes several times longer to build and run; libFuzzer still catches panics,
 # hangs (-timeout), and allocations over -malloc_limit_mb.
-echo "fuzz: building the targets (cargo +nightly fuzz build, target dir $CARGO_TARGET_DIR)"
-cargo +nightly fuzz build -s none
+echo "fuzz: building the targets (cargo +nightly fuzz build, target dir $fuzz_dir)"
+fuzz build -s none
 echo "fuzz: built in $((SECONDS - start)) s"
 
 echo "fuzz: seeding the corpora from the project's encoders"
@@ -49,7 +51,7 @@ trap 'rm -rf "$logs"' EXIT
 run_one() {
   local t=$1 log="$logs/$1.log"
   mkdir -p "fuzz/corpus/$t" "fuzz/artifacts/$t"
-  if cargo +nightly fuzz run -s none "$t" "fuzz/corpus/$t" -- \
+  if fuzz run -s none "$t" "fuzz/corpus/$t" -- \
     -max_total_time="$SECONDS_PER_TARGET" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
     -print_final_stats=1 >"$log" 2>&1; then
     local execs
@@ -69,11 +71,11 @@ run_one() {
     return 1
   fi
 }
-export -f run_one
-export logs SECONDS_PER_TARGET
+export -f run_one fuzz
+export logs SECONDS_PER_TARGET fuzz_dir
 
 status=0
-cargo +nightly fuzz list | xargs -P "$JOBS" -I{} bash -c 'run_one {}' || status=1
+fuzz list | xargs -P "$JOBS" -I{} bash -c 'run_one {}' || status=1
 echo "fuzz: the whole section took $((SECONDS - start)) s"
 if [ "$status" != 0 ]; then
   echo "fuzz: some target failed: see above"

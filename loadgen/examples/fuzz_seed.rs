@@ -74,8 +74,8 @@ impl Corpus {
         };
         let pb = wire::otlp::encode(m, Encoding::Protobuf)?;
         let json = wire::otlp::encode(m, Encoding::Json)?;
-        self.put("otlp_protobuf", name, &[&[signal][..], &pb].concat())?;
-        self.put("otlp_json", name, &[&[signal][..], &json].concat())?;
+        self.put("otlp_protobuf", name, &[&[signal][..], &pb[..]].concat())?;
+        self.put("otlp_json", name, &[&[signal][..], &json[..]].concat())?;
         let pbct = [("content-type", wire::http::PROTOBUF)];
         self.request("rx_otlp_http", &format!("{name}-pb"), path, &pbct, &pb)?;
         let gz = [
@@ -190,13 +190,13 @@ fn main() -> Result<()> {
         c.put(
             "compression",
             &format!("{d}-snappy"),
-            &[&[60][..], &wire::remote_write::encode(&rw)].concat(),
+            &[&[60][..], &wire::remote_write::encode(&rw)[..]].concat(),
         )?;
         let gz = wire::compression::gzip_compress(&pb);
         c.put(
             "compression",
             &format!("{d}-gzip"),
-            &[&[61][..], &gz].concat(),
+            &[&[61][..], &gz[..]].concat(),
         )?;
 
         // Labels: the device's label set, and a series' with its name.
