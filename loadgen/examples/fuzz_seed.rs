@@ -5,7 +5,7 @@
 //! `<dir>/<target>/`. Nothing random beyond the fleet's seed: the same corpora every run.
 //!
 //! ```text
-//! cargo run -p loadgen --example fuzz_seed -- fuzz/corpus [devices]
+//! cargo run -p loadgen --features fuzz-seed --example fuzz_seed -- fuzz/corpus [devices]
 //! ```
 //!
 //! The request targets' files are an HTTP-like head, a blank line, the body (the format is
