@@ -126,23 +126,30 @@ impl Source for LokiPushSource {
                 http_common::bind(&self.config.address, &ctx.name, &ctx.listen_addrs).await?;
             let tls = self.door.tls(&ctx.metrics);
             let gate_metrics = ctx.metrics.clone();
-            let state = Arc::new(PushState {
-                budget: http_common::InflightBudget::new(
-                    self.config.max_inflight_bytes,
-                    &ctx.metrics,
-                ),
-                out: ctx.outputs.logs,
-                metrics: ctx.metrics,
-                config: self.config,
-            });
-            let router = Router::new()
-                .route("/loki/api/v1/push", post(push))
-                .route("/ready", get(http_common::ready))
-                .with_state(state);
+            let router = router(self.config, ctx.outputs.logs, ctx.metrics);
             let router = self.door.protect(router, &gate_metrics);
             http_common::serve(listener, router, tls, ctx.shutdown).await
         })
     }
+}
+
+/// The receiver's routes with their own in-flight budget, not bound to any listener: what
+/// [`Source::run`] serves, and what the fuzz targets (`fuzz/`) drive in process.
+pub fn router(
+    config: LokiPushConfig,
+    out: crate::output::Output<LogBatch>,
+    metrics: ComponentMetrics,
+) -> Router {
+    let state = Arc::new(PushState {
+        budget: http_common::InflightBudget::new(config.max_inflight_bytes, &metrics),
+        out,
+        metrics,
+        config,
+    });
+    Router::new()
+        .route("/loki/api/v1/push", post(push))
+        .route("/ready", get(http_common::ready))
+        .with_state(state)
 }
 
 async fn push(State(st): State<Arc<PushState>>, headers: HeaderMap, body: Body) -> Response {

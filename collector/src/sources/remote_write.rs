@@ -112,24 +112,31 @@ impl Source for RemoteWriteSource {
                 http_common::bind(&self.config.address, &ctx.name, &ctx.listen_addrs).await?;
             let tls = self.door.tls(&ctx.metrics);
             let gate_metrics = ctx.metrics.clone();
-            let state = Arc::new(RwState {
-                budget: http_common::InflightBudget::new(
-                    self.config.max_inflight_bytes,
-                    &ctx.metrics,
-                ),
-                out: ctx.outputs.metrics,
-                metrics: ctx.metrics,
-                config: self.config,
-            });
-            let router = Router::new()
-                .route("/api/v1/write", post(write))
-                .route("/api/v1/push", post(write))
-                .route("/ready", get(http_common::ready))
-                .with_state(state);
+            let router = router(self.config, ctx.outputs.metrics, ctx.metrics);
             let router = self.door.protect(router, &gate_metrics);
             http_common::serve(listener, router, tls, ctx.shutdown).await
         })
     }
+}
+
+/// The receiver's routes with their own in-flight budget, not bound to any listener: what
+/// [`Source::run`] serves, and what the fuzz targets (`fuzz/`) drive in process.
+pub fn router(
+    config: RemoteWriteConfig,
+    out: crate::output::Output<MetricBatch>,
+    metrics: ComponentMetrics,
+) -> Router {
+    let state = Arc::new(RwState {
+        budget: http_common::InflightBudget::new(config.max_inflight_bytes, &metrics),
+        out,
+        metrics,
+        config,
+    });
+    Router::new()
+        .route("/api/v1/write", post(write))
+        .route("/api/v1/push", post(write))
+        .route("/ready", get(http_common::ready))
+        .with_state(state)
 }
 
 async fn write(State(st): State<Arc<RwState>>, headers: HeaderMap, body: Body) -> Response {

@@ -405,7 +405,9 @@ fn zstd_window_log(message: &[u8]) -> Result<u32, Refusal> {
     Ok(log)
 }
 
-fn server<E: Export>(rx: &Arc<Receiver>) -> ExportServer<E> {
+/// The `Export` service of `E` over `rx`, a tower `Service` of HTTP/2 requests: what [`serve`]
+/// serves, and what the fuzz targets (`fuzz/`) call in process, without a socket.
+pub fn server<E: Export>(rx: &Arc<Receiver>) -> ExportServer<E> {
     ExportServer {
         rx: rx.clone(),
         _export: PhantomData,

@@ -195,21 +195,7 @@ impl Source for OtlpSource {
                 }
                 false => None,
             };
-            let receiver = Arc::new(Receiver {
-                budget: http_common::InflightBudget::new(c.max_inflight_bytes, &ctx.metrics),
-                max_decoded_bytes: c.max_decoded_bytes,
-                outputs: ctx.outputs,
-                metrics: ctx.metrics,
-                max_body_bytes: c.max_body_bytes,
-                body_read_timeout: c.body_read_timeout,
-                max_decompressed_bytes: c.max_decompressed_bytes,
-                metric_options: metrics::MetricOptions {
-                    add_unit_suffixes: c.add_unit_suffixes,
-                    promote_resource_attributes: c.promote_resource_attributes,
-                },
-                log_index: c.log_index_attributes,
-                deltas: delta::Deltas::new(c.delta_max_series, c.delta_max_stale),
-            });
+            let receiver = Receiver::new(c, ctx.outputs, ctx.metrics);
             let http = async {
                 match http_listener {
                     Some(l) => {
@@ -306,6 +292,32 @@ impl<T> Converted<T> {
 }
 
 impl Receiver {
+    /// The receiver of `config` (its addresses unused), with its own in-flight budget: what
+    /// [`Source::run`] serves with [`http::router`] and [`grpc::serve`], and what the fuzz
+    /// targets (`fuzz/`) drive in process through [`http::router`] and [`grpc::server`].
+    pub fn new(
+        config: OtlpConfig,
+        outputs: super::Outputs,
+        metrics: ComponentMetrics,
+    ) -> Arc<Self> {
+        let c = config;
+        Arc::new(Receiver {
+            budget: http_common::InflightBudget::new(c.max_inflight_bytes, &metrics),
+            max_decoded_bytes: c.max_decoded_bytes,
+            outputs,
+            metrics,
+            max_body_bytes: c.max_body_bytes,
+            body_read_timeout: c.body_read_timeout,
+            max_decompressed_bytes: c.max_decompressed_bytes,
+            metric_options: metrics::MetricOptions {
+                add_unit_suffixes: c.add_unit_suffixes,
+                promote_resource_attributes: c.promote_resource_attributes,
+            },
+            log_index: c.log_index_attributes,
+            deltas: delta::Deltas::new(c.delta_max_series, c.delta_max_stale),
+        })
+    }
+
     /// Counts the rejected part of a conversion and hands the rest on.
     fn deliver<T: Clone + Items>(
         &self,

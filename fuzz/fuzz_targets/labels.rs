@@ -1,0 +1,4 @@
+//! `labels`: see `fuzz::checks::labels` (fuzz/src) for the input and what is checked.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| fuzz::checks::labels(data));

@@ -1,0 +1,4 @@
+//! `otlp_json`: see `fuzz::checks::otlp_json` (fuzz/src) for the input and what is checked.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| fuzz::checks::otlp_json(data));

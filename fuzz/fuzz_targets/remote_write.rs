@@ -1,0 +1,4 @@
+//! `remote_write`: see `fuzz::checks::remote_write` (fuzz/src) for the input and what is checked.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| fuzz::checks::remote_write(data));

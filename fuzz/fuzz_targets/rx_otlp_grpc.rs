@@ -1,0 +1,4 @@
+//! `rx_otlp_grpc`: see `fuzz::receivers::otlp_grpc` (fuzz/src) for the input and what is checked.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| fuzz::receivers::otlp_grpc(data));
