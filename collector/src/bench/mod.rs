@@ -11,6 +11,9 @@
 //! | `metrics` | 2,000,000 samples, remote write, 2,000 a request | `remote_write` → `metrics.static_labels` → `prometheus_remote_write` |
 //! | `traces` | 1,000,000 spans, OTLP/HTTP protobuf, 512 a request | `otlp` → `otlp` (HTTP) |
 //!
+//! `BenchPlan::backends` replaces the null backend by a real one per pipeline (e.g. `stack
+//! serve`), to measure the collector against what it will write to.
+//!
 //! A pipeline is done when its writer's `collector_sent_items_total` reaches the corpus's item
 //! count (read from the collector's own `/metrics`); an item discarded anywhere fails the
 //! bench, and says where and why (a receiver's 429 is not a discard: the pusher sends that
@@ -105,6 +108,9 @@ pub struct BenchPlan {
     pub timeout: Duration,
     /// Give the writer a disk buffer (`buffer = { type = "disk" }`), to measure what it costs.
     pub disk_buffer: bool,
+    /// A real backend's base URL per pipeline (e.g. `stack serve`'s Loki, Mimir, Tempo OTLP/HTTP),
+    /// in place of the null backend: the writers post to the same paths below it.
+    pub backends: Vec<(Pipeline, String)>,
 }
 
 /// One pipeline's figures.
@@ -154,7 +160,10 @@ async fn run_one(plan: &BenchPlan, pipeline: Pipeline) -> Result<Measurement, Be
         .map_err(|e| BenchError::io(Path::new("127.0.0.1:0"), e))?;
     let server = free_port(&dir)?;
     let receiver = free_port(&dir)?;
-    let sink = format!("http://{}", backend.addr);
+    let sink = match plan.backends.iter().find(|(p, _)| *p == pipeline) {
+        Some((_, url)) => url.trim_end_matches('/').to_string(),
+        None => format!("http://{}", backend.addr),
+    };
     let data = dir.join("data");
     let (config, bodies, input_bytes) = match pipeline {
         Pipeline::Logs => {

@@ -66,6 +66,25 @@ struct BenchArgs {
     /// The writer's buffer: `disk` measures what a disk buffer costs.
     #[arg(long, value_parser = ["memory", "disk"], default_value = "memory")]
     writer_buffer: String,
+    /// Send a pipeline's output to a real backend instead of the null one (repeatable, or
+    /// comma-separated): PIPELINE=BASE_URL, e.g. `logs=http://127.0.0.1:3100`,
+    /// `metrics=http://127.0.0.1:9009`, `traces=http://127.0.0.1:4318` for `stack serve`. The
+    /// writers post to `/loki/api/v1/push`, `/api/v1/push` and `/v1/traces` below it.
+    #[arg(long, value_name = "PIPELINE=URL", value_delimiter = ',', value_parser = parse_backend)]
+    backend: Vec<(collector::bench::Pipeline, String)>,
+}
+
+fn parse_backend(s: &str) -> Result<(collector::bench::Pipeline, String), String> {
+    use clap::ValueEnum as _;
+    let (name, url) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}`: expected PIPELINE=URL, e.g. logs=http://127.0.0.1:3100"))?;
+    let pipeline = collector::bench::Pipeline::from_str(name, true)
+        .map_err(|_| format!("`{name}`: not a pipeline (logs, metrics, traces)"))?;
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(format!("`{url}`: not an http(s) URL"));
+    }
+    Ok((pipeline, url.to_string()))
 }
 
 fn parse_scale(s: &str) -> Result<f64, String> {
@@ -163,6 +182,7 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         },
         timeout: args.timeout,
         disk_buffer: args.writer_buffer == "disk",
+        backends: args.backend,
     };
     let results = run(&plan).await?;
     print!("{}", summary(&results));

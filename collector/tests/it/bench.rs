@@ -86,3 +86,45 @@ fn bench_refuses_a_mistaken_flag() {
     let err = String::from_utf8_lossy(&run.stderr);
     assert!(err.contains("memory") && err.contains("disk"), "{err}");
 }
+
+/// `--backend` sends a pipeline to a real backend (here the embedded stack) instead of the null
+/// one: every line and span the bench counts as acknowledged is stored there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_backend_flag_sends_to_a_real_backend() {
+    let stack = stack::EmbeddedStack::start(stack::EmbeddedConfig::default())
+        .await
+        .unwrap();
+    let a = stack.addrs();
+    let dir = tempfile::tempdir().unwrap();
+    let backends = format!("logs=http://{},traces=http://{}", a.loki, a.otlp_http);
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_collector"));
+    cmd.args(["bench", "--pipeline", "logs,traces", "--backend", &backends])
+        .args(["--scale", "0.002", "--timeout", "2m", "--dir"])
+        .arg(dir.path());
+    let run = cmd.output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let metrics = |addr: std::net::SocketAddr| async move {
+        reqwest::get(format!("http://{addr}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let sum = |text: &str, name: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let loki = metrics(a.loki).await;
+    assert_eq!(sum(&loki, "loki_embedded_ingested_entries_total"), 4000.0);
+    let tempo = metrics(a.tempo).await;
+    assert_eq!(sum(&tempo, "tempo_embedded_ingested_spans_total"), 2000.0);
+    stack.shutdown().await;
+}
