@@ -320,7 +320,7 @@ fn otlp_traces_url(base: &Url) -> Result<Url, NodeError> {
     let mut url = base.clone();
     if url.cannot_be_a_base() || !matches!(url.scheme(), "http" | "https") {
         return Err(NodeError::Otlp {
-            url: base.to_string(),
+            url: wire::redact::url(base.as_str()).into_owned(),
             reason: "expected an http(s) base URL, e.g. http://127.0.0.1:4318".into(),
         });
     }
@@ -434,14 +434,16 @@ async fn emit_checkouts(
             .body(body)
             .send()
             .await;
+        let shown = || wire::redact::url(url.as_str()).into_owned();
         let counter = match sent {
             Ok(resp) if resp.status().is_success() => &shared.stats.traces_sent,
             Ok(resp) => {
-                tracing::warn!(status = %resp.status(), %url, "trace export refused");
+                tracing::warn!(status = %resp.status(), url = %shown(), "trace export refused");
                 &shared.stats.trace_errors
             }
             Err(e) => {
-                tracing::warn!(error = %e, %url, "trace export failed");
+                let error = wire::redact::text(&e.to_string()).into_owned();
+                tracing::warn!(%error, url = %shown(), "trace export failed");
                 &shared.stats.trace_errors
             }
         };

@@ -241,17 +241,24 @@ impl Senders {
                 .trim()
                 .to_string();
             Err(SendError::Status {
-                url: req.url.to_string(),
+                url: shown(&req.url),
                 status: status.as_u16(),
-                body: text,
+                // A proxy's error page may quote the URL asked for.
+                body: wire::redact::text(&text).into_owned(),
             })
         }
     }
 }
 
+/// A URL as errors show it: credentials masked ([`wire::redact`]).
+fn shown(url: &Url) -> String {
+    wire::redact::url(url.as_str()).into_owned()
+}
+
 /// A `reqwest` error as a [`SendError`].
 fn classify(url: &Url, e: &reqwest::Error) -> SendError {
-    let detail = error_chain(e);
+    // reqwest's message names the URL, query included.
+    let detail = wire::redact::text(&error_chain(e)).into_owned();
     if e.is_connect() {
         SendError::Connect {
             addr: authority(url),
@@ -259,12 +266,12 @@ fn classify(url: &Url, e: &reqwest::Error) -> SendError {
         }
     } else if e.is_timeout() {
         SendError::Timeout {
-            url: url.to_string(),
+            url: shown(url),
             detail,
         }
     } else {
         SendError::Request {
-            url: url.to_string(),
+            url: shown(url),
             detail,
         }
     }

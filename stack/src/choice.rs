@@ -125,7 +125,12 @@ impl Stack {
     pub fn describe(&self) -> String {
         match self {
             Stack::Embedded(_) => "embedded stack".into(),
-            Stack::External(e) => format!("external stack (Loki {})", e.loki),
+            Stack::External(e) => {
+                format!(
+                    "external stack (Loki {})",
+                    wire::redact::url(e.loki.as_str())
+                )
+            }
             #[cfg(feature = "containers")]
             Stack::Containers(c) => format!("containers stack (Loki {})", c.endpoints().loki),
         }

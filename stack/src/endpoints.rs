@@ -7,8 +7,9 @@ use url::Url;
 pub use wire::http::{Auth, TENANT_HEADER};
 
 /// The URLs of a stack's APIs. Paths are appended by the clients and writers
-/// (`/loki/api/v1/push`, `/api/v1/query`, `/v1/traces`, ...).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// (`/loki/api/v1/push`, `/api/v1/query`, `/v1/traces`, ...). `Debug` shows the URLs with their
+/// credentials masked ([`wire::redact`]).
+#[derive(Clone, PartialEq, Eq)]
 pub struct Endpoints {
     /// Loki base URL: push at `/loki/api/v1/push`, queries at `/loki/api/v1/...`.
     pub loki: Url,
@@ -30,6 +31,23 @@ pub struct Endpoints {
     pub auth: Auth,
     /// PEM CA certificates the clients trust besides the system's (a private CA).
     pub ca_file: Option<std::path::PathBuf>,
+}
+
+impl std::fmt::Debug for Endpoints {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = |u: &Url| wire::redact::url(u.as_str()).into_owned();
+        f.debug_struct("Endpoints")
+            .field("loki", &url(&self.loki))
+            .field("prometheus_write", &url(&self.prometheus_write))
+            .field("prometheus_query", &url(&self.prometheus_query))
+            .field("tempo_otlp_http", &url(&self.tempo_otlp_http))
+            .field("tempo_otlp_grpc", &self.tempo_otlp_grpc.as_ref().map(url))
+            .field("tempo_query", &url(&self.tempo_query))
+            .field("grafana", &self.grafana.as_ref().map(url))
+            .field("tenant", &self.tenant)
+            .field("auth", &self.auth)
+            .finish()
+    }
 }
 
 impl Endpoints {
@@ -83,5 +101,11 @@ mod tests {
         let req = e.decorate(client.get("http://x/")).build().unwrap();
         assert_eq!(req.headers()[AUTHORIZATION], "Bearer s3cr3t");
         assert!(!format!("{e:?}").contains("s3cr3t"));
+        e.loki = Url::parse("http://u:pw-s3cr3t@loki/?token=t0k3n").unwrap();
+        let shown = format!("{e:?}");
+        assert!(
+            !shown.contains("s3cr3t") && !shown.contains("t0k3n"),
+            "{shown}"
+        );
     }
 }

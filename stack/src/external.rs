@@ -9,16 +9,24 @@ use url::Url;
 
 use crate::endpoints::{Auth, Endpoints};
 
-/// Flags and environment variables that point the harness at a running stack.
-#[derive(Clone, Debug, Default, clap::Args)]
+/// Flags and environment variables that point the harness at a running stack. `--help` shows
+/// none of the variables' values (a URL may hold credentials), and `Debug` masks the
+/// credentials ([`wire::redact`]).
+#[derive(Clone, Default, clap::Args)]
 pub struct ExternalArgs {
     /// Loki base URL (push at /loki/api/v1/push, queries at /loki/api/v1/...).
-    #[arg(long, env = "LOKI_URL", default_value = "http://127.0.0.1:3100")]
+    #[arg(
+        long,
+        env = "LOKI_URL",
+        hide_env_values = true,
+        default_value = "http://127.0.0.1:3100"
+    )]
     pub loki_url: String,
     /// Full URL of the remote-write endpoint (Mimir: .../api/v1/push; Prometheus: .../api/v1/write).
     #[arg(
         long,
         env = "MIMIR_WRITE_URL",
+        hide_env_values = true,
         default_value = "http://127.0.0.1:9009/api/v1/push"
     )]
     pub mimir_write_url: String,
@@ -26,20 +34,31 @@ pub struct ExternalArgs {
     #[arg(
         long,
         env = "MIMIR_QUERY_URL",
+        hide_env_values = true,
         default_value = "http://127.0.0.1:9009/prometheus"
     )]
     pub mimir_query_url: String,
     /// Tempo's OTLP/HTTP receiver (traces posted to /v1/traces).
-    #[arg(long, env = "TEMPO_OTLP_URL", default_value = "http://127.0.0.1:4318")]
+    #[arg(
+        long,
+        env = "TEMPO_OTLP_URL",
+        hide_env_values = true,
+        default_value = "http://127.0.0.1:4318"
+    )]
     pub tempo_otlp_url: String,
     /// Tempo's OTLP/gRPC receiver.
-    #[arg(long, env = "TEMPO_OTLP_GRPC_URL")]
+    #[arg(long, env = "TEMPO_OTLP_GRPC_URL", hide_env_values = true)]
     pub tempo_otlp_grpc_url: Option<String>,
     /// Tempo's query API (/api/traces/{id}, /api/search).
-    #[arg(long, env = "TEMPO_QUERY_URL", default_value = "http://127.0.0.1:3200")]
+    #[arg(
+        long,
+        env = "TEMPO_QUERY_URL",
+        hide_env_values = true,
+        default_value = "http://127.0.0.1:3200"
+    )]
     pub tempo_query_url: String,
     /// Grafana, if there is one.
-    #[arg(long, env = "GRAFANA_URL")]
+    #[arg(long, env = "GRAFANA_URL", hide_env_values = true)]
     pub grafana_url: Option<String>,
     /// Tenant sent as X-Scope-OrgID on every request.
     #[arg(long, env = "STACK_TENANT")]
@@ -59,6 +78,29 @@ pub struct ExternalArgs {
     pub ca_file: Option<std::path::PathBuf>,
 }
 
+impl std::fmt::Debug for ExternalArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = |u: &str| wire::redact::url(u).into_owned();
+        let hidden = |v: &Option<String>| v.as_ref().map(|_| wire::redact::MASK);
+        f.debug_struct("ExternalArgs")
+            .field("loki_url", &url(&self.loki_url))
+            .field("mimir_write_url", &url(&self.mimir_write_url))
+            .field("mimir_query_url", &url(&self.mimir_query_url))
+            .field("tempo_otlp_url", &url(&self.tempo_otlp_url))
+            .field(
+                "tempo_otlp_grpc_url",
+                &self.tempo_otlp_grpc_url.as_deref().map(url),
+            )
+            .field("tempo_query_url", &url(&self.tempo_query_url))
+            .field("grafana_url", &self.grafana_url.as_deref().map(url))
+            .field("tenant", &self.tenant)
+            .field("username", &self.username)
+            .field("password", &hidden(&self.password))
+            .field("bearer_token", &hidden(&self.bearer_token))
+            .finish()
+    }
+}
+
 /// A flag or variable with a value that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ExternalError {
@@ -76,16 +118,18 @@ pub enum ExternalError {
     TwoAuths,
 }
 
+/// `value` as a URL; errors quote it with its credentials masked.
 fn parse_url(flag: &'static str, value: &str) -> Result<Url, ExternalError> {
+    let shown = || wire::redact::url(value).into_owned();
     let url = Url::parse(value).map_err(|e| ExternalError::BadUrl {
         flag,
-        value: value.to_string(),
+        value: shown(),
         reason: e.to_string(),
     })?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(ExternalError::BadScheme {
             flag,
-            value: value.to_string(),
+            value: shown(),
         });
     }
     Ok(url)
@@ -187,5 +231,32 @@ mod tests {
             .endpoints()
             .unwrap_err();
         assert!(matches!(err, ExternalError::TwoAuths));
+    }
+
+    #[test]
+    fn credentials_stay_out_of_errors_and_debug() {
+        let err = parse(&["--loki-url", "http://u:s3cr3t@[bad/"])
+            .endpoints()
+            .unwrap_err();
+        assert!(!err.to_string().contains("s3cr3t"), "{err}");
+        let err = parse(&["--grafana-url", "ftp://u:s3cr3t@h/?token=t0k3n"])
+            .endpoints()
+            .unwrap_err();
+        assert!(!err.to_string().contains("s3cr3t"), "{err}");
+        assert!(!err.to_string().contains("t0k3n"), "{err}");
+        let args = parse(&[
+            "--mimir-write-url",
+            "http://u:s3cr3t@h/api/v1/push",
+            "--password",
+            "pw-s3cr3t",
+            "--tempo-query-url",
+            "http://h/?access_token=t0k3n",
+        ]);
+        let shown = format!("{args:?}");
+        assert!(
+            !shown.contains("s3cr3t") && !shown.contains("t0k3n"),
+            "{shown}"
+        );
+        assert!(shown.contains("http://u:xxxxx@h/api/v1/push"), "{shown}");
     }
 }

@@ -164,12 +164,7 @@ impl Api {
     /// GET `url` with the stack's tenant and credentials; never fails: a transport error is an
     /// exchange with status 0.
     pub async fn get(&self, query: &str, url: Url) -> Exchange {
-        let shown = {
-            let mut u = url.clone();
-            let _ = u.set_password(None);
-            let _ = u.set_username("");
-            u.to_string()
-        };
+        let shown = wire::redact::url(url.as_str()).into_owned();
         let rb = self
             .endpoints
             .decorate(self.http.get(url))

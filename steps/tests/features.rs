@@ -56,11 +56,16 @@ async fn main() {
 
     StepsWorld::cucumber()
         .max_concurrent_scenarios(12)
+        // Both outputs with the credentials of any URL a step quotes masked.
         .with_writer(
-            writer::Basic::raw(std::io::stdout(), writer::Coloring::Never, 0)
-                .summarized()
-                .tee::<StepsWorld, _>(writer::JUnit::for_tee(junit, 0))
-                .normalized(),
+            writer::Basic::raw(
+                wire::redact::Writer::new(std::io::stdout()),
+                writer::Coloring::Never,
+                0,
+            )
+            .summarized()
+            .tee::<StepsWorld, _>(writer::JUnit::for_tee(wire::redact::Writer::new(junit), 0))
+            .normalized(),
         )
         .fail_on_skipped()
         .after(|_, _, _, _, world| {

@@ -10,6 +10,7 @@
 //! | [`http`] | the tenant header, content types and encodings, credentials ([`http::Auth`]) |
 //! | [`signal`] | [`Signal`]: logs, metrics, traces — the one spelling every crate uses |
 //! | [`time`] | `now_ns`: the wall clock in Unix nanoseconds, the unit of Loki, OTLP and canary timestamps |
+//! | [`redact`] | credentials masked in URLs, free text and command lines before they are shown |
 //! | [`compression`] | snappy block format and gzip, both with a bound on the decompressed size |
 //!
 //! Every decoder takes untrusted bytes and returns a [`WireError`]; none panics (property tests
@@ -23,6 +24,7 @@ pub mod http;
 pub mod labels;
 pub mod loki;
 pub mod otlp;
+pub mod redact;
 pub mod remote_write;
 pub mod signal;
 pub mod time;

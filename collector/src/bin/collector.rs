@@ -102,7 +102,8 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
+        // Log lines with the credentials of any URL they quote masked.
+        .with_writer(|| wire::redact::Writer::new(std::io::stderr()))
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
@@ -118,7 +119,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", wire::redact::text(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }
@@ -130,7 +131,7 @@ fn check(path: &Path) -> anyhow::Result<()> {
         Ok((c, _)) => c,
         Err(errors) => {
             for e in &errors.0 {
-                eprintln!("{e}");
+                eprintln!("{}", wire::redact::text(&e.to_string()));
             }
             let n = errors.0.len();
             anyhow::bail!(
@@ -185,7 +186,7 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         backends: args.backend,
     };
     let results = run(&plan).await?;
-    print!("{}", summary(&results));
+    print!("{}", wire::redact::text(&summary(&results)));
     if let Some(out) = &args.out {
         let json = serde_json::to_string_pretty(&results)?;
         std::fs::write(out, json).with_context(|| format!("writing {}", out.display()))?;

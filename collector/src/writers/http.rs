@@ -153,16 +153,10 @@ pub fn take_keys(table: &mut toml::Table, keys: &[&str]) -> toml::Table {
         .collect()
 }
 
-/// A URL as it may appear in logs: no user name or password.
+/// A URL as it may appear in logs: password and secret query parameters masked
+/// ([`wire::redact`]), as it was written otherwise.
 pub fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) => {
-            let _ = u.set_username("");
-            let _ = u.set_password(None);
-            u.to_string()
-        }
-        Err(_) => "<invalid url>".into(),
-    }
+    wire::redact::url(url).into_owned()
 }
 
 /// A body cut to what a log line should hold.

@@ -135,7 +135,7 @@ struct NodeArgs {
     #[arg(long, env = "LOG_DIR", default_value = "/var/log/retail")]
     log_dir: PathBuf,
     /// OTLP/HTTP base URL for checkout traces (POS), e.g. http://127.0.0.1:4318.
-    #[arg(long, env = "OTLP_URL")]
+    #[arg(long, env = "OTLP_URL", hide_env_values = true, value_parser = UrlArg)]
     otlp: Option<Url>,
     #[arg(long, env = "NODE_SEED", default_value_t = 42)]
     seed: u64,
@@ -295,7 +295,9 @@ struct RunArgs {
     #[arg(
         long,
         env = "COLLECTOR_URL",
+        hide_env_values = true,
         value_name = "URL",
+        value_parser = UrlArg,
         conflicts_with = "direct"
     )]
     collector: Option<Url>,
@@ -303,7 +305,9 @@ struct RunArgs {
     #[arg(
         long,
         env = "COLLECTOR_LOKI_URL",
+        hide_env_values = true,
         value_name = "URL",
+        value_parser = UrlArg,
         conflicts_with = "direct"
     )]
     collector_loki_url: Option<Url>,
@@ -311,7 +315,9 @@ struct RunArgs {
     #[arg(
         long,
         env = "COLLECTOR_WRITE_URL",
+        hide_env_values = true,
         value_name = "URL",
+        value_parser = UrlArg,
         conflicts_with = "direct"
     )]
     collector_write_url: Option<Url>,
@@ -319,7 +325,9 @@ struct RunArgs {
     #[arg(
         long,
         env = "COLLECTOR_OTLP_URL",
+        hide_env_values = true,
         value_name = "URL",
+        value_parser = UrlArg,
         conflicts_with = "direct"
     )]
     collector_otlp_url: Option<Url>,
@@ -363,6 +371,36 @@ struct RunArgs {
     external: ExternalArgs,
 }
 
+/// A URL flag's parser whose error does not quote the value: clap's own would print it whole,
+/// credentials included.
+#[derive(Clone)]
+struct UrlArg;
+
+impl clap::builder::TypedValueParser for UrlArg {
+    type Value = Url;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Url, clap::Error> {
+        let flag = arg.map(|a| a.to_string()).unwrap_or_default();
+        let invalid = |reason: String| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!(
+                    "invalid value '{}' for '{flag}': {reason}\n",
+                    wire::redact::url(&value.to_string_lossy())
+                ),
+            )
+            .with_cmd(cmd)
+        };
+        let text = value.to_str().ok_or_else(|| invalid("not UTF-8".into()))?;
+        Url::parse(text).map_err(|e| invalid(e.to_string()))
+    }
+}
+
 /// A bad flag or file: exit code 2.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -375,7 +413,8 @@ struct Failed(String);
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        // Log lines with the credentials of any URL they quote masked.
+        .with_writer(|| wire::redact::Writer::new(std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,goose=warn")),
@@ -386,7 +425,7 @@ fn main() -> ExitCode {
     match dispatch(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("loadgen: {e:#}");
+            eprintln!("loadgen: {}", wire::redact::text(&format!("{e:#}")));
             if e.downcast_ref::<Usage>().is_some() {
                 ExitCode::from(2)
             } else {
@@ -406,13 +445,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             use loadgen::combine::capacity_path;
             match (capacity_path(&base), capacity_path(&new)) {
                 (Some(b), Some(n)) => {
-                    print!(
-                        "{}",
-                        loadgen::combine::compare_capacity(
-                            &read_capacity(&b)?,
-                            &read_capacity(&n)?
-                        )
+                    let text = loadgen::combine::compare_capacity(
+                        &read_capacity(&b)?,
+                        &read_capacity(&n)?,
                     );
+                    print!("{}", wire::redact::text(&text));
                     return Ok(());
                 }
                 (None, None) => {}
@@ -425,9 +462,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             }
             let (base, new) = (read(&base)?, read(&new)?);
             for w in loadgen::combine::setting_differences(&base, &new) {
-                eprintln!("loadgen: warning: {w}");
+                eprintln!("loadgen: warning: {}", wire::redact::text(&w));
             }
-            print!("{}", loadgen::combine::compare(&base, &new));
+            print!(
+                "{}",
+                wire::redact::text(&loadgen::combine::compare(&base, &new))
+            );
             Ok(())
         }
         Some(Command::Merge { inputs, out }) => merge(&inputs, &out),
@@ -552,25 +592,16 @@ fn merge(inputs: &[PathBuf], out: &Path) -> anyhow::Result<()> {
         .map(|p| read(p))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let merged = loadgen::combine::merge(&all).map_err(|e| Usage(e.to_string()))?;
-    std::fs::write(out, merged.to_json()).with_context(|| format!("writing {}", out.display()))?;
-    print!("{}", reports::summary(&merged));
+    std::fs::write(out, wire::redact::text(&merged.to_json()).as_bytes())
+        .with_context(|| format!("writing {}", out.display()))?;
+    print!("{}", wire::redact::text(&reports::summary(&merged)));
     Ok(())
 }
 
-/// The command line with credentials blanked.
+/// The command line with credentials masked: secret flags' values, URLs' passwords and secret
+/// query parameters ([`wire::redact::args`]).
 fn command_line() -> String {
-    let mut hide = false;
-    std::env::args()
-        .map(|a| {
-            let shown = if hide { "***".to_string() } else { a.clone() };
-            hide = a == "--password" || a == "--bearer-token";
-            if a.starts_with("--password=") || a.starts_with("--bearer-token=") {
-                return "***".to_string();
-            }
-            shown
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    wire::redact::args(std::env::args_os().map(|a| a.to_string_lossy().into_owned()))
 }
 
 /// The stack and the collector of `--stack`, `--direct`, `--collector*` and `--collector-cmd`.
@@ -772,7 +803,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
             r
         })
         .map_err(run_error)?;
-    print!("{}", reports::summary(&results));
+    print!("{}", wire::redact::text(&reports::summary(&results)));
     println!("results: {}", dir.join("results.json").display());
     println!("report:  {}", dir.join("report.html").display());
     let verdict = results.verdict();
@@ -845,7 +876,7 @@ fn capacity(args: CapacityArgs) -> anyhow::Result<()> {
             loadgen::capacity::CapacityError::Run(e) => run_error(e),
             other => other.into(),
         })?;
-    print!("{}", c.summary());
+    print!("{}", wire::redact::text(&c.summary()));
     println!("capacity: {}", dir.join("capacity.json").display());
     println!("report:   {}", dir.join("capacity.html").display());
     match c.knee.outcome {

@@ -123,7 +123,7 @@ pub async fn search(
         schema_version: CAPACITY_SCHEMA_VERSION,
         kind: CAPACITY_KIND.into(),
         started_at: started.to_rfc3339(),
-        command: cfg.base.command.clone(),
+        command: wire::redact::command(&cfg.base.command).into_owned(),
         target: cfg.base.describe_target(),
         search: SearchSettings {
             by: cfg.by.as_str().into(),
@@ -280,10 +280,12 @@ fn knee(c: &Capacity, end: Next) -> Knee {
 
 /// Writes `capacity.json` and `capacity.html` into `dir`.
 pub fn write(c: &Capacity, dir: &Path) -> Result<(), CapacityError> {
+    // As results.json and report.html: no URL's credentials, whatever `c` holds.
     let json = dir.join("capacity.json");
-    std::fs::write(&json, c.to_json()).map_err(io_err(&json))?;
+    std::fs::write(&json, wire::redact::text(&c.to_json()).as_bytes()).map_err(io_err(&json))?;
     let html = dir.join("capacity.html");
-    std::fs::write(&html, reports::html::capacity::render_capacity(c)).map_err(io_err(&html))
+    let page = reports::html::capacity::render_capacity(c);
+    std::fs::write(&html, wire::redact::text(&page).as_bytes()).map_err(io_err(&html))
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CapacityError + '_ {

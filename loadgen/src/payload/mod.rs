@@ -205,7 +205,7 @@ impl OtlpPath for ExportLogsServiceRequest {
 fn join(base: &Url, path: &str) -> Result<Url, SendError> {
     let s = format!("{}/{path}", base.as_str().trim_end_matches('/'));
     Url::parse(&s).map_err(|e| SendError::Url {
-        url: s,
+        url: wire::redact::url(&s).into_owned(),
         detail: e.to_string(),
     })
 }

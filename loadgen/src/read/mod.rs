@@ -136,9 +136,11 @@ pub async fn run_viewers(
     let scrape = Arc::new(scrape_intervals());
     viewer::keep_ctrl_c();
     let report = dir.join(GOOSE_REPORT);
+    // Goose only shows its host (every request names its whole URL): in its report, which
+    // must not quote credentials.
     let host = match &via {
-        query::Via::Grafana(g) => g.to_string(),
-        query::Via::Direct(e) => e.prometheus_query.to_string(),
+        query::Via::Grafana(g) => wire::redact::url(g.as_str()).into_owned(),
+        query::Via::Direct(e) => wire::redact::url(e.prometheus_query.as_str()).into_owned(),
     };
     let config = viewer::configuration(cfg.viewers, run_time, &host, Some(&report));
     let mut attack =
@@ -183,7 +185,7 @@ pub async fn run_viewers(
         viewers: cfg.viewers as u64,
         dashboards: names,
         via: match grafana {
-            Some(g) => format!("Grafana {g} (/api/ds/query)"),
+            Some(g) => format!("Grafana {} (/api/ds/query)", wire::redact::url(g.as_str())),
             None => "direct (the stack's Loki, Mimir and Tempo APIs)".into(),
         },
         refreshes,

@@ -326,7 +326,7 @@ async fn send(
         .set_request_builder(b)
         .build();
     let outcome = match user.request(goose_req).await {
-        Err(e) => Err(format!("goose: {e}")),
+        Err(e) => Err(format!("goose: {}", wire::redact::text(&e.to_string()))),
         Ok(r) => match r.response {
             Err(e) if e.is_timeout() => Err("timeout".to_string()),
             Err(e) if e.is_connect() => Err("connect".to_string()),

@@ -185,7 +185,7 @@ impl CollectorFile {
         ]);
         sources.extend(extra.sources.clone());
         let var = |name: &str| format!("${{{name}}}");
-        let (basic_auth, bearer_token, secrets) = match &e.auth {
+        let (basic_auth, bearer_token, mut secrets) = match &e.auth {
             Auth::None => (None, None, Vec::new()),
             Auth::Basic { username, password } => (
                 Some(BasicAuth {
@@ -201,6 +201,25 @@ impl CollectorFile {
                 vec![(TOKEN_VAR.to_string(), t.clone())],
             ),
         };
+        // A URL with credentials in it (userinfo, a token parameter) goes the passwords' way:
+        // into the environment, the file naming only its variable.
+        let mut url_of = |name: &str, url: String| {
+            if wire::redact::url(&url) == url.as_str() {
+                return url;
+            }
+            let var_name = format!("LOADGEN_{}_URL", name.to_ascii_uppercase());
+            secrets.push((var_name.clone(), url));
+            var(&var_name)
+        };
+        let urls = [
+            url_of("loki", format!("{}loki/api/v1/push", e.loki)),
+            url_of("mimir", e.prometheus_write.to_string()),
+            url_of(
+                "tempo",
+                e.tempo_otlp_http.as_str().trim_end_matches('/').to_string(),
+            ),
+        ];
+        let [loki_url, mimir_url, tempo_url] = urls;
         let writer =
             |kind: &str, protocol: Option<&str>, inputs: Vec<String>, url: String| Writer {
                 kind: kind.into(),
@@ -219,7 +238,7 @@ impl CollectorFile {
                     "loki",
                     None,
                     inputs(&["logs", "traces"], &extra.logs),
-                    format!("{}loki/api/v1/push", e.loki),
+                    loki_url,
                 ),
             ),
             (
@@ -228,17 +247,12 @@ impl CollectorFile {
                     "prometheus_remote_write",
                     None,
                     inputs(&["metrics", "traces"], &extra.metrics),
-                    e.prometheus_write.to_string(),
+                    mimir_url,
                 ),
             ),
             (
                 "tempo".to_string(),
-                writer(
-                    "otlp",
-                    Some("http"),
-                    names(&["traces"]),
-                    e.tempo_otlp_http.as_str().trim_end_matches('/').to_string(),
-                ),
+                writer("otlp", Some("http"), names(&["traces"]), tempo_url),
             ),
         ]);
         CollectorFile {
@@ -358,5 +372,33 @@ mod tests {
             assert!(text.contains(line), "{line} in {text}");
         }
         assert!(!text.contains("basic_auth"), "{text}");
+    }
+
+    #[test]
+    fn urls_with_credentials_go_by_the_environment() {
+        let mut e = endpoints(Auth::None);
+        e.loki = reqwest::Url::parse("http://u:pw-s3cr3t@127.0.0.1:3100/").unwrap();
+        e.prometheus_write =
+            reqwest::Url::parse("http://127.0.0.1:9009/api/v1/push?token=t0k3n").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = CollectorFile::for_run(&e, &Extra::default(), dir.path(), None);
+        let text = file.to_toml().unwrap();
+        assert!(
+            !text.contains("s3cr3t") && !text.contains("t0k3n"),
+            "{text}"
+        );
+        assert!(text.contains("${LOADGEN_LOKI_URL}"), "{text}");
+        // The URL without credentials stays in the file.
+        assert!(text.contains("http://127.0.0.1:4318"), "{text}");
+        let cfg = file.load().unwrap();
+        cfg.build().unwrap();
+        assert_eq!(
+            cfg.components[3].settings["url"].as_str(),
+            Some("http://u:pw-s3cr3t@127.0.0.1:3100/loki/api/v1/push")
+        );
+        assert_eq!(
+            cfg.components[4].settings["url"].as_str(),
+            Some("http://127.0.0.1:9009/api/v1/push?token=t0k3n")
+        );
     }
 }

@@ -91,11 +91,18 @@ impl CollectorChoice {
             CollectorChoice::Agent(a) => a.describe(delivery),
             CollectorChoice::Remote(r) => format!(
                 "collector (Loki push {}, remote write {}, OTLP {})",
-                r.loki, r.remote_write, r.otlp
+                shown(&r.loki),
+                shown(&r.remote_write),
+                shown(&r.otlp)
             ),
             CollectorChoice::None => "no collector (direct)".into(),
         }
     }
+}
+
+/// A URL as results and logs show it: credentials masked ([`wire::redact`]).
+fn shown(url: &reqwest::Url) -> std::borrow::Cow<'_, str> {
+    wire::redact::url(url.as_str())
 }
 
 /// Everything a run needs.
@@ -178,7 +185,9 @@ impl RunConfig {
     pub fn describe_target(&self) -> String {
         let stack = match &self.stack {
             StackChoice::Embedded(_) => "embedded stack".to_string(),
-            StackChoice::External(a) => format!("external stack (Loki {})", a.loki_url),
+            StackChoice::External(a) => {
+                format!("external stack (Loki {})", wire::redact::url(&a.loki_url))
+            }
             StackChoice::Containers(_) => {
                 "containers stack (grafana/loki, mimir, tempo)".to_string()
             }

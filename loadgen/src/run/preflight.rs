@@ -140,14 +140,14 @@ pub async fn check(
             Err(e) => {
                 failures.push(ProbeFailure {
                     what,
-                    url: p.target.url.to_string(),
+                    url: wire::redact::url(p.target.url.as_str()).into_owned(),
                     answer: e.to_string(),
                     hint: "check the URL".into(),
                 });
                 continue;
             }
         };
-        let url = req.url().to_string();
+        let url = wire::redact::url(req.url().as_str()).into_owned();
         let outcome = senders.send(Ok(req)).await;
         if let Err(e) = outcome.result {
             failures.push(ProbeFailure {
@@ -186,7 +186,9 @@ pub async fn check(
         if let Some(e) = err {
             failures.push(ProbeFailure {
                 what: what.into(),
-                url: url.map(|u| u.to_string()).unwrap_or_default(),
+                url: url
+                    .map(|u| wire::redact::url(u.as_str()).into_owned())
+                    .unwrap_or_default(),
                 answer: client_answer(&e),
                 hint: client_hint(&e, flag),
             });

@@ -240,7 +240,8 @@ impl CollectorProcess {
         }
     }
 
-    /// The last lines of its stderr (or of its stdout, when stderr is empty), introduced.
+    /// The last lines of its stderr (or of its stdout, when stderr is empty), introduced, with
+    /// the credentials of the URLs they quote masked.
     fn output_tail(&self) -> String {
         let tail = |suffix: &str| {
             let path = self
@@ -249,7 +250,9 @@ impl CollectorProcess {
                 .join(format!("{}.{suffix}.log", self.launch.name));
             let text = std::fs::read_to_string(&path).unwrap_or_default();
             let lines: Vec<&str> = text.lines().collect();
-            (path, lines[lines.len().saturating_sub(20)..].join("\n"))
+            // Quoted in errors and logs: an agent may print its URLs with their credentials.
+            let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+            (path, wire::redact::text(&tail).into_owned())
         };
         let (path, err) = tail("stderr");
         if !err.trim().is_empty() {

@@ -40,22 +40,29 @@ pub struct ReceiverFlags {
     pub otlp: Option<Url>,
 }
 
+/// A URL as errors show it: credentials masked.
+fn shown(url: &Url) -> std::borrow::Cow<'_, str> {
+    wire::redact::url(url.as_str())
+}
+
 /// Receiver flags that cannot be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ReceiverError {
     #[error(
-        "--collector {0}: give the collector's host without a port (http://HOST); its receivers are taken at the shipped gateway's ports (Loki push {GATEWAY_LOKI_PORT}, remote write {GATEWAY_REMOTE_WRITE_PORT}, OTLP/HTTP {GATEWAY_OTLP_HTTP_PORT}). For other ports name each receiver: --collector-loki-url, --collector-write-url, --collector-otlp-url"
+        "--collector {}: give the collector's host without a port (http://HOST); its receivers are taken at the shipped gateway's ports (Loki push {GATEWAY_LOKI_PORT}, remote write {GATEWAY_REMOTE_WRITE_PORT}, OTLP/HTTP {GATEWAY_OTLP_HTTP_PORT}). For other ports name each receiver: --collector-loki-url, --collector-write-url, --collector-otlp-url",
+        shown(.0)
     )]
     PortInHost(Url),
     #[error(
-        "--collector {0}: a path cannot be shared by receivers on different ports; name each receiver with --collector-loki-url, --collector-write-url, --collector-otlp-url"
+        "--collector {}: a path cannot be shared by receivers on different ports; name each receiver with --collector-loki-url, --collector-write-url, --collector-otlp-url",
+        shown(.0)
     )]
     PathInHost(Url),
     #[error(
         "without --collector HOST, every receiver needs its URL: missing {0} (or give --collector http://HOST for the shipped gateway's ports)"
     )]
     Missing(&'static str),
-    #[error("{flag} {url}: only http and https URLs are supported")]
+    #[error("{flag} {}: only http and https URLs are supported", shown(url))]
     Scheme { flag: &'static str, url: Url },
 }
 

@@ -83,7 +83,7 @@ pub(crate) fn assemble(cfg: &RunConfig, fleet: &Fleet, shared: &Shared, m: Measu
             agent: cfg.collector.agent_name(),
             rate_multiplier: cfg.rate_multiplier,
             loadgen_version: env!("CARGO_PKG_VERSION").to_string(),
-            command: cfg.command.clone(),
+            command: wire::redact::command(&cfg.command).into_owned(),
         },
         fleet: reports::results::FleetSummary {
             dynamics: m.dynamics,
@@ -140,16 +140,20 @@ pub fn write_outputs(
     baseline: Option<&Results>,
 ) -> Result<(), RunError> {
     let json = dir.join("results.json");
-    std::fs::write(&json, results.to_json()).map_err(io_err(&json))?;
+    let text = results.to_json();
+    std::fs::write(&json, wire::redact::text(&text).as_bytes()).map_err(io_err(&json))?;
     write_report(results, dir, baseline)
 }
 
-/// Writes `report.html` into `dir`.
+/// Writes `report.html` into `dir`. Like `results.json`, it never quotes a URL's credentials:
+/// whatever the results hold (an older results.json, a library caller's strings), every URL in
+/// the page goes through [`wire::redact::text`].
 pub fn write_report(
     results: &Results,
     dir: &Path,
     baseline: Option<&Results>,
 ) -> Result<(), RunError> {
     let html = dir.join("report.html");
-    std::fs::write(&html, reports::render(results, baseline)).map_err(io_err(&html))
+    let page = reports::render(results, baseline);
+    std::fs::write(&html, wire::redact::text(&page).as_bytes()).map_err(io_err(&html))
 }

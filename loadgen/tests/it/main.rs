@@ -1,6 +1,7 @@
 //! loadgen's integration tests, one binary so the workspace links one test executable per crate:
 //! the CLI, delivery paths, runs against the embedded stack and a spawned collector, shards and
-//! merging, read-back verification, Grafana viewers reading during a run, and the k8s manifest.
+//! merging, read-back verification, Grafana viewers reading during a run, the k8s manifest, and
+//! credentials never shown in any output.
 
 mod capacity;
 mod cli;
@@ -10,6 +11,7 @@ mod merge;
 mod node;
 mod otlp_delivery;
 mod peers;
+mod redaction;
 mod run_collector_cmd;
 mod run_dynamics;
 mod run_shards;

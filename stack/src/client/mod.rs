@@ -123,16 +123,17 @@ pub fn http_client_trusting(ca_file: &std::path::Path) -> reqwest::Client {
     client
 }
 
-/// A URL as it may appear in messages: no user name or password.
+/// A URL as it may appear in messages: password and secret query parameters masked
+/// ([`wire::redact`]).
 fn redact(url: &Url) -> String {
-    let mut u = url.clone();
-    let _ = u.set_username("");
-    let _ = u.set_password(None);
-    u.to_string()
+    wire::redact::url(url.as_str()).into_owned()
 }
 
+/// A body as errors quote it: cut, and with the URLs it may quote (a proxy's error page)
+/// redacted.
 fn truncate(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
+    let text = wire::redact::text(&text);
     if text.len() <= BODY_IN_ERRORS {
         return text.into_owned();
     }
