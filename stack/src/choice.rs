@@ -20,6 +20,8 @@ use crate::endpoints::Endpoints;
 use crate::external::{ExternalArgs, ExternalError};
 
 /// Which stack to run against, before it is started.
+// Made once per run: the size of the embedded config's variant costs nothing worth a Box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum StackChoice {
     /// In-process servers, started by us.
