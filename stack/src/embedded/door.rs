@@ -44,9 +44,10 @@ impl access::Observer for Counts {
 /// Why the door could not be built (a file named in the flags).
 #[derive(Debug, thiserror::Error)]
 pub enum DoorError {
-    #[error("TLS: {0}")]
+    /// The message names the file (or the key) and what is wrong with it.
+    #[error(transparent)]
     Tls(#[from] access::TlsError),
-    #[error("auth: {0}")]
+    #[error(transparent)]
     Auth(#[from] access::AuthError),
 }
 
