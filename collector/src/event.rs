@@ -3,7 +3,8 @@
 //! - logs: [`LogRecord`]s, each with its stream labels ([`SharedLabels`]: one `Arc`-shared set
 //!   per stream, not a copy per entry), time, line, structured metadata and the fields parsing
 //!   stages extracted (kept out of what is sent unless a stage promotes them);
-//! - metrics: [`MetricSample`]s, labels including `__name__`, value, time in milliseconds;
+//! - metrics: [`MetricSample`]s, labels including `__name__` (a [`SharedLabels`] per series,
+//!   shared by the series' samples), value, time in milliseconds;
 //! - traces: OTLP `ResourceSpans`, as received.
 
 use std::collections::BTreeMap;
@@ -26,6 +27,8 @@ struct SharedInner {
     /// The set's heap bytes, computed on first ask (what [`LogRecord::size_bytes`] reads for
     /// every entry) and forgotten on a write.
     heap: std::sync::OnceLock<usize>,
+    /// The set's [`SharedLabels::content_hash`], computed on first ask, forgotten on a write.
+    hash: std::sync::OnceLock<u64>,
 }
 
 impl SharedLabels {
@@ -33,6 +36,7 @@ impl SharedLabels {
         SharedLabels(Arc::new(SharedInner {
             labels,
             heap: Default::default(),
+            hash: Default::default(),
         }))
     }
 
@@ -55,6 +59,19 @@ impl SharedLabels {
     fn heap(&self) -> usize {
         *self.0.heap.get_or_init(|| labels_heap(&self.0.labels))
     }
+
+    /// A hash of the set's names and values (equal sets, shared or not, hash alike), computed
+    /// once per set with FxHash: what the writers shard and group series by, once per sample,
+    /// so it must not cost a pass over the strings each time. Not for keys a client picks to
+    /// collide (it is no defence against hash flooding); stable within a process only.
+    pub fn content_hash(&self) -> u64 {
+        *self.0.hash.get_or_init(|| {
+            use std::hash::{Hash, Hasher};
+            let mut h = rustc_hash::FxHasher::default();
+            self.0.labels.hash(&mut h);
+            h.finish()
+        })
+    }
 }
 
 impl std::ops::Deref for SharedLabels {
@@ -69,6 +86,7 @@ impl std::ops::DerefMut for SharedLabels {
     fn deref_mut(&mut self) -> &mut Labels {
         let inner = Arc::make_mut(&mut self.0);
         inner.heap = Default::default();
+        inner.hash = Default::default();
         &mut inner.labels
     }
 }
@@ -88,8 +106,9 @@ impl PartialEq for SharedLabels {
 impl Eq for SharedLabels {}
 
 impl std::hash::Hash for SharedLabels {
+    /// Feeds the cached [`content_hash`](Self::content_hash), not the strings.
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.0.labels.hash(state)
+        state.write_u64(self.content_hash())
     }
 }
 
@@ -228,6 +247,47 @@ impl LabelCache {
             l.insert(name, value);
             l
         });
+    }
+}
+
+/// Applies a label rewrite (relabel rules, fixed labels) to items' label sets once per set: a
+/// set no other item holds is changed in place (no copy); a set shared by several items (the
+/// samples of one series, the entries of one stream) is rewritten once, and those items get
+/// the same new set. Keyed by the input set's address, holding a clone of each input it keys on
+/// so an address is not reused while it is a key. Meant to live for one batch.
+#[derive(Default)]
+pub struct PerSet {
+    done: FnvMap<usize, (SharedLabels, Option<SharedLabels>)>,
+}
+
+impl PerSet {
+    /// Rewrites `labels` with `rewrite`, which says whether the item is kept; a dropped item's
+    /// labels are left as they were or partly rewritten (the caller drops it).
+    pub fn apply(
+        &mut self,
+        labels: &mut SharedLabels,
+        rewrite: impl FnOnce(&mut Labels) -> bool,
+    ) -> bool {
+        if labels.share_count() == 1 {
+            return rewrite(labels);
+        }
+        let output = match self.done.get(&labels.id()) {
+            Some((_, output)) => output.clone(),
+            None => {
+                let mut new = Labels::clone(labels);
+                let output = rewrite(&mut new).then(|| SharedLabels::new(new));
+                self.done
+                    .insert(labels.id(), (labels.clone(), output.clone()));
+                output
+            }
+        };
+        match output {
+            Some(o) => {
+                *labels = o;
+                true
+            }
+            None => false,
+        }
     }
 }
 
@@ -375,8 +435,9 @@ impl From<BTreeMap<String, String>> for Fields {
 /// One sample of one series.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MetricSample {
-    /// Series labels, `__name__` included.
-    pub labels: Labels,
+    /// Series labels, `__name__` included, shared by the samples of the series that came in
+    /// together (a copy on write: see [`SharedLabels`]).
+    pub labels: SharedLabels,
     pub value: f64,
     /// Milliseconds since the epoch.
     pub timestamp_ms: i64,
@@ -448,9 +509,9 @@ impl LogRecord {
 }
 
 impl MetricSample {
-    /// Inline size plus the heap the sample owns (its labels).
+    /// Inline size plus its share of its series' labels ([`shared_labels_heap`]).
     pub fn size_bytes(&self) -> usize {
-        std::mem::size_of::<Self>() + labels_heap(&self.labels)
+        std::mem::size_of::<Self>() + shared_labels_heap(&self.labels)
     }
 }
 
@@ -578,6 +639,42 @@ mod tests {
     }
 
     #[test]
+    fn per_set_rewrites_a_shared_set_once_and_a_lone_one_in_place() {
+        let series = SharedLabels::from_iter([("__name__", "up"), ("job", "a")]);
+        let lone = SharedLabels::from_iter([("__name__", "up"), ("job", "b")]);
+        let lone_id = lone.id();
+        let mut items = vec![series.clone(), series, lone];
+        let mut per = PerSet::default();
+        let calls = std::cell::Cell::new(0);
+        let kept: Vec<bool> = items
+            .iter_mut()
+            .map(|l| {
+                per.apply(l, |l| {
+                    calls.set(calls.get() + 1);
+                    l.insert("cluster", "c");
+                    l.get("job") != Some("b") || l.len() < 10
+                })
+            })
+            .collect();
+        assert_eq!(kept, [true, true, true]);
+        assert_eq!(
+            calls.get(),
+            2,
+            "once for the shared set, once for the lone one"
+        );
+        assert!(SharedLabels::ptr_eq(&items[0], &items[1]));
+        assert_eq!(items[0].get("cluster"), Some("c"));
+        assert_eq!(items[2].id(), lone_id, "changed in place");
+        assert_eq!(items[2].get("cluster"), Some("c"));
+        // A drop decision is remembered for the set too.
+        let dropped = SharedLabels::from_iter([("job", "x")]);
+        let mut items = vec![dropped.clone(), dropped];
+        let mut per = PerSet::default();
+        assert!(!per.apply(&mut items[0], |_| false));
+        assert!(!per.apply(&mut items[1], |_| unreachable!("decided once")));
+    }
+
+    #[test]
     fn sizes_grow_with_what_items_own() {
         let small = LogRecord {
             line: "x".into(),
@@ -595,7 +692,7 @@ mod tests {
         let batch: LogBatch = vec![small, big];
         assert!(batch.size_bytes() >= alone);
         let s = MetricSample {
-            labels: Labels::from_iter([("__name__", "up"), ("job", "node")]),
+            labels: SharedLabels::from_iter([("__name__", "up"), ("job", "node")]),
             value: 1.0,
             timestamp_ms: 0,
         };

@@ -505,7 +505,15 @@ pub fn protobuf_estimate(buf: &[u8], schema: &'static Schema) -> Result<usize, S
 /// three times what each occurrence's own `Vec` is charged bounds it, at any depth.
 const MERGED_FACTOR: usize = 3;
 
+#[inline]
 fn varint(buf: &[u8], pos: &mut usize, base: usize) -> Result<u64, ScanError> {
+    // Most varints on the wire (keys, lengths of labels) are one byte.
+    if let Some(&b) = buf.get(*pos)
+        && b < 0x80
+    {
+        *pos += 1;
+        return Ok(u64::from(b));
+    }
     let mut v: u64 = 0;
     for i in 0..10 {
         let b = *buf.get(*pos).ok_or(ScanError::Malformed(base + *pos))?;

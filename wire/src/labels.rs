@@ -14,6 +14,10 @@ pub struct Labels(Vec<(String, String)>);
 impl Labels {
     /// From pairs in any order; a later duplicate name wins.
     pub fn new(mut pairs: Vec<(String, String)>) -> Self {
+        // What senders send (remote write requires it): already sorted, names unique.
+        if pairs.is_sorted_by(|a, b| a.0 < b.0) {
+            return Labels(pairs);
+        }
         pairs.reverse();
         pairs.sort_by(|a, b| a.0.cmp(&b.0)); // stable: the (reversed) later one comes first
         pairs.dedup_by(|b, a| a.0 == b.0);
@@ -48,7 +52,7 @@ impl Labels {
         self.0.retain(|(k, v)| f(k, v));
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + Clone {
         self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 

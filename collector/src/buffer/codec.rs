@@ -133,9 +133,11 @@ impl<'a> Reader<'a> {
         Ok(pairs)
     }
 
-    fn labels(&mut self, prev: Option<&Labels>) -> Result<Labels, CodecError> {
+    /// A label set: new, or the previous item's (a run of equal labels shares one set, as the
+    /// sources made it).
+    fn labels(&mut self, prev: Option<&SharedLabels>) -> Result<SharedLabels, CodecError> {
         match self.u8()? {
-            NEW_LABELS => Ok(Labels::new(self.pairs()?)),
+            NEW_LABELS => Ok(SharedLabels::new(Labels::new(self.pairs()?))),
             SAME_LABELS => prev.cloned().ok_or(CodecError::BadMarker(SAME_LABELS)),
             other => Err(CodecError::BadMarker(other)),
         }
@@ -176,15 +178,7 @@ impl Durable for LogBatch {
         let n = r.count(1 + 8 + 4 + 4)?;
         let mut batch: LogBatch = Vec::with_capacity(n);
         for _ in 0..n {
-            // A run of equal labels shares one set, as the sources made it.
-            let labels: SharedLabels = match r.u8()? {
-                NEW_LABELS => SharedLabels::new(Labels::new(r.pairs()?)),
-                SAME_LABELS => batch
-                    .last()
-                    .map(|p: &LogRecord| p.labels.clone())
-                    .ok_or(CodecError::BadMarker(SAME_LABELS))?,
-                other => return Err(CodecError::BadMarker(other)),
-            };
+            let labels = r.labels(batch.last().map(|p: &LogRecord| &p.labels))?;
             let timestamp_ns = r.u64()? as i64;
             let line = r.string()?;
             let structured_metadata = r.pairs()?;
@@ -283,7 +277,7 @@ mod tests {
     fn sample() -> impl Strategy<Value = MetricSample> {
         (labels(), any::<f64>(), any::<i64>()).prop_map(|(labels, value, timestamp_ms)| {
             MetricSample {
-                labels,
+                labels: labels.into(),
                 value,
                 timestamp_ms,
             }

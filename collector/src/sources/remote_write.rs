@@ -42,7 +42,7 @@ use serde::Deserialize;
 use super::http_common::{self, Refusal};
 use super::{BuildError, Source, SourceContext, SourceError};
 use crate::BoxFuture;
-use crate::event::{Labels, MetricBatch, MetricSample, Signal};
+use crate::event::{Labels, MetricBatch, MetricSample, SharedLabels, Signal};
 use crate::selfmon::ComponentMetrics;
 
 /// The settings of a `remote_write` source.
@@ -216,8 +216,9 @@ pub fn decode(raw: &[u8], limit: usize) -> Result<wire::remote_write::WriteReque
     wire::remote_write::decode(raw, limit).map_err(Refusal::from)
 }
 
-/// One [`MetricSample`] per sample; the first series breaking the label rules refuses the whole
-/// request (with the number of samples refused).
+/// One [`MetricSample`] per sample, the samples of a series sharing its label set; the first
+/// series breaking the label rules refuses the whole request (with the number of samples
+/// refused).
 pub fn convert(req: wire::remote_write::WriteRequest) -> Result<MetricBatch, (Refusal, u64)> {
     let total: u64 = req.timeseries.iter().map(|t| t.samples.len() as u64).sum();
     let mut batch = Vec::with_capacity(total as usize);
@@ -225,7 +226,9 @@ pub fn convert(req: wire::remote_write::WriteRequest) -> Result<MetricBatch, (Re
         if let Err(problem) = wire::remote_write::check_series(&ts.labels) {
             return Err((Refusal::Invalid(problem.to_string()), total.max(1)));
         }
-        let labels = Labels::new(ts.labels.into_iter().map(|l| (l.name, l.value)).collect());
+        let labels = SharedLabels::new(Labels::new(
+            ts.labels.into_iter().map(|l| (l.name, l.value)).collect(),
+        ));
         for s in ts.samples {
             batch.push(MetricSample {
                 labels: labels.clone(),

@@ -238,7 +238,7 @@ async fn scrape_gets_every_sample_with_target_labels() {
     for (l, v, t) in &expected {
         let got = batch
             .iter()
-            .find(|s| &s.labels == l)
+            .find(|s| &*s.labels == l)
             .unwrap_or_else(|| panic!("no sample {l:?} in {batch:?}"));
         assert_eq!((got.value, got.timestamp_ms), (*v, *t), "{l:?}");
     }
@@ -301,7 +301,7 @@ async fn scrape_honor_labels_both_ways() {
                 ("x", "1"),
             ])
         };
-        assert_eq!(m.labels, expected, "honor_labels = {honor}");
+        assert_eq!(*m.labels, expected, "honor_labels = {honor}");
         src.stop().await;
     }
 }

@@ -256,7 +256,8 @@ async fn remote_write_writer_to_embedded_mimir() {
                     ("__name__", "writer_test_value"),
                     ("job", job.as_str()),
                     ("series", &series.to_string()),
-                ]),
+                ])
+                .into(),
                 value: f64::from(series * 10 + i),
                 timestamp_ms: t0 + i64::from(i) * 1000,
             });
@@ -583,7 +584,7 @@ async fn writer_remote_write_partial_refusal_uses_samples_written() {
     let batch = |from: i64| -> MetricBatch {
         (0..10)
             .map(|i| MetricSample {
-                labels: Labels::from_iter([("__name__", "x"), ("i", &i.to_string())]),
+                labels: Labels::from_iter([("__name__", "x"), ("i", &i.to_string())]).into(),
                 value: 1.0,
                 timestamp_ms: from + i,
             })
@@ -691,7 +692,7 @@ async fn writer_remote_write_sends_the_spec_headers_and_drops_400() {
         Duration::from_secs(5),
     );
     let sample = |v: f64| MetricSample {
-        labels: Labels::from_iter([("__name__", "m"), ("a", "b")]),
+        labels: Labels::from_iter([("__name__", "m"), ("a", "b")]).into(),
         value: v,
         timestamp_ms: 1_000 + v as i64,
     };

@@ -15,7 +15,7 @@
 
 use serde::Deserialize;
 
-use crate::event::MetricBatch;
+use crate::event::{MetricBatch, PerSet};
 use crate::process::{Drops, Stage};
 use crate::relabel::{RelabelConfig, Relabeler};
 use crate::sources::BuildError;
@@ -47,8 +47,11 @@ impl Relabel {
 impl Stage<MetricBatch> for Relabel {
     fn process(&self, batch: &mut MetricBatch, drops: &mut Drops) {
         let before = batch.len();
+        let mut per_set = PerSet::default();
         batch.retain_mut(|s| {
-            self.relabeler.apply(&mut s.labels) && s.labels.get("__name__").is_some()
+            per_set.apply(&mut s.labels, |l| {
+                self.relabeler.apply(l) && l.get("__name__").is_some()
+            })
         });
         drops.add(DROP_REASON, (before - batch.len()) as u64);
     }
@@ -57,15 +60,12 @@ impl Stage<MetricBatch> for Relabel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Labels, MetricSample};
+    use crate::event::{MetricSample, SharedLabels};
     use crate::process::{AnyStage, build};
 
     fn sample(name: &str, job: &str) -> MetricSample {
         MetricSample {
-            labels: Labels::new(vec![
-                ("__name__".into(), name.into()),
-                ("job".into(), job.into()),
-            ]),
+            labels: SharedLabels::from_iter([("__name__", name), ("job", job)]),
             value: 1.0,
             timestamp_ms: 1,
         }

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::event::MetricBatch;
+use crate::event::{Labels, MetricBatch, PerSet};
 use crate::process::logs::check_label_name;
 use crate::process::logs::static_labels::fixed_labels;
 use crate::process::{Drops, Stage};
@@ -46,12 +46,20 @@ impl StaticLabels {
 
 impl Stage<MetricBatch> for StaticLabels {
     fn process(&self, batch: &mut MetricBatch, _drops: &mut Drops) {
+        let mut per_set = PerSet::default();
         for sample in batch.iter_mut() {
-            for (name, value) in &self.values {
-                if self.override_existing || sample.labels.get(name).is_none() {
-                    sample.labels.insert(name.as_str(), value.as_str());
-                }
+            let missing = |l: &Labels| self.values.iter().any(|(n, _)| l.get(n).is_none());
+            if !self.override_existing && !missing(&sample.labels) {
+                continue;
             }
+            per_set.apply(&mut sample.labels, |labels| {
+                for (name, value) in &self.values {
+                    if self.override_existing || labels.get(name).is_none() {
+                        labels.insert(name.as_str(), value.as_str());
+                    }
+                }
+                true
+            });
         }
     }
 }
@@ -59,12 +67,12 @@ impl Stage<MetricBatch> for StaticLabels {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Labels, MetricSample};
+    use crate::event::{MetricSample, SharedLabels};
     use crate::process::test_util::invalid_key;
 
     fn sample(labels: &[(&str, &str)]) -> MetricSample {
         MetricSample {
-            labels: labels.iter().copied().collect::<Labels>(),
+            labels: labels.iter().copied().collect::<SharedLabels>(),
             value: 1.0,
             timestamp_ms: 0,
         }

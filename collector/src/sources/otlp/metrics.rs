@@ -225,7 +225,7 @@ fn target_info(
     for ts in times {
         if seen.insert((labels.clone(), ts)) {
             batch.push(MetricSample {
-                labels: labels.clone(),
+                labels: labels.clone().into(),
                 value: 1.0,
                 timestamp_ms: ts,
             });
@@ -480,7 +480,7 @@ impl<'a> Point<'a> {
         }
         labels.insert("__name__", name);
         self.batch.push(MetricSample {
-            labels,
+            labels: labels.into(),
             value: if self.stale {
                 wire::remote_write::stale_nan()
             } else {
@@ -782,7 +782,7 @@ mod receiver_tests {
             ("instance", "till-07"),
             ("job", "retail/pos-checkout"),
         ]);
-        assert_eq!(info[0].labels, want);
+        assert_eq!(*info[0].labels, want);
         assert_eq!(
             (info[0].value, info[0].timestamp_ms),
             (1.0, 1_700_000_000_000)

@@ -284,7 +284,7 @@ impl Scraper {
         let report = [up, duration, scraped as f64, post as f64, added as f64];
         for (name, value) in REPORT_SERIES.iter().zip(report) {
             batch.push(MetricSample {
-                labels: self.report_labels(name),
+                labels: self.report_labels(name).into(),
                 value,
                 timestamp_ms: ts,
             });
@@ -324,7 +324,7 @@ impl Scraper {
                 .iter()
                 .filter(|(l, tracked)| **tracked && !current.contains_key(*l))
                 .map(|(l, _)| MetricSample {
-                    labels: l.clone(),
+                    labels: l.clone().into(),
                     value: stale_nan(),
                     timestamp_ms: ts,
                 }),
@@ -337,7 +337,7 @@ impl Scraper {
         self.push_stale(&mut batch, &HashMap::new(), ts);
         self.previous.clear();
         batch.extend(REPORT_SERIES.iter().map(|name| MetricSample {
-            labels: self.report_labels(name),
+            labels: self.report_labels(name).into(),
             value: stale_nan(),
             timestamp_ms: ts,
         }));
@@ -412,7 +412,7 @@ impl Scraper {
             };
             current.insert(labels.clone(), tracked);
             samples.push(MetricSample {
-                labels,
+                labels: labels.into(),
                 value: flat.value,
                 timestamp_ms,
             });
