@@ -10,6 +10,8 @@
 //! `application/json`, otherwise protobuf+snappy; gzip/deflate/snappy/identity content encodings,
 //! anything else refused.
 
+pub mod errors;
+
 use std::collections::BTreeMap;
 
 use serde::de::{self, SeqAccess, Visitor};

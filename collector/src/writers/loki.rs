@@ -6,13 +6,21 @@
 //! each stream, structured metadata kept. `batch_size` is in bytes (lines plus structured
 //! metadata, default 1 MiB); the shared keys are described in [`super`].
 //!
-//! Partial refusals: Loki stores what it can of a push and answers 400 for the rest; its
-//! ingesters say how many entries of a stream they refused (`pkg/ingester/stream.go`:
-//! "... total ignored: N out of M for stream: {...}", older versions "total ignored: N out of
-//! M"). The N of every such line in the answer are counted as refused (`http_400`), the other
-//! entries as sent. A 400 without that line (the distributor's validation errors: line too
-//! long, too old, ... which give no count) is counted as refused whole: the writer cannot know
-//! what was stored, and does not claim it was.
+//! Partial refusals: Loki stores what it can of a push and answers 400 for the rest.
+//! - Its ingesters say how many entries of a stream they refused (`pkg/ingester/stream.go`:
+//!   "... total ignored: N out of M for stream: {...}", older versions "total ignored: N out
+//!   of M"): the N of every such line are counted as refused (`http_400`), the other entries
+//!   as sent.
+//! - Its distributor (2.9 and later) lists its validation errors grouped by message,
+//!   `N errors like: <message>` ([`wire::loki::errors`]). When every one is an entry-level
+//!   error (line too long, timestamp too old or too new, structured metadata refused), their
+//!   count is refused and the rest sent.
+//! - Any other 400 (a stream-level error such as a label too long, which refuses a stream of
+//!   unstated size; an unknown body) is counted as refused whole: the writer cannot know what
+//!   was stored, and does not claim it was.
+//!
+//! Loki before 2.9 answered only the last validation error, without a count: there one error
+//! is read as one entry, which undercounts when several entries were invalid.
 
 use bytes::Bytes;
 use serde::Deserialize;
@@ -45,12 +53,17 @@ pub struct LokiSink {
 pub fn build(table: toml::Table) -> Result<Engine<LokiSink>, BuildError> {
     let (common, own): (_, LokiConfig) = parse_config(table)?;
     let http = HttpClient::new(&common.client, &common.client.url, &[PROTOBUF])?
-        .with_partial(|_, body| ignored(body).map(Split::Refused));
+        .with_partial(|_, body| refused(body).map(Split::Refused));
     Ok(Engine::new(LokiSink { http }, own.batch_size, &common))
 }
 
-/// The entries a Loki 400 says it refused: the sum of every "total ignored: N out of M";
-/// `None` when it does not say.
+/// The entries a Loki 400 says it refused (see the module's docs); `None` when it does not say.
+pub fn refused(body: &[u8]) -> Option<u64> {
+    ignored(body).or_else(|| wire::loki::errors::refused_entries(body))
+}
+
+/// The entries a Loki ingester's 400 says it refused: the sum of every "total ignored: N out
+/// of M"; `None` when it does not say.
 pub fn ignored(body: &[u8]) -> Option<u64> {
     const MARK: &str = "total ignored: ";
     let text = String::from_utf8_lossy(body);
@@ -378,6 +391,17 @@ mod tests {
         assert_eq!(ignored(two.as_bytes()), Some(5));
         assert_eq!(ignored(b"line too long"), None);
         assert_eq!(ignored(b"total ignored: many"), None);
+        let long = "max entry size '5' bytes exceeded for stream '{a=\"b\"}' while adding an entry with length '7' bytes";
+        assert_eq!(refused(long.as_bytes()), Some(1));
+        assert_eq!(
+            refused(format!("3 errors like: {long}").as_bytes()),
+            Some(3)
+        );
+        assert_eq!(refused(new.as_bytes()), Some(1));
+        assert_eq!(
+            refused(b"stream '{a=\"b\"}' has label value too long: 'xxxxxx'"),
+            None
+        );
     }
 
     #[test]

@@ -570,6 +570,52 @@ async fn writer_loki_partial_refusal_is_counted_per_entry() {
     assert_eq!(discarded(&m), 1);
 }
 
+/// The same against the embedded Loki's distributor, which words its validation errors as
+/// Loki's does (grouped, with counts): 3 lines of 101 over `max_line_size` are refused and
+/// counted as such, the other 98 stored and counted as sent.
+#[tokio::test]
+async fn writer_loki_validation_refusal_is_counted_per_entry() {
+    let stack = stack::EmbeddedStack::start(stack::EmbeddedConfig {
+        max_line_size: 64,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let push = stack.endpoints().loki.join("loki/api/v1/push").unwrap();
+    let w = Running::start(
+        logs_writer(&format!("url = \"{push}\"\nbatch_wait = \"50ms\"")),
+        Duration::from_secs(5),
+    );
+    let job = unique("partial_");
+    let t0 = now_ns();
+    let mut batch = records(&job, 101, t0);
+    for i in [7, 50, 99] {
+        batch[i].line = "x".repeat(100);
+    }
+    w.send(batch).await;
+    let m = w.m.clone();
+    wait_until("the push accounted", || {
+        m.sent(Signal::Logs).get() + m.discarded(Signal::Logs, "http_400").get() == 101
+    })
+    .await;
+    let m = w.shutdown().await;
+    assert_eq!(m.sent(Signal::Logs).get(), 98);
+    assert_eq!(m.discarded(Signal::Logs, "http_400").get(), 3);
+    let res = stack::client::LokiClient::new(stack.endpoints())
+        .query_range(
+            &format!("{{job=\"{job}\"}}"),
+            &stack::client::loki::RangeOptions {
+                start_ns: t0 - 1_000_000_000,
+                end_ns: now_ns() + 1_000_000_000,
+                limit: Some(1000),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.lines().len(), 98);
+}
+
 /// A remote-write 400 that says how many samples were written is split the same way; one
 /// that does not is counted as refused whole (the writer cannot know what was stored).
 #[tokio::test]

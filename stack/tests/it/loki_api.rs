@@ -731,7 +731,7 @@ async fn loki_validation_errors_as_loki_words_them() {
     assert_eq!(status, 400);
     assert_eq!(
         body,
-        "Max entry size '16' bytes exceeded for stream '{job=\"long\"}' while adding an entry with length '25' bytes\n"
+        "max entry size '16' bytes exceeded for stream '{job=\"long\"}' while adding an entry with length '25' bytes\n"
     );
     // The valid entry of that push was kept, as Loki's distributor keeps it.
     let data = loki

@@ -227,13 +227,9 @@ impl Loki {
         if let Some(message) = self.store(tenant, prepared) {
             return Err(LokiError::StreamLimit(message));
         }
-        match errors.len() {
-            0 => Ok(()),
-            1 => Err(LokiError::Validation(errors.remove(0))),
-            n => Err(LokiError::Validation(format!(
-                "{n} errors: {}",
-                errors.join("; ")
-            ))),
+        match errors.is_empty() {
+            true => Ok(()),
+            false => Err(LokiError::Validation(wire::loki::errors::grouped(&errors))),
         }
     }
 
@@ -335,7 +331,7 @@ impl Loki {
             if max > 0 && e.line.len() > max {
                 self.discard(reason::LINE_TOO_LONG, tenant, 1, entry_bytes(&e));
                 errors.push(format!(
-                    "Max entry size '{max}' bytes exceeded for stream '{key}' while adding an entry with length '{}' bytes",
+                    "max entry size '{max}' bytes exceeded for stream '{key}' while adding an entry with length '{}' bytes",
                     e.line.len()
                 ));
                 continue;
@@ -734,7 +730,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "Max entry size '5' bytes exceeded for stream '{a=\"b\"}' while adding an entry with length '7' bytes"
+            "max entry size '5' bytes exceeded for stream '{a=\"b\"}' while adding an entry with length '7' bytes"
         );
         // Loki's ingestion window: a week back, ten minutes ahead.
         let week = 168 * 3_600_000_000_000i64;
