@@ -600,18 +600,25 @@ fn merged_fields(
     depth: usize,
 ) -> Result<u32, ScanError> {
     let (mut seen, mut twice) = (0u32, 0u32);
+    // Only singular message fields merge: a schema without one (remote write's) needs no pass.
+    let singular = |k: &Kind| {
+        matches!(
+            k,
+            Kind::Message {
+                repeated: false,
+                ..
+            }
+        )
+    };
+    if !schema.fields.iter().any(|f| singular(&f.kind)) {
+        return Ok(0);
+    }
     let mut pos = 0;
     while pos < buf.len() {
         let f = next_field(buf, &mut pos, base, depth)?;
         if let Some(i) = field_index(schema, f.tag)
             && f.wire_type == 2
-            && matches!(
-                schema.fields[i].kind,
-                Kind::Message {
-                    repeated: false,
-                    ..
-                }
-            )
+            && singular(&schema.fields[i].kind)
         {
             twice |= seen & (1 << i);
             seen |= 1 << i;
