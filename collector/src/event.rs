@@ -643,7 +643,7 @@ mod tests {
         let series = SharedLabels::from_iter([("__name__", "up"), ("job", "a")]);
         let lone = SharedLabels::from_iter([("__name__", "up"), ("job", "b")]);
         let lone_id = lone.id();
-        let mut items = vec![series.clone(), series, lone];
+        let mut items = [series.clone(), series, lone];
         let mut per = PerSet::default();
         let calls = std::cell::Cell::new(0);
         let kept: Vec<bool> = items
@@ -668,7 +668,7 @@ mod tests {
         assert_eq!(items[2].get("cluster"), Some("c"));
         // A drop decision is remembered for the set too.
         let dropped = SharedLabels::from_iter([("job", "x")]);
-        let mut items = vec![dropped.clone(), dropped];
+        let mut items = [dropped.clone(), dropped];
         let mut per = PerSet::default();
         assert!(!per.apply(&mut items[0], |_| false));
         assert!(!per.apply(&mut items[1], |_| unreachable!("decided once")));

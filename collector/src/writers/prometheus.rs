@@ -112,6 +112,9 @@ pub fn encode_samples(samples: &[MetricSample]) -> Vec<u8> {
         last: usize,
     }
     const END: usize = usize::MAX;
+    // SharedLabels' interior mutability is the memo of its hash and size: its hash and
+    // equality do not change while it is a key.
+    #[allow(clippy::mutable_key_type)]
     let mut index: HashMap<&SharedLabels, usize, BuildHasherDefault<rustc_hash::FxHasher>> =
         HashMap::default();
     let mut series: Vec<Chain> = Vec::new();

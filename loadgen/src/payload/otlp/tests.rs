@@ -59,7 +59,7 @@ fn through_otlp(
         .batch
         .into_iter()
         .map(|s| {
-            let mut labels = s.labels.into_vec();
+            let mut labels = s.labels.as_slice().to_vec();
             labels.sort();
             (labels, s.value.to_bits(), s.timestamp_ms)
         })
