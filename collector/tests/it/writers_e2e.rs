@@ -171,16 +171,33 @@ fn resource_spans(service: &str, trace_id: [u8; 16], names: &[&str]) -> Resource
 
 // ---------------------------------------------------------------- against the embedded stack
 
-#[tokio::test]
-async fn loki_writer_to_embedded_loki() {
-    let stack = stack::EmbeddedStack::start(stack::EmbeddedConfig::default())
-        .await
-        .unwrap();
+/// An embedded stack, and a `loki` writer pushing to it.
+async fn embedded_loki_writer(
+    config: stack::EmbeddedConfig,
+) -> (stack::EmbeddedStack, Running<LogBatch>) {
+    let stack = stack::EmbeddedStack::start(config).await.unwrap();
     let push = stack.endpoints().loki.join("loki/api/v1/push").unwrap();
     let w = Running::start(
         logs_writer(&format!("url = \"{push}\"\nbatch_wait = \"50ms\"")),
         Duration::from_secs(5),
     );
+    (stack, w)
+}
+
+/// A Loki range from a second before `t0` to a second from now, oldest first.
+fn range_since(t0: i64, limit: u32) -> stack::client::loki::RangeOptions {
+    stack::client::loki::RangeOptions {
+        start_ns: t0 - 1_000_000_000,
+        end_ns: now_ns() + 1_000_000_000,
+        limit: Some(limit),
+        direction: Some(stack::client::loki::Direction::Forward),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn loki_writer_to_embedded_loki() {
+    let (stack, w) = embedded_loki_writer(stack::EmbeddedConfig::default()).await;
     let job = unique("writer_loki_");
     let t0 = now_ns();
     // Out of order across batches and within: the writer sorts each stream's entries.
@@ -201,13 +218,7 @@ async fn loki_writer_to_embedded_loki() {
     );
 
     let loki = stack::client::LokiClient::new(stack.endpoints());
-    let opts = stack::client::loki::RangeOptions {
-        start_ns: t0 - 1_000_000_000,
-        end_ns: now_ns() + 1_000_000_000,
-        limit: Some(100),
-        direction: Some(stack::client::loki::Direction::Forward),
-        ..Default::default()
-    };
+    let opts = range_since(t0, 100);
     let res = loki
         .query_range(&format!("{{job=\"{job}\"}}"), &opts)
         .await
@@ -575,17 +586,11 @@ async fn writer_loki_partial_refusal_is_counted_per_entry() {
 /// counted as such, the other 98 stored and counted as sent.
 #[tokio::test]
 async fn writer_loki_validation_refusal_is_counted_per_entry() {
-    let stack = stack::EmbeddedStack::start(stack::EmbeddedConfig {
+    let (stack, w) = embedded_loki_writer(stack::EmbeddedConfig {
         max_line_size: 64,
         ..Default::default()
     })
-    .await
-    .unwrap();
-    let push = stack.endpoints().loki.join("loki/api/v1/push").unwrap();
-    let w = Running::start(
-        logs_writer(&format!("url = \"{push}\"\nbatch_wait = \"50ms\"")),
-        Duration::from_secs(5),
-    );
+    .await;
     let job = unique("partial_");
     let t0 = now_ns();
     let mut batch = records(&job, 101, t0);
@@ -602,15 +607,7 @@ async fn writer_loki_validation_refusal_is_counted_per_entry() {
     assert_eq!(m.sent(Signal::Logs).get(), 98);
     assert_eq!(m.discarded(Signal::Logs, "http_400").get(), 3);
     let res = stack::client::LokiClient::new(stack.endpoints())
-        .query_range(
-            &format!("{{job=\"{job}\"}}"),
-            &stack::client::loki::RangeOptions {
-                start_ns: t0 - 1_000_000_000,
-                end_ns: now_ns() + 1_000_000_000,
-                limit: Some(1000),
-                ..Default::default()
-            },
-        )
+        .query_range(&format!("{{job=\"{job}\"}}"), &range_since(t0, 1000))
         .await
         .unwrap();
     assert_eq!(res.lines().len(), 98);
